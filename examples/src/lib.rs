@@ -1,0 +1,1 @@
+//! examples (work in progress; not yet part of the product).

@@ -1,0 +1,1 @@
+//! pg-pool-bench (work in progress; not yet part of the product).

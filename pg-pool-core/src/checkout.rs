@@ -1,0 +1,291 @@
+//! The acquire path: take an idle connection or queue for one, then validate it.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use event_listener::listener;
+use futures_lite::future;
+
+use crate::conn::Conn;
+use crate::error::{Phase, PoolError};
+use crate::guard::{Held, PoolGuard};
+use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::poolable::Poolable;
+use crate::runtime::{Runtime, timeout};
+use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
+use crate::waiters::{Grant, Waiter};
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`ConnPool::get`](crate::ConnPool::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point loses nothing: a queued caller leaves the queue; a connection
+    /// already handed to it goes to the next waiter or back to idle; a connection being
+    /// validated or in its checkout hook is destroyed (its session state is unknown) and its
+    /// capacity freed; a connection attempt started for it finishes and serves someone else.
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Checkout<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Checkout<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Self { inner }
+    }
+}
+
+impl<F> fmt::Debug for Checkout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Checkout { .. }")
+    }
+}
+
+impl<F: Future> Future for Checkout<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+/// Why a connection taken for a caller was not handed over.
+enum Rejected<E> {
+    /// Destroyed; try another connection.
+    Retry,
+    /// Give up with this error.
+    Fail(PoolError<E>),
+}
+
+/// Leaves the queue or returns an unclaimed grant if the waiting caller is dropped.
+struct QueueSlot<'a, T: Poolable, R: Runtime> {
+    shared: &'a Arc<Shared<T, R>>,
+    waiter: Arc<WaiterOf<T>>,
+    armed: bool,
+}
+
+impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut fx = Effects::default();
+        {
+            let mut st = self.shared.lock();
+            if !st.remove_waiter(self.waiter.id) {
+                // Already granted: pass the grant on.
+                if let Some(Grant::Conn(conn)) = self.waiter.take() {
+                    st.active -= 1;
+                    self.shared.place(&mut st, conn, Instant::now(), &mut fx);
+                }
+            }
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+            fx.drained = st.is_drained();
+        }
+        self.shared.apply(fx);
+    }
+}
+
+impl<T: Poolable, R: Runtime> Shared<T, R> {
+    /// Checks out a connection. `wait == false` is `try_get`: no queueing.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        site: &'static Location<'static>,
+        wait: bool,
+    ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
+        let started = Instant::now();
+        let deadline = started + self.config.checkout_timeout;
+        let mut sleep = pin!(None::<R::Sleep>);
+        let mut requeue_front = false;
+        loop {
+            // Fast path: an idle connection and nobody queued ahead of us.
+            let mut fx = Effects::default();
+            let taken = {
+                let mut st = self.lock();
+                if st.draining {
+                    return Err(PoolError::Closed);
+                }
+                let idle = if st.waiters.is_empty() {
+                    st.pop_idle(self.config.idle_order)
+                } else {
+                    None
+                };
+                match idle {
+                    Some(conn) => {
+                        st.active += 1;
+                        st.counters.checkouts += 1;
+                        st.counters.wait_time.record_zero();
+                        if st.min_idle > 0 {
+                            self.plan_connects(&mut st, started, &mut fx);
+                        }
+                        Ok((conn, st.generation))
+                    }
+                    None if !wait => return Err(PoolError::Exhausted),
+                    None => {
+                        let id = st.next_waiter;
+                        st.next_waiter += 1;
+                        let waiter = Arc::new(Waiter::new(id, Instant::now()));
+                        if requeue_front {
+                            st.waiters.push_front(Arc::clone(&waiter));
+                        } else {
+                            st.waiters.push_back(Arc::clone(&waiter));
+                        }
+                        self.plan_connects(&mut st, started, &mut fx);
+                        Err(waiter)
+                    }
+                }
+            };
+            self.apply(fx);
+            let (conn, generation, now) = match taken {
+                Ok((conn, generation)) => (conn, generation, started),
+                Err(waiter) => {
+                    if sleep.is_none() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        sleep.set(Some(self.runtime.sleep(left)));
+                    }
+                    let sleep = sleep.as_mut().as_pin_mut().expect("set above");
+                    let conn = self.wait(waiter, sleep, started).await?;
+                    let generation = self.lock().generation;
+                    (conn, generation, Instant::now())
+                }
+            };
+            match self.validate(conn, generation, now, deadline, started).await {
+                Ok(conn) => {
+                    let leak_key = self.leaks.as_ref().map(|leaks| leaks.register(now, site));
+                    return Ok(PoolGuard::new(conn, Arc::clone(self), now, leak_key));
+                }
+                Err(Rejected::Retry) => requeue_front = true,
+                Err(Rejected::Fail(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits in the queue until granted or out of time.
+    async fn wait(
+        self: &Arc<Self>,
+        waiter: Arc<WaiterOf<T>>,
+        mut sleep: Pin<&mut R::Sleep>,
+        started: Instant,
+    ) -> Result<Conn<T>, PoolErrorOf<T>> {
+        let mut slot = QueueSlot {
+            shared: self,
+            waiter,
+            armed: true,
+        };
+        let grant = loop {
+            if let Some(grant) = slot.waiter.take() {
+                break grant;
+            }
+            listener!(slot.waiter.event() => woken);
+            if let Some(grant) = slot.waiter.take() {
+                break grant;
+            }
+            let timed_out = future::or(async { woken.await; false }, async {
+                sleep.as_mut().await;
+                true
+            })
+            .await;
+            if timed_out {
+                let phase = {
+                    let mut st = self.lock();
+                    st.remove_waiter(slot.waiter.id).then(|| st.waiting_phase())
+                };
+                match phase {
+                    // Still queued: we time out. The queue entry is gone already.
+                    Some(phase) => {
+                        slot.armed = false;
+                        return Err(self.timeout_error(phase, started));
+                    }
+                    // Granted while the timer fired: take the grant.
+                    None => {
+                        if let Some(grant) = slot.waiter.take() {
+                            break grant;
+                        }
+                    }
+                }
+            }
+        };
+        slot.armed = false;
+        match grant {
+            Grant::Conn(conn) => Ok(conn),
+            Grant::Failed(error) => Err(PoolError::Connect(error)),
+            Grant::Closed => Err(PoolError::Closed),
+        }
+    }
+
+    /// Validates a connection counted as active: expiry, broken check, acquire hook, the
+    /// idle ping, the checkout hook. A rejected connection is destroyed.
+    async fn validate(
+        self: &Arc<Self>,
+        conn: Conn<T>,
+        generation: u64,
+        now: Instant,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<Conn<T>, Rejected<T::Error>> {
+        let mut held = Held::new(self, conn, DestroyReason::HookRejected);
+        let conn = held.get();
+        let early = if conn.generation != generation {
+            Some(DestroyReason::Evicted)
+        } else if conn.expired(now) {
+            Some(DestroyReason::Lifetime)
+        } else if catch_unwind(AssertUnwindSafe(|| conn.raw.has_pending_data())).unwrap_or(true) {
+            Some(DestroyReason::Broken)
+        } else if let Some(hook) = &self.hooks.acquire
+            && LifecycleHooks::run_sync(hook, "acquire", &mut conn.raw).is_err()
+        {
+            Some(DestroyReason::HookRejected)
+        } else {
+            None
+        };
+        if let Some(reason) = early {
+            held.destroy(reason);
+            return Err(Rejected::Retry);
+        }
+        if self.config.test_on_checkout
+            && now.saturating_duration_since(conn.last_used) >= self.config.test_on_checkout_after
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let limit = left.min(self.config.probe_timeout);
+            match timeout(&self.runtime, limit, conn.raw.ping()).await {
+                Some(Ok(())) => conn.last_used = Instant::now(),
+                Some(Err(error)) => {
+                    tracing::debug!(pool = %self.config.name, %error, "idle connection failed its ping");
+                    held.destroy(DestroyReason::PingFailed);
+                    return Err(Rejected::Retry);
+                }
+                None => {
+                    held.destroy(DestroyReason::PingFailed);
+                    if limit == left {
+                        return Err(Rejected::Fail(self.timeout_error(Phase::Probe, started)));
+                    }
+                    return Err(Rejected::Retry);
+                }
+            }
+        }
+        if let Some(hook) = &self.hooks.checkout {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let run = LifecycleHooks::run_async(hook, "checkout", &mut conn.raw);
+            match timeout(&self.runtime, left, run).await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(pool = %self.config.name, %error, "checkout hook rejected a connection");
+                    return Err(Rejected::Retry);
+                }
+                None => {
+                    drop(held);
+                    return Err(Rejected::Fail(self.timeout_error(Phase::Hook, started)));
+                }
+            }
+        }
+        Ok(held.disarm())
+    }
+}
+

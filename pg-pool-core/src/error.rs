@@ -1,0 +1,176 @@
+//! Errors: what happened, in which phase, with the last connect error attached.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::hooks::HookError;
+use crate::runtime::NoRuntime;
+
+/// The phase of a checkout that ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Waiting in the queue for a connection to come back.
+    Wait,
+    /// Waiting for a connection being opened for this caller.
+    Connect,
+    /// Running the acquire or checkout hook.
+    Hook,
+    /// Pinging a connection that sat idle (test-on-checkout).
+    Probe,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Wait => "waiting for a connection",
+            Phase::Connect => "connecting",
+            Phase::Hook => "running a checkout hook",
+            Phase::Probe => "pinging an idle connection",
+        })
+    }
+}
+
+/// Why opening a connection failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError<E> {
+    /// The driver returned an error.
+    Driver(E),
+    /// The attempt took longer than the pool's `connect_timeout`.
+    Timeout(Duration),
+    /// The create hook rejected the new connection.
+    Hook(HookError),
+}
+
+impl<E: fmt::Display> fmt::Display for ConnectError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Driver(e) => write!(f, "connect failed: {e}"),
+            ConnectError::Timeout(d) => write!(f, "connect timed out after {d:?}"),
+            ConnectError::Hook(e) => write!(f, "create hook rejected the new connection: {e}"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for ConnectError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ConnectError::Driver(e) => Some(e),
+            ConnectError::Timeout(_) => None,
+            ConnectError::Hook(e) => Some(e),
+        }
+    }
+}
+
+/// The error returned by the pool, generic over the driver's error `E`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError<E> {
+    /// The checkout did not complete within `checkout_timeout`.
+    Timeout {
+        /// The phase that was running when the time ran out.
+        phase: Phase,
+        /// How long the checkout had been running.
+        waited: Duration,
+        /// The most recent failed connection attempt of this pool, if the pool has not
+        /// connected successfully since: usually the real reason for the wait.
+        last_connect_error: Option<Arc<ConnectError<E>>>,
+    },
+    /// The connection attempt made for this caller failed; reported at once.
+    Connect(Arc<ConnectError<E>>),
+    /// The pool is draining or closed and accepts no checkouts.
+    Closed,
+    /// `try_get` found no idle connection and no capacity to hand out at once.
+    Exhausted,
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// No async runtime was available to build the pool on.
+    NoRuntime(NoRuntime),
+}
+
+impl<E> PoolError<E> {
+    /// Returns `true` for [`PoolError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PoolError::Timeout { .. })
+    }
+
+    /// Returns `true` for [`PoolError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PoolError::Closed)
+    }
+
+    /// Returns the connect error behind this error: the caller's own failed attempt, or
+    /// the pool's last one for a timeout.
+    pub fn connect_error(&self) -> Option<&ConnectError<E>> {
+        match self {
+            PoolError::Connect(e) => Some(e),
+            PoolError::Timeout {
+                last_connect_error: Some(e),
+                ..
+            } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Returns the driver's error behind this error, if a driver error caused it.
+    pub fn driver_error(&self) -> Option<&E> {
+        match self.connect_error()? {
+            ConnectError::Driver(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for PoolError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Timeout {
+                phase,
+                waited,
+                last_connect_error,
+            } => {
+                write!(f, "checkout timed out after {waited:?} while {phase}")?;
+                if let Some(e) = last_connect_error {
+                    write!(f, "; last connect error: {e}")?;
+                }
+                Ok(())
+            }
+            PoolError::Connect(e) => e.fmt(f),
+            PoolError::Closed => f.write_str("pool is closed"),
+            PoolError::Exhausted => f.write_str("no idle connection and no capacity available"),
+            PoolError::Config(e) => e.fmt(f),
+            PoolError::NoRuntime(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for PoolError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            PoolError::Timeout {
+                last_connect_error: Some(e),
+                ..
+            } => Some(&**e),
+            PoolError::Connect(e) => Some(&**e),
+            PoolError::Config(e) => Some(e),
+            PoolError::NoRuntime(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<ConfigError> for PoolError<E> {
+    fn from(e: ConfigError) -> Self {
+        PoolError::Config(e)
+    }
+}
+
+impl<E> From<NoRuntime> for PoolError<E> {
+    fn from(e: NoRuntime) -> Self {
+        PoolError::NoRuntime(e)
+    }
+}

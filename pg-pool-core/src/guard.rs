@@ -1,0 +1,270 @@
+//! The checked-out connection and the return path.
+//!
+//! A return is synchronous, in `Drop`, whenever no asynchronous work is due: one clock read,
+//! one lock, no allocation, no spawned task. Only a due [`Poolable::reset`] or a checkin hook
+//! moves the return onto a spawned task, and the connection stays counted as active until that
+//! task has finished with it.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::conn::Conn;
+use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::poolable::Poolable;
+use crate::runtime::{Runtime, timeout};
+use crate::shared::{Effects, Shared};
+
+/// A connection checked out of a pool; returns it when dropped.
+///
+/// Dereferences to the connection. Its own operations are associated functions
+/// (`PoolGuard::detach(guard)`) so they never shadow a method of the connection.
+///
+/// On drop the connection is destroyed instead of reused when the holder panicked, it was
+/// marked broken, the driver reports it broken, or it reached its lifetime.
+#[must_use = "dropping the guard returns the connection at once"]
+pub struct PoolGuard<T: Poolable, R: Runtime> {
+    conn: Option<Conn<T>>,
+    shared: Arc<Shared<T, R>>,
+    checked_out: Instant,
+    leak_key: Option<usize>,
+    broken: bool,
+}
+
+impl<T: Poolable + fmt::Debug, R: Runtime> fmt::Debug for PoolGuard<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolGuard")
+            .field("conn", &self.conn.as_ref().map(|c| &c.raw))
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
+    pub(crate) fn new(
+        conn: Conn<T>,
+        shared: Arc<Shared<T, R>>,
+        checked_out: Instant,
+        leak_key: Option<usize>,
+    ) -> Self {
+        Self {
+            conn: Some(conn),
+            shared,
+            checked_out,
+            leak_key,
+            broken: false,
+        }
+    }
+
+    fn inner(&self) -> &Conn<T> {
+        self.conn.as_ref().expect("a guard holds its connection until dropped")
+    }
+
+    fn inner_mut(&mut self) -> &mut Conn<T> {
+        self.conn.as_mut().expect("a guard holds its connection until dropped")
+    }
+
+    /// The connection.
+    pub fn conn(&self) -> &T {
+        &self.inner().raw
+    }
+
+    /// The connection, mutably.
+    pub fn conn_mut(&mut self) -> &mut T {
+        &mut self.inner_mut().raw
+    }
+
+    /// Marks the connection broken: it is destroyed instead of returned.
+    pub fn mark_broken(this: &mut Self) {
+        this.broken = true;
+    }
+
+    /// When the connection was created.
+    pub fn created_at(this: &Self) -> Instant {
+        this.inner().created
+    }
+
+    /// Takes the connection out of the pool for good. The pool forgets it and may open a
+    /// replacement; closing it is now the caller's business.
+    pub fn detach(mut this: Self) -> T {
+        let conn = this.conn.take().expect("a guard holds its connection until dropped");
+        this.unregister_leak();
+        let mut fx = Effects::default();
+        {
+            let mut st = this.shared.lock();
+            st.active -= 1;
+            st.counters.detaches += 1;
+            this.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+            fx.drained = st.is_drained();
+        }
+        this.shared.apply(fx);
+        conn.raw
+    }
+
+    fn unregister_leak(&mut self) {
+        if let (Some(key), Some(leaks)) = (self.leak_key.take(), &self.shared.leaks) {
+            leaks.unregister(key);
+        }
+    }
+}
+
+impl<T: Poolable, R: Runtime> Deref for PoolGuard<T, R> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.conn()
+    }
+}
+
+impl<T: Poolable, R: Runtime> DerefMut for PoolGuard<T, R> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.conn_mut()
+    }
+}
+
+impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        self.unregister_leak();
+        let now = Instant::now();
+        let usage = now.saturating_duration_since(self.checked_out);
+        let reason = if thread::panicking() {
+            Some(DestroyReason::Panicked)
+        } else if self.broken {
+            Some(DestroyReason::MarkedBroken)
+        } else if catch_unwind(AssertUnwindSafe(|| conn.raw.has_pending_data())).unwrap_or(true) {
+            Some(DestroyReason::Broken)
+        } else if conn.expired(now) {
+            Some(DestroyReason::Lifetime)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.shared.destroy_active(conn, reason, Some(usage));
+            return;
+        }
+        let reset = match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
+            Ok(reset) => reset,
+            Err(_) => {
+                self.shared
+                    .destroy_active(conn, DestroyReason::ResetFailed, Some(usage));
+                return;
+            }
+        };
+        if reset || self.shared.hooks.checkin.is_some() {
+            let shared = Arc::clone(&self.shared);
+            self.shared
+                .runtime
+                .spawn(async move { checkin_async(shared, conn, reset, usage).await });
+            return;
+        }
+        checkin(&self.shared, conn, now, usage);
+    }
+}
+
+/// The synchronous end of every return: the release hook, then back to a waiter or idle.
+pub(crate) fn checkin<T: Poolable, R: Runtime>(
+    shared: &Arc<Shared<T, R>>,
+    mut conn: Conn<T>,
+    now: Instant,
+    usage: Duration,
+) {
+    if let Some(hook) = &shared.hooks.release
+        && LifecycleHooks::run_sync(hook, "release", &mut conn.raw).is_err()
+    {
+        shared.destroy_active(conn, DestroyReason::HookRejected, Some(usage));
+        return;
+    }
+    conn.last_used = now;
+    let mut fx = Effects::default();
+    {
+        let mut st = shared.lock();
+        st.active -= 1;
+        st.counters.usage_time.record(usage);
+        shared.place(&mut st, conn, now, &mut fx);
+        if fx.destroy.is_some() {
+            shared.plan_connects(&mut st, now, &mut fx);
+            fx.drained = st.is_drained();
+        }
+    }
+    shared.apply(fx);
+}
+
+/// Destroys a connection counted as active if dropped while still armed.
+pub(crate) struct Held<'a, T: Poolable, R: Runtime> {
+    shared: &'a Arc<Shared<T, R>>,
+    conn: Option<Conn<T>>,
+    reason: DestroyReason,
+}
+
+impl<'a, T: Poolable, R: Runtime> Held<'a, T, R> {
+    pub(crate) fn new(shared: &'a Arc<Shared<T, R>>, conn: Conn<T>, reason: DestroyReason) -> Self {
+        Self {
+            shared,
+            conn: Some(conn),
+            reason,
+        }
+    }
+
+    pub(crate) fn get(&mut self) -> &mut Conn<T> {
+        self.conn.as_mut().expect("held until disarmed")
+    }
+
+    pub(crate) fn disarm(mut self) -> Conn<T> {
+        self.conn.take().expect("held until disarmed")
+    }
+
+    pub(crate) fn destroy(mut self, reason: DestroyReason) {
+        self.reason = reason;
+    }
+}
+
+impl<T: Poolable, R: Runtime> Drop for Held<'_, T, R> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.destroy_active(conn, self.reason, None);
+        }
+    }
+}
+
+/// The asynchronous return: reset if due, then the checkin hook, bounded together by
+/// `checkin_timeout`. The connection stays counted as active throughout; if this task is
+/// dropped midway the connection is destroyed, never lost.
+async fn checkin_async<T: Poolable, R: Runtime>(
+    shared: Arc<Shared<T, R>>,
+    conn: Conn<T>,
+    reset: bool,
+    usage: Duration,
+) {
+    let mut held = Held::new(&shared, conn, DestroyReason::ResetFailed);
+    let work = async {
+        let conn = held.get();
+        if reset && conn.raw.reset().await.is_err() {
+            return Err(DestroyReason::ResetFailed);
+        }
+        if let Some(hook) = &shared.hooks.checkin
+            && LifecycleHooks::run_async(hook, "checkin", &mut conn.raw)
+                .await
+                .is_err()
+        {
+            return Err(DestroyReason::HookRejected);
+        }
+        Ok(())
+    };
+    match timeout(&shared.runtime, shared.config.checkin_timeout, work).await {
+        Some(Ok(())) => {
+            let conn = held.disarm();
+            checkin(&shared, conn, Instant::now(), usage);
+        }
+        Some(Err(reason)) => held.destroy(reason),
+        None => {
+            tracing::warn!(pool = %shared.config.name, "reset or checkin hook timed out; destroying the connection");
+            held.destroy(DestroyReason::ResetFailed);
+        }
+    }
+}

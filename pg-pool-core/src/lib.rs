@@ -1,0 +1,36 @@
+//! Runtime-free engine of pg-pool: a strictly fair, leak-proof async connection pool generic
+//! over any connection type.
+//!
+//! Users normally depend on the `pg-pool` facade crate, or on a runtime crate
+//! (`pg-pool-tokio`, `pg-pool-async-std`, `pg-pool-smol`) that supplies the [`Runtime`] this
+//! crate is written against. This crate depends on no async runtime.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the data layout, the acquire and return
+//! paths, the hand-off and cancellation story, the hook order and the drain protocol.
+
+mod checkout;
+mod config;
+mod conn;
+mod connect;
+mod error;
+mod guard;
+mod hooks;
+mod leak;
+mod maintenance;
+mod metrics;
+mod pool;
+mod poolable;
+mod runtime;
+mod shared;
+mod sync;
+mod waiters;
+
+pub use checkout::Checkout;
+pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
+pub use error::{ConnectError, Phase, PoolError};
+pub use guard::PoolGuard;
+pub use hooks::{DestroyReason, HookError, HookResult, LifecycleHooks};
+pub use metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics};
+pub use pool::{ConnPool, DrainReport};
+pub use poolable::{BoxFuture, Connect, ConnectTarget, Connector, Poolable};
+pub use runtime::{NoRuntime, Runtime, timeout};

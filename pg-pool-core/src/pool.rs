@@ -1,0 +1,362 @@
+//! The public pool handle.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use event_listener::listener;
+use futures_lite::future;
+
+use crate::checkout::Checkout;
+use crate::config::ConnPoolConfig;
+use crate::guard::PoolGuard;
+use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::metrics::Metrics;
+use crate::poolable::{Connect, ConnectTarget, Connector, Poolable, TargetConnector};
+use crate::runtime::Runtime;
+use crate::shared::{Effects, PoolErrorOf, Shared};
+
+/// An async connection pool, generic over the connection `T` and the runtime `R`.
+///
+/// Cheap to clone: clones share one pool. The pool closes (waiters fail, idle connections
+/// are destroyed, background tasks stop) when the last handle is dropped; connections still
+/// checked out are destroyed when they come back.
+///
+/// # Fairness
+///
+/// Strictly first-in, first-out: a caller that finds no idle connection joins the back of a
+/// queue, and each returned or new connection is handed directly to the caller at its head.
+/// While anyone is queued, newcomers queue too; nobody can take a connection a woken caller
+/// is owed. A caller whose connection is rejected by validation goes back to the front.
+pub struct ConnPool<T: Poolable, R: Runtime> {
+    shared: Arc<Shared<T, R>>,
+}
+
+impl<T: Poolable, R: Runtime> Clone for ConnPool<T, R> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T: Poolable, R: Runtime> Drop for ConnPool<T, R> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<T: Poolable, R: Runtime> fmt::Debug for ConnPool<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.metrics();
+        f.debug_struct("ConnPool")
+            .field("name", &self.shared.config.name)
+            .field("size", &m.size)
+            .field("idle", &m.idle)
+            .field("max_size", &m.max_size)
+            .field("waiters", &m.waiters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`ConnPool::drain_timeout`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections still checked out, being opened, or closing when the deadline passed;
+    /// zero when the drain completed.
+    pub outstanding: usize,
+    /// How long the drain took or waited.
+    pub elapsed: Duration,
+}
+
+impl DrainReport {
+    /// Whether every connection came back and was closed.
+    pub fn is_complete(&self) -> bool {
+        self.outstanding == 0
+    }
+}
+
+impl<T: Connect, R: Runtime> ConnPool<T, R> {
+    /// Builds a pool that opens connections with [`Connect::connect`] from the config's
+    /// address, user, password and database, on the runtime the caller runs on, and opens
+    /// `min_idle` connections before returning.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Config`](crate::PoolError::Config) for an invalid config,
+    /// [`PoolError::NoRuntime`](crate::PoolError::NoRuntime) outside a runtime, and the first
+    /// connect error if the initial `min_idle` connections cannot be opened.
+    pub async fn new(config: ConnPoolConfig, hooks: LifecycleHooks<T>) -> Result<Self, PoolErrorOf<T>> {
+        let target = Arc::new(ConnectTarget {
+            addr: config.addr.clone(),
+            user: config.user.clone(),
+            password: config.password.clone(),
+            database: config.database.clone(),
+        });
+        let runtime = R::current()?;
+        Self::build(config, hooks, runtime, TargetConnector { target }).await
+    }
+}
+
+impl<T: Poolable, R: Runtime> ConnPool<T, R> {
+    /// Builds a pool that opens connections with `connector`, on the runtime the caller runs
+    /// on. The config's address, user, password and database are not used.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnPool::new`].
+    pub async fn with_connector(
+        config: ConnPoolConfig,
+        hooks: LifecycleHooks<T>,
+        connector: impl Connector<T>,
+    ) -> Result<Self, PoolErrorOf<T>> {
+        let runtime = R::current()?;
+        Self::build(config, hooks, runtime, connector).await
+    }
+
+    /// Builds a pool on an explicit runtime handle, opening connections with `connector`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnPool::new`], except that no runtime lookup is made.
+    pub async fn build(
+        config: ConnPoolConfig,
+        hooks: LifecycleHooks<T>,
+        runtime: R,
+        connector: impl Connector<T>,
+    ) -> Result<Self, PoolErrorOf<T>> {
+        let pool = Self::build_lazy(config, hooks, runtime, connector)?;
+        pool.prefill().await?;
+        Ok(pool)
+    }
+
+    /// Builds a pool without opening any connection: `min_idle` is reached in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Config`](crate::PoolError::Config) for an invalid config.
+    pub fn build_lazy(
+        config: ConnPoolConfig,
+        hooks: LifecycleHooks<T>,
+        runtime: R,
+        connector: impl Connector<T>,
+    ) -> Result<Self, PoolErrorOf<T>> {
+        config.validate()?;
+        let shared = Arc::new(Shared::new(config, hooks, runtime, Box::new(connector)));
+        shared.spawn_maintenance();
+        let mut fx = Effects::default();
+        {
+            let mut st = shared.lock();
+            shared.plan_connects(&mut st, Instant::now(), &mut fx);
+        }
+        shared.apply(fx);
+        Ok(Self { shared })
+    }
+
+    /// Opens `min_idle` connections, failing with the first connect error.
+    async fn prefill(&self) -> Result<(), PoolErrorOf<T>> {
+        let wanted = self.shared.config.min_idle;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let mut guards = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            guards.push(self.get().await?);
+        }
+        Ok(())
+    }
+
+    /// Checks out a connection, waiting for one if none is idle.
+    ///
+    /// One deadline, `checkout_timeout`, bounds the whole call: queueing, waiting for a new
+    /// connection, the idle ping and the hooks. The checkout site is recorded for leak
+    /// detection.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Timeout`](crate::PoolError::Timeout) naming the phase that ran out of time
+    /// and carrying the pool's last connect error; [`PoolError::Connect`](crate::PoolError::Connect)
+    /// at once when the attempt started for this caller failed;
+    /// [`PoolError::Closed`](crate::PoolError::Closed) when the pool is draining.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: see [`Checkout`]. Dropping the future never leaks capacity or loses a
+    /// connection.
+    #[track_caller]
+    pub fn get(&self) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+        let site = Location::caller();
+        Checkout::new(self.shared.acquire(site, true))
+    }
+
+    /// Checks out an idle connection without waiting for one.
+    ///
+    /// Validation and the checkout hook still run, bounded by `checkout_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Exhausted`](crate::PoolError::Exhausted) when no connection is idle or
+    /// others are queued ahead; otherwise as [`ConnPool::get`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`ConnPool::get`].
+    #[track_caller]
+    pub fn try_get(&self) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+        let site = Location::caller();
+        Checkout::new(self.shared.acquire(site, false))
+    }
+
+    /// A consistent snapshot of the pool's gauges, counters and histograms.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &ConnPoolConfig {
+        &self.shared.config
+    }
+
+    /// Changes the maximum size. Shrinking destroys surplus idle connections at once and
+    /// checked-out ones as they come back; growing serves waiters with new connections.
+    /// `min_idle` is lowered to `max_size` if needed. A `max_size` of zero is ignored.
+    pub fn resize(&self, max_size: usize) {
+        if max_size == 0 {
+            return;
+        }
+        let mut fx = Effects::default();
+        {
+            let mut st = self.shared.lock();
+            st.max_size = max_size;
+            st.min_idle = st.min_idle.min(max_size);
+            let extra = st.max_size.saturating_sub(st.idle.capacity());
+            st.idle.reserve(extra);
+            while st.size() > st.max_size {
+                let Some(conn) = st.idle.pop_front() else { break };
+                st.count_destroy(DestroyReason::Evicted);
+                fx.destroy_many.push((conn, DestroyReason::Evicted));
+            }
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+        }
+        self.shared.apply(fx);
+    }
+
+    /// Changes the number of idle connections the pool keeps ready (capped at `max_size`).
+    pub fn set_min_idle(&self, min_idle: usize) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.shared.lock();
+            st.min_idle = min_idle.min(st.max_size);
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+        }
+        self.shared.apply(fx);
+    }
+
+    /// Destroys every idle connection for which `keep` returns `false`. Connections checked
+    /// out are not visited. Returns how many were evicted.
+    ///
+    /// `keep` runs under the pool lock: keep it short, and do not touch the pool from it.
+    pub fn retain(&self, mut keep: impl FnMut(&T) -> bool) -> usize {
+        let mut fx = Effects::default();
+        let mut evicted = 0;
+        {
+            let mut st = self.shared.lock();
+            let mut index = 0;
+            while index < st.idle.len() {
+                if keep(&st.idle[index].raw) {
+                    index += 1;
+                } else {
+                    let conn = st.idle.remove(index).expect("index is in bounds");
+                    st.count_destroy(DestroyReason::Evicted);
+                    fx.destroy_many.push((conn, DestroyReason::Evicted));
+                    evicted += 1;
+                }
+            }
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+        }
+        self.shared.apply(fx);
+        evicted
+    }
+
+    /// Evicts every connection: idle ones now, checked-out ones when they come back (a new
+    /// generation begins; older connections are never handed out again).
+    pub fn evict_all(&self) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            while let Some(conn) = st.idle.pop_front() {
+                st.count_destroy(DestroyReason::Evicted);
+                fx.destroy_many.push((conn, DestroyReason::Evicted));
+            }
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
+        }
+        self.shared.apply(fx);
+    }
+
+    /// Drains the pool: refuses new checkouts at once ([`PoolError::Closed`](crate::PoolError::Closed)),
+    /// fails queued callers, destroys idle connections, stops background tasks, and returns
+    /// once every checked-out connection has come back and every connection is closed.
+    /// Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the pool stays draining; dropping the future only stops the wait.
+    pub async fn drain(&self) {
+        self.wait_drained(None).await;
+    }
+
+    /// [`ConnPool::drain`] with a deadline: reports how many connections were still out
+    /// when it passed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`ConnPool::drain`].
+    pub async fn drain_timeout(&self, limit: Duration) -> DrainReport {
+        self.wait_drained(Some(limit)).await
+    }
+
+    async fn wait_drained(&self, limit: Option<Duration>) -> DrainReport {
+        let started = Instant::now();
+        self.shared.close();
+        let mut sleep = limit.map(|limit| Box::pin(self.shared.runtime.sleep(limit)));
+        loop {
+            listener!(self.shared.drained => drained);
+            let outstanding = {
+                let st = self.shared.lock();
+                st.size() + st.closing
+            };
+            if outstanding == 0 {
+                return DrainReport {
+                    outstanding,
+                    elapsed: started.elapsed(),
+                };
+            }
+            match sleep.as_mut() {
+                None => drained.await,
+                Some(sleep) => {
+                    let timed_out =
+                        future::or(async { drained.await; false }, async { sleep.await; true }).await;
+                    if timed_out {
+                        let st = self.shared.lock();
+                        return DrainReport {
+                            outstanding: st.size() + st.closing,
+                            elapsed: started.elapsed(),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the pool is draining or closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().draining
+    }
+}

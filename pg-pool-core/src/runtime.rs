@@ -1,0 +1,99 @@
+//! The small runtime trait the engine is written against, and timeouts built on it.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+/// What the pool needs from an async runtime: a timer and a way to run background work.
+///
+/// The core crate depends on no runtime. Adapter crates (`pg-pool-tokio`, `pg-pool-async-std`,
+/// `pg-pool-smol`) implement this trait; timeouts are built on [`Runtime::sleep`] by
+/// [`timeout`].
+///
+/// Spawned futures must run to completion even if nobody holds on to them: adapters for
+/// runtimes whose task handles cancel on drop (smol) detach them.
+///
+/// `spawn` is called from `Drop` of a pool guard when an asynchronous reset is due, possibly on
+/// a thread that is not one of the runtime's own; an implementation must support that (for
+/// example by holding a runtime handle rather than looking up a thread-local one).
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The future returned by [`Runtime::sleep`].
+    type Sleep: Future<Output = ()> + Send + 'static;
+
+    /// Returns a handle to the runtime the caller is running on.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`NoRuntime`] when called outside a runtime this adapter can find, so that a
+    /// missing runtime is an error value at build time of the pool, never a panic later.
+    fn current() -> Result<Self, NoRuntime>;
+
+    /// Returns a future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Self::Sleep;
+
+    /// Runs `future` in the background to completion.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+}
+
+/// The error returned by [`Runtime::current`] when no runtime is available.
+#[derive(Debug, Clone)]
+pub struct NoRuntime {
+    runtime: &'static str,
+}
+
+impl NoRuntime {
+    /// Creates the error for the runtime named `runtime` (for example `"tokio"`).
+    pub fn new(runtime: &'static str) -> Self {
+        Self { runtime }
+    }
+}
+
+impl fmt::Display for NoRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no {} runtime is running on this thread: create the pool from inside the runtime or pass a runtime handle",
+            self.runtime
+        )
+    }
+}
+
+impl Error for NoRuntime {}
+
+/// Runs `future` for at most `duration`; `None` means the time ran out first.
+///
+/// The future is polled before the timer, so a future that is ready at once always wins.
+///
+/// # Cancel safety
+///
+/// Dropping the returned future drops `future`; it is as cancel safe as `future` is.
+///
+/// # Examples
+///
+/// ```
+/// # use std::time::Duration;
+/// # use pg_pool_core::{timeout, Runtime, NoRuntime};
+/// # #[derive(Clone)] struct Never;
+/// # impl Runtime for Never {
+/// #     type Sleep = std::future::Pending<()>;
+/// #     fn current() -> Result<Self, NoRuntime> { Ok(Never) }
+/// #     fn sleep(&self, _: Duration) -> Self::Sleep { std::future::pending() }
+/// #     fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, _: F) {}
+/// # }
+/// let value = futures_lite::future::block_on(timeout(&Never, Duration::from_secs(1), async { 7 }));
+/// assert_eq!(value, Some(7));
+/// ```
+pub async fn timeout<R, F>(runtime: &R, duration: Duration, future: F) -> Option<F::Output>
+where
+    R: Runtime,
+    F: Future,
+{
+    futures_lite::future::or(async { Some(future.await) }, async {
+        runtime.sleep(duration).await;
+        None
+    })
+    .await
+}

@@ -1,0 +1,1 @@
+//! pg-pool-tokio-postgres (work in progress; not yet part of the product).

@@ -1,0 +1,16 @@
+//! The tokio runtime adapter for pg-pool.
+//!
+//! [`Tokio`] implements [`pg_pool_core::Runtime`] with tokio's timer and task spawning. It
+//! holds a [`tokio::runtime::Handle`], so the pool can spawn (an asynchronous reset on return,
+//! a connection close) from `Drop` on any thread, including threads outside the runtime.
+//! [`ConnPool`] is the pool type for tokio users.
+
+mod runtime;
+
+pub use runtime::Tokio;
+
+/// A pool of `T` connections on tokio.
+pub type ConnPool<T> = pg_pool_core::ConnPool<T, Tokio>;
+
+/// A connection checked out of a tokio [`ConnPool`].
+pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Tokio>;

@@ -1,0 +1,1 @@
+//! pg-pool-wire (work in progress; not yet part of the product).

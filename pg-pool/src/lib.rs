@@ -1,0 +1,1 @@
+//! pg-pool (work in progress; not yet part of the product).

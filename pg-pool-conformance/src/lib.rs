@@ -1,1 +1,71 @@
-//! Conformance suite (being written).
+//! The conformance suite every pg-pool runtime adapter runs, written once against
+//! [`pg_pool_core::Runtime`], with a mock connection whose every step has a gate.
+//!
+//! An adapter runs it with [`conformance_suite!`], naming a [`Harness`] that can start its
+//! runtime:
+//!
+//! ```ignore
+//! pg_pool_conformance::conformance_suite!(MyHarness);
+//! ```
+
+pub mod harness;
+pub mod mock;
+pub mod scenarios;
+
+pub use harness::{Harness, MockPool, check_invariants, mock_pool, settle, test_config};
+pub use mock::{Control, Gate, MockConn, MockError, Step};
+
+/// Expands to one `#[test]` per scenario, each run on a fresh runtime of `$harness`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:ty) => {
+        $crate::conformance_suite!(@tests $harness;
+            checkout::reuses_idle_connection,
+            checkout::respects_max_size,
+            checkout::try_get_takes_idle_only,
+            checkout::guard_operations,
+            checkout::broken_connection_is_destroyed,
+            checkout::panicking_holder_destroys_connection,
+            checkout::lifetime_enforced_on_checkin,
+            checkout::idle_order,
+            checkout::resize_down_and_up,
+            checkout::retain_and_evict_all,
+            checkout::config_errors,
+            cancellation::every_gate_every_drop_point,
+            cancellation::abandoned_connect_goes_idle,
+            cancellation::abandoned_connect_serves_next_waiter,
+            cancellation::granted_then_dropped_waiter_passes_it_on,
+            cancellation::dropped_during_checkout_hook,
+            cancellation::abandoned_waiters_leave_no_trace,
+            fairness::fifo_order_of_service,
+            fairness::no_task_starves,
+            fairness::newcomer_never_barges,
+            hooks::hook_order,
+            hooks::rejection_moves_on,
+            hooks::panicking_hooks,
+            hooks::async_checkin_keeps_accounting,
+            timeouts::one_deadline_across_phases,
+            timeouts::connect_never_finishes,
+            timeouts::connect_error_reported_at_once,
+            timeouts::connect_timeout_enforced,
+            timeouts::no_reconnect_storm,
+            maintenance::idle_timeout_keeps_min_idle,
+            maintenance::lifetime_jitter_spreads_expiry,
+            maintenance::min_idle_refill,
+            maintenance::probe_evicts_failures,
+            maintenance::background_tasks_end,
+            drain::drain_waits_for_checked_out,
+            drain::drain_with_deadline,
+            metrics::metrics_match_workload,
+        );
+    };
+    (@tests $harness:ty; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                type Rt = <$harness as $crate::Harness>::Rt;
+                <$harness as $crate::Harness>::block_on($crate::scenarios::$module::$name::<Rt>());
+            }
+        )*
+    };
+}

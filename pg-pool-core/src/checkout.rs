@@ -14,7 +14,9 @@ use futures_lite::future;
 use crate::conn::Conn;
 use crate::error::{Phase, PoolError};
 use crate::guard::{Held, PoolGuard};
-use crate::hooks::{DestroyReason, LifecycleHooks};
+use futures_lite::FutureExt;
+
+use crate::hooks::{DestroyReason, HookError, LifecycleHooks};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
@@ -239,9 +241,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         } else if catch_unwind(AssertUnwindSafe(|| conn.raw.has_pending_data())).unwrap_or(true) {
             Some(DestroyReason::Broken)
         } else if let Some(hook) = &self.hooks.acquire
-            && LifecycleHooks::run_sync(hook, "acquire", &mut conn.raw).is_err()
+            && let Err(error) = LifecycleHooks::run_sync(hook, "acquire", &mut conn.raw)
         {
-            Some(DestroyReason::HookRejected)
+            return Err(Self::hook_rejected(held, error));
         } else {
             None
         };
@@ -254,10 +256,15 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         {
             let left = deadline.saturating_duration_since(Instant::now());
             let limit = left.min(self.config.probe_timeout);
-            match timeout(&self.runtime, limit, conn.raw.ping()).await {
-                Some(Ok(())) => conn.last_used = Instant::now(),
-                Some(Err(error)) => {
+            let ping = AssertUnwindSafe(conn.raw.ping()).catch_unwind();
+            match timeout(&self.runtime, limit, ping).await {
+                Some(Ok(Ok(()))) => conn.last_used = Instant::now(),
+                Some(Ok(Err(error))) => {
                     tracing::debug!(pool = %self.config.name, %error, "idle connection failed its ping");
+                    held.destroy(DestroyReason::PingFailed);
+                    return Err(Rejected::Retry);
+                }
+                Some(Err(_panic)) => {
                     held.destroy(DestroyReason::PingFailed);
                     return Err(Rejected::Retry);
                 }
@@ -275,17 +282,29 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let run = LifecycleHooks::run_async(hook, "checkout", &mut conn.raw);
             match timeout(&self.runtime, left, run).await {
                 Some(Ok(())) => {}
-                Some(Err(error)) => {
-                    tracing::debug!(pool = %self.config.name, %error, "checkout hook rejected a connection");
-                    return Err(Rejected::Retry);
-                }
+                Some(Err(error)) => return Err(Self::hook_rejected(held, error)),
                 None => {
                     drop(held);
                     return Err(Rejected::Fail(self.timeout_error(Phase::Hook, started)));
                 }
             }
         }
-        Ok(held.disarm())
+        let mut conn = held.disarm();
+        conn.fresh = false;
+        Ok(conn)
+    }
+
+    /// Destroys a connection a hook rejected. A fresh connection rejected too means the hook
+    /// rejects everything: fail rather than open connection after connection.
+    fn hook_rejected(mut held: Held<'_, T, R>, error: HookError) -> Rejected<T::Error> {
+        let fresh = held.get().fresh;
+        tracing::debug!(%error, fresh, "a hook rejected a connection");
+        held.destroy(DestroyReason::HookRejected);
+        if fresh {
+            Rejected::Fail(PoolError::Hook(error))
+        } else {
+            Rejected::Retry
+        }
     }
 }
 

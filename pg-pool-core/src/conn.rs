@@ -14,6 +14,8 @@ pub(crate) struct Conn<T> {
     pub(crate) last_used: Instant,
     /// The pool's eviction generation when the connection was created.
     pub(crate) generation: u64,
+    /// Never handed out yet.
+    pub(crate) fresh: bool,
 }
 
 impl<T> Conn<T> {
@@ -40,6 +42,7 @@ impl<T> Conn<T> {
             expires,
             last_used: now,
             generation,
+            fresh: true,
         }
     }
 

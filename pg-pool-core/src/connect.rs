@@ -6,15 +6,18 @@
 //! handed to the originator at once, if it is still waiting, and starts an exponential
 //! backoff with jitter during which no new attempt begins.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::conn::Conn;
 use crate::error::ConnectError;
-use crate::hooks::{DestroyReason, LifecycleHooks};
+use futures_lite::FutureExt;
+
+use crate::hooks::{DestroyReason, LifecycleHooks, panic_message};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
-use crate::shared::{Effects, Shared};
+use crate::shared::{Effects, Shared, State};
 use crate::waiters::Grant;
 
 /// Gives the reserved capacity back if the attempt's task is dropped before it finishes
@@ -74,15 +77,12 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(shared: Arc<Shared<T, R>>, orig
             drop(st);
             tracing::debug!(pool = %shared.config.name, elapsed = ?(now - started), "connection created");
         }
-        Err(error) => {
+        Err((error, rejected)) => {
             tracing::warn!(pool = %shared.config.name, %error, "connection attempt failed");
-            let error = Arc::new(error);
             let mut st = shared.lock();
-            st.connecting -= 1;
-            st.counters.connect_failures += 1;
+            let error = shared.record_failure(&mut st, error, rejected, now, &mut fx);
             st.failures = st.failures.saturating_add(1);
             st.backoff_until = Some(now + backoff(&shared.config, st.failures));
-            st.last_error = Some(Arc::clone(&error));
             if let Some(id) = originator
                 && let Some(index) = st.waiters.iter().position(|w| w.id == id)
                 && let Some(waiter) = st.waiters.remove(index)
@@ -97,16 +97,68 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(shared: Arc<Shared<T, R>>, orig
     shared.apply(fx);
 }
 
+impl<T: Poolable, R: Runtime> Shared<T, R> {
+    /// Opens one connection inline and makes it idle; used to prefill `min_idle` when a pool
+    /// is built, so that a bad address or password fails the build with its real error.
+    pub(crate) async fn open_idle(self: &Arc<Self>) -> Result<(), crate::PoolError<T::Error>> {
+        {
+            let mut st = self.lock();
+            if st.size() >= st.max_size {
+                return Ok(());
+            }
+            st.connecting += 1;
+        }
+        let mut reservation = Reservation {
+            shared: self,
+            armed: true,
+        };
+        let started = Instant::now();
+        let result = attempt(self, started).await;
+        reservation.armed = false;
+        drop(reservation);
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let outcome = {
+            let mut st = self.lock();
+            match result {
+                Ok(raw) => {
+                    st.connecting -= 1;
+                    st.counters.creates += 1;
+                    st.counters.connect_time.record(now - started);
+                    let conn = Conn::new(
+                        raw,
+                        now,
+                        self.config.max_lifetime,
+                        self.config.max_lifetime_jitter,
+                        st.generation,
+                    );
+                    self.place(&mut st, conn, now, &mut fx);
+                    Ok(())
+                }
+                Err((error, rejected)) => Err(crate::PoolError::Connect(
+                    self.record_failure(&mut st, error, rejected, now, &mut fx),
+                )),
+            }
+        };
+        self.apply(fx);
+        outcome
+    }
+}
+
 /// Connect and run the create hook, each bounded by what is left of `connect_timeout`.
 async fn attempt<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     started: Instant,
-) -> Result<T, ConnectError<T::Error>> {
+) -> Result<T, (ConnectError<T::Error>, Option<T>)> {
     let limit = shared.config.connect_timeout;
-    let mut raw = match timeout(&shared.runtime, limit, shared.connector.connect()).await {
-        Some(Ok(raw)) => raw,
-        Some(Err(e)) => return Err(ConnectError::Driver(e)),
-        None => return Err(ConnectError::Timeout(limit)),
+    let connect = AssertUnwindSafe(shared.connector.connect()).catch_unwind();
+    let mut raw = match timeout(&shared.runtime, limit, connect).await {
+        Some(Ok(Ok(raw))) => raw,
+        Some(Ok(Err(e))) => return Err((ConnectError::Driver(e), None)),
+        Some(Err(payload)) => {
+            return Err((ConnectError::Panicked(panic_message(&*payload)), None));
+        }
+        None => return Err((ConnectError::Timeout(limit), None)),
     };
     let Some(hook) = &shared.hooks.create else {
         return Ok(raw);
@@ -123,10 +175,32 @@ async fn attempt<T: Poolable, R: Runtime>(
         Some(Err(e)) => ConnectError::Hook(e),
         None => ConnectError::Timeout(limit),
     };
-    // The connection exists but failed its hook: close it properly, outside any accounting.
-    shared.hooks.run_destroy(&raw, DestroyReason::HookRejected);
-    shared.runtime.spawn(raw.close());
-    Err(error)
+    // The connection exists but failed its hook: the caller destroys it, counted.
+    Err((error, Some(raw)))
+}
+
+impl<T: Poolable, R: Runtime> Shared<T, R> {
+    /// Records a failed attempt under the lock; a connection the create hook rejected is
+    /// counted as closing and destroyed once the lock is released.
+    fn record_failure(
+        &self,
+        st: &mut State<T>,
+        error: ConnectError<T::Error>,
+        rejected: Option<T>,
+        now: Instant,
+        fx: &mut Effects<T>,
+    ) -> Arc<ConnectError<T::Error>> {
+        st.connecting -= 1;
+        st.counters.connect_failures += 1;
+        if let Some(raw) = rejected {
+            st.count_destroy(DestroyReason::HookRejected);
+            let conn = Conn::new(raw, now, None, Duration::ZERO, st.generation);
+            Self::push_destroy(fx, conn, DestroyReason::HookRejected);
+        }
+        let error = Arc::new(error);
+        st.last_error = Some(Arc::clone(&error));
+        error
+    }
 }
 
 /// Delay before the next attempt after `failures` consecutive failures: exponential from

@@ -44,6 +44,8 @@ pub enum ConnectError<E> {
     Timeout(Duration),
     /// The create hook rejected the new connection.
     Hook(HookError),
+    /// The driver's connect panicked.
+    Panicked(String),
 }
 
 impl<E: fmt::Display> fmt::Display for ConnectError<E> {
@@ -52,6 +54,7 @@ impl<E: fmt::Display> fmt::Display for ConnectError<E> {
             ConnectError::Driver(e) => write!(f, "connect failed: {e}"),
             ConnectError::Timeout(d) => write!(f, "connect timed out after {d:?}"),
             ConnectError::Hook(e) => write!(f, "create hook rejected the new connection: {e}"),
+            ConnectError::Panicked(e) => write!(f, "connect panicked: {e}"),
         }
     }
 }
@@ -60,7 +63,7 @@ impl<E: Error + 'static> Error for ConnectError<E> {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             ConnectError::Driver(e) => Some(e),
-            ConnectError::Timeout(_) => None,
+            ConnectError::Timeout(_) | ConnectError::Panicked(_) => None,
             ConnectError::Hook(e) => Some(e),
         }
     }
@@ -82,6 +85,9 @@ pub enum PoolError<E> {
     },
     /// The connection attempt made for this caller failed; reported at once.
     Connect(Arc<ConnectError<E>>),
+    /// A hook rejected a connection opened for this very checkout: the hook rejects even
+    /// fresh connections, so retrying would only open more.
+    Hook(HookError),
     /// The pool is draining or closed and accepts no checkouts.
     Closed,
     /// `try_get` found no idle connection and no capacity to hand out at once.
@@ -140,6 +146,7 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
                 Ok(())
             }
             PoolError::Connect(e) => e.fmt(f),
+            PoolError::Hook(e) => write!(f, "hook rejected a fresh connection: {e}"),
             PoolError::Closed => f.write_str("pool is closed"),
             PoolError::Exhausted => f.write_str("no idle connection and no capacity available"),
             PoolError::Config(e) => e.fmt(f),
@@ -156,6 +163,7 @@ impl<E: Error + 'static> Error for PoolError<E> {
                 ..
             } => Some(&**e),
             PoolError::Connect(e) => Some(&**e),
+            PoolError::Hook(e) => Some(e),
             PoolError::Config(e) => Some(e),
             PoolError::NoRuntime(e) => Some(e),
             _ => None,

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use futures_lite::FutureExt;
+
 use crate::conn::Conn;
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::poolable::Poolable;
-use crate::runtime::{Runtime, timeout};
+use crate::runtime::{Runtime, spawn_caught, timeout};
 use crate::shared::{Effects, Shared};
 
 /// A connection checked out of a pool; returns it when dropped.
@@ -158,9 +160,7 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         };
         if reset || self.shared.hooks.checkin.is_some() {
             let shared = Arc::clone(&self.shared);
-            self.shared
-                .runtime
-                .spawn(async move { checkin_async(shared, conn, reset, usage).await });
+            spawn_caught(&self.shared.runtime, async move { checkin_async(shared, conn, reset, usage).await });
             return;
         }
         checkin(&self.shared, conn, now, usage);
@@ -244,7 +244,12 @@ async fn checkin_async<T: Poolable, R: Runtime>(
     let mut held = Held::new(&shared, conn, DestroyReason::ResetFailed);
     let work = async {
         let conn = held.get();
-        if reset && conn.raw.reset().await.is_err() {
+        if reset
+            && !matches!(
+                AssertUnwindSafe(conn.raw.reset()).catch_unwind().await,
+                Ok(Ok(()))
+            )
+        {
             return Err(DestroyReason::ResetFailed);
         }
         if let Some(hook) = &shared.hooks.checkin

@@ -34,12 +34,7 @@ impl HookError {
     }
 
     pub(crate) fn panicked(hook: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string payload".into());
-        Self::new(format!("{hook} hook panicked: {detail}"))
+        Self::new(format!("{hook} hook panicked: {}", panic_message(payload)))
     }
 }
 
@@ -53,6 +48,15 @@ impl Error for HookError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string payload".into())
 }
 
 /// What a hook returns: `Ok(())` keeps the connection, an error rejects it.

@@ -14,7 +14,7 @@ use futures_lite::future;
 
 use crate::hooks::DestroyReason;
 use crate::poolable::Poolable;
-use crate::runtime::{Runtime, timeout};
+use crate::runtime::{Runtime, spawn_caught, timeout};
 use crate::shared::{Effects, Shared};
 
 /// Counts a running background task; decrements when the task ends or is dropped.
@@ -55,7 +55,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     {
         self.background.fetch_add(1, Ordering::AcqRel);
         let weak = Arc::downgrade(self);
-        self.runtime.spawn(async move {
+        spawn_caught(&self.runtime, async move {
             let _running = Running(weak.clone());
             loop {
                 let (sleep, stop) = {

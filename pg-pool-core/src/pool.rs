@@ -131,8 +131,11 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         runtime: R,
         connector: impl Connector<T>,
     ) -> Result<Self, PoolErrorOf<T>> {
-        let pool = Self::build_lazy(config, hooks, runtime, connector)?;
-        pool.prefill().await?;
+        let pool = Self::create(config, hooks, runtime, connector)?;
+        for _ in 0..pool.shared.config.min_idle {
+            pool.shared.open_idle().await?;
+        }
+        pool.plan_connects();
         Ok(pool)
     }
 
@@ -147,29 +150,30 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         runtime: R,
         connector: impl Connector<T>,
     ) -> Result<Self, PoolErrorOf<T>> {
+        let pool = Self::create(config, hooks, runtime, connector)?;
+        pool.plan_connects();
+        Ok(pool)
+    }
+
+    fn create(
+        config: ConnPoolConfig,
+        hooks: LifecycleHooks<T>,
+        runtime: R,
+        connector: impl Connector<T>,
+    ) -> Result<Self, PoolErrorOf<T>> {
         config.validate()?;
         let shared = Arc::new(Shared::new(config, hooks, runtime, Box::new(connector)));
         shared.spawn_maintenance();
-        let mut fx = Effects::default();
-        {
-            let mut st = shared.lock();
-            shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        shared.apply(fx);
         Ok(Self { shared })
     }
 
-    /// Opens `min_idle` connections, failing with the first connect error.
-    async fn prefill(&self) -> Result<(), PoolErrorOf<T>> {
-        let wanted = self.shared.config.min_idle;
-        if wanted == 0 {
-            return Ok(());
+    fn plan_connects(&self) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.shared.lock();
+            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
         }
-        let mut guards = Vec::with_capacity(wanted);
-        for _ in 0..wanted {
-            guards.push(self.get().await?);
-        }
-        Ok(())
+        self.shared.apply(fx);
     }
 
     /// Checks out a connection, waiting for one if none is idle.

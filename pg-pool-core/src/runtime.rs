@@ -97,3 +97,22 @@ where
     })
     .await
 }
+
+/// Spawns `future` on `runtime`, catching a panic so that a panicking driver or hook never
+/// takes a runtime worker down; the drop guards inside the future have already restored the
+/// pool's accounting by the time the panic is caught.
+pub(crate) fn spawn_caught<R, F>(runtime: &R, future: F)
+where
+    R: Runtime,
+    F: Future<Output = ()> + Send + 'static,
+{
+    use futures_lite::FutureExt;
+    runtime.spawn(async move {
+        if let Err(payload) = std::panic::AssertUnwindSafe(future).catch_unwind().await {
+            tracing::error!(
+                panic = %crate::hooks::panic_message(&*payload),
+                "a pool task panicked; its connection was destroyed"
+            );
+        }
+    });
+}

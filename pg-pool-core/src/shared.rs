@@ -13,7 +13,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Waker};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::{Context, Poll, Waker};
+
+use futures_lite::FutureExt;
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
@@ -25,7 +28,7 @@ use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::leak::LeakRegistry;
 use crate::metrics::{Counters, Gauges, Metrics};
 use crate::poolable::{DynConnector, Poolable};
-use crate::runtime::{Runtime, timeout};
+use crate::runtime::{Runtime, spawn_caught, timeout};
 use crate::sync::{Mutex, MutexGuard, lock};
 use crate::waiters::{Grant, Waiter};
 
@@ -335,14 +338,12 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
         for originator in connects {
             let shared = Arc::clone(self);
-            self.runtime
-                .spawn(async move { crate::connect::run(shared, originator).await });
+            spawn_caught(&self.runtime, async move { crate::connect::run(shared, originator).await });
         }
         if let Some(until) = backoff_timer {
             let weak = Arc::downgrade(self);
             let delay = until.saturating_duration_since(Instant::now());
-            self.runtime
-                .spawn(crate::connect::backoff_timer(weak, self.runtime.sleep(delay)));
+            spawn_caught(&self.runtime, crate::connect::backoff_timer(weak, self.runtime.sleep(delay)));
         }
         if drained {
             self.drained.notify(usize::MAX);
@@ -356,14 +357,15 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     pub(crate) fn finish_destroy(self: &Arc<Self>, conn: Conn<T>, reason: DestroyReason) {
         tracing::debug!(pool = %self.config.name, %reason, "destroying connection");
         self.hooks.run_destroy(&conn.raw, reason);
-        let mut close = Box::pin(conn.raw.close());
+        let mut close = Box::pin(AssertUnwindSafe(conn.raw.close()).catch_unwind());
         let mut cx = Context::from_waker(Waker::noop());
-        if close.as_mut().poll(&mut cx).is_ready() {
+        let polled = catch_unwind(AssertUnwindSafe(|| close.as_mut().poll(&mut cx)));
+        if !matches!(polled, Ok(Poll::Pending)) {
             self.closed();
             return;
         }
         let shared = Arc::clone(self);
-        self.runtime.spawn(async move {
+        spawn_caught(&self.runtime, async move {
             let done = ClosedOnDrop(&shared);
             if timeout(&shared.runtime, shared.config.checkin_timeout, close)
                 .await

@@ -1,0 +1,107 @@
+//! Fairness: strict FIFO with direct hand-off; no task starves; newcomers never barge.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pg_pool_core::{LifecycleHooks, PoolError, Runtime};
+
+use crate::harness::{mock_pool, settle, sleep, spawn, test_config};
+
+/// Pool of 1, 32 queued tasks: they are served exactly in the order they queued.
+pub async fn fifo_order_of_service<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 1;
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let held = pool.get().await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let task_pool = pool.clone();
+        let order = Arc::clone(&order);
+        tasks.push(spawn::<R, _>(async move {
+            let guard = task_pool.get().await.unwrap();
+            order.lock().unwrap().push(i);
+            sleep::<R>(Duration::from_millis(1)).await;
+            drop(guard);
+        }));
+        // Wait until task i is queued before starting the next.
+        let started = Instant::now();
+        while pool.metrics().waiters < i + 1 {
+            assert!(started.elapsed() < Duration::from_secs(5));
+            sleep::<R>(Duration::from_millis(1)).await;
+        }
+    }
+    drop(held);
+    for task in tasks {
+        task.join().await;
+    }
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order, (0..32).collect::<Vec<_>>(), "served in queue order");
+    settle(&pool, &control).await;
+}
+
+/// Pool of 1, 32 tasks looping checkout/return for a while: every task is served, and the
+/// most-served task did at most a little more than the least-served one.
+pub async fn no_task_starves<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 1;
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let stop = Instant::now() + Duration::from_millis(400);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let pool = pool.clone();
+        tasks.push(spawn::<R, _>(async move {
+            let mut cycles = 0u64;
+            let mut max_wait = Duration::ZERO;
+            while Instant::now() < stop {
+                let asked = Instant::now();
+                let guard = pool.get().await.unwrap();
+                max_wait = max_wait.max(asked.elapsed());
+                futures_lite::future::yield_now().await;
+                drop(guard);
+                cycles += 1;
+                futures_lite::future::yield_now().await;
+            }
+            (cycles, max_wait)
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.join().await);
+    }
+    let min = results.iter().map(|r| r.0).min().unwrap();
+    let max = results.iter().map(|r| r.0).max().unwrap();
+    let worst_wait = results.iter().map(|r| r.1).max().unwrap();
+    println!("cycles per task: min {min}, max {max}; worst wait {worst_wait:?}");
+    assert!(min > 0, "a task starved");
+    assert!(
+        max as f64 <= min as f64 * 1.5 + 2.0,
+        "unfair: most-served task did {max} cycles, least-served {min}"
+    );
+    settle(&pool, &control).await;
+}
+
+/// While callers are queued, a newcomer does not take a returned connection.
+pub async fn newcomer_never_barges<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 1;
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let held = pool.get().await.unwrap();
+    let id = held.id;
+    let waiter = spawn::<R, _>({
+        let pool = pool.clone();
+        async move {
+            let guard = pool.get().await.unwrap();
+            sleep::<R>(Duration::from_millis(20)).await;
+            guard.id
+        }
+    });
+    while pool.metrics().waiters == 0 {
+        sleep::<R>(Duration::from_millis(1)).await;
+    }
+    drop(held);
+    // The connection now belongs to the waiter, even if it has not run yet.
+    assert!(matches!(pool.try_get().await, Err(PoolError::Exhausted)));
+    assert_eq!(waiter.join().await, id);
+    settle(&pool, &control).await;
+}

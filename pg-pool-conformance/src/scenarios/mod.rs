@@ -1,0 +1,10 @@
+//! The scenarios, one module per concern. Each is an `async fn` generic over the runtime.
+
+pub mod cancellation;
+pub mod checkout;
+pub mod drain;
+pub mod fairness;
+pub mod hooks;
+pub mod maintenance;
+pub mod metrics;
+pub mod timeouts;

@@ -1,1 +1,17 @@
-//! pg-pool-async-std (work in progress; not yet part of the product).
+//! The async-std runtime adapter for pg-pool.
+//!
+//! async-std is discontinued upstream; its maintainers point to smol, and new programs
+//! should prefer `pg-pool-smol`. This adapter keeps existing async-std programs served:
+//! [`AsyncStd`] implements [`pg_pool_core::Runtime`] with `async-io` timers (the ones
+//! async-std itself uses) and `async_std::task::spawn`, whose tasks keep running when their
+//! handle is dropped. [`ConnPool`] is the pool type for async-std users.
+
+mod runtime;
+
+pub use runtime::{AsyncStd, Sleep};
+
+/// A pool of `T` connections on async-std.
+pub type ConnPool<T> = pg_pool_core::ConnPool<T, AsyncStd>;
+
+/// A connection checked out of an async-std [`ConnPool`].
+pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, AsyncStd>;

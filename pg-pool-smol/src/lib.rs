@@ -1,1 +1,15 @@
-//! pg-pool-smol (work in progress; not yet part of the product).
+//! The smol runtime adapter for pg-pool.
+//!
+//! [`Smol`] implements [`pg_pool_core::Runtime`] with `async-io` timers and smol's executors.
+//! smol tasks are cancelled when their handle is dropped, so every task the pool spawns is
+//! detached and runs to completion. [`ConnPool`] is the pool type for smol users.
+
+mod runtime;
+
+pub use runtime::{Smol, Sleep};
+
+/// A pool of `T` connections on smol.
+pub type ConnPool<T> = pg_pool_core::ConnPool<T, Smol>;
+
+/// A connection checked out of a smol [`ConnPool`].
+pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Smol>;

@@ -1,0 +1,45 @@
+//! [`AsyncStd`]: async-io timers and async-std's global executor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_io::Timer;
+use pg_pool_core::{NoRuntime, Runtime};
+
+/// The async-std runtime. Its executor is global, so [`Runtime::current`] always succeeds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStd;
+
+/// The future returned by [`AsyncStd`]'s `sleep`: an `async-io` timer.
+#[derive(Debug)]
+pub struct Sleep(Timer);
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+impl Runtime for AsyncStd {
+    type Sleep = Sleep;
+
+    fn current() -> Result<Self, NoRuntime> {
+        Ok(Self)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep(Timer::after(duration))
+    }
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Dropping an async-std `JoinHandle` detaches the task; it runs to completion.
+        drop(async_std::task::spawn(future));
+    }
+}

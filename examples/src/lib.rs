@@ -1,1 +1,10 @@
-//! examples (work in progress; not yet part of the product).
+//! Shared helpers for the pg-pool examples (`cargo run --example quickstart`, `hooks`,
+//! `metrics`, `drain`).
+//!
+//! Every example connects to the server named by the `DATABASE_URL` environment variable
+//! (`postgres://user:password@host:port/database`) or, when it is not set, starts a
+//! throwaway local PostgreSQL with the test kit and removes it on exit.
+
+mod database;
+
+pub use database::Database;

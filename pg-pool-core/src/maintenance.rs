@@ -42,8 +42,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             });
         }
         if let Some(interval) = config.health_check_interval {
-            self.spawn_periodic(interval, move |shared| async move {
-                shared.probe(interval).await;
+            self.spawn_periodic(interval, |shared| async move {
+                shared.probe().await;
             });
         }
     }
@@ -135,46 +135,45 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
     }
 
-    /// One probe pass: pings, one at a time, every idle connection not used or pinged
-    /// within `interval`, and destroys those that fail or time out.
-    pub(crate) async fn probe(self: &Arc<Self>, interval: Duration) {
-        let budget = self.lock().idle.len();
-        for _ in 0..budget {
-            let taken = {
-                let mut st = self.lock();
+    /// One probe pass: pings every idle connection at once, each on its own task bounded by
+    /// `probe_timeout`, and destroys those that fail or time out. A path that stalls while
+    /// a connection sits idle is therefore noticed within one interval plus the probe timeout,
+    /// however many connections it affects. Pinged connections count as active meanwhile.
+    pub(crate) async fn probe(self: &Arc<Self>) {
+        let taken: Vec<_> = {
+            let mut st = self.lock();
+            let count = st.idle.len();
+            st.active += count;
+            st.idle.drain(..).collect()
+        };
+        for conn in taken {
+            let shared = Arc::clone(self);
+            spawn_caught(&self.runtime, async move { shared.ping_idle(conn).await });
+        }
+    }
+
+    async fn ping_idle(self: &Arc<Self>, conn: crate::conn::Conn<T>) {
+        let mut held = crate::guard::Held::new(self, conn, DestroyReason::PingFailed);
+        let limit = self.config.probe_timeout;
+        match timeout(&self.runtime, limit, held.get().raw.ping()).await {
+            Some(Ok(())) => {
+                let mut conn = held.disarm();
                 let now = Instant::now();
-                let found = st
-                    .idle
-                    .iter()
-                    .position(|c| now.saturating_duration_since(c.last_used) >= interval);
-                found.map(|index| {
-                    st.active += 1;
-                    st.idle.remove(index).expect("index is in bounds")
-                })
-            };
-            let Some(conn) = taken else { return };
-            let mut held = crate::guard::Held::new(self, conn, DestroyReason::PingFailed);
-            let limit = self.config.probe_timeout;
-            match timeout(&self.runtime, limit, held.get().raw.ping()).await {
-                Some(Ok(())) => {
-                    let mut conn = held.disarm();
-                    let now = Instant::now();
-                    conn.last_used = now;
-                    let mut fx = Effects::default();
-                    {
-                        let mut st = self.lock();
-                        st.active -= 1;
-                        self.place(&mut st, conn, now, &mut fx);
-                        fx.drained = st.is_drained();
-                    }
-                    self.apply(fx);
+                conn.last_used = now;
+                let mut fx = Effects::default();
+                {
+                    let mut st = self.lock();
+                    st.active -= 1;
+                    self.place(&mut st, conn, now, &mut fx);
+                    fx.drained = st.is_drained();
                 }
-                Some(Err(error)) => {
-                    tracing::info!(pool = %self.config.name, %error, "health probe evicted a connection");
-                }
-                None => {
-                    tracing::info!(pool = %self.config.name, timeout = ?limit, "health probe timed out; evicting the connection");
-                }
+                self.apply(fx);
+            }
+            Some(Err(error)) => {
+                tracing::info!(pool = %self.config.name, %error, "health probe evicted a connection");
+            }
+            None => {
+                tracing::info!(pool = %self.config.name, timeout = ?limit, "health probe timed out; evicting the connection");
             }
         }
     }

@@ -135,6 +135,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         for _ in 0..pool.shared.config.min_idle {
             pool.shared.open_idle().await?;
         }
+        pool.shared.spawn_maintenance();
         pool.plan_connects();
         Ok(pool)
     }
@@ -151,6 +152,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         connector: impl Connector<T>,
     ) -> Result<Self, PoolErrorOf<T>> {
         let pool = Self::create(config, hooks, runtime, connector)?;
+        pool.shared.spawn_maintenance();
         pool.plan_connects();
         Ok(pool)
     }
@@ -163,7 +165,6 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ) -> Result<Self, PoolErrorOf<T>> {
         config.validate()?;
         let shared = Arc::new(Shared::new(config, hooks, runtime, Box::new(connector)));
-        shared.spawn_maintenance();
         Ok(Self { shared })
     }
 

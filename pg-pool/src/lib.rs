@@ -1,1 +1,18 @@
-//! pg-pool (work in progress; not yet part of the product).
+#![doc = include_str!("../README.md")]
+
+pub use pg_pool_core;
+pub use pg_pool_core::{
+    BoxFuture, Checkout, ConfigError, ConnPoolConfig, Connect, ConnectError, ConnectTarget,
+    Connector, DestroyReason, DrainReport, HISTOGRAM_BUCKETS, Histogram, HookError, HookResult,
+    IdleOrder, LifecycleHooks, Metrics, NoRuntime, Phase, PoolError, Poolable, Runtime, timeout,
+};
+
+#[cfg(feature = "tokio")]
+pub use pg_pool_tokio::{self, ConnPool, PoolGuard, Tokio};
+
+/// pg-wired connections: [`wire::WirePoolable`], [`wire::AsyncWirePoolable`], their config,
+/// connector and error (the `pg-pool-wire` crate).
+#[cfg(feature = "wire")]
+pub mod wire {
+    pub use pg_pool_wire::*;
+}

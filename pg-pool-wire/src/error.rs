@@ -1,0 +1,103 @@
+//! The error type of the pg-wired adapter.
+
+use pg_wired::{PgError, PgWireError};
+
+use crate::session::TransactionStatus;
+
+/// What went wrong talking to PostgreSQL through pg-wired, or configuring the connection.
+///
+/// Server errors keep the server's message, SQLSTATE, detail and hint: a wrong password
+/// reads `PostgreSQL error: 28P01: password authentication failed for user "app"`.
+/// Use [`WireError::server_error`] and [`WireError::code`] to inspect them, and
+/// [`WireError::is_fatal`] to tell whether the connection is gone.
+///
+/// # Examples
+///
+/// ```
+/// use pg_pool_wire::{WireConfig, WireError};
+///
+/// let err = "mysql://localhost/db".parse::<WireConfig>().unwrap_err();
+/// assert!(matches!(err, WireError::Url { .. }));
+/// assert!(err.to_string().contains("postgres://"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The driver failed: I/O, a protocol violation, the connection closed, or an error
+    /// response from the server (authentication, SQL, termination).
+    /// Boxed: the driver's error is large, and errors travel on every `Result`.
+    #[error(transparent)]
+    Driver(Box<PgWireError>),
+    /// A connection URL could not be parsed.
+    #[error("invalid connection URL: {reason}")]
+    Url {
+        /// What is wrong with the URL (the password is never included).
+        reason: String,
+    },
+    /// A connection setting is not supported or makes no sense.
+    #[error("invalid connection setting `{setting}`: {reason}")]
+    Config {
+        /// The offending setting.
+        setting: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The connection was returned with a transaction still open or failed; it is not
+    /// reused (its session state is unknown to the next user).
+    #[error("connection returned with its transaction {0}; it will not be reused")]
+    TransactionOpen(TransactionStatus),
+    /// The connection broke earlier (I/O error, fatal server error, or an exchange that was
+    /// abandoned midway) and cannot be used again.
+    #[error("connection is broken and cannot be used again")]
+    Broken,
+    /// A tokio runtime is needed (pg-wired's `AsyncConn` spawns tokio tasks) but none is
+    /// running on this thread.
+    #[error("pg-wired needs a tokio runtime, and none is running on this thread")]
+    NoTokio,
+}
+
+impl From<PgWireError> for WireError {
+    fn from(e: PgWireError) -> Self {
+        WireError::Driver(Box::new(e))
+    }
+}
+
+impl WireError {
+    /// The server's error response behind this error, if the server sent one.
+    pub fn server_error(&self) -> Option<&PgError> {
+        match self {
+            WireError::Driver(e) => match &**e {
+                PgWireError::Pg(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE code of the server's error, for example `"28P01"` for a wrong password.
+    pub fn code(&self) -> Option<&str> {
+        self.server_error().map(|e| e.code.as_str())
+    }
+
+    /// Whether the error means the session is gone: the connection closed, an I/O or
+    /// protocol error, a `FATAL` or `PANIC` server error, or one of the SQLSTATEs that end a
+    /// session (class `08`, `57P01` admin shutdown, `57P02` crash shutdown, `57P03`
+    /// cannot connect now, `57P05` idle session timeout).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            WireError::Driver(e) => match &**e {
+                PgWireError::Pg(e) => is_fatal_server_error(e),
+                _ => true,
+            },
+            WireError::Broken => true,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a server error ends the session.
+pub(crate) fn is_fatal_server_error(e: &PgError) -> bool {
+    matches!(e.severity.as_str(), "FATAL" | "PANIC")
+        || e.code.starts_with("08")
+        || matches!(e.code.as_str(), "57P01" | "57P02" | "57P03" | "57P05")
+}

@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests: a real PostgreSQL from the test kit, pools
+//! configured for fast tests, and small timing utilities.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pg_pool_core::{ConnPoolConfig, LifecycleHooks};
+use pg_pool_test_support::TestCluster;
+use pg_pool_wire::{WireConfig, WireConnector, WirePool, WirePoolable};
+
+/// The URL of `cluster` (or of `addr` in front of it), with `application_name` set.
+pub(crate) fn url(cluster: &TestCluster, addr: Option<SocketAddr>, app: &str) -> String {
+    let base = match addr {
+        Some(addr) => cluster.url_for_addr(addr),
+        None => cluster.url().to_owned(),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}application_name={app}")
+}
+
+/// Connection settings for `cluster` (or `addr`), tagged with `app`.
+pub(crate) fn wire_config(
+    cluster: &TestCluster,
+    addr: Option<SocketAddr>,
+    app: &str,
+) -> WireConfig {
+    let config = WireConfig::from_url(&url(cluster, addr, app)).expect("the kit's URL parses");
+    assert!(
+        config.addr.starts_with("127.0.0.1:"),
+        "tests target 127.0.0.1 only: {}",
+        config.addr
+    );
+    config
+}
+
+/// A pool config tuned for tests: short timeouts, fast reaper and backoff.
+pub(crate) fn pool_config(max_size: usize) -> ConnPoolConfig {
+    let mut config = ConnPoolConfig::default();
+    config.name = "test".into();
+    config.max_size = max_size;
+    config.checkout_timeout = Duration::from_secs(5);
+    config.connect_timeout = Duration::from_secs(2);
+    config.reaper_interval = Duration::from_millis(100);
+    config.connect_backoff = Duration::from_millis(20);
+    config.connect_backoff_max = Duration::from_millis(500);
+    config.checkin_timeout = Duration::from_secs(2);
+    config.probe_timeout = Duration::from_secs(1);
+    config
+}
+
+/// A `WirePoolable` pool on `config`'s connection settings.
+pub(crate) async fn wire_pool(
+    wire: WireConfig,
+    config: ConnPoolConfig,
+    hooks: LifecycleHooks<WirePoolable>,
+) -> WirePool {
+    WirePool::with_connector(config, hooks, WireConnector::new(wire))
+        .await
+        .expect("pool builds")
+}
+
+/// Runs blocking kit calls (psql, pg_ctl) off the async worker threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
+/// Polls `check` every 20 ms until it returns true or `limit` passes; returns how long it
+/// took, or `None` on timeout.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Backends of `cluster` tagged `app`, counted by the server.
+pub(crate) async fn backends(cluster: &'static TestCluster, app: &str) -> usize {
+    let app = app.to_owned();
+    blocking(move || cluster.backend_count(&app).expect("pg_stat_activity")).await
+}
+
+/// Leaks a cluster so `'static` borrows can go into spawned tasks; the kit's watchdog
+/// removes it when the test process exits.
+pub(crate) fn own_cluster() -> &'static TestCluster {
+    Box::leak(Box::new(
+        TestCluster::start().expect("start a throwaway cluster"),
+    ))
+}

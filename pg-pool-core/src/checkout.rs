@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use crate::clock::Instant;
 
 use event_listener::listener;
 use futures_lite::future;
@@ -58,14 +58,6 @@ impl<F: Future> Future for Checkout<F> {
     }
 }
 
-/// Why a connection taken for a caller was not handed over.
-enum Rejected<E> {
-    /// Destroyed; try another connection.
-    Retry,
-    /// Give up with this error.
-    Fail(PoolError<E>),
-}
-
 /// Leaves the queue or returns an unclaimed grant if the waiting caller is dropped.
 struct QueueSlot<'a, T: Poolable, R: Runtime> {
     shared: &'a Arc<Shared<T, R>>,
@@ -97,23 +89,25 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
 
 impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Checks out a connection. `wait == false` is `try_get`: no queueing.
+    ///
+    /// The fast path (an idle connection, no ping due, no checkout hook) runs without an
+    /// allocation or a timer. The slow parts, waiting and asynchronous validation, are boxed
+    /// so that they do not bloat this future, which every caller moves around.
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         site: &'static Location<'static>,
         wait: bool,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
         let started = Instant::now();
-        let deadline = started + self.config.checkout_timeout;
-        let mut sleep = pin!(None::<R::Sleep>);
         let mut requeue_front = false;
         loop {
-            // Fast path: an idle connection and nobody queued ahead of us.
             let mut fx = Effects::default();
             let taken = {
                 let mut st = self.lock();
                 if st.draining {
                     return Err(PoolError::Closed);
                 }
+                // An idle connection, and nobody queued ahead of us.
                 let idle = if st.waiters.is_empty() {
                     st.pop_idle(self.config.idle_order)
                 } else {
@@ -148,24 +142,24 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let (conn, generation, now) = match taken {
                 Ok((conn, generation)) => (conn, generation, started),
                 Err(waiter) => {
-                    if sleep.is_none() {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        sleep.set(Some(self.runtime.sleep(left)));
-                    }
-                    let sleep = sleep.as_mut().as_pin_mut().expect("set above");
-                    let conn = self.wait(waiter, sleep, started).await?;
+                    let conn = Box::pin(self.wait(waiter, started)).await?;
                     let generation = self.lock().generation;
                     (conn, generation, Instant::now())
                 }
             };
-            match self.validate(conn, generation, now, deadline, started).await {
-                Ok(conn) => {
-                    let leak_key = self.leaks.as_ref().map(|leaks| leaks.register(now, site));
-                    return Ok(PoolGuard::new(conn, Arc::clone(self), now, leak_key));
+            requeue_front = true;
+            let Some(mut conn) = self.check(conn, generation, now)? else {
+                continue;
+            };
+            if self.needs_async_validation(&conn, now) {
+                match Box::pin(self.validate_async(conn, started)).await? {
+                    Some(validated) => conn = validated,
+                    None => continue,
                 }
-                Err(Rejected::Retry) => requeue_front = true,
-                Err(Rejected::Fail(e)) => return Err(e),
             }
+            conn.fresh = false;
+            let leak_key = self.leaks.as_ref().map(|leaks| leaks.register(now, site));
+            return Ok(PoolGuard::new(conn, Arc::clone(self), now, leak_key));
         }
     }
 
@@ -173,7 +167,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     async fn wait(
         self: &Arc<Self>,
         waiter: Arc<WaiterOf<T>>,
-        mut sleep: Pin<&mut R::Sleep>,
         started: Instant,
     ) -> Result<Conn<T>, PoolErrorOf<T>> {
         let mut slot = QueueSlot {
@@ -181,6 +174,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             waiter,
             armed: true,
         };
+        let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
+        let mut sleep = pin!(self.runtime.sleep(left));
         let grant = loop {
             if let Some(grant) = slot.waiter.take() {
                 break grant;
@@ -189,10 +184,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             if let Some(grant) = slot.waiter.take() {
                 break grant;
             }
-            let timed_out = future::or(async { woken.await; false }, async {
-                sleep.as_mut().await;
-                true
-            })
+            let timed_out = future::or(
+                async {
+                    woken.await;
+                    false
+                },
+                async {
+                    sleep.as_mut().await;
+                    true
+                },
+            )
             .await;
             if timed_out {
                 let phase = {
@@ -222,39 +223,54 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
     }
 
-    /// Validates a connection counted as active: expiry, broken check, acquire hook, the
-    /// idle ping, the checkout hook. A rejected connection is destroyed.
-    async fn validate(
+    /// The synchronous checks of a connection counted as active: generation, lifetime,
+    /// broken check, acquire hook. `Ok(None)`: destroyed, try another.
+    fn check(
         self: &Arc<Self>,
-        conn: Conn<T>,
+        mut conn: Conn<T>,
         generation: u64,
         now: Instant,
-        deadline: Instant,
-        started: Instant,
-    ) -> Result<Conn<T>, Rejected<T::Error>> {
-        let mut held = Held::new(self, conn, DestroyReason::HookRejected);
-        let conn = held.get();
-        let early = if conn.generation != generation {
-            Some(DestroyReason::Evicted)
+    ) -> Result<Option<Conn<T>>, PoolErrorOf<T>> {
+        let reason = if conn.generation != generation {
+            DestroyReason::Evicted
         } else if conn.expired(now) {
-            Some(DestroyReason::Lifetime)
+            DestroyReason::Lifetime
         } else if catch_unwind(AssertUnwindSafe(|| conn.raw.has_pending_data())).unwrap_or(true) {
-            Some(DestroyReason::Broken)
+            DestroyReason::Broken
         } else if let Some(hook) = &self.hooks.acquire
             && let Err(error) = LifecycleHooks::run_sync(hook, "acquire", &mut conn.raw)
         {
-            return Err(Self::hook_rejected(held, error));
+            let fresh = conn.fresh;
+            self.destroy_active(conn, DestroyReason::HookRejected, None);
+            return Self::hook_rejected(error, fresh);
         } else {
-            None
+            return Ok(Some(conn));
         };
-        if let Some(reason) = early {
-            held.destroy(reason);
-            return Err(Rejected::Retry);
-        }
+        self.destroy_active(conn, reason, None);
+        Ok(None)
+    }
+
+    fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
+        self.hooks.checkout.is_some()
+            || (self.config.test_on_checkout
+                && now.saturating_duration_since(conn.last_used)
+                    >= self.config.test_on_checkout_after)
+    }
+
+    /// The asynchronous checks: the idle ping, then the checkout hook, within what is left
+    /// of the checkout deadline. `Ok(None)`: destroyed, try another. Dropping this future
+    /// destroys the connection (its session state is unknown) and frees its capacity.
+    async fn validate_async(
+        self: &Arc<Self>,
+        conn: Conn<T>,
+        started: Instant,
+    ) -> Result<Option<Conn<T>>, PoolErrorOf<T>> {
+        let mut held = Held::new(self, conn, DestroyReason::HookRejected);
+        let conn = held.get();
         if self.config.test_on_checkout
-            && now.saturating_duration_since(conn.last_used) >= self.config.test_on_checkout_after
+            && conn.last_used.elapsed() >= self.config.test_on_checkout_after
         {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
             let limit = left.min(self.config.probe_timeout);
             let ping = AssertUnwindSafe(conn.raw.ping()).catch_unwind();
             match timeout(&self.runtime, limit, ping).await {
@@ -262,49 +278,49 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 Some(Ok(Err(error))) => {
                     tracing::debug!(pool = %self.config.name, %error, "idle connection failed its ping");
                     held.destroy(DestroyReason::PingFailed);
-                    return Err(Rejected::Retry);
+                    return Ok(None);
                 }
                 Some(Err(_panic)) => {
                     held.destroy(DestroyReason::PingFailed);
-                    return Err(Rejected::Retry);
+                    return Ok(None);
                 }
                 None => {
                     held.destroy(DestroyReason::PingFailed);
                     if limit == left {
-                        return Err(Rejected::Fail(self.timeout_error(Phase::Probe, started)));
+                        return Err(self.timeout_error(Phase::Probe, started));
                     }
-                    return Err(Rejected::Retry);
+                    return Ok(None);
                 }
             }
         }
         if let Some(hook) = &self.hooks.checkout {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
+            let fresh = conn.fresh;
             let run = LifecycleHooks::run_async(hook, "checkout", &mut conn.raw);
             match timeout(&self.runtime, left, run).await {
                 Some(Ok(())) => {}
-                Some(Err(error)) => return Err(Self::hook_rejected(held, error)),
+                Some(Err(error)) => {
+                    drop(held);
+                    return Self::hook_rejected(error, fresh);
+                }
                 None => {
                     drop(held);
-                    return Err(Rejected::Fail(self.timeout_error(Phase::Hook, started)));
+                    return Err(self.timeout_error(Phase::Hook, started));
                 }
             }
         }
-        let mut conn = held.disarm();
-        conn.fresh = false;
-        Ok(conn)
+        Ok(Some(held.disarm()))
     }
 
-    /// Destroys a connection a hook rejected. A fresh connection rejected too means the hook
-    /// rejects everything: fail rather than open connection after connection.
-    fn hook_rejected(mut held: Held<'_, T, R>, error: HookError) -> Rejected<T::Error> {
-        let fresh = held.get().fresh;
+    /// After a hook rejected (and the pool destroyed) a connection: a fresh connection
+    /// rejected too means the hook rejects everything, so fail rather than open connection
+    /// after connection; otherwise try another.
+    fn hook_rejected(error: HookError, fresh: bool) -> Result<Option<Conn<T>>, PoolErrorOf<T>> {
         tracing::debug!(%error, fresh, "a hook rejected a connection");
-        held.destroy(DestroyReason::HookRejected);
         if fresh {
-            Rejected::Fail(PoolError::Hook(error))
+            Err(PoolError::Hook(error))
         } else {
-            Rejected::Retry
+            Ok(None)
         }
     }
 }
-

@@ -1,6 +1,8 @@
 //! A pooled connection with its bookkeeping.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 /// A connection plus what the pool knows about it. Never leaves the crate: callers see the
 /// bare connection through [`PoolGuard`](crate::PoolGuard).

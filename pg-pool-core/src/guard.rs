@@ -10,7 +10,9 @@ use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use futures_lite::FutureExt;
 
@@ -84,9 +86,9 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
         this.broken = true;
     }
 
-    /// When the connection was created.
-    pub fn created_at(this: &Self) -> Instant {
-        this.inner().created
+    /// How long ago the connection was opened.
+    pub fn age(this: &Self) -> Duration {
+        this.inner().created.elapsed()
     }
 
     /// Takes the connection out of the pool for good. The pool forgets it and may open a

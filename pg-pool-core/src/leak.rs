@@ -5,7 +5,9 @@
 //! the slab and warns once per checkout that is held past the threshold.
 
 use std::panic::Location;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use crate::sync::{Mutex, lock};
 

@@ -9,6 +9,7 @@
 //! paths, the hand-off and cancellation story, the hook order and the drain protocol.
 
 mod checkout;
+mod clock;
 mod config;
 mod conn;
 mod connect;

@@ -17,7 +17,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::{Context, Poll, Waker};
 
 use futures_lite::FutureExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use event_listener::Event;
 
@@ -314,7 +316,26 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     }
 
     /// Carries out the effects of a critical section. Must be called without the lock.
+    #[inline]
     pub(crate) fn apply(self: &Arc<Self>, fx: Effects<T>) {
+        if fx.wake.is_none()
+            && fx.destroy.is_none()
+            && fx.connects.is_empty()
+            && fx.wake_many.is_empty()
+            && fx.destroy_many.is_empty()
+            && fx.backoff_timer.is_none()
+            && !fx.drained
+        {
+            // The common case on the hot path: nothing to do. Dropping the empty effects
+            // frees nothing.
+            std::mem::forget(fx);
+            return;
+        }
+        self.apply_slow(fx);
+    }
+
+    #[inline(never)]
+    fn apply_slow(self: &Arc<Self>, fx: Effects<T>) {
         let Effects {
             wake,
             wake_many,

@@ -8,7 +8,7 @@
 //! dependence on the order in which listeners were registered.
 
 use std::sync::Arc;
-use std::time::Instant;
+use crate::clock::Instant;
 
 use event_listener::Event;
 

@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             maintenance::min_idle_refill,
             maintenance::probe_evicts_failures,
             maintenance::background_tasks_end,
+            maintenance::leak_detection_and_no_idle_tasks,
             drain::drain_waits_for_checked_out,
             drain::drain_with_deadline,
             metrics::metrics_match_workload,

@@ -144,7 +144,12 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 Err(waiter) => {
                     let conn = Box::pin(self.wait(waiter, started)).await?;
                     let generation = self.lock().generation;
-                    (conn, generation, Instant::now())
+                    let now = Instant::now();
+                    let waited = now.saturating_duration_since(started);
+                    if waited >= self.config.slow_checkout_threshold {
+                        tracing::warn!(pool = %self.config.name, ?waited, checkout_site = %site, "slow checkout");
+                    }
+                    (conn, generation, now)
                 }
             };
             requeue_front = true;

@@ -100,6 +100,9 @@ pub struct ConnPoolConfig {
     /// Warn, naming the checkout site, when a connection is held longer than this. `None`
     /// disables leak detection at no cost. Default: `None`.
     pub leak_detection_threshold: Option<Duration>,
+    /// A checkout that had to wait longer than this logs a `slow checkout` warning with the
+    /// time it waited. Default: 1 s.
+    pub slow_checkout_threshold: Duration,
     /// Longest the asynchronous part of a return (reset and checkin hook) or a close may take
     /// before the connection is destroyed. Default: 5 s.
     pub checkin_timeout: Duration,
@@ -130,6 +133,7 @@ impl Default for ConnPoolConfig {
             connect_backoff: Duration::from_millis(50),
             connect_backoff_max: Duration::from_secs(5),
             leak_detection_threshold: None,
+            slow_checkout_threshold: Duration::from_secs(1),
             checkin_timeout: Duration::from_secs(5),
         }
     }

@@ -7,6 +7,8 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the data layout, the acquire and return
 //! paths, the hand-off and cancellation story, the hook order and the drain protocol.
+//!
+#![doc = include_str!("../README.md")]
 
 mod checkout;
 mod clock;

@@ -126,7 +126,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         self.apply(fx);
         if let (Some(leaks), Some(threshold)) = (&self.leaks, self.config.leak_detection_threshold)
         {
-            for leak in leaks.scan(now, threshold) {
+            let found = leaks.scan(now, threshold);
+            if !found.is_empty() {
+                self.lock().counters.leaks += found.len() as u64;
+            }
+            for leak in found {
                 tracing::warn!(
                     pool = %self.config.name,
                     held = ?leak.held,

@@ -120,6 +120,7 @@ pub(crate) struct Counters {
     pub(crate) checkouts: u64,
     pub(crate) timeouts: u64,
     pub(crate) detaches: u64,
+    pub(crate) leaks: u64,
     pub(crate) wait_time: Histogram,
     pub(crate) connect_time: Histogram,
     pub(crate) usage_time: Histogram,
@@ -164,6 +165,8 @@ pub struct Metrics {
     pub timeouts: u64,
     /// Connections taken out of the pool with `PoolGuard::detach`.
     pub detaches: u64,
+    /// Checkouts reported by leak detection as held past the threshold.
+    pub leaks: u64,
     /// Time checkouts waited for a connection (zero when one was idle).
     pub wait_time: Histogram,
     /// Time successful connection attempts took.
@@ -191,6 +194,7 @@ impl Metrics {
             checkouts: counters.checkouts,
             timeouts: counters.timeouts,
             detaches: counters.detaches,
+            leaks: counters.leaks,
             wait_time: counters.wait_time.clone(),
             connect_time: counters.connect_time.clone(),
             usage_time: counters.usage_time.clone(),
@@ -254,6 +258,7 @@ impl Metrics {
             ("checkouts", "Connections handed out.", self.checkouts),
             ("timeouts", "Checkouts that timed out.", self.timeouts),
             ("detaches", "Connections detached from the pool.", self.detaches),
+            ("leaks", "Checkouts held past the leak threshold.", self.leaks),
         ] {
             writeln!(out, "# HELP pg_pool_{name}_total {help}")?;
             writeln!(out, "# TYPE pg_pool_{name}_total counter")?;

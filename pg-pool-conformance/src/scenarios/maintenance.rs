@@ -124,3 +124,27 @@ pub async fn background_tasks_end<R: Runtime>() {
     sleep::<R>(Duration::from_millis(50)).await;
     assert_eq!(control.pings(), pings, "no task runs after the pool is gone");
 }
+
+/// A connection held past the leak threshold is reported (once) by the reaper, naming the
+/// checkout site; with no background feature configured, no task runs at all.
+pub async fn leak_detection_and_no_idle_tasks<R: Runtime>() {
+    let mut config = test_config();
+    config.leak_detection_threshold = Some(Duration::from_millis(30));
+    config.reaper_interval = Duration::from_millis(10);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    assert_eq!(pool.metrics().background_tasks, 1, "the reaper scans for leaks");
+    let held = pool.get().await.unwrap();
+    let quick = pool.get().await.unwrap();
+    drop(quick);
+    let took = wait_for::<R>("a leak report", Duration::from_secs(3), || pool.metrics().leaks == 1).await;
+    println!("leak reported {took:?} after checkout (threshold 30 ms)");
+    sleep::<R>(Duration::from_millis(60)).await;
+    assert_eq!(pool.metrics().leaks, 1, "reported once, and only the one held too long");
+    drop(held);
+    settle(&pool, &control).await;
+
+    let (pool, control) = mock_pool::<R>(test_config(), LifecycleHooks::default()).await;
+    drop(pool.get().await.unwrap());
+    assert_eq!(pool.metrics().background_tasks, 0, "nothing configured, nothing running");
+    settle(&pool, &control).await;
+}

@@ -55,7 +55,10 @@ pub async fn mock_pool<R: Runtime>(
 
 /// Sleeps on the current runtime.
 pub async fn sleep<R: Runtime>(duration: Duration) {
-    R::current().expect("inside the runtime").sleep(duration).await;
+    R::current()
+        .expect("inside the runtime")
+        .sleep(duration)
+        .await;
 }
 
 /// The result of a spawned task, awaited with [`Join::join`].

@@ -28,7 +28,13 @@ pub enum Gate {
 impl Gate {
     /// Every gate, with `slow` as the delay of [`Gate::Slow`].
     pub fn all(slow: Duration) -> [Gate; 5] {
-        [Gate::Pass, Gate::Fail, Gate::Slow(slow), Gate::Never, Gate::Panic]
+        [
+            Gate::Pass,
+            Gate::Fail,
+            Gate::Slow(slow),
+            Gate::Never,
+            Gate::Panic,
+        ]
     }
 }
 
@@ -217,7 +223,9 @@ pub struct MockConn {
 
 impl fmt::Debug for MockConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockConn").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MockConn")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -32,13 +32,21 @@ impl Poolable for Noop {
 fn main() {
     let mut config = ConnPoolConfig::default();
     config.max_size = 16;
-    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Threads, || async { Ok(Noop) })
-        .expect("valid config");
-    println!("size of the checkout future: {} bytes", std::mem::size_of_val(&pool.get()));
+    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Threads, || async {
+        Ok(Noop)
+    })
+    .expect("valid config");
+    println!(
+        "size of the checkout future: {} bytes",
+        std::mem::size_of_val(&pool.get())
+    );
     drop(block_on(pool.get()).unwrap());
     let rounds = if std::env::var("N").is_ok() { 1 } else { 5 };
     for round in 0..rounds {
-        let n: u32 = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        let n: u32 = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
         let started = Instant::now();
         for _ in 0..n {
             let guard = block_on(pool.get()).unwrap();

@@ -1,12 +1,12 @@
 //! The acquire path: take an idle connection or queue for one, then validate it.
 
+use crate::clock::Instant;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use crate::clock::Instant;
 
 use event_listener::listener;
 use futures_lite::future;
@@ -179,7 +179,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             waiter,
             armed: true,
         };
-        let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
+        let left = self
+            .config
+            .checkout_timeout
+            .saturating_sub(started.elapsed());
         let mut sleep = pin!(self.runtime.sleep(left));
         let grant = loop {
             if let Some(grant) = slot.waiter.take() {
@@ -275,7 +278,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         if self.config.test_on_checkout
             && conn.last_used.elapsed() >= self.config.test_on_checkout_after
         {
-            let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
+            let left = self
+                .config
+                .checkout_timeout
+                .saturating_sub(started.elapsed());
             let limit = left.min(self.config.probe_timeout);
             let ping = AssertUnwindSafe(conn.raw.ping()).catch_unwind();
             match timeout(&self.runtime, limit, ping).await {
@@ -299,7 +305,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             }
         }
         if let Some(hook) = &self.hooks.checkout {
-            let left = self.config.checkout_timeout.saturating_sub(started.elapsed());
+            let left = self
+                .config
+                .checkout_timeout
+                .saturating_sub(started.elapsed());
             let fresh = conn.fresh;
             let run = LifecycleHooks::run_async(hook, "checkout", &mut conn.raw);
             match timeout(&self.runtime, left, run).await {

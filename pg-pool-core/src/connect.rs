@@ -45,7 +45,10 @@ impl<T: Poolable, R: Runtime> Drop for Reservation<'_, T, R> {
 }
 
 /// One connection attempt, made for the waiter `originator` (if any).
-pub(crate) async fn run<T: Poolable, R: Runtime>(shared: Arc<Shared<T, R>>, originator: Option<u64>) {
+pub(crate) async fn run<T: Poolable, R: Runtime>(
+    shared: Arc<Shared<T, R>>,
+    originator: Option<u64>,
+) {
     let mut reservation = Reservation {
         shared: &shared,
         armed: true,

@@ -64,11 +64,15 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
     }
 
     fn inner(&self) -> &Conn<T> {
-        self.conn.as_ref().expect("a guard holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a guard holds its connection until dropped")
     }
 
     fn inner_mut(&mut self) -> &mut Conn<T> {
-        self.conn.as_mut().expect("a guard holds its connection until dropped")
+        self.conn
+            .as_mut()
+            .expect("a guard holds its connection until dropped")
     }
 
     /// The connection.
@@ -94,7 +98,10 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
     /// Takes the connection out of the pool for good. The pool forgets it and may open a
     /// replacement; closing it is now the caller's business.
     pub fn detach(mut this: Self) -> T {
-        let conn = this.conn.take().expect("a guard holds its connection until dropped");
+        let conn = this
+            .conn
+            .take()
+            .expect("a guard holds its connection until dropped");
         this.unregister_leak();
         let mut fx = Effects::default();
         {
@@ -162,7 +169,9 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         };
         if reset || self.shared.hooks.checkin.is_some() {
             let shared = Arc::clone(&self.shared);
-            spawn_caught(&self.shared.runtime, async move { checkin_async(shared, conn, reset, usage).await });
+            spawn_caught(&self.shared.runtime, async move {
+                checkin_async(shared, conn, reset, usage).await
+            });
             return;
         }
         checkin(&self.shared, conn, now, usage);

@@ -283,7 +283,7 @@ impl<T> LifecycleHooks<T> {
             let conn = conn;
             hook(conn)
         }))
-            .unwrap_or_else(|payload| Err(HookError::panicked(name, &*payload)))
+        .unwrap_or_else(|payload| Err(HookError::panicked(name, &*payload)))
     }
 
     /// Runs an asynchronous hook, turning a panic into a rejection.

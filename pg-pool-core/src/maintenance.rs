@@ -69,10 +69,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     (shared.runtime.sleep(interval), stop)
                     // `shared` (the strong reference) is dropped here, before sleeping.
                 };
-                let stopped = future::or(async { stop.await; true }, async {
-                    sleep.await;
-                    false
-                })
+                let stopped = future::or(
+                    async {
+                        stop.await;
+                        true
+                    },
+                    async {
+                        sleep.await;
+                        false
+                    },
+                )
                 .await;
                 if stopped {
                     return;

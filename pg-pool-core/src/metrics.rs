@@ -257,14 +257,25 @@ impl Metrics {
             ),
             ("checkouts", "Connections handed out.", self.checkouts),
             ("timeouts", "Checkouts that timed out.", self.timeouts),
-            ("detaches", "Connections detached from the pool.", self.detaches),
-            ("leaks", "Checkouts held past the leak threshold.", self.leaks),
+            (
+                "detaches",
+                "Connections detached from the pool.",
+                self.detaches,
+            ),
+            (
+                "leaks",
+                "Checkouts held past the leak threshold.",
+                self.leaks,
+            ),
         ] {
             writeln!(out, "# HELP pg_pool_{name}_total {help}")?;
             writeln!(out, "# TYPE pg_pool_{name}_total counter")?;
             writeln!(out, "pg_pool_{name}_total{{pool=\"{pool}\"}} {value}")?;
         }
-        writeln!(out, "# HELP pg_pool_destroys_total Connections destroyed, by reason.")?;
+        writeln!(
+            out,
+            "# HELP pg_pool_destroys_total Connections destroyed, by reason."
+        )?;
         writeln!(out, "# TYPE pg_pool_destroys_total counter")?;
         for reason in DestroyReason::ALL {
             writeln!(
@@ -275,7 +286,11 @@ impl Metrics {
         }
         for (name, help, histogram) in [
             ("wait", "Time checkouts waited.", &self.wait_time),
-            ("connect", "Time connection attempts took.", &self.connect_time),
+            (
+                "connect",
+                "Time connection attempts took.",
+                &self.connect_time,
+            ),
             ("usage", "Time connections were held.", &self.usage_time),
         ] {
             writeln!(out, "# HELP pg_pool_{name}_seconds {help}")?;
@@ -346,6 +361,9 @@ mod tests {
         assert_eq!(h.percentile(0.5), Duration::from_micros(128));
         assert_eq!(h.percentile(1.0), Duration::from_micros(65_536));
         assert_eq!(h.max(), Duration::from_micros(65_536));
-        assert_eq!(Histogram::bucket(Duration::from_secs(100_000)), HISTOGRAM_BUCKETS - 1);
+        assert_eq!(
+            Histogram::bucket(Duration::from_secs(100_000)),
+            HISTOGRAM_BUCKETS - 1
+        );
     }
 }

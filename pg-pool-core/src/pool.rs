@@ -94,7 +94,10 @@ impl<T: Connect, R: Runtime> ConnPool<T, R> {
     /// [`PoolError::Config`](crate::PoolError::Config) for an invalid config,
     /// [`PoolError::NoRuntime`](crate::PoolError::NoRuntime) outside a runtime, and the first
     /// connect error if the initial `min_idle` connections cannot be opened.
-    pub async fn new(config: ConnPoolConfig, hooks: LifecycleHooks<T>) -> Result<Self, PoolErrorOf<T>> {
+    pub async fn new(
+        config: ConnPoolConfig,
+        hooks: LifecycleHooks<T>,
+    ) -> Result<Self, PoolErrorOf<T>> {
         let target = Arc::new(ConnectTarget {
             addr: config.addr.clone(),
             user: config.user.clone(),
@@ -197,7 +200,9 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     /// Cancel safe: see [`Checkout`]. Dropping the future never leaks capacity or loses a
     /// connection.
     #[track_caller]
-    pub fn get(&self) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+    pub fn get(
+        &self,
+    ) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
         let site = Location::caller();
         Checkout::new(self.shared.acquire(site, true))
     }
@@ -215,7 +220,9 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ///
     /// Cancel safe, as [`ConnPool::get`].
     #[track_caller]
-    pub fn try_get(&self) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+    pub fn try_get(
+        &self,
+    ) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
         let site = Location::caller();
         Checkout::new(self.shared.acquire(site, false))
     }
@@ -245,7 +252,9 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             let extra = st.max_size.saturating_sub(st.idle.capacity());
             st.idle.reserve(extra);
             while st.size() > st.max_size {
-                let Some(conn) = st.idle.pop_front() else { break };
+                let Some(conn) = st.idle.pop_front() else {
+                    break;
+                };
                 st.count_destroy(DestroyReason::Evicted);
                 fx.destroy_many.push((conn, DestroyReason::Evicted));
             }
@@ -348,8 +357,17 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             match sleep.as_mut() {
                 None => drained.await,
                 Some(sleep) => {
-                    let timed_out =
-                        future::or(async { drained.await; false }, async { sleep.await; true }).await;
+                    let timed_out = future::or(
+                        async {
+                            drained.await;
+                            false
+                        },
+                        async {
+                            sleep.await;
+                            true
+                        },
+                    )
+                    .await;
                     if timed_out {
                         let st = self.shared.lock();
                         return DrainReport {

@@ -11,9 +11,9 @@
 //! of a connection or waker ever runs under the lock.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::{Context, Poll, Waker};
 
 use futures_lite::FutureExt;
@@ -177,7 +177,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             last_error: None,
             counters: Counters::default(),
         };
-        let leaks = config.leak_detection_threshold.map(|_| LeakRegistry::default());
+        let leaks = config
+            .leak_detection_threshold
+            .map(|_| LeakRegistry::default());
         Self {
             config,
             hooks,
@@ -214,7 +216,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Places a connection that is counted nowhere: hands it to the head waiter, makes it
     /// idle, or marks it for destruction when the pool is draining, it is stale, or the pool
     /// is above its maximum size.
-    pub(crate) fn place(&self, st: &mut State<T>, conn: Conn<T>, now: Instant, fx: &mut Effects<T>) {
+    pub(crate) fn place(
+        &self,
+        st: &mut State<T>,
+        conn: Conn<T>,
+        now: Instant,
+        fx: &mut Effects<T>,
+    ) {
         let reason = if st.draining {
             Some(DestroyReason::Closed)
         } else if conn.generation != st.generation || st.size() >= st.max_size {
@@ -359,12 +367,17 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
         for originator in connects {
             let shared = Arc::clone(self);
-            spawn_caught(&self.runtime, async move { crate::connect::run(shared, originator).await });
+            spawn_caught(&self.runtime, async move {
+                crate::connect::run(shared, originator).await
+            });
         }
         if let Some(until) = backoff_timer {
             let weak = Arc::downgrade(self);
             let delay = until.saturating_duration_since(Instant::now());
-            spawn_caught(&self.runtime, crate::connect::backoff_timer(weak, self.runtime.sleep(delay)));
+            spawn_caught(
+                &self.runtime,
+                crate::connect::backoff_timer(weak, self.runtime.sleep(delay)),
+            );
         }
         if drained {
             self.drained.notify(usize::MAX);

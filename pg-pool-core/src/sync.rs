@@ -14,5 +14,7 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 /// its locks, so a poisoned lock can only come from a bug in the engine itself; the state it
 /// protects is updated in single, non-panicking steps and stays consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,8 +7,8 @@
 //! [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and no
 //! dependence on the order in which listeners were registered.
 
-use std::sync::Arc;
 use crate::clock::Instant;
+use std::sync::Arc;
 
 use event_listener::Event;
 

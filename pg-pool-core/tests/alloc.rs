@@ -19,8 +19,10 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn checkout_and_return_allocate_nothing() {
     let mut config = ConnPoolConfig::default();
     config.max_size = 4;
-    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async { Ok(Noop) })
-        .expect("valid config");
+    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async {
+        Ok(Noop)
+    })
+    .expect("valid config");
     // Warm up: open the connection and let every lazily-allocated structure settle.
     for _ in 0..10 {
         drop(block_on(pool.get()).unwrap());
@@ -34,7 +36,11 @@ fn checkout_and_return_allocate_nothing() {
     let allocations = region.change().allocations;
     println!("allocations in 10,000 checkout/return cycles: {allocations}");
     assert_eq!(allocations, 0, "the fast path allocated");
-    assert_eq!(SPAWNS.load(Ordering::SeqCst), spawns, "the fast path spawned a task");
+    assert_eq!(
+        SPAWNS.load(Ordering::SeqCst),
+        spawns,
+        "the fast path spawned a task"
+    );
     let m = pool.metrics();
     assert_eq!((m.checkouts, m.creates), (10_010, 1));
 }

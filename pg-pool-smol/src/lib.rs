@@ -6,7 +6,7 @@
 
 mod runtime;
 
-pub use runtime::{Smol, Sleep};
+pub use runtime::{Sleep, Smol};
 
 /// A pool of `T` connections on smol.
 pub type ConnPool<T> = pg_pool_core::ConnPool<T, Smol>;

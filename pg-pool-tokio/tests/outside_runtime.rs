@@ -21,9 +21,14 @@ fn async_return_from_a_foreign_thread() {
         let control = Control::new(move |d| sleeper.sleep(d));
         let mut config = ConnPoolConfig::default();
         config.max_size = 1;
-        let pool = ConnPool::<MockConn>::build(config, LifecycleHooks::default(), runtime, control.connector())
-            .await
-            .unwrap();
+        let pool = ConnPool::<MockConn>::build(
+            config,
+            LifecycleHooks::default(),
+            runtime,
+            control.connector(),
+        )
+        .await
+        .unwrap();
         (pool, control)
     });
     let mut guard = rt.block_on(pool.get()).unwrap();
@@ -32,7 +37,11 @@ fn async_return_from_a_foreign_thread() {
     std::thread::spawn(move || drop(guard)).join().unwrap();
     let started = Instant::now();
     while pool.metrics().idle != 1 {
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", pool.metrics());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            pool.metrics()
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     assert_eq!(control.resets(), 1, "the reset ran");

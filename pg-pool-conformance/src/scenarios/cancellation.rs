@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use pg_pool_core::{ConnPoolConfig, DestroyReason, LifecycleHooks, Runtime};
 
-use crate::harness::{cancel_after, check_invariants, mock_pool, poll_once_then_drop, settle, sleep, spawn, test_config};
+use crate::harness::{
+    cancel_after, check_invariants, mock_pool, poll_once_then_drop, settle, sleep, spawn,
+    test_config,
+};
 use crate::mock::{Gate, Step};
 
 const SLOW: Duration = Duration::from_millis(30);
@@ -57,7 +60,8 @@ pub async fn every_gate_every_drop_point<R: Runtime>() {
     for step in [Step::Connect, Step::Ping, Step::Reset, Step::Close] {
         for gate in Gate::all(SLOW) {
             for at in DROP_POINTS {
-                let (pool, control) = mock_pool::<R>(config_for(step), LifecycleHooks::default()).await;
+                let (pool, control) =
+                    mock_pool::<R>(config_for(step), LifecycleHooks::default()).await;
                 control.reset_every_return(true);
                 if step != Step::Connect {
                     // Make a connection exist first, so ping/reset/close have one to act on.
@@ -77,7 +81,10 @@ pub async fn every_gate_every_drop_point<R: Runtime>() {
                 control.set(step, Gate::Pass);
                 let m = settle(&pool, &control).await;
                 assert!(m.size <= 2, "{step:?} {gate:?} {at:?}: {m:?}");
-                let guard = pool.get().await.unwrap_or_else(|e| panic!("{step:?} {gate:?} {at:?}: pool still serves: {e}"));
+                let guard = pool
+                    .get()
+                    .await
+                    .unwrap_or_else(|e| panic!("{step:?} {gate:?} {at:?}: pool still serves: {e}"));
                 drop(guard);
                 let m = settle(&pool, &control).await;
                 println!("{step:?} {gate:?} {at:?}: {m:?}");
@@ -92,10 +99,18 @@ pub async fn abandoned_connect_goes_idle<R: Runtime>() {
     control.set(Step::Connect, Gate::Slow(SLOW));
     assert!(cancel_after::<R, _>(SLOW / 3, pool.get()).await.is_none());
     let m = pool.metrics();
-    assert_eq!((m.connecting, m.waiters), (1, 0), "the attempt outlives its caller: {m:?}");
+    assert_eq!(
+        (m.connecting, m.waiters),
+        (1, 0),
+        "the attempt outlives its caller: {m:?}"
+    );
     sleep::<R>(SLOW * 2).await;
     let m = settle(&pool, &control).await;
-    assert_eq!((m.idle, m.creates), (1, 1), "the connection was kept, not dropped: {m:?}");
+    assert_eq!(
+        (m.idle, m.creates),
+        (1, 1),
+        "the connection was kept, not dropped: {m:?}"
+    );
 }
 
 /// A connect started for a caller that gave up is handed to the next waiter.
@@ -105,7 +120,10 @@ pub async fn abandoned_connect_serves_next_waiter<R: Runtime>() {
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     control.set(Step::Connect, Gate::Slow(SLOW));
     let _ = poll_once_then_drop(pool.get()).await;
-    let next = pool.get().await.expect("the next waiter gets the abandoned connect's result");
+    let next = pool
+        .get()
+        .await
+        .expect("the next waiter gets the abandoned connect's result");
     drop(next);
     let m = settle(&pool, &control).await;
     assert_eq!(m.creates, 1, "one connect, not one per caller: {m:?}");
@@ -119,7 +137,11 @@ pub async fn granted_then_dropped_waiter_passes_it_on<R: Runtime>() {
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     let held = pool.get().await.unwrap();
     let mut first = Box::pin(pool.get());
-    assert!(futures_lite::future::poll_once(first.as_mut()).await.is_none());
+    assert!(
+        futures_lite::future::poll_once(first.as_mut())
+            .await
+            .is_none()
+    );
     let second = spawn::<R, _>({
         let pool = pool.clone();
         async move { pool.get().await.map(|g| g.id) }
@@ -145,7 +167,11 @@ pub async fn dropped_during_checkout_hook<R: Runtime>() {
         })
     });
     let (pool, control) = mock_pool::<R>(test_config(), hooks).await;
-    assert!(cancel_after::<R, _>(Duration::from_millis(20), pool.get()).await.is_none());
+    assert!(
+        cancel_after::<R, _>(Duration::from_millis(20), pool.get())
+            .await
+            .is_none()
+    );
     let m = settle(&pool, &control).await;
     assert_eq!(m.destroys_for(DestroyReason::HookRejected), 1, "{m:?}");
     assert_eq!((m.size, control.live()), (0, 0));

@@ -42,14 +42,21 @@ pub async fn respects_max_size<R: Runtime>() {
     let waited = started.elapsed();
     println!("full pool timed out after {waited:?}");
     match &err {
-        PoolError::Timeout { phase, last_connect_error, .. } => {
+        PoolError::Timeout {
+            phase,
+            last_connect_error,
+            ..
+        } => {
             assert_eq!(*phase, pg_pool_core::Phase::Wait);
             assert!(last_connect_error.is_none());
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(err.is_timeout());
-    assert!(err.to_string().contains("waiting for a connection"), "{err}");
+    assert!(
+        err.to_string().contains("waiting for a connection"),
+        "{err}"
+    );
     assert!(waited >= Duration::from_millis(95) && waited < Duration::from_secs(3));
     assert_eq!(control.live(), 3);
     drop(held);
@@ -77,7 +84,11 @@ pub async fn guard_operations<R: Runtime>() {
     let detached = PoolGuard::detach(guard);
     let m = pool.metrics();
     assert_eq!((m.size, m.detaches), (0, 1), "{m:?}");
-    assert_eq!(control.live(), 1, "the detached connection is the caller's now");
+    assert_eq!(
+        control.live(),
+        1,
+        "the detached connection is the caller's now"
+    );
     drop(detached);
 
     let mut guard = pool.get().await.unwrap();
@@ -202,7 +213,10 @@ pub async fn retain_and_evict_all<R: Runtime>() {
     let old = out.id;
     drop(out);
     let fresh = pool.get().await.unwrap();
-    assert_ne!(fresh.id, old, "an evicted generation is never handed out again");
+    assert_ne!(
+        fresh.id, old,
+        "an evicted generation is never handed out again"
+    );
     drop(fresh);
     let m = settle(&pool, &control).await;
     assert_eq!(m.destroys_for(DestroyReason::Evicted), 4, "{m:?}");
@@ -214,20 +228,38 @@ pub async fn config_errors<R: Runtime>() {
     let mut config = test_config();
     config.max_size = 0;
     let control = crate::mock::Control::new(|_| async {});
-    let err = pg_pool_core::ConnPool::build(config, LifecycleHooks::default(), runtime.clone(), control.connector())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, PoolError::Config(ref e) if e.field() == "max_size"), "{err}");
+    let err = pg_pool_core::ConnPool::build(
+        config,
+        LifecycleHooks::default(),
+        runtime.clone(),
+        control.connector(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, PoolError::Config(ref e) if e.field() == "max_size"),
+        "{err}"
+    );
     let mut config = test_config();
     config.min_idle = 9;
-    let err = pg_pool_core::ConnPool::build(config, LifecycleHooks::default(), runtime.clone(), control.connector())
-        .await
-        .unwrap_err();
+    let err = pg_pool_core::ConnPool::build(
+        config,
+        LifecycleHooks::default(),
+        runtime.clone(),
+        control.connector(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("min_idle"), "{err}");
     let mut config = test_config();
     config.checkout_timeout = Duration::ZERO;
-    let err = pg_pool_core::ConnPool::build(config, LifecycleHooks::default(), runtime, control.connector())
-        .await
-        .unwrap_err();
+    let err = pg_pool_core::ConnPool::build(
+        config,
+        LifecycleHooks::default(),
+        runtime,
+        control.connector(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("checkout_timeout"), "{err}");
 }

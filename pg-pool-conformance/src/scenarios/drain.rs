@@ -32,12 +32,19 @@ pub async fn drain_waits_for_checked_out<R: Runtime>() {
     assert!(pool.is_closed());
     drop(a);
     sleep::<R>(Duration::from_millis(10)).await;
-    assert_eq!(pool.metrics().size, 1, "drain still waits for the second connection");
+    assert_eq!(
+        pool.metrics().size,
+        1,
+        "drain still waits for the second connection"
+    );
     drop(b);
     draining.join().await;
     let m = pool.metrics();
     assert_eq!((m.size, m.closing), (0, 0), "{m:?}");
-    assert_eq!(m.creates, m.destroys, "each connection destroyed exactly once: {m:?}");
+    assert_eq!(
+        m.creates, m.destroys,
+        "each connection destroyed exactly once: {m:?}"
+    );
     assert_eq!(control.closes(), 2);
     assert_eq!(control.live(), 0);
     pool.drain().await; // idempotent
@@ -56,7 +63,10 @@ pub async fn drain_with_deadline<R: Runtime>() {
     sleep::<R>(Duration::from_millis(10)).await;
     let report = pool.drain_timeout(Duration::from_millis(20)).await;
     println!("drain with 20 ms deadline: {report:?}");
-    assert_eq!(report.outstanding, 2, "the held connection and the connect in flight");
+    assert_eq!(
+        report.outstanding, 2,
+        "the held connection and the connect in flight"
+    );
     assert!(!report.is_complete());
     assert!(matches!(pending.join().await, Err(PoolError::Closed)));
     drop(held);

@@ -11,7 +11,14 @@ use crate::mock::MockConn;
 type Log = Arc<Mutex<Vec<String>>>;
 
 fn recording_hooks(log: &Log) -> LifecycleHooks<MockConn> {
-    let (a, b, c, d, e, f) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log.clone());
+    let (a, b, c, d, e, f) = (
+        log.clone(),
+        log.clone(),
+        log.clone(),
+        log.clone(),
+        log.clone(),
+        log.clone(),
+    );
     LifecycleHooks::default()
         .on_create(move |conn: &mut MockConn| {
             let log = a.clone();
@@ -43,7 +50,9 @@ fn recording_hooks(log: &Log) -> LifecycleHooks<MockConn> {
             Ok(())
         })
         .on_destroy(move |conn, reason| {
-            f.lock().unwrap().push(format!("destroy {} {reason}", conn.id));
+            f.lock()
+                .unwrap()
+                .push(format!("destroy {} {reason}", conn.id));
         })
 }
 
@@ -64,8 +73,16 @@ pub async fn hook_order<R: Runtime>() {
     assert_eq!(
         log,
         [
-            "create 0", "acquire 0", "checkout 0", "checkin 0", "release 0", "acquire 0",
-            "checkout 0", "checkin 0", "release 0", "destroy 0 evicted"
+            "create 0",
+            "acquire 0",
+            "checkout 0",
+            "checkin 0",
+            "release 0",
+            "acquire 0",
+            "checkout 0",
+            "checkin 0",
+            "release 0",
+            "destroy 0 evicted"
         ],
     );
 }
@@ -96,7 +113,8 @@ pub async fn rejection_moves_on<R: Runtime>() {
     let m = settle(&pool, &control).await;
     assert_eq!(m.destroys_for(DestroyReason::HookRejected), 1);
 
-    let hooks = LifecycleHooks::default().on_acquire(|_: &mut MockConn| Err(HookError::new("never")));
+    let hooks =
+        LifecycleHooks::default().on_acquire(|_: &mut MockConn| Err(HookError::new("never")));
     let (pool, control) = mock_pool::<R>(test_config(), hooks).await;
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, PoolError::Hook(_)), "{err:?}");
@@ -115,13 +133,15 @@ pub async fn panicking_hooks<R: Runtime>() {
     let m = settle(&pool, &control).await;
     assert_eq!(m.destroys_for(DestroyReason::HookRejected), 1, "{m:?}");
 
-    let hooks = LifecycleHooks::default().on_release(|_: &mut MockConn| panic!("release hook panics"));
+    let hooks =
+        LifecycleHooks::default().on_release(|_: &mut MockConn| panic!("release hook panics"));
     let (pool, control) = mock_pool::<R>(test_config(), hooks).await;
     drop(pool.get().await.unwrap());
     let m = settle(&pool, &control).await;
     assert_eq!(m.destroys_for(DestroyReason::HookRejected), 1, "{m:?}");
 
-    let hooks = LifecycleHooks::default().on_create(|_: &mut MockConn| Box::pin(async { panic!("create hook panics") }));
+    let hooks = LifecycleHooks::default()
+        .on_create(|_: &mut MockConn| Box::pin(async { panic!("create hook panics") }));
     let (pool, control) = mock_pool::<R>(test_config(), hooks).await;
     let err = pool.get().await.unwrap_err();
     assert!(err.to_string().contains("create hook panicked"), "{err}");
@@ -140,7 +160,10 @@ pub async fn async_checkin_keeps_accounting<R: Runtime>() {
     });
     let (pool, control) = mock_pool::<R>(test_config(), hooks).await;
     control.reset_every_return(true);
-    control.set(crate::mock::Step::Reset, crate::mock::Gate::Slow(Duration::from_millis(30)));
+    control.set(
+        crate::mock::Step::Reset,
+        crate::mock::Gate::Slow(Duration::from_millis(30)),
+    );
     let mut guard = pool.get().await.unwrap();
     guard.tag = Some("dirty".into());
     let id = guard.id;

@@ -9,7 +9,11 @@ use pg_pool_core::{DestroyReason, LifecycleHooks, Runtime};
 use crate::harness::{mock_pool, settle, sleep, test_config};
 use crate::mock::{Gate, MockConn, Step};
 
-async fn wait_for<R: Runtime>(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+async fn wait_for<R: Runtime>(
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
@@ -25,9 +29,17 @@ pub async fn idle_timeout_keeps_min_idle<R: Runtime>() {
     config.idle_timeout = Some(Duration::from_millis(50));
     config.reaper_interval = Duration::from_millis(20);
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
-    let held: Vec<_> = [pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap()].into();
+    let held: Vec<_> = [
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ]
+    .into();
     drop(held);
-    let took = wait_for::<R>("idle timeout", Duration::from_secs(3), || pool.metrics().idle == 1).await;
+    let took = wait_for::<R>("idle timeout", Duration::from_secs(3), || {
+        pool.metrics().idle == 1
+    })
+    .await;
     println!("idle connections reaped down to min_idle in {took:?}");
     sleep::<R>(Duration::from_millis(100)).await;
     let m = settle(&pool, &control).await;
@@ -56,11 +68,17 @@ pub async fn lifetime_jitter_spreads_expiry<R: Runtime>() {
         held.push(pool.get().await.unwrap());
     }
     drop(held);
-    wait_for::<R>("all lifetimes", Duration::from_secs(3), || expiries.lock().unwrap().len() == 20).await;
+    wait_for::<R>("all lifetimes", Duration::from_secs(3), || {
+        expiries.lock().unwrap().len() == 20
+    })
+    .await;
     let times = expiries.lock().unwrap().clone();
     let spread = *times.iter().max().unwrap() - *times.iter().min().unwrap();
     println!("20 connections created together expired over {spread:?} (jitter window 300 ms)");
-    assert!(spread >= Duration::from_millis(100), "expiries bunched together: {spread:?}");
+    assert!(
+        spread >= Duration::from_millis(100),
+        "expiries bunched together: {spread:?}"
+    );
     settle(&pool, &control).await;
 }
 
@@ -95,9 +113,17 @@ pub async fn probe_evicts_failures<R: Runtime>() {
         let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
         drop((a, b));
         control.set(Step::Ping, gate);
-        let took = wait_for::<R>("probe eviction", Duration::from_secs(3), || pool.metrics().destroys_for(DestroyReason::PingFailed) == 2).await;
-        println!("probe evicted 2 connections ({gate:?}) in {took:?} (interval 40 ms + timeout 50 ms, one at a time)");
-        assert!(took < Duration::from_millis(40 * 2 + 50 * 2 + 500), "{took:?}");
+        let took = wait_for::<R>("probe eviction", Duration::from_secs(3), || {
+            pool.metrics().destroys_for(DestroyReason::PingFailed) == 2
+        })
+        .await;
+        println!(
+            "probe evicted 2 connections ({gate:?}) in {took:?} (interval 40 ms + timeout 50 ms, one at a time)"
+        );
+        assert!(
+            took < Duration::from_millis(40 * 2 + 50 * 2 + 500),
+            "{took:?}"
+        );
         settle(&pool, &control).await;
     }
 }
@@ -112,17 +138,27 @@ pub async fn background_tasks_end<R: Runtime>() {
     assert_eq!(pool.metrics().background_tasks, 2);
     drop(pool.get().await.unwrap());
     pool.drain().await;
-    wait_for::<R>("tasks to stop after drain", Duration::from_secs(3), || pool.metrics().background_tasks == 0).await;
+    wait_for::<R>("tasks to stop after drain", Duration::from_secs(3), || {
+        pool.metrics().background_tasks == 0
+    })
+    .await;
     assert_eq!(control.live(), 0);
 
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     drop(pool.get().await.unwrap());
     let baseline = Arc::strong_count(&control);
     drop(pool);
-    wait_for::<R>("the pool to be freed", Duration::from_secs(3), || Arc::strong_count(&control) < baseline && control.live() == 0).await;
+    wait_for::<R>("the pool to be freed", Duration::from_secs(3), || {
+        Arc::strong_count(&control) < baseline && control.live() == 0
+    })
+    .await;
     let pings = control.pings();
     sleep::<R>(Duration::from_millis(50)).await;
-    assert_eq!(control.pings(), pings, "no task runs after the pool is gone");
+    assert_eq!(
+        control.pings(),
+        pings,
+        "no task runs after the pool is gone"
+    );
 }
 
 /// A connection held past the leak threshold is reported (once) by the reaper, naming the
@@ -132,19 +168,34 @@ pub async fn leak_detection_and_no_idle_tasks<R: Runtime>() {
     config.leak_detection_threshold = Some(Duration::from_millis(30));
     config.reaper_interval = Duration::from_millis(10);
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
-    assert_eq!(pool.metrics().background_tasks, 1, "the reaper scans for leaks");
+    assert_eq!(
+        pool.metrics().background_tasks,
+        1,
+        "the reaper scans for leaks"
+    );
     let held = pool.get().await.unwrap();
     let quick = pool.get().await.unwrap();
     drop(quick);
-    let took = wait_for::<R>("a leak report", Duration::from_secs(3), || pool.metrics().leaks == 1).await;
+    let took = wait_for::<R>("a leak report", Duration::from_secs(3), || {
+        pool.metrics().leaks == 1
+    })
+    .await;
     println!("leak reported {took:?} after checkout (threshold 30 ms)");
     sleep::<R>(Duration::from_millis(60)).await;
-    assert_eq!(pool.metrics().leaks, 1, "reported once, and only the one held too long");
+    assert_eq!(
+        pool.metrics().leaks,
+        1,
+        "reported once, and only the one held too long"
+    );
     drop(held);
     settle(&pool, &control).await;
 
     let (pool, control) = mock_pool::<R>(test_config(), LifecycleHooks::default()).await;
     drop(pool.get().await.unwrap());
-    assert_eq!(pool.metrics().background_tasks, 0, "nothing configured, nothing running");
+    assert_eq!(
+        pool.metrics().background_tasks,
+        0,
+        "nothing configured, nothing running"
+    );
     settle(&pool, &control).await;
 }

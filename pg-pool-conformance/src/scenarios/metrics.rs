@@ -22,14 +22,29 @@ pub async fn metrics_match_workload<R: Runtime>() {
     drop(held);
     waiter.join().await.unwrap();
     let m = settle(&pool, &control).await;
-    assert_eq!((m.creates, m.checkouts, m.timeouts, m.destroys), (1, 2, 0, 0));
+    assert_eq!(
+        (m.creates, m.checkouts, m.timeouts, m.destroys),
+        (1, 2, 0, 0)
+    );
     assert_eq!(m.wait_time.count(), 2);
-    assert!(m.wait_time.percentile(1.0) >= Duration::from_millis(16), "{:?}", m.wait_time);
+    assert!(
+        m.wait_time.percentile(1.0) >= Duration::from_millis(16),
+        "{:?}",
+        m.wait_time
+    );
     assert_eq!(m.usage_time.count(), 2);
     assert_eq!(m.connect_time.count(), 1);
     let text = m.render_prometheus("mock \"pool\"");
-    assert!(text.contains("pg_pool_checkouts_total{pool=\"mock \\\"pool\\\"\"} 2"), "{text}");
-    assert!(text.contains("pg_pool_wait_seconds_count{pool=\"mock \\\"pool\\\"\"} 2"), "{text}");
+    assert!(
+        text.contains("pg_pool_checkouts_total{pool=\"mock \\\"pool\\\"\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pg_pool_wait_seconds_count{pool=\"mock \\\"pool\\\"\"} 2"),
+        "{text}"
+    );
     assert!(text.contains("le=\"+Inf\""));
-    assert!(text.contains("pg_pool_destroys_total{pool=\"mock \\\"pool\\\"\",reason=\"broken\"} 0"));
+    assert!(
+        text.contains("pg_pool_destroys_total{pool=\"mock \\\"pool\\\"\",reason=\"broken\"} 0")
+    );
 }

@@ -25,8 +25,20 @@ pub async fn one_deadline_across_phases<R: Runtime>() {
     let err = pool.get().await.unwrap_err();
     let took = started.elapsed();
     println!("connect + hook against one 300 ms deadline: failed after {took:?}: {err}");
-    assert!(matches!(err, PoolError::Timeout { phase: Phase::Hook, .. }), "{err:?}");
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(390), "{took:?}");
+    assert!(
+        matches!(
+            err,
+            PoolError::Timeout {
+                phase: Phase::Hook,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(390),
+        "{took:?}"
+    );
     settle(&pool, &control).await;
 }
 
@@ -42,7 +54,16 @@ pub async fn connect_never_finishes<R: Runtime>() {
     let err = pool.get().await.unwrap_err();
     let took = started.elapsed();
     println!("never-connecting server: checkout failed after {took:?}: {err}");
-    assert!(matches!(err, PoolError::Timeout { phase: Phase::Connect, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            PoolError::Timeout {
+                phase: Phase::Connect,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(took < Duration::from_millis(400), "{took:?}");
     sleep::<R>(Duration::from_millis(400)).await;
     let m = settle(&pool, &control).await;
@@ -62,9 +83,15 @@ pub async fn connect_error_reported_at_once<R: Runtime>() {
     let err = pool.get().await.unwrap_err();
     let took = started.elapsed();
     println!("failed connect reported after {took:?}: {err}");
-    assert!(matches!(err.connect_error(), Some(ConnectError::Driver(_))), "{err:?}");
+    assert!(
+        matches!(err.connect_error(), Some(ConnectError::Driver(_))),
+        "{err:?}"
+    );
     assert!(err.driver_error().is_some());
-    assert!(took < Duration::from_millis(100), "reported at once, not as a timeout: {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "reported at once, not as a timeout: {took:?}"
+    );
     // In backoff: the next caller times out, carrying the cause.
     let err = pool.get().await.unwrap_err();
     assert!(err.is_timeout());
@@ -83,8 +110,14 @@ pub async fn connect_timeout_enforced<R: Runtime>() {
     let err = pool.get().await.unwrap_err();
     let took = started.elapsed();
     println!("connect timeout reported after {took:?}: {err}");
-    assert!(matches!(err.connect_error(), Some(ConnectError::Timeout(_))), "{err:?}");
-    assert!(took >= Duration::from_millis(95) && took < Duration::from_millis(600), "{took:?}");
+    assert!(
+        matches!(err.connect_error(), Some(ConnectError::Timeout(_))),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(95) && took < Duration::from_millis(600),
+        "{took:?}"
+    );
     settle(&pool, &control).await;
 }
 
@@ -112,7 +145,10 @@ pub async fn no_reconnect_storm<R: Runtime>() {
         }
     }
     let m = settle(&pool, &control).await;
-    println!("64 callers, failing server: {} attempts in 500 ms, {connect_errors} callers got their own connect error", m.connect_failures);
+    println!(
+        "64 callers, failing server: {} attempts in 500 ms, {connect_errors} callers got their own connect error",
+        m.connect_failures
+    );
     assert!(m.connect_failures <= 16, "retry storm: {m:?}");
     assert!(connect_errors >= 1);
 }

@@ -81,7 +81,7 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
                 }
             }
             self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
         self.shared.apply(fx);
     }

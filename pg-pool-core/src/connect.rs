@@ -37,7 +37,7 @@ impl<T: Poolable, R: Runtime> Drop for Reservation<'_, T, R> {
                 let mut st = self.shared.lock();
                 st.connecting -= 1;
                 self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-                fx.drained = st.is_drained();
+                fx.set_drained(st.is_drained());
             }
             self.shared.apply(fx);
         }
@@ -78,7 +78,7 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
             );
             shared.place(&mut st, conn, now, &mut fx);
             shared.plan_connects(&mut st, now, &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
             drop(st);
             tracing::debug!(pool = %shared.config.name, elapsed = ?(now - started), "connection created");
         }
@@ -93,10 +93,10 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
                 && let Some(waiter) = st.waiters.remove(index)
             {
                 waiter.grant(Grant::Failed(error));
-                fx.wake = Some(waiter);
+                fx.wake(waiter);
             }
             shared.plan_connects(&mut st, now, &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
     }
     shared.apply(fx);
@@ -200,7 +200,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         if let Some(raw) = rejected {
             st.count_destroy(DestroyReason::HookRejected);
             let conn = Conn::new(raw, now, None, Duration::ZERO, st.generation);
-            Self::push_destroy(fx, conn, DestroyReason::HookRejected);
+            fx.destroy(conn, DestroyReason::HookRejected);
         }
         let error = Arc::new(error);
         st.last_error = Some(Arc::clone(&error));

@@ -109,7 +109,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             st.active -= 1;
             st.counters.detaches += 1;
             this.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
         this.shared.apply(fx);
         conn.raw
@@ -198,9 +198,9 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
         st.active -= 1;
         st.counters.usage_time.record(usage);
         shared.place(&mut st, conn, now, &mut fx);
-        if fx.destroy.is_some() {
+        if fx.has_destroys() {
             shared.plan_connects(&mut st, now, &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
     }
     shared.apply(fx);

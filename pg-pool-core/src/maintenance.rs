@@ -121,13 +121,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     Some(reason) => {
                         let conn = st.idle.remove(index).expect("index is in bounds");
                         st.count_destroy(reason);
-                        fx.destroy_many.push((conn, reason));
+                        fx.destroy(conn, reason);
                     }
                     None => index += 1,
                 }
             }
             self.plan_connects(&mut st, now, &mut fx);
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
         self.apply(fx);
         if let (Some(leaks), Some(threshold)) = (&self.leaks, self.config.leak_detection_threshold)
@@ -177,7 +177,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     let mut st = self.lock();
                     st.active -= 1;
                     self.place(&mut st, conn, now, &mut fx);
-                    fx.drained = st.is_drained();
+                    fx.set_drained(st.is_drained());
                 }
                 self.apply(fx);
             }

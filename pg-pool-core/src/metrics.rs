@@ -41,9 +41,19 @@ impl fmt::Debug for Histogram {
 }
 
 impl Histogram {
+    /// Whole microseconds in `value`, saturating, in 64-bit arithmetic (this runs on every
+    /// return).
+    fn micros(value: Duration) -> u64 {
+        value
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(value.subsec_micros()))
+    }
+
     /// Bucket index of a duration.
+    #[cfg(test)]
     fn bucket(value: Duration) -> usize {
-        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        let micros = Self::micros(value);
         // Values below 1 µs land in bucket 0; `2^(i-1) <= v < 2^i` lands in bucket i.
         let index = (u64::BITS - micros.leading_zeros()) as usize;
         index.min(HISTOGRAM_BUCKETS - 1)
@@ -65,8 +75,9 @@ impl Histogram {
 
     /// Records a sample.
     pub(crate) fn record(&mut self, value: Duration) {
-        self.counts[Self::bucket(value)] += 1;
-        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        let micros = Self::micros(value);
+        let index = ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1);
+        self.counts[index] += 1;
         self.sum_micros = self.sum_micros.saturating_add(micros);
     }
 

@@ -256,7 +256,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                     break;
                 };
                 st.count_destroy(DestroyReason::Evicted);
-                fx.destroy_many.push((conn, DestroyReason::Evicted));
+                fx.destroy(conn, DestroyReason::Evicted);
             }
             self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
         }
@@ -290,7 +290,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                 } else {
                     let conn = st.idle.remove(index).expect("index is in bounds");
                     st.count_destroy(DestroyReason::Evicted);
-                    fx.destroy_many.push((conn, DestroyReason::Evicted));
+                    fx.destroy(conn, DestroyReason::Evicted);
                     evicted += 1;
                 }
             }
@@ -309,7 +309,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             st.generation += 1;
             while let Some(conn) = st.idle.pop_front() {
                 st.count_destroy(DestroyReason::Evicted);
-                fx.destroy_many.push((conn, DestroyReason::Evicted));
+                fx.destroy(conn, DestroyReason::Evicted);
             }
             self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
         }

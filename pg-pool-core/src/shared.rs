@@ -101,12 +101,20 @@ impl<T: Poolable> State<T> {
 }
 
 /// Work to do once the pool lock is released.
+///
+/// Two words: the one wake-up a return or a new connection usually causes, and a box for
+/// everything rarer (more wake-ups, destroys, connects to spawn, a backoff timer, the end of
+/// a drain). The hot path never fills the box, so it neither allocates nor copies much.
 #[must_use]
 pub(crate) struct Effects<T: Poolable> {
-    pub(crate) wake: Option<Arc<WaiterOf<T>>>,
-    pub(crate) wake_many: Vec<Arc<WaiterOf<T>>>,
-    pub(crate) destroy: Option<(Conn<T>, DestroyReason)>,
-    pub(crate) destroy_many: Vec<(Conn<T>, DestroyReason)>,
+    wake: Option<Arc<WaiterOf<T>>>,
+    rare: Option<Box<Rare<T>>>,
+}
+
+/// The rarer effects; see [`Effects`].
+pub(crate) struct Rare<T: Poolable> {
+    pub(crate) wake: Vec<Arc<WaiterOf<T>>>,
+    pub(crate) destroy: Vec<(Conn<T>, DestroyReason)>,
     /// One entry per connect attempt to spawn: the waiter it is made for, if any.
     pub(crate) connects: Vec<Option<u64>>,
     pub(crate) backoff_timer: Option<Instant>,
@@ -117,12 +125,45 @@ impl<T: Poolable> Default for Effects<T> {
     fn default() -> Self {
         Self {
             wake: None,
-            wake_many: Vec::new(),
-            destroy: None,
-            destroy_many: Vec::new(),
-            connects: Vec::new(),
-            backoff_timer: None,
-            drained: false,
+            rare: None,
+        }
+    }
+}
+
+impl<T: Poolable> Effects<T> {
+    pub(crate) fn rare(&mut self) -> &mut Rare<T> {
+        self.rare.get_or_insert_with(|| {
+            Box::new(Rare {
+                wake: Vec::new(),
+                destroy: Vec::new(),
+                connects: Vec::new(),
+                backoff_timer: None,
+                drained: false,
+            })
+        })
+    }
+
+    pub(crate) fn wake(&mut self, waiter: Arc<WaiterOf<T>>) {
+        if self.wake.is_none() {
+            self.wake = Some(waiter);
+        } else {
+            self.rare().wake.push(waiter);
+        }
+    }
+
+    pub(crate) fn destroy(&mut self, conn: Conn<T>, reason: DestroyReason) {
+        self.rare().destroy.push((conn, reason));
+    }
+
+    pub(crate) fn has_destroys(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| !rare.destroy.is_empty())
+    }
+
+    pub(crate) fn set_drained(&mut self, drained: bool) {
+        if drained {
+            self.rare().drained = true;
         }
     }
 }
@@ -232,7 +273,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         };
         if let Some(reason) = reason {
             st.count_destroy(reason);
-            Self::push_destroy(fx, conn, reason);
+            fx.destroy(conn, reason);
             return;
         }
         if let Some(waiter) = st.waiters.pop_front() {
@@ -242,29 +283,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 .wait_time
                 .record(now.saturating_duration_since(waiter.enqueued));
             waiter.grant(Grant::Conn(conn));
-            Self::push_wake(fx, waiter);
+            fx.wake(waiter);
         } else {
             st.idle.push_back(conn);
-        }
-    }
-
-    fn push_wake(fx: &mut Effects<T>, waiter: Arc<WaiterOf<T>>) {
-        match fx.wake.take() {
-            None => fx.wake = Some(waiter),
-            Some(first) => {
-                fx.wake_many.push(first);
-                fx.wake_many.push(waiter);
-            }
-        }
-    }
-
-    pub(crate) fn push_destroy(fx: &mut Effects<T>, conn: Conn<T>, reason: DestroyReason) {
-        match fx.destroy.take() {
-            None => fx.destroy = Some((conn, reason)),
-            Some(first) => {
-                fx.destroy_many.push(first);
-                fx.destroy_many.push((conn, reason));
-            }
         }
     }
 
@@ -285,7 +306,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             if now < until {
                 if !st.backoff_timer_armed {
                     st.backoff_timer_armed = true;
-                    fx.backoff_timer = Some(until);
+                    fx.rare().backoff_timer = Some(until);
                 }
                 return;
             }
@@ -297,7 +318,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         for _ in 0..wanted {
             let originator = st.waiters.get(st.connecting).map(|w| w.id);
             st.connecting += 1;
-            fx.connects.push(originator);
+            fx.rare().connects.push(originator);
         }
     }
 
@@ -319,50 +340,35 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             st.count_destroy(reason);
             self.plan_connects(&mut st, Instant::now(), &mut fx);
         }
-        Self::push_destroy(&mut fx, conn, reason);
+        fx.destroy(conn, reason);
         self.apply(fx);
     }
 
     /// Carries out the effects of a critical section. Must be called without the lock.
     #[inline]
     pub(crate) fn apply(self: &Arc<Self>, fx: Effects<T>) {
-        if fx.wake.is_none()
-            && fx.destroy.is_none()
-            && fx.connects.is_empty()
-            && fx.wake_many.is_empty()
-            && fx.destroy_many.is_empty()
-            && fx.backoff_timer.is_none()
-            && !fx.drained
-        {
-            // The common case on the hot path: nothing to do. Dropping the empty effects
-            // frees nothing.
-            std::mem::forget(fx);
-            return;
-        }
-        self.apply_slow(fx);
-    }
-
-    #[inline(never)]
-    fn apply_slow(self: &Arc<Self>, fx: Effects<T>) {
-        let Effects {
-            wake,
-            wake_many,
-            destroy,
-            destroy_many,
-            connects,
-            backoff_timer,
-            drained,
-        } = fx;
+        let Effects { wake, rare } = fx;
         if let Some(waiter) = wake {
             waiter.wake();
         }
-        for waiter in wake_many {
+        if let Some(rare) = rare {
+            self.apply_rare(*rare);
+        }
+    }
+
+    #[inline(never)]
+    fn apply_rare(self: &Arc<Self>, rare: Rare<T>) {
+        let Rare {
+            wake,
+            destroy,
+            connects,
+            backoff_timer,
+            drained,
+        } = rare;
+        for waiter in wake {
             waiter.wake();
         }
-        if let Some((conn, reason)) = destroy {
-            self.finish_destroy(conn, reason);
-        }
-        for (conn, reason) in destroy_many {
+        for (conn, reason) in destroy {
             self.finish_destroy(conn, reason);
         }
         for originator in connects {
@@ -431,13 +437,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             st.draining = true;
             while let Some(waiter) = st.waiters.pop_front() {
                 waiter.grant(Grant::Closed);
-                fx.wake_many.push(waiter);
+                fx.wake(waiter);
             }
             while let Some(conn) = st.idle.pop_front() {
                 st.count_destroy(DestroyReason::Closed);
-                fx.destroy_many.push((conn, DestroyReason::Closed));
+                fx.destroy(conn, DestroyReason::Closed);
             }
-            fx.drained = st.is_drained();
+            fx.set_drained(st.is_drained());
         }
         self.apply(fx);
         self.shutdown.notify(usize::MAX);

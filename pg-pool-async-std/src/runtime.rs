@@ -1,28 +1,17 @@
 //! [`AsyncStd`]: async-io timers and async-std's global executor.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Timer;
-use pg_pool_core::{NoRuntime, Runtime};
+use pg_pool_core::{DiscardOutput, NoRuntime, Runtime};
 
 /// The async-std runtime. Its executor is global, so [`Runtime::current`] always succeeds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
 
 /// The future returned by [`AsyncStd`]'s `sleep`: an `async-io` timer.
-#[derive(Debug)]
-pub struct Sleep(Timer);
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
-    }
-}
+pub type Sleep = DiscardOutput<Timer>;
 
 impl Runtime for AsyncStd {
     type Sleep = Sleep;
@@ -32,7 +21,7 @@ impl Runtime for AsyncStd {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        Sleep(Timer::after(duration))
+        DiscardOutput::new(Timer::after(duration))
     }
 
     fn spawn<F>(&self, future: F)

@@ -98,6 +98,34 @@ where
     .await
 }
 
+pin_project_lite::pin_project! {
+    /// Adapts a timer future with some output (an `async_io::Timer` yields an `Instant`) into
+    /// a [`Runtime::Sleep`], whose output is `()`.
+    #[derive(Debug)]
+    pub struct DiscardOutput<F> {
+        #[pin]
+        timer: F,
+    }
+}
+
+impl<F> DiscardOutput<F> {
+    /// Wraps `timer`.
+    pub fn new(timer: F) -> Self {
+        Self { timer }
+    }
+}
+
+impl<F: Future> Future for DiscardOutput<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.project().timer.poll(cx).map(drop)
+    }
+}
+
 /// Spawns `future` on `runtime`, catching a panic so that a panicking driver or hook never
 /// takes a runtime worker down; the drop guards inside the future have already restored the
 /// pool's accounting by the time the panic is caught.

@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_executor::Executor;
 use async_io::Timer;
-use pg_pool_core::{NoRuntime, Runtime};
+use pg_pool_core::{DiscardOutput, NoRuntime, Runtime};
 
 /// The smol runtime.
 ///
@@ -39,16 +37,7 @@ impl Smol {
 }
 
 /// The future returned by [`Smol`]'s `sleep`: an `async-io` timer.
-#[derive(Debug)]
-pub struct Sleep(Timer);
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
-    }
-}
+pub type Sleep = DiscardOutput<Timer>;
 
 impl Runtime for Smol {
     type Sleep = Sleep;
@@ -58,7 +47,7 @@ impl Runtime for Smol {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        Sleep(Timer::after(duration))
+        DiscardOutput::new(Timer::after(duration))
     }
 
     fn spawn<F>(&self, future: F)

@@ -1,0 +1,162 @@
+//! The error type of the tokio-postgres adapter.
+
+use std::error::Error as _;
+use std::fmt;
+use std::io;
+
+use tokio_postgres::error::{DbError, SqlState};
+
+/// What went wrong talking to PostgreSQL through tokio-postgres, or configuring the pool.
+///
+/// Server errors keep the server's words: a wrong password reads
+/// `FATAL 28P01: password authentication failed for user "app"` (tokio-postgres's own
+/// `Display` says only "db error"). Use [`PgError::db_error`] and [`PgError::code`] to
+/// inspect them, and [`PgError::is_fatal`] to tell whether the session is gone.
+///
+/// # Examples
+///
+/// ```
+/// use pg_pool_tokio_postgres::{PgConfig, PgError};
+///
+/// let err = PgConfig::from_url("postgres://h/db?pool_reset=sometimes").unwrap_err();
+/// assert!(matches!(err, PgError::Config { .. }));
+/// assert!(err.to_string().contains("pool_reset"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The driver failed: I/O, a protocol violation, the connection closed, or an error
+    /// response from the server (authentication, SQL, termination).
+    #[error("{}", DriverDisplay(.0))]
+    Driver(#[from] tokio_postgres::Error),
+    /// Opening the TCP connection to one host failed (on the runtime-neutral connect path;
+    /// on tokio the driver reports this as [`PgError::Driver`]).
+    #[error("could not connect to {host}:{port}: {source}")]
+    Connect {
+        /// The host that was tried.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A connection URL or setting makes no sense or is not supported.
+    #[error("invalid connection setting `{setting}`: {reason}")]
+    Config {
+        /// The offending setting.
+        setting: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The connection came back inside a transaction (open or failed); it is destroyed,
+    /// never rolled back and reused.
+    #[error("connection returned inside a transaction; it will not be reused")]
+    TransactionOpen,
+    /// The connection broke earlier (closed, or a fatal server error was seen).
+    #[error("connection is broken and cannot be used again")]
+    Broken,
+    /// The pooler-safe profile sends unnamed statements only: use the `_typed` methods
+    /// (with explicit parameter types) or parameterless SQL.
+    #[error(
+        "named prepared statements are disabled by the pooler-safe profile; {what} \
+         (use query_typed/execute_typed with explicit parameter types)"
+    )]
+    NamedStatementsDisabled {
+        /// What was attempted.
+        what: &'static str,
+    },
+}
+
+impl PgError {
+    /// The server's error response behind this error, if the server sent one.
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            PgError::Driver(e) => e.as_db_error(),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE of the server's error, for example `"28P01"` for a wrong password.
+    pub fn code(&self) -> Option<&str> {
+        self.db_error().map(|e| e.code().code())
+    }
+
+    /// Whether the error means the session is gone: the connection closed or failed, or
+    /// the server sent a `FATAL`/`PANIC` error or one of the SQLSTATEs that end a session
+    /// (class `08`, `57P01` admin shutdown, `57P02` crash shutdown, `57P03` cannot connect
+    /// now, `57P05` idle session timeout).
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            PgError::Driver(e) => is_fatal_driver_error(e),
+            PgError::Connect { .. } | PgError::Broken | PgError::TransactionOpen => true,
+            PgError::Config { .. } | PgError::NamedStatementsDisabled { .. } => false,
+        }
+    }
+
+    pub(crate) fn config(setting: &str, reason: impl Into<String>) -> Self {
+        PgError::Config {
+            setting: setting.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Whether a driver error ends the session.
+pub(crate) fn is_fatal_driver_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(db) => is_fatal_db_error(db),
+        // Db errors are per statement; I/O and protocol errors break the session. Errors
+        // made on the client side (serializing a parameter, reading a column) do not.
+        None => e.code().is_none() && e.source().is_some_and(|s| s.is::<io::Error>()),
+    }
+}
+
+fn is_fatal_db_error(db: &DbError) -> bool {
+    let code = db.code();
+    matches!(db.severity(), "FATAL" | "PANIC")
+        || code.code().starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::IDLE_SESSION_TIMEOUT,
+        ]
+        .contains(code)
+}
+
+/// tokio-postgres's error with the server's message spelled out.
+struct DriverDisplay<'a>(&'a tokio_postgres::Error);
+
+impl fmt::Display for DriverDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(
+                    f,
+                    "{} {}: {}",
+                    db.severity(),
+                    db.code().code(),
+                    db.message()
+                )?;
+                if let Some(detail) = db.detail() {
+                    write!(f, " (detail: {detail})")?;
+                }
+                if let Some(hint) = db.hint() {
+                    write!(f, " (hint: {hint})")?;
+                }
+                Ok(())
+            }
+            None => {
+                write!(f, "{}", self.0)?;
+                if let Some(source) = self.0.source() {
+                    write!(f, ": {source}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

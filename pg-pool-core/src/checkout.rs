@@ -4,12 +4,11 @@ use crate::clock::Instant;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use event_listener::listener;
-use futures_lite::future;
 
 use crate::conn::Conn;
 use crate::error::{Phase, PoolError};
@@ -20,6 +19,7 @@ use crate::hooks::{DestroyReason, HookError, LifecycleHooks};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
+use crate::sweeper::Nudge;
 use crate::waiters::{Grant, Waiter};
 
 pin_project_lite::pin_project! {
@@ -127,11 +127,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     None => {
                         let id = st.next_waiter;
                         st.next_waiter += 1;
-                        let waiter = Arc::new(Waiter::new(id, Instant::now()));
+                        let deadline = started + self.config.checkout_timeout;
+                        let waiter = Arc::new(Waiter::new(id, Instant::now(), deadline));
                         if requeue_front {
                             st.waiters.push_front(Arc::clone(&waiter));
                         } else {
                             st.waiters.push_back(Arc::clone(&waiter));
+                        }
+                        match st.sweeper.on_enqueue(deadline) {
+                            Nudge::None => {}
+                            nudge => fx.rare().sweeper = Some(nudge),
                         }
                         self.plan_connects(&mut st, started, &mut fx);
                         Err(waiter)
@@ -168,7 +173,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
     }
 
-    /// Waits in the queue until granted or out of time.
+    /// Waits in the queue until granted: a connection, an error, or the sweeper's timeout.
+    /// No timer is registered here; see `sweeper.rs`.
     async fn wait(
         self: &Arc<Self>,
         waiter: Arc<WaiterOf<T>>,
@@ -179,11 +185,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             waiter,
             armed: true,
         };
-        let left = self
-            .config
-            .checkout_timeout
-            .saturating_sub(started.elapsed());
-        let mut sleep = pin!(self.runtime.sleep(left));
         let grant = loop {
             if let Some(grant) = slot.waiter.take() {
                 break grant;
@@ -192,42 +193,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             if let Some(grant) = slot.waiter.take() {
                 break grant;
             }
-            let timed_out = future::or(
-                async {
-                    woken.await;
-                    false
-                },
-                async {
-                    sleep.as_mut().await;
-                    true
-                },
-            )
-            .await;
-            if timed_out {
-                let phase = {
-                    let mut st = self.lock();
-                    st.remove_waiter(slot.waiter.id).then(|| st.waiting_phase())
-                };
-                match phase {
-                    // Still queued: we time out. The queue entry is gone already.
-                    Some(phase) => {
-                        slot.armed = false;
-                        return Err(self.timeout_error(phase, started));
-                    }
-                    // Granted while the timer fired: take the grant.
-                    None => {
-                        if let Some(grant) = slot.waiter.take() {
-                            break grant;
-                        }
-                    }
-                }
-            }
+            woken.await;
         };
         slot.armed = false;
         match grant {
             Grant::Conn(conn) => Ok(conn),
             Grant::Failed(error) => Err(PoolError::Connect(error)),
             Grant::Closed => Err(PoolError::Closed),
+            Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),
         }
     }
 
@@ -298,7 +271,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 None => {
                     held.destroy(DestroyReason::PingFailed);
                     if limit == left {
-                        return Err(self.timeout_error(Phase::Probe, started));
+                        return Err(self.timeout_error(Phase::Probe, started, true));
                     }
                     return Ok(None);
                 }
@@ -319,7 +292,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 }
                 None => {
                     drop(held);
-                    return Err(self.timeout_error(Phase::Hook, started));
+                    return Err(self.timeout_error(Phase::Hook, started, true));
                 }
             }
         }

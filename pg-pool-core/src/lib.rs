@@ -25,6 +25,7 @@ mod pool;
 mod poolable;
 mod runtime;
 mod shared;
+mod sweeper;
 mod sync;
 mod waiters;
 

@@ -31,6 +31,7 @@ use crate::leak::LeakRegistry;
 use crate::metrics::{Counters, Gauges, Metrics};
 use crate::poolable::{DynConnector, Poolable};
 use crate::runtime::{Runtime, spawn_caught, timeout};
+use crate::sweeper::{Nudge, SweeperState};
 use crate::sync::{Mutex, MutexGuard, lock};
 use crate::waiters::{Grant, Waiter};
 
@@ -56,6 +57,7 @@ pub(crate) struct State<T: Poolable> {
     pub(crate) backoff_timer_armed: bool,
     pub(crate) last_error: Option<Arc<ConnectError<T::Error>>>,
     pub(crate) counters: Counters,
+    pub(crate) sweeper: SweeperState,
 }
 
 impl<T: Poolable> State<T> {
@@ -119,6 +121,7 @@ pub(crate) struct Rare<T: Poolable> {
     pub(crate) connects: Vec<Option<u64>>,
     pub(crate) backoff_timer: Option<Instant>,
     pub(crate) drained: bool,
+    pub(crate) sweeper: Option<Nudge>,
 }
 
 impl<T: Poolable> Default for Effects<T> {
@@ -139,6 +142,7 @@ impl<T: Poolable> Effects<T> {
                 connects: Vec::new(),
                 backoff_timer: None,
                 drained: false,
+                sweeper: None,
             })
         })
     }
@@ -179,6 +183,8 @@ pub(crate) struct Shared<T: Poolable, R: Runtime> {
     pub(crate) drained: Event,
     /// Notified when background tasks must stop.
     pub(crate) shutdown: Event,
+    /// Wakes the deadline sweeper early.
+    pub(crate) sweeper_event: Event,
     /// Live `ConnPool` handles; the pool closes when the last one is dropped.
     pub(crate) handles: AtomicUsize,
     /// Background tasks currently running.
@@ -217,6 +223,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             backoff_timer_armed: false,
             last_error: None,
             counters: Counters::default(),
+            sweeper: SweeperState::default(),
         };
         let leaks = config
             .leak_detection_threshold
@@ -229,6 +236,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             state: Mutex::new(state),
             drained: Event::new(),
             shutdown: Event::new(),
+            sweeper_event: Event::new(),
             handles: AtomicUsize::new(1),
             background: AtomicUsize::new(0),
             leaks,
@@ -364,7 +372,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             connects,
             backoff_timer,
             drained,
+            sweeper,
         } = rare;
+        match sweeper {
+            Some(Nudge::Spawn) => crate::sweeper::spawn(self),
+            Some(Nudge::Wake) => crate::sweeper::wake(&self.sweeper_event),
+            Some(Nudge::None) | None => {}
+        }
         for waiter in wake {
             waiter.wake();
         }
@@ -447,11 +461,20 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
         self.apply(fx);
         self.shutdown.notify(usize::MAX);
+        crate::sweeper::wake(&self.sweeper_event);
     }
 
-    pub(crate) fn timeout_error(&self, phase: Phase, started: Instant) -> PoolErrorOf<T> {
+    /// The error for a checkout that ran out of time; counts it unless the sweeper did.
+    pub(crate) fn timeout_error(
+        &self,
+        phase: Phase,
+        started: Instant,
+        count: bool,
+    ) -> PoolErrorOf<T> {
         let mut st = self.lock();
-        st.counters.timeouts += 1;
+        if count {
+            st.counters.timeouts += 1;
+        }
         PoolError::Timeout {
             phase,
             waited: started.elapsed(),

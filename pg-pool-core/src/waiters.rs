@@ -6,6 +6,10 @@
 //! connection a woken waiter is owed. Each waiter wakes through its own
 //! [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and no
 //! dependence on the order in which listeners were registered.
+//!
+//! Queued callers register no timer of their own: the pool's sweeper (`sweeper.rs`) sleeps
+//! until the earliest deadline in the queue and times out whoever is past theirs, so a wait
+//! costs no timer-wheel insertion and removal however many callers queue.
 
 use crate::clock::Instant;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use std::sync::Arc;
 use event_listener::Event;
 
 use crate::conn::Conn;
-use crate::error::ConnectError;
+use crate::error::{ConnectError, Phase};
 use crate::sync::{Mutex, lock};
 
 /// What a waiter is handed.
@@ -25,6 +29,8 @@ pub(crate) enum Grant<T, E> {
     Failed(Arc<ConnectError<E>>),
     /// The pool is draining or closed.
     Closed,
+    /// The checkout deadline passed while the waiter was queued, in this phase.
+    TimedOut(Phase),
 }
 
 /// One caller waiting in the queue.
@@ -32,15 +38,18 @@ pub(crate) enum Grant<T, E> {
 pub(crate) struct Waiter<T, E> {
     pub(crate) id: u64,
     pub(crate) enqueued: Instant,
+    /// When the caller's checkout deadline passes; enforced by the pool's sweeper.
+    pub(crate) deadline: Instant,
     slot: Mutex<Option<Grant<T, E>>>,
     event: Event,
 }
 
 impl<T, E> Waiter<T, E> {
-    pub(crate) fn new(id: u64, enqueued: Instant) -> Self {
+    pub(crate) fn new(id: u64, enqueued: Instant, deadline: Instant) -> Self {
         Self {
             id,
             enqueued,
+            deadline,
             slot: Mutex::new(None),
             event: Event::new(),
         }

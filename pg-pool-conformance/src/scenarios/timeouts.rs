@@ -152,3 +152,38 @@ pub async fn no_reconnect_storm<R: Runtime>() {
     assert!(m.connect_failures <= 16, "retry storm: {m:?}");
     assert!(connect_errors >= 1);
 }
+
+/// 200 queued callers behind a held connection all time out on time, through the pool's
+/// one deadline sweeper, and leave nothing queued.
+pub async fn many_waiters_time_out_on_time<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 1;
+    config.checkout_timeout = Duration::from_millis(100);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let held = pool.get().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let pool = pool.clone();
+        tasks.push(spawn::<R, _>(async move {
+            let started = Instant::now();
+            let err = pool.get().await.map(drop).unwrap_err();
+            (err.is_timeout(), started.elapsed())
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for task in tasks {
+        let (timed_out, took) = task.join().await;
+        assert!(timed_out);
+        assert!(
+            took >= Duration::from_millis(95),
+            "timed out early: {took:?}"
+        );
+        slowest = slowest.max(took);
+    }
+    println!("200 waiters, 100 ms checkout timeout: slowest timed out after {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    let m = pool.metrics();
+    assert_eq!((m.waiters, m.timeouts), (0, 200), "{m:?}");
+    drop(held);
+    settle(&pool, &control).await;
+}

@@ -1,0 +1,124 @@
+//! Which pool, on which runtime: the Workload A line-up and how each one is built.
+
+use std::future::Future;
+
+use pg_pool_async_std::AsyncStd;
+use pg_pool_core::Runtime;
+use pg_pool_smol::Smol;
+use pg_pool_tokio::Tokio;
+use serde::Serialize;
+
+use crate::noop::{self, Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+
+/// A pool that can be built inside the runtime it is measured on.
+pub trait Contestant: BenchPool + Sized {
+    /// Builds a pool of at most `max_size` connections.
+    fn build(max_size: usize) -> impl Future<Output = Self> + Send;
+}
+
+impl Contestant for PgPool<Tokio> {
+    async fn build(max_size: usize) -> Self {
+        let runtime = Tokio::current().expect("built inside a tokio runtime");
+        PgPool(noop::build_pg_pool(max_size, runtime).await)
+    }
+}
+
+impl Contestant for PgPool<Smol> {
+    async fn build(max_size: usize) -> Self {
+        PgPool(noop::build_pg_pool(max_size, Smol::default()).await)
+    }
+}
+
+impl Contestant for PgPool<AsyncStd> {
+    async fn build(max_size: usize) -> Self {
+        PgPool(noop::build_pg_pool(max_size, AsyncStd).await)
+    }
+}
+
+impl Contestant for Deadpool {
+    async fn build(max_size: usize) -> Self {
+        Deadpool::new(max_size)
+    }
+}
+
+impl Contestant for Bb8 {
+    async fn build(max_size: usize) -> Self {
+        Bb8::new(max_size)
+    }
+}
+
+impl Contestant for Mobc {
+    async fn build(max_size: usize) -> Self {
+        Mobc::new(max_size)
+    }
+}
+
+impl Contestant for Qp {
+    async fn build(max_size: usize) -> Self {
+        Qp::new(max_size)
+    }
+}
+
+/// A pool in the Workload A line-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+pub enum PoolKind {
+    /// pg-pool on tokio.
+    PgPool,
+    /// deadpool 0.13 (managed).
+    Deadpool,
+    /// bb8 0.9.
+    Bb8,
+    /// mobc 0.9.
+    Mobc,
+    /// qp 0.2.
+    Qp,
+    /// pg-pool on smol (two executor threads).
+    PgPoolSmol,
+    /// pg-pool on async-std (two executor threads).
+    PgPoolAsyncStd,
+}
+
+impl PoolKind {
+    /// The tokio-based line-up, in the order runs are interleaved.
+    pub const TOKIO: [PoolKind; 5] = [
+        Self::PgPool,
+        Self::Deadpool,
+        Self::Bb8,
+        Self::Mobc,
+        Self::Qp,
+    ];
+
+    /// Every pool, in table order.
+    pub const ALL: [PoolKind; 7] = [
+        Self::PgPool,
+        Self::Deadpool,
+        Self::Bb8,
+        Self::Mobc,
+        Self::Qp,
+        Self::PgPoolSmol,
+        Self::PgPoolAsyncStd,
+    ];
+
+    /// The name used in tables and charts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PgPool => "pg-pool",
+            Self::Deadpool => "deadpool",
+            Self::Bb8 => "bb8",
+            Self::Mobc => "mobc",
+            Self::Qp => "qp",
+            Self::PgPoolSmol => "pg-pool (smol)",
+            Self::PgPoolAsyncStd => "pg-pool (async-std)",
+        }
+    }
+
+    /// Whether this pool runs on tokio.
+    pub fn is_tokio(self) -> bool {
+        !matches!(self, Self::PgPoolSmol | Self::PgPoolAsyncStd)
+    }
+
+    /// Parses [`PoolKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}

@@ -1,0 +1,100 @@
+//! Single-task, uncontended cycle: nanoseconds and heap allocations per checkout and return.
+
+use std::time::Instant;
+
+use futures_lite::future;
+use serde::Serialize;
+
+use crate::contestant::{Contestant, PoolKind};
+use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+
+/// Reads a process-wide allocation counter (allocations plus reallocations so far).
+pub type AllocCounter = fn() -> u64;
+
+/// Cycle cost of one pool with one task and no contention.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SingleStats {
+    /// Median over repetitions of the mean time per checkout-touch-return cycle.
+    pub ns_per_cycle: f64,
+    /// Heap allocations (and reallocations) per cycle, when counted.
+    pub allocs_per_cycle: Option<f64>,
+}
+
+const WARM: u64 = 20_000;
+const CYCLES: u64 = 200_000;
+const REPS: usize = 7;
+const ALLOC_CYCLES: u64 = 10_000;
+
+async fn cycles<P: BenchPool>(pool: &P, n: u64) {
+    for _ in 0..n {
+        let guard = pool.checkout().await.expect("a no-op checkout succeeds");
+        std::hint::black_box(guard.touched);
+        drop(guard);
+    }
+}
+
+async fn measure<P: Contestant>(
+    max_size: usize,
+    counter: Option<AllocCounter>,
+    quick: bool,
+) -> SingleStats {
+    let pool = P::build(max_size).await;
+    let scale = if quick { 10 } else { 1 };
+    cycles(&pool, WARM / scale).await;
+    let mut samples: Vec<f64> = Vec::with_capacity(REPS);
+    for _ in 0..if quick { 3 } else { REPS } {
+        let started = Instant::now();
+        cycles(&pool, CYCLES / scale).await;
+        samples.push(started.elapsed().as_nanos() as f64 / (CYCLES / scale) as f64);
+    }
+    let allocs_per_cycle = match counter {
+        Some(read) => {
+            // The loop itself allocates nothing: every allocation counted is the pool's
+            // (or its runtime's, on its behalf).
+            let before = read();
+            cycles(&pool, ALLOC_CYCLES).await;
+            let after = read();
+            Some((after - before) as f64 / ALLOC_CYCLES as f64)
+        }
+        None => None,
+    };
+    SingleStats {
+        ns_per_cycle: crate::stats::median(&mut samples),
+        allocs_per_cycle,
+    }
+}
+
+fn on_tokio<P: Contestant>(
+    max_size: usize,
+    counter: Option<AllocCounter>,
+    quick: bool,
+) -> SingleStats {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime builds")
+        .block_on(measure::<P>(max_size, counter, quick))
+}
+
+/// Measures `pool` with one task on a current-thread runtime (smol and async-std: `block_on`)
+/// and a pool of `max_size`. `counter` enables allocation counting.
+pub fn single_task(
+    pool: PoolKind,
+    max_size: usize,
+    counter: Option<AllocCounter>,
+    quick: bool,
+) -> SingleStats {
+    match pool {
+        PoolKind::PgPool => on_tokio::<PgPool<pg_pool_tokio::Tokio>>(max_size, counter, quick),
+        PoolKind::Deadpool => on_tokio::<Deadpool>(max_size, counter, quick),
+        PoolKind::Bb8 => on_tokio::<Bb8>(max_size, counter, quick),
+        PoolKind::Mobc => on_tokio::<Mobc>(max_size, counter, quick),
+        PoolKind::Qp => on_tokio::<Qp>(max_size, counter, quick),
+        PoolKind::PgPoolSmol => future::block_on(measure::<PgPool<pg_pool_smol::Smol>>(
+            max_size, counter, quick,
+        )),
+        PoolKind::PgPoolAsyncStd => async_std::task::block_on(measure::<
+            PgPool<pg_pool_async_std::AsyncStd>,
+        >(max_size, counter, quick)),
+    }
+}

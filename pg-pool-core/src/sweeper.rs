@@ -1,0 +1,116 @@
+//! The deadline sweeper: one timer for every queued caller.
+//!
+//! Registering a timer per queued caller costs a timer-wheel insertion and removal (and on
+//! tokio a lock on the time driver) on every wait, which under contention is most of a
+//! checkout. Instead, queued callers only listen for their grant, and one task per pool
+//! sleeps until the earliest deadline in the queue, grants `TimedOut` to everyone past
+//! theirs, and goes back to sleep; it ends when the queue is empty. It holds a `Weak`
+//! reference while sleeping, and is woken early when a caller with an earlier deadline
+//! queues (a retry after a rejected connection keeps its original deadline) or the pool
+//! closes.
+
+use std::sync::{Arc, Weak};
+
+use event_listener::Event;
+use futures_lite::future;
+
+use crate::clock::Instant;
+use crate::poolable::Poolable;
+use crate::runtime::Runtime;
+use crate::shared::{Effects, Shared, State};
+use crate::waiters::Grant;
+
+/// Sweeper bookkeeping inside the pool state.
+#[derive(Debug, Default)]
+pub(crate) struct SweeperState {
+    /// A sweeper task exists.
+    pub(crate) running: bool,
+    /// When the sweeper will next look, if it is sleeping.
+    pub(crate) next: Option<Instant>,
+}
+
+/// What a newly queued waiter requires of the sweeper.
+pub(crate) enum Nudge {
+    /// Nothing: the sweeper will look in time.
+    None,
+    /// Start one.
+    Spawn,
+    /// Wake it: it sleeps past the new deadline.
+    Wake,
+}
+
+impl SweeperState {
+    pub(crate) fn on_enqueue(&mut self, deadline: Instant) -> Nudge {
+        if !self.running {
+            self.running = true;
+            self.next = None;
+            Nudge::Spawn
+        } else if self.next.is_some_and(|next| deadline < next) {
+            self.next = None;
+            Nudge::Wake
+        } else {
+            Nudge::None
+        }
+    }
+}
+
+impl<T: Poolable, R: Runtime> Shared<T, R> {
+    /// Times out every queued caller whose deadline has passed; returns the earliest
+    /// deadline still ahead, or `None` (and marks the sweeper stopped) when nobody is queued.
+    fn sweep_once(&self, st: &mut State<T>, now: Instant, fx: &mut Effects<T>) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut index = 0;
+        while index < st.waiters.len() {
+            let deadline = st.waiters[index].deadline;
+            if deadline <= now {
+                let phase = st.waiting_phase();
+                let waiter = st.waiters.remove(index).expect("index is in bounds");
+                st.counters.timeouts += 1;
+                waiter.grant(Grant::TimedOut(phase));
+                fx.wake(waiter);
+            } else {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                index += 1;
+            }
+        }
+        st.sweeper.next = earliest;
+        if earliest.is_none() {
+            st.sweeper.running = false;
+        }
+        earliest
+    }
+}
+
+/// The sweeper task.
+pub(crate) async fn run<T: Poolable, R: Runtime>(weak: Weak<Shared<T, R>>) {
+    loop {
+        let (sleep, nudged) = {
+            let Some(shared) = weak.upgrade() else { return };
+            let nudged = shared.sweeper_event.listen();
+            let mut fx = Effects::default();
+            let now = Instant::now();
+            let next = {
+                let mut st = shared.lock();
+                shared.sweep_once(&mut st, now, &mut fx)
+            };
+            shared.apply(fx);
+            let Some(next) = next else { return };
+            (
+                shared.runtime.sleep(next.saturating_duration_since(now)),
+                nudged,
+            )
+            // The strong reference is dropped here, before sleeping.
+        };
+        future::or(sleep, nudged).await;
+    }
+}
+
+/// Wakes the sweeper; used when a caller queues with an earlier deadline and on close.
+pub(crate) fn wake(event: &Event) {
+    event.notify(usize::MAX);
+}
+
+/// Spawns the sweeper.
+pub(crate) fn spawn<T: Poolable, R: Runtime>(shared: &Arc<Shared<T, R>>) {
+    crate::runtime::spawn_caught(&shared.runtime, run(Arc::downgrade(shared)));
+}

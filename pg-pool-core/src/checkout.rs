@@ -20,7 +20,7 @@ use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
 use crate::sweeper::Nudge;
-use crate::waiters::{Grant, Waiter};
+use crate::waiters::Grant;
 
 pin_project_lite::pin_project! {
     /// The future returned by [`ConnPool::get`](crate::ConnPool::get).
@@ -98,8 +98,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         site: &'static Location<'static>,
         wait: bool,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
+        std::future::poll_fn(|cx| self.runtime.poll_cooperate(cx)).await;
         let started = Instant::now();
         let mut requeue_front = false;
+        // The waiter this call queued with, recycled by the return's critical section.
+        let mut spare = None;
         loop {
             let mut fx = Effects::default();
             let taken = {
@@ -125,10 +128,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     }
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
-                        let id = st.next_waiter;
-                        st.next_waiter += 1;
                         let deadline = started + self.config.checkout_timeout;
-                        let waiter = Arc::new(Waiter::new(id, Instant::now(), deadline));
+                        let waiter = st.new_waiter(Instant::now(), deadline);
                         if requeue_front {
                             st.waiters.push_front(Arc::clone(&waiter));
                         } else {
@@ -147,8 +148,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let (conn, generation, now) = match taken {
                 Ok((conn, generation)) => (conn, generation, started),
                 Err(waiter) => {
-                    let conn = Box::pin(self.wait(waiter, started)).await?;
-                    let generation = self.lock().generation;
+                    let (conn, waiter) = self.wait(waiter, started).await?;
+                    spare = Some(waiter);
+                    // Granted connections were checked against the generation when placed.
+                    let generation = conn.generation;
                     let now = Instant::now();
                     let waited = now.saturating_duration_since(started);
                     if waited >= self.config.slow_checkout_threshold {
@@ -169,7 +172,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             }
             conn.fresh = false;
             let leak_key = self.leaks.as_ref().map(|leaks| leaks.register(now, site));
-            return Ok(PoolGuard::new(conn, Arc::clone(self), now, leak_key));
+            return Ok(PoolGuard::new(conn, Arc::clone(self), now, leak_key, spare));
         }
     }
 
@@ -179,7 +182,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         self: &Arc<Self>,
         waiter: Arc<WaiterOf<T>>,
         started: Instant,
-    ) -> Result<Conn<T>, PoolErrorOf<T>> {
+    ) -> Result<(Conn<T>, Arc<WaiterOf<T>>), PoolErrorOf<T>> {
         let mut slot = QueueSlot {
             shared: self,
             waiter,
@@ -197,7 +200,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         };
         slot.armed = false;
         match grant {
-            Grant::Conn(conn) => Ok(conn),
+            Grant::Conn(conn) => Ok((conn, Arc::clone(&slot.waiter))),
             Grant::Failed(error) => Err(PoolError::Connect(error)),
             Grant::Closed => Err(PoolError::Closed),
             Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),

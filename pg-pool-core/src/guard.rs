@@ -20,7 +20,7 @@ use crate::conn::Conn;
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, spawn_caught, timeout};
-use crate::shared::{Effects, Shared};
+use crate::shared::{Effects, Shared, WaiterOf};
 
 /// A connection checked out of a pool; returns it when dropped.
 ///
@@ -36,6 +36,8 @@ pub struct PoolGuard<T: Poolable, R: Runtime> {
     checked_out: Instant,
     leak_key: Option<usize>,
     broken: bool,
+    /// The waiter this checkout queued with, if it had to wait: recycled by the return.
+    spare: Option<Arc<WaiterOf<T>>>,
 }
 
 impl<T: Poolable + fmt::Debug, R: Runtime> fmt::Debug for PoolGuard<T, R> {
@@ -53,6 +55,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
         shared: Arc<Shared<T, R>>,
         checked_out: Instant,
         leak_key: Option<usize>,
+        spare: Option<Arc<WaiterOf<T>>>,
     ) -> Self {
         Self {
             conn: Some(conn),
@@ -60,6 +63,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             checked_out,
             leak_key,
             broken: false,
+            spare,
         }
     }
 
@@ -174,7 +178,7 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
             });
             return;
         }
-        checkin(&self.shared, conn, now, usage);
+        checkin(&self.shared, conn, now, usage, self.spare.take());
     }
 }
 
@@ -184,6 +188,7 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
     mut conn: Conn<T>,
     now: Instant,
     usage: Duration,
+    spare: Option<Arc<WaiterOf<T>>>,
 ) {
     if let Some(hook) = &shared.hooks.release
         && LifecycleHooks::run_sync(hook, "release", &mut conn.raw).is_err()
@@ -195,6 +200,9 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
     let mut fx = Effects::default();
     {
         let mut st = shared.lock();
+        if let Some(waiter) = spare {
+            st.recycle(waiter);
+        }
         st.active -= 1;
         st.counters.usage_time.record(usage);
         shared.place(&mut st, conn, now, &mut fx);
@@ -275,7 +283,7 @@ async fn checkin_async<T: Poolable, R: Runtime>(
     match timeout(&shared.runtime, shared.config.checkin_timeout, work).await {
         Some(Ok(())) => {
             let conn = held.disarm();
-            checkin(&shared, conn, Instant::now(), usage);
+            checkin(&shared, conn, Instant::now(), usage, None);
         }
         Some(Err(reason)) => held.destroy(reason),
         None => {

@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What the pool needs from an async runtime: a timer and a way to run background work.
@@ -36,6 +37,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static;
+
+    /// Asks the runtime's cooperative scheduler whether the current task may go on, once per
+    /// checkout. A checkout that finds an idle connection completes without ever returning
+    /// `Pending`, so a task looping on checkouts would otherwise never give its worker
+    /// back; runtimes with a task budget (tokio) return `Pending` here when it is spent,
+    /// having arranged for the task to be polled again. Default: always `Ready`.
+    fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = cx;
+        Poll::Ready(())
+    }
 }
 
 /// The error returned by [`Runtime::current`] when no runtime is available.

@@ -58,6 +58,9 @@ pub(crate) struct State<T: Poolable> {
     pub(crate) last_error: Option<Arc<ConnectError<T::Error>>>,
     pub(crate) counters: Counters,
     pub(crate) sweeper: SweeperState,
+    /// Finished waiters kept for reuse, so that queueing under contention allocates
+    /// nothing (see [`State::recycle`]).
+    pub(crate) spare_waiters: Vec<Arc<WaiterOf<T>>>,
 }
 
 impl<T: Poolable> State<T> {
@@ -90,6 +93,28 @@ impl<T: Poolable> State<T> {
     pub(crate) fn count_destroy(&mut self, reason: DestroyReason) {
         self.closing += 1;
         self.counters.destroys[reason.index()] += 1;
+    }
+
+    /// A waiter for a new queued caller: a spare one if there is one, else a new one.
+    pub(crate) fn new_waiter(&mut self, enqueued: Instant, deadline: Instant) -> Arc<WaiterOf<T>> {
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        if let Some(mut waiter) = self.spare_waiters.pop()
+            && let Some(spare) = Arc::get_mut(&mut waiter)
+        {
+            spare.reuse(id, enqueued, deadline);
+            return waiter;
+        }
+        Arc::new(Waiter::new(id, enqueued, deadline))
+    }
+
+    /// Keeps a finished waiter for reuse if nobody else still holds it (a waker on its way
+    /// out may), up to the most callers ever queued at once, capped.
+    pub(crate) fn recycle(&mut self, waiter: Arc<WaiterOf<T>>) {
+        const MOST_SPARES: usize = 1024;
+        if Arc::strong_count(&waiter) == 1 && self.spare_waiters.len() < MOST_SPARES {
+            self.spare_waiters.push(waiter);
+        }
     }
 
     /// The phase a waiter that runs out of time was in.
@@ -224,6 +249,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             last_error: None,
             counters: Counters::default(),
             sweeper: SweeperState::default(),
+            spare_waiters: Vec::new(),
         };
         let leaks = config
             .leak_detection_threshold

@@ -55,6 +55,15 @@ impl<T, E> Waiter<T, E> {
         }
     }
 
+    /// Readies a finished waiter for another caller; `Arc::get_mut` on a spare proves no
+    /// one else holds it. Its event keeps its allocation, which is the point of reusing it.
+    pub(crate) fn reuse(&mut self, id: u64, enqueued: Instant, deadline: Instant) {
+        debug_assert!(lock(&self.slot).is_none(), "a spare waiter holds no grant");
+        self.id = id;
+        self.enqueued = enqueued;
+        self.deadline = deadline;
+    }
+
     /// Stores the grant. Called under the pool lock, right after the waiter left the queue;
     /// the caller wakes it with [`Waiter::wake`] once the pool lock is released.
     pub(crate) fn grant(&self, grant: Grant<T, E>) {

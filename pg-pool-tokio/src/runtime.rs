@@ -1,6 +1,7 @@
 //! [`Tokio`]: timers and task spawning from tokio.
 
 use std::future::Future;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pg_pool_core::{NoRuntime, Runtime};
@@ -50,5 +51,10 @@ impl Runtime for Tokio {
         F: Future<Output = ()> + Send + 'static,
     {
         drop(self.handle.spawn(future));
+    }
+
+    fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Spend one unit of the task's budget per checkout, as tokio's own resources do.
+        tokio::task::coop::poll_proceed(cx).map(|budget| budget.made_progress())
     }
 }

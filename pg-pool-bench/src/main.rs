@@ -251,7 +251,8 @@ fn workload_b(quick: bool, report: &mut Report) {
 
 /// `--cell POOL MAX TASKS HOLD MS`: runs one Workload A cell once (for profiling) and prints
 /// its statistics. `POOL` as in the tables (`pg-pool`, `deadpool`, ...), `HOLD` is `none` or
-/// `yield`.
+/// `yield`. `PG_POOL_BENCH_SCHED=two-threads` or `current-thread` picks the layout
+/// (default: the 2-worker multi-thread runtime).
 fn single_cell(args: &[String]) {
     let usage = "usage: pg-pool-bench --cell POOL MAX TASKS none|yield MS";
     let pool = args
@@ -271,7 +272,11 @@ fn single_cell(args: &[String]) {
         pool,
         max_size: number(1),
         tasks: number(2),
-        sched: pg_pool_bench::overhead::Sched::MultiThread,
+        sched: match std::env::var("PG_POOL_BENCH_SCHED").as_deref() {
+            Ok("two-threads") => pg_pool_bench::overhead::Sched::TwoThreads,
+            Ok("current-thread") => pg_pool_bench::overhead::Sched::CurrentThread,
+            _ => pg_pool_bench::overhead::Sched::MultiThread,
+        },
         hold,
         cancel: false,
         warm: Duration::from_millis(50),

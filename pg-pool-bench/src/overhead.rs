@@ -185,6 +185,11 @@ async fn task_loop<P: BenchPool>(
         drop(guard);
         if now_phase == MEASURE {
             stats.cycles += 1;
+        }
+        // A wait is recorded when the checkout ended after the measurement began, also if it
+        // began before it (warm-up): a pool that lets a task starve from the start must not hide
+        // that task's wait (barging pools do exactly that).
+        if now_phase == MEASURE || phase.load(Ordering::Relaxed) != IDLE {
             stats
                 .wait
                 .saturating_record(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX).max(1));

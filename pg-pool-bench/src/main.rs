@@ -136,7 +136,7 @@ fn meta(quick: bool) -> BTreeMap<String, String> {
     );
     m.insert(
         "Workload B configs".into(),
-        "pool size 16, `SELECT 1` with the simple query protocol per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). pg-pool-wire: `test_on_checkout = false`, no idle timeout/lifetime. deadpool-postgres: `RecyclingMethod::Fast`. bb8: `test_on_check_out(false)`. pg-pool-tokio-postgres: not measured (being written concurrently; not in this build).".into(),
+        "pool size 16, `SELECT 1` with the simple query protocol per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). pg-pool-wire: `test_on_checkout = false`, no idle timeout/lifetime. deadpool-postgres: `RecyclingMethod::Fast`. bb8: `test_on_check_out(false)`. pg-pool-tokio-postgres: `ResetStrategy::None` (no round trip on return, like deadpool's Fast), same pool config as pg-pool-wire.".into(),
     );
     m
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use pg_pool_core::{ConnPoolConfig, Connector, LifecycleHooks};
+use pg_pool_tokio_postgres::{PgConfig, PgConnection, PgConnector, ResetStrategy};
 use pg_pool_wire::pg_wired::ResponseCollector;
 use pg_pool_wire::{AsyncWirePoolable, WireConnector, WirePoolable};
 use serde::Serialize;
@@ -26,13 +27,17 @@ pub enum PgKind {
     PgPoolWire,
     /// pg-pool-wire's pipelining `AsyncWirePoolable`.
     PgPoolAsyncWire,
+    /// pg-pool-tokio-postgres's `PgConnection`, `ResetStrategy::None` (like deadpool's
+    /// `RecyclingMethod::Fast`: no round trip on return).
+    PgPoolTokioPostgres,
 }
 
 impl PgKind {
     /// Every pool, in table order.
-    pub const ALL: [PgKind; 4] = [
+    pub const ALL: [PgKind; 5] = [
         Self::PgPoolWire,
         Self::PgPoolAsyncWire,
+        Self::PgPoolTokioPostgres,
         Self::DeadpoolPostgres,
         Self::Bb8Postgres,
     ];
@@ -44,6 +49,7 @@ impl PgKind {
             Self::Bb8Postgres => "bb8 + tokio-postgres",
             Self::PgPoolWire => "pg-pool-wire (WirePoolable)",
             Self::PgPoolAsyncWire => "pg-pool-wire (AsyncWirePoolable)",
+            Self::PgPoolTokioPostgres => "pg-pool-tokio-postgres",
         }
     }
 }
@@ -135,6 +141,17 @@ struct Deadpool(deadpool_postgres::Pool);
 struct Bb8(bb8::Pool<TokioPostgresManager>);
 struct Wire(pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
+struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>);
+
+impl PgBench for TokioPostgres {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = quanta::Instant::now();
+        let conn = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        conn.simple_query("SELECT 1").await.ok()?;
+        Some(waited)
+    }
+}
 
 impl PgBench for Deadpool {
     async fn cycle(&self) -> Option<Duration> {
@@ -234,16 +251,22 @@ async fn pg_task<P: PgBench>(pool: Arc<P>, phase: Arc<AtomicU8>) -> (u64, u64, H
             break;
         }
         let result = pool.cycle().await;
-        if now == 1 {
-            match result {
-                Some(waited) => {
+        let ended_after_start = phase.load(Ordering::Relaxed) != 0;
+        match result {
+            Some(waited) => {
+                if now == 1 {
                     done += 1;
+                }
+                // Also a checkout that began during warm-up and ended after the measurement
+                // started: a pool that starves a task from the start must not hide its wait.
+                if now == 1 || ended_after_start {
                     hist.saturating_record(
                         u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX).max(1),
                     );
                 }
-                None => errors += 1,
             }
+            None if now == 1 => errors += 1,
+            None => {}
         }
     }
     (done, errors, hist)
@@ -378,6 +401,28 @@ pub fn run_once(
             drive(
                 &rt,
                 Arc::new(AsyncWire(pool.expect("pg-pool builds"))),
+                tasks,
+                warm,
+                measure,
+            )
+        }
+        PgKind::PgPoolTokioPostgres => {
+            let config = PgConfig::from_url(url)
+                .expect("cluster URL parses")
+                .with_reset(ResetStrategy::None);
+            let pool = rt.block_on(async {
+                let connector = PgConnector::<pg_pool_tokio::Tokio>::current(config)
+                    .expect("inside the runtime");
+                pg_pool_tokio::ConnPool::<PgConnection>::with_connector(
+                    pg_pool_config(url, max_size),
+                    LifecycleHooks::default(),
+                    connector,
+                )
+                .await
+            });
+            drive(
+                &rt,
+                Arc::new(TokioPostgres(pool.expect("pg-pool builds"))),
                 tasks,
                 warm,
                 measure,

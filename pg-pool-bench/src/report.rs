@@ -395,7 +395,11 @@ impl Report {
                 .and_then(|r| r.median)
         };
         let peers = [PgKind::DeadpoolPostgres, PgKind::Bb8Postgres];
-        for ours in [PgKind::PgPoolWire, PgKind::PgPoolAsyncWire] {
+        for ours in [
+            PgKind::PgPoolWire,
+            PgKind::PgPoolAsyncWire,
+            PgKind::PgPoolTokioPostgres,
+        ] {
             if let Some(m) = find(ours, 16) {
                 let best = peers
                     .iter()

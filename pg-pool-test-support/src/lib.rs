@@ -27,10 +27,12 @@
 mod bouncer;
 mod cluster;
 mod error;
+mod pool;
 mod proxy;
 mod util;
 
 pub use bouncer::PgBouncer;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;
+pub use pool::test_pool_config;
 pub use proxy::{FaultProxy, ProxyMode};

@@ -91,15 +91,7 @@ impl AsyncWirePoolable {
     ///
     /// Cancel safe: dropping the future closes the half-open socket.
     pub async fn open(config: &WireConfig) -> Result<Self, WireError> {
-        let params = config.startup_params();
-        let conn = WireConn::connect_with_params(
-            &config.addr,
-            &config.user,
-            &config.password,
-            &config.database,
-            &params,
-        )
-        .await?;
+        let conn = config.connect().await?;
         Self::new(conn)
     }
 

@@ -260,6 +260,21 @@ impl WireConfig {
             .chain(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect()
     }
+
+    /// Opens a bare `WireConn` with this address, these credentials and startup parameters;
+    /// both pooled connection kinds start here.
+    pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
+        let params = self.startup_params();
+        let conn = pg_wired::WireConn::connect_with_params(
+            &self.addr,
+            &self.user,
+            &self.password,
+            &self.database,
+            &params,
+        )
+        .await?;
+        Ok(conn)
+    }
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port` to `host:port`.

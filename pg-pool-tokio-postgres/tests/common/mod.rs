@@ -101,17 +101,7 @@ pub(crate) fn pg_config(cluster: &TestCluster, addr: Option<SocketAddr>, app: &s
 
 /// A pool config tuned for tests: short timeouts, fast reaper and backoff.
 pub(crate) fn pool_config(max_size: usize) -> ConnPoolConfig {
-    let mut config = ConnPoolConfig::default();
-    config.name = "test".into();
-    config.max_size = max_size;
-    config.checkout_timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
-    config.reaper_interval = Duration::from_millis(100);
-    config.connect_backoff = Duration::from_millis(20);
-    config.connect_backoff_max = Duration::from_millis(500);
-    config.checkin_timeout = Duration::from_secs(2);
-    config.probe_timeout = Duration::from_secs(1);
-    config
+    pg_pool_test_support::test_pool_config(max_size)
 }
 
 /// A pool on the current runtime `R`.

@@ -16,3 +16,10 @@ pub use pg_pool_tokio::{self, ConnPool, PoolGuard, Tokio};
 pub mod wire {
     pub use pg_pool_wire::*;
 }
+
+/// tokio-postgres connections: [`postgres::PgConnection`], its config, connector, reset
+/// strategies and pooler-safe profile (the `pg-pool-tokio-postgres` crate).
+#[cfg(feature = "tokio-postgres")]
+pub mod postgres {
+    pub use pg_pool_tokio_postgres::*;
+}

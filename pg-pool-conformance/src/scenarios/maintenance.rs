@@ -118,12 +118,9 @@ pub async fn probe_evicts_failures<R: Runtime>() {
         })
         .await;
         println!(
-            "probe evicted 2 connections ({gate:?}) in {took:?} (interval 40 ms + timeout 50 ms, one at a time)"
+            "probe evicted 2 connections ({gate:?}) in {took:?} (interval 40 ms + probe timeout 50 ms)"
         );
-        assert!(
-            took < Duration::from_millis(40 * 2 + 50 * 2 + 500),
-            "{took:?}"
-        );
+        assert!(took < Duration::from_secs(1), "{took:?}");
         settle(&pool, &control).await;
     }
 }

@@ -36,7 +36,9 @@ pub async fn one_deadline_across_phases<R: Runtime>() {
         "{err:?}"
     );
     assert!(
-        took >= Duration::from_millis(290) && took < Duration::from_millis(390),
+        // Without the one deadline the hook would finish at ~400 ms and the checkout would
+        // succeed: the error itself proves the cut. The upper bound only catches a hang.
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
         "{took:?}"
     );
     settle(&pool, &control).await;
@@ -47,7 +49,7 @@ pub async fn one_deadline_across_phases<R: Runtime>() {
 pub async fn connect_never_finishes<R: Runtime>() {
     let mut config = test_config();
     config.checkout_timeout = Duration::from_millis(150);
-    config.connect_timeout = Duration::from_millis(400);
+    config.connect_timeout = Duration::from_secs(2);
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     control.set(Step::Connect, Gate::Never);
     let started = Instant::now();
@@ -64,8 +66,12 @@ pub async fn connect_never_finishes<R: Runtime>() {
         ),
         "{err:?}"
     );
-    assert!(took < Duration::from_millis(400), "{took:?}");
-    sleep::<R>(Duration::from_millis(400)).await;
+    // A timeout before the 2 s connect timeout: the checkout's own deadline cut the wait.
+    assert!(
+        took >= Duration::from_millis(145) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    sleep::<R>(Duration::from_secs(2)).await;
     let m = settle(&pool, &control).await;
     assert_eq!(m.connect_failures, 1, "{m:?}");
 }
@@ -83,15 +89,14 @@ pub async fn connect_error_reported_at_once<R: Runtime>() {
     let err = pool.get().await.unwrap_err();
     let took = started.elapsed();
     println!("failed connect reported after {took:?}: {err}");
+    // The caller's own connect error, not a timeout (which the 150 ms deadline would give).
+    assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
     assert!(
         matches!(err.connect_error(), Some(ConnectError::Driver(_))),
         "{err:?}"
     );
     assert!(err.driver_error().is_some());
-    assert!(
-        took < Duration::from_millis(100),
-        "reported at once, not as a timeout: {took:?}"
-    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
     // In backoff: the next caller times out, carrying the cause.
     let err = pool.get().await.unwrap_err();
     assert!(err.is_timeout());
@@ -115,7 +120,7 @@ pub async fn connect_timeout_enforced<R: Runtime>() {
         "{err:?}"
     );
     assert!(
-        took >= Duration::from_millis(95) && took < Duration::from_millis(600),
+        took >= Duration::from_millis(95) && took < Duration::from_secs(2),
         "{took:?}"
     );
     settle(&pool, &control).await;

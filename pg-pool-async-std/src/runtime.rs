@@ -1,6 +1,7 @@
 //! [`AsyncStd`]: async-io timers and async-std's global executor.
 
 use std::future::Future;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Timer;
@@ -30,5 +31,10 @@ impl Runtime for AsyncStd {
     {
         // Dropping an async-std `JoinHandle` detaches the task; it runs to completion.
         drop(async_std::task::spawn(future));
+    }
+
+    fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // No task budget of its own: yield every THREAD_BUDGET checkouts.
+        pg_pool_core::poll_thread_budget(cx)
     }
 }

@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
             fairness::fifo_order_of_service,
             fairness::no_task_starves,
             fairness::newcomer_never_barges,
+            fairness::checkout_loop_yields,
             hooks::hook_order,
             hooks::rejection_moves_on,
             hooks::panicking_hooks,

@@ -37,4 +37,4 @@ pub use hooks::{DestroyReason, HookError, HookResult, LifecycleHooks};
 pub use metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics};
 pub use pool::{ConnPool, DrainReport};
 pub use poolable::{BoxFuture, Connect, ConnectTarget, Connector, Poolable};
-pub use runtime::{DiscardOutput, NoRuntime, Runtime, timeout};
+pub use runtime::{DiscardOutput, NoRuntime, Runtime, THREAD_BUDGET, poll_thread_budget, timeout};

@@ -137,6 +137,46 @@ impl<F: Future> Future for DiscardOutput<F> {
     }
 }
 
+/// Checkouts a thread may complete in a row before [`poll_thread_budget`] makes the task
+/// yield; tokio's own task budget is 128 operations.
+pub const THREAD_BUDGET: u32 = 128;
+
+/// A cooperative budget for runtimes that have none (smol, async-std), for use as their
+/// [`Runtime::poll_cooperate`]: every [`THREAD_BUDGET`]th checkout on a thread returns
+/// `Pending` once, after waking the task, so it goes to the back of the executor's queue.
+///
+/// Without it, a task whose checkouts never wait (an idle connection is always there) never
+/// yields, and other tasks on its thread never run: fairness among queued callers is no use
+/// to a task that cannot get polled.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let pending = (0..=pg_pool_core::THREAD_BUDGET)
+///     .filter(|_| pg_pool_core::poll_thread_budget(&mut cx).is_pending())
+///     .count();
+/// assert_eq!(pending, 1);
+/// ```
+pub fn poll_thread_budget(cx: &mut Context<'_>) -> Poll<()> {
+    use std::cell::Cell;
+    thread_local! {
+        static LEFT: Cell<u32> = const { Cell::new(THREAD_BUDGET) };
+    }
+    LEFT.with(|left| match left.get() {
+        0 => {
+            left.set(THREAD_BUDGET);
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        n => {
+            left.set(n - 1);
+            Poll::Ready(())
+        }
+    })
+}
+
 /// Spawns `future` on `runtime`, catching a panic so that a panicking driver or hook never
 /// takes a runtime worker down; the drop guards inside the future have already restored the
 /// pool's accounting by the time the panic is caught.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_executor::Executor;
@@ -59,5 +60,10 @@ impl Runtime for Smol {
             Some(executor) => executor.spawn(future).detach(),
             None => smol::spawn(future).detach(),
         }
+    }
+
+    fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // No task budget of its own: yield every THREAD_BUDGET checkouts.
+        pg_pool_core::poll_thread_budget(cx)
     }
 }

@@ -153,3 +153,34 @@ pub async fn newcomer_never_barges<R: Runtime>() {
     assert_eq!(waiter.join().await, id);
     settle(&pool, &control).await;
 }
+
+/// A task whose checkouts never wait (an idle connection is always there) still yields to
+/// the other tasks on its thread: the runtime's cooperative budget is spent per checkout.
+pub async fn checkout_loop_yields<R: Runtime>() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (pool, control) = mock_pool::<R>(test_config(), LifecycleHooks::default()).await;
+    drop(pool.get().await.unwrap());
+    let other_ran = Arc::new(AtomicBool::new(false));
+    let looping = spawn::<R, _>({
+        let pool = pool.clone();
+        let other_ran = Arc::clone(&other_ran);
+        async move {
+            for done in 0..100_000u32 {
+                drop(pool.get().await.unwrap());
+                if other_ran.load(Ordering::SeqCst) {
+                    return done;
+                }
+            }
+            100_000
+        }
+    });
+    let other = spawn::<R, _>({
+        let other_ran = Arc::clone(&other_ran);
+        async move { other_ran.store(true, Ordering::SeqCst) }
+    });
+    let done = looping.join().await;
+    other.join().await;
+    println!("the looping task yielded after {done} checkouts");
+    assert!(done < 100_000, "a checkout loop kept its thread to itself");
+    settle(&pool, &control).await;
+}

@@ -15,8 +15,12 @@ use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// The allocation counters are process-wide: the tests in this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn checkout_and_return_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut config = ConnPoolConfig::default();
     config.max_size = 4;
     let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async {
@@ -43,4 +47,38 @@ fn checkout_and_return_allocate_nothing() {
     );
     let m = pool.metrics();
     assert_eq!((m.checkouts, m.creates), (10_010, 1));
+}
+
+#[test]
+fn queued_checkouts_allocate_nothing_once_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = ConnPoolConfig::default();
+    config.max_size = 1;
+    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async {
+        Ok(Noop)
+    })
+    .expect("valid config");
+    // One hand-off cycle: A holds the only connection, B queues behind it, A returns it
+    // (directly into B's slot), B runs and returns it.
+    let cycle = || {
+        let held = block_on(pool.get()).unwrap();
+        let mut queued = std::pin::pin!(pool.get());
+        assert!(block_on(futures_lite::future::poll_once(queued.as_mut())).is_none());
+        drop(held);
+        let guard = block_on(queued).unwrap();
+        drop(guard);
+    };
+    // Warm up: the connection, the sweeper, a spare waiter and its event.
+    for _ in 0..10 {
+        cycle();
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..1_000 {
+        cycle();
+    }
+    let allocations = region.change().allocations;
+    println!("allocations in 1,000 queued hand-offs: {allocations}");
+    assert_eq!(allocations, 0, "queueing allocated once warm");
+    let m = pool.metrics();
+    assert_eq!((m.waiters, m.active, m.idle), (0, 0, 1), "{m:?}");
 }

@@ -32,29 +32,44 @@ pin_project_lite::pin_project! {
     /// validated or in its checkout hook is destroyed (its session state is unknown) and its
     /// capacity freed; a connection attempt started for it finishes and serves someone else.
     #[must_use = "futures do nothing unless awaited"]
-    pub struct Checkout<F> {
+    pub struct Checkout<'a, R, F> {
+        runtime: &'a R,
+        cooperated: bool,
         #[pin]
         inner: F,
     }
 }
 
-impl<F> Checkout<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        Self { inner }
+impl<'a, R, F> Checkout<'a, R, F> {
+    pub(crate) fn new(runtime: &'a R, inner: F) -> Self {
+        Self {
+            runtime,
+            cooperated: false,
+            inner,
+        }
     }
 }
 
-impl<F> fmt::Debug for Checkout<F> {
+impl<R, F> fmt::Debug for Checkout<'_, R, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Checkout { .. }")
     }
 }
 
-impl<F: Future> Future for Checkout<F> {
+impl<R: Runtime, F: Future> Future for Checkout<'_, R, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        // Spend one unit of the runtime's cooperative budget per checkout, before anything
+        // else (here rather than as an await inside the checkout, which costs a state).
+        if !*this.cooperated {
+            if this.runtime.poll_cooperate(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *this.cooperated = true;
+        }
+        this.inner.poll(cx)
     }
 }
 
@@ -98,7 +113,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         site: &'static Location<'static>,
         wait: bool,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
-        std::future::poll_fn(|cx| self.runtime.poll_cooperate(cx)).await;
         let started = Instant::now();
         let mut requeue_front = false;
         // The waiter this call queued with, recycled by the return's critical section.

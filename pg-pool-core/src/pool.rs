@@ -202,9 +202,10 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     #[track_caller]
     pub fn get(
         &self,
-    ) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+    ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
+    {
         let site = Location::caller();
-        Checkout::new(self.shared.acquire(site, true))
+        Checkout::new(&self.shared.runtime, self.shared.acquire(site, true))
     }
 
     /// Checks out an idle connection without waiting for one.
@@ -222,9 +223,10 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     #[track_caller]
     pub fn try_get(
         &self,
-    ) -> Checkout<impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_> {
+    ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
+    {
         let site = Location::caller();
-        Checkout::new(self.shared.acquire(site, false))
+        Checkout::new(&self.shared.runtime, self.shared.acquire(site, false))
     }
 
     /// A consistent snapshot of the pool's gauges, counters and histograms.

@@ -34,5 +34,5 @@ mod util;
 pub use bouncer::PgBouncer;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;
-pub use pool::test_pool_config;
+pub use pool::{eventually, test_pool_config};
 pub use proxy::{FaultProxy, ProxyMode};

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pg_pool_core::{ConnPoolConfig, Runtime};
 use pg_pool_test_support::TestCluster;
@@ -137,25 +137,9 @@ pub(crate) fn spawn<R: Runtime, T: Send + 'static>(
     rx
 }
 
-/// Polls `check` every 20 ms until it returns true or `limit` passes; returns how long it
-/// took, or `None` on timeout.
-pub(crate) async fn eventually<R, F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
-where
-    R: Runtime,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() >= limit {
-            return None;
-        }
-        sleep::<R>(Duration::from_millis(20)).await;
-    }
-}
+// Not every test binary that includes this module polls.
+#[allow(unused_imports)]
+pub(crate) use pg_pool_test_support::eventually;
 
 /// Backends of `cluster` tagged `app`, counted by the server.
 pub(crate) async fn backends(cluster: &'static TestCluster, app: &str) -> usize {

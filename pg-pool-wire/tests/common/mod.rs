@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pg_pool_core::{ConnPoolConfig, LifecycleHooks};
 use pg_pool_test_support::TestCluster;
@@ -60,23 +60,13 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
         .expect("blocking task panicked")
 }
 
-/// Polls `check` every 20 ms until it returns true or `limit` passes; returns how long it
-/// took, or `None` on timeout.
-pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+/// [`pg_pool_test_support::eventually`] on tokio.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, check: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() >= limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    pg_pool_test_support::eventually::<pg_pool_tokio::Tokio, _, _>(limit, check).await
 }
 
 /// Backends of `cluster` tagged `app`, counted by the server.

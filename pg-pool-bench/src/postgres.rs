@@ -143,57 +143,28 @@ struct Wire(pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>);
 
-impl PgBench for TokioPostgres {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let conn = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        conn.simple_query("SELECT 1").await.ok()?;
-        Some(waited)
-    }
+/// The same cycle for every pool: a timed checkout, one `SELECT 1`, the return.
+macro_rules! select_one_cycle {
+    ($pool:ty, $conn:ident => $query:expr) => {
+        impl PgBench for $pool {
+            async fn cycle(&self) -> Option<Duration> {
+                let started = quanta::Instant::now();
+                // Only pg-wired's `WireConn` queries through `&mut`.
+                #[allow(unused_mut)]
+                let mut $conn = self.0.get().await.ok()?;
+                let waited = started.elapsed();
+                $query.await.ok()?;
+                Some(waited)
+            }
+        }
+    };
 }
 
-impl PgBench for Deadpool {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let client = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        client.simple_query("SELECT 1").await.ok()?;
-        Some(waited)
-    }
-}
-
-impl PgBench for Bb8 {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let client = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        client.simple_query("SELECT 1").await.ok()?;
-        Some(waited)
-    }
-}
-
-impl PgBench for Wire {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let mut conn = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        conn.simple_query("SELECT 1").await.ok()?;
-        Some(waited)
-    }
-}
-
-impl PgBench for AsyncWire {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let conn = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        conn.submit(simple_query_message("SELECT 1"), ResponseCollector::Rows)
-            .await
-            .ok()?;
-        Some(waited)
-    }
-}
+select_one_cycle!(TokioPostgres, conn => conn.simple_query("SELECT 1"));
+select_one_cycle!(Deadpool, client => client.simple_query("SELECT 1"));
+select_one_cycle!(Bb8, client => client.simple_query("SELECT 1"));
+select_one_cycle!(Wire, conn => conn.simple_query("SELECT 1"));
+select_one_cycle!(AsyncWire, conn => conn.submit(simple_query_message("SELECT 1"), ResponseCollector::Rows));
 
 /// pg-pool's configuration for Workload B: its cheapest (no test-on-checkout; connections
 /// never sit idle for its 1 s threshold under this load anyway), no idle timeout or lifetime.

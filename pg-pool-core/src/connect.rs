@@ -63,20 +63,7 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
     match result {
         Ok(raw) => {
             let mut st = shared.lock();
-            st.connecting -= 1;
-            st.counters.creates += 1;
-            st.counters.connect_time.record(now - started);
-            st.failures = 0;
-            st.backoff_until = None;
-            st.last_error = None;
-            let conn = Conn::new(
-                raw,
-                now,
-                shared.config.max_lifetime,
-                shared.config.max_lifetime_jitter,
-                st.generation,
-            );
-            shared.place(&mut st, conn, now, &mut fx);
+            shared.record_success(&mut st, raw, started, now, &mut fx);
             shared.plan_connects(&mut st, now, &mut fx);
             fx.set_drained(st.is_drained());
             drop(st);
@@ -127,17 +114,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let mut st = self.lock();
             match result {
                 Ok(raw) => {
-                    st.connecting -= 1;
-                    st.counters.creates += 1;
-                    st.counters.connect_time.record(now - started);
-                    let conn = Conn::new(
-                        raw,
-                        now,
-                        self.config.max_lifetime,
-                        self.config.max_lifetime_jitter,
-                        st.generation,
-                    );
-                    self.place(&mut st, conn, now, &mut fx);
+                    self.record_success(&mut st, raw, started, now, &mut fx);
                     Ok(())
                 }
                 Err((error, rejected)) => Err(crate::PoolError::Connect(
@@ -185,6 +162,32 @@ async fn attempt<T: Poolable, R: Runtime>(
 }
 
 impl<T: Poolable, R: Runtime> Shared<T, R> {
+    /// Records a successful attempt under the lock (ending any backoff) and places the new
+    /// connection: to the head waiter, or idle.
+    fn record_success(
+        &self,
+        st: &mut State<T>,
+        raw: T,
+        started: Instant,
+        now: Instant,
+        fx: &mut Effects<T>,
+    ) {
+        st.connecting -= 1;
+        st.counters.creates += 1;
+        st.counters.connect_time.record(now - started);
+        st.failures = 0;
+        st.backoff_until = None;
+        st.last_error = None;
+        let conn = Conn::new(
+            raw,
+            now,
+            self.config.max_lifetime,
+            self.config.max_lifetime_jitter,
+            st.generation,
+        );
+        self.place(st, conn, now, fx);
+    }
+
     /// Records a failed attempt under the lock; a connection the create hook rejected is
     /// counted as closing and destroyed once the lock is released.
     fn record_failure(

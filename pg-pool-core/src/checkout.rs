@@ -85,20 +85,16 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
         if !self.armed {
             return;
         }
-        let mut fx = Effects::default();
-        {
-            let mut st = self.shared.lock();
-            if !st.remove_waiter(self.waiter.id) {
+        let waiter = &self.waiter;
+        self.shared.update(|st, fx| {
+            if !st.remove_waiter(waiter.id) {
                 // Already granted: pass the grant on.
-                if let Some(Grant::Conn(conn)) = self.waiter.take() {
+                if let Some(Grant::Conn(conn)) = waiter.take() {
                     st.active -= 1;
-                    self.shared.place(&mut st, conn, Instant::now(), &mut fx);
+                    self.shared.place(st, conn, Instant::now(), fx);
                 }
             }
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-            fx.set_drained(st.is_drained());
-        }
-        self.shared.apply(fx);
+        });
     }
 }
 

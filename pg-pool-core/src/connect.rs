@@ -32,14 +32,7 @@ struct Reservation<'a, T: Poolable, R: Runtime> {
 impl<T: Poolable, R: Runtime> Drop for Reservation<'_, T, R> {
     fn drop(&mut self) {
         if self.armed {
-            let mut fx = Effects::default();
-            {
-                let mut st = self.shared.lock();
-                st.connecting -= 1;
-                self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-                fx.set_drained(st.is_drained());
-            }
-            self.shared.apply(fx);
+            self.shared.update(|st, _| st.connecting -= 1);
         }
     }
 }

@@ -107,15 +107,10 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             .take()
             .expect("a guard holds its connection until dropped");
         this.unregister_leak();
-        let mut fx = Effects::default();
-        {
-            let mut st = this.shared.lock();
+        this.shared.update(|st, _| {
             st.active -= 1;
             st.counters.detaches += 1;
-            this.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-            fx.set_drained(st.is_drained());
-        }
-        this.shared.apply(fx);
+        });
         conn.raw
     }
 

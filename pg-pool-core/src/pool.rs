@@ -19,7 +19,7 @@ use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::metrics::Metrics;
 use crate::poolable::{Connect, ConnectTarget, Connector, Poolable, TargetConnector};
 use crate::runtime::Runtime;
-use crate::shared::{Effects, PoolErrorOf, Shared};
+use crate::shared::{PoolErrorOf, Shared};
 
 /// An async connection pool, generic over the connection `T` and the runtime `R`.
 ///
@@ -174,12 +174,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     }
 
     fn plan_connects(&self) {
-        let mut fx = Effects::default();
-        {
-            let mut st = self.shared.lock();
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        self.shared.apply(fx);
+        self.shared.update(|_, _| ());
     }
 
     /// Checks out a connection, waiting for one if none is idle.
@@ -246,9 +241,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         if max_size == 0 {
             return;
         }
-        let mut fx = Effects::default();
-        {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, fx| {
             st.max_size = max_size;
             st.min_idle = st.min_idle.min(max_size);
             let extra = st.max_size.saturating_sub(st.idle.capacity());
@@ -260,20 +253,13 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                 st.count_destroy(DestroyReason::Evicted);
                 fx.destroy(conn, DestroyReason::Evicted);
             }
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        self.shared.apply(fx);
+        });
     }
 
     /// Changes the number of idle connections the pool keeps ready (capped at `max_size`).
     pub fn set_min_idle(&self, min_idle: usize) {
-        let mut fx = Effects::default();
-        {
-            let mut st = self.shared.lock();
-            st.min_idle = min_idle.min(st.max_size);
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        self.shared.apply(fx);
+        self.shared
+            .update(|st, _| st.min_idle = min_idle.min(st.max_size));
     }
 
     /// Destroys every idle connection for which `keep` returns `false`. Connections checked
@@ -281,10 +267,8 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ///
     /// `keep` runs under the pool lock: keep it short, and do not touch the pool from it.
     pub fn retain(&self, mut keep: impl FnMut(&T) -> bool) -> usize {
-        let mut fx = Effects::default();
-        let mut evicted = 0;
-        {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, fx| {
+            let mut evicted = 0;
             let mut index = 0;
             while index < st.idle.len() {
                 if keep(&st.idle[index].raw) {
@@ -296,26 +280,20 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                     evicted += 1;
                 }
             }
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        self.shared.apply(fx);
-        evicted
+            evicted
+        })
     }
 
     /// Evicts every connection: idle ones now, checked-out ones when they come back (a new
     /// generation begins; older connections are never handed out again).
     pub fn evict_all(&self) {
-        let mut fx = Effects::default();
-        {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, fx| {
             st.generation += 1;
             while let Some(conn) = st.idle.pop_front() {
                 st.count_destroy(DestroyReason::Evicted);
                 fx.destroy(conn, DestroyReason::Evicted);
             }
-            self.shared.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        self.shared.apply(fx);
+        });
     }
 
     /// Drains the pool: refuses new checkouts at once ([`PoolError::Closed`](crate::PoolError::Closed)),

@@ -356,6 +356,24 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
     }
 
+    /// Runs one state change that may free capacity: `change` under the lock, then the
+    /// connects the pool now needs, then (lock released) the effects.
+    pub(crate) fn update<O>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut State<T>, &mut Effects<T>) -> O,
+    ) -> O {
+        let mut fx = Effects::default();
+        let out = {
+            let mut st = self.lock();
+            let out = change(&mut st, &mut fx);
+            self.plan_connects(&mut st, Instant::now(), &mut fx);
+            fx.set_drained(st.is_drained());
+            out
+        };
+        self.apply(fx);
+        out
+    }
+
     /// Decides to destroy a connection counted as active: moves it to `closing` and lets
     /// waiters have the freed capacity.
     pub(crate) fn destroy_active(
@@ -364,18 +382,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         reason: DestroyReason,
         usage: Option<Duration>,
     ) {
-        let mut fx = Effects::default();
-        {
-            let mut st = self.lock();
+        self.update(|st, fx| {
             st.active -= 1;
             if let Some(usage) = usage {
                 st.counters.usage_time.record(usage);
             }
             st.count_destroy(reason);
-            self.plan_connects(&mut st, Instant::now(), &mut fx);
-        }
-        fx.destroy(conn, reason);
-        self.apply(fx);
+            fx.destroy(conn, reason);
+        });
     }
 
     /// Carries out the effects of a critical section. Must be called without the lock.

@@ -98,11 +98,15 @@ where
 }
 
 /// Checks the accounting invariants that must hold at any moment.
+///
+/// The snapshot is taken under the pool lock, so the ledger must balance exactly: every
+/// connection the driver opened (`creates`) has been destroyed, detached, or is idle or
+/// active right now. Connection attempts in flight have produced nothing counted yet.
 pub fn check_invariants(metrics: &Metrics, control: &Control) {
     assert_eq!(
-        metrics.size,
-        metrics.idle + metrics.active + metrics.connecting,
-        "size is the sum of its parts: {metrics:?}"
+        metrics.creates,
+        metrics.destroys + metrics.detaches + (metrics.idle + metrics.active) as u64,
+        "creates = destroys + detaches + idle + active: {metrics:?}"
     );
     assert!(
         metrics.size <= metrics.max_size,
@@ -126,6 +130,14 @@ pub async fn settle<R: Runtime>(pool: &MockPool<R>, control: &Control) -> Metric
         check_invariants(&m, control);
         if m.connecting == 0 && m.closing == 0 && m.active == 0 && control.live() == m.idle {
             assert_eq!(m.waiters, 0, "no waiter left behind: {m:?}");
+            // Every connection the mock opened was created in the pool's books, and every
+            // one not idle now was destroyed and closed or detached (the detached ones are
+            // the caller's to drop).
+            assert_eq!(
+                control.connects() as u64,
+                m.creates,
+                "every mock connection is a create: {m:?}"
+            );
             return m;
         }
         assert!(

@@ -21,19 +21,25 @@ pub enum Gate {
     Slow(Duration),
     /// Never finishes.
     Never,
-    /// Panics.
+    /// Panics while running (inside the step's future).
     Panic,
+    /// Panics as soon as the step is called, before it returns its future.
+    PanicNow,
+    /// Fails at once with an error the connection type reports as permanent
+    /// ([`Poolable::is_permanent_connect_error`]), like a wrong password.
+    Refuse,
 }
 
 impl Gate {
-    /// Every gate, with `slow` as the delay of [`Gate::Slow`].
-    pub fn all(slow: Duration) -> [Gate; 5] {
+    /// Every gate but [`Gate::Refuse`], with `slow` as the delay of [`Gate::Slow`].
+    pub fn all(slow: Duration) -> [Gate; 6] {
         [
             Gate::Pass,
             Gate::Fail,
             Gate::Slow(slow),
             Gate::Never,
             Gate::Panic,
+            Gate::PanicNow,
         ]
     }
 }
@@ -51,9 +57,16 @@ pub enum Step {
     Close,
 }
 
-/// The mock's error.
+/// The mock's error; permanent when its message starts with `permanent:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockError(pub String);
+
+impl MockError {
+    /// Whether this is a [`Gate::Refuse`] error.
+    pub fn is_permanent(&self) -> bool {
+        self.0.starts_with("permanent:")
+    }
+}
 
 impl fmt::Display for MockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,10 +159,21 @@ impl Control {
             .unwrap_or(Gate::Pass)
     }
 
-    async fn pass(&self, step: Step) -> Result<(), MockError> {
-        match self.gate(step) {
-            Gate::Pass => Ok(()),
+    /// Takes the next gate of `step`, panicking at once for [`Gate::PanicNow`]: called in
+    /// the synchronous part of each step.
+    fn gate_now(&self, step: Step) -> Gate {
+        let gate = self.gate(step);
+        if gate == Gate::PanicNow {
+            panic!("mock {step:?} panicked before returning its future");
+        }
+        gate
+    }
+
+    async fn pass(&self, step: Step, gate: Gate) -> Result<(), MockError> {
+        match gate {
+            Gate::Pass | Gate::PanicNow => Ok(()),
             Gate::Fail => Err(MockError(format!("{step:?} failed"))),
+            Gate::Refuse => Err(MockError(format!("permanent: {step:?} refused"))),
             Gate::Slow(d) => {
                 (self.sleeper)(d).await;
                 Ok(())
@@ -185,8 +209,20 @@ impl Control {
     }
 
     /// Opens a mock connection through the connect gate.
-    pub async fn open(self: &Arc<Self>) -> Result<MockConn, MockError> {
-        self.pass(Step::Connect).await?;
+    ///
+    /// # Panics
+    ///
+    /// At once under [`Gate::PanicNow`], while running under [`Gate::Panic`].
+    pub fn open(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = Result<MockConn, MockError>> + Send + use<> {
+        let gate = self.gate_now(Step::Connect);
+        let control = Arc::clone(self);
+        async move { control.open_through(gate).await }
+    }
+
+    async fn open_through(self: &Arc<Self>, gate: Gate) -> Result<MockConn, MockError> {
+        self.pass(Step::Connect, gate).await?;
         self.connects.fetch_add(1, Ordering::SeqCst);
         self.live.fetch_add(1, Ordering::SeqCst);
         Ok(MockConn {
@@ -201,10 +237,7 @@ impl Control {
     /// A connector for the pool.
     pub fn connector(self: &Arc<Self>) -> impl Connector<MockConn> {
         let control = Arc::clone(self);
-        move || {
-            let control = Arc::clone(&control);
-            async move { control.open().await }
-        }
+        move || control.open()
     }
 }
 
@@ -246,23 +279,35 @@ impl Poolable for MockConn {
         self.dirty || self.control.reset_everything.load(Ordering::SeqCst)
     }
 
-    async fn reset(&mut self) -> Result<(), MockError> {
-        self.control.resets.fetch_add(1, Ordering::SeqCst);
-        self.control.pass(Step::Reset).await?;
-        self.dirty = false;
-        self.tag = None;
-        Ok(())
+    fn is_permanent_connect_error(error: &MockError) -> bool {
+        error.is_permanent()
     }
 
-    async fn ping(&mut self) -> Result<(), MockError> {
+    fn reset(&mut self) -> impl Future<Output = Result<(), MockError>> + Send {
+        self.control.resets.fetch_add(1, Ordering::SeqCst);
+        let gate = self.control.gate_now(Step::Reset);
+        async move {
+            self.control.pass(Step::Reset, gate).await?;
+            self.dirty = false;
+            self.tag = None;
+            Ok(())
+        }
+    }
+
+    fn ping(&mut self) -> impl Future<Output = Result<(), MockError>> + Send {
         self.control.pings.fetch_add(1, Ordering::SeqCst);
-        self.control.pass(Step::Ping).await
+        let gate = self.control.gate_now(Step::Ping);
+        let control = Arc::clone(&self.control);
+        async move { control.pass(Step::Ping, gate).await }
     }
 
     fn close(self) -> impl Future<Output = ()> + Send + 'static {
         let control = Arc::clone(&self.control);
+        // `self` moves into the future only after the gate is taken: a `PanicNow` close
+        // drops the connection during the unwind, as a real driver's would be.
+        let gate = control.gate_now(Step::Close);
         async move {
-            let result = control.pass(Step::Close).await;
+            let result = control.pass(Step::Close, gate).await;
             drop(self);
             if result.is_ok() {
                 control.closes.fetch_add(1, Ordering::SeqCst);

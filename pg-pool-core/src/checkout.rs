@@ -1,6 +1,6 @@
 //! The acquire path: take an idle connection or queue for one, then validate it.
 
-use crate::clock::Instant;
+use crate::clock::{Instant, after};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -13,9 +13,8 @@ use event_listener::listener;
 use crate::conn::Conn;
 use crate::error::{Phase, PoolError};
 use crate::guard::{Held, PoolGuard};
-use futures_lite::FutureExt;
 
-use crate::hooks::{DestroyReason, HookError, LifecycleHooks};
+use crate::hooks::{DestroyReason, HookError, LifecycleHooks, caught};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
@@ -87,7 +86,7 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
         }
         let waiter = &self.waiter;
         self.shared.update(|st, fx| {
-            if !st.remove_waiter(waiter.id) {
+            if !st.waiters.abandon(waiter) {
                 // Already granted: pass the grant on.
                 if let Some(Grant::Conn(conn)) = waiter.take() {
                     st.active -= 1;
@@ -118,7 +117,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let taken = {
                 let mut st = self.lock();
                 if st.draining {
-                    return Err(PoolError::Closed);
+                    return Err(if st.runtime_gone {
+                        PoolError::RuntimeGone
+                    } else {
+                        PoolError::Closed
+                    });
                 }
                 // An idle connection, and nobody queued ahead of us.
                 let idle = if st.waiters.is_empty() {
@@ -134,17 +137,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         if st.min_idle > 0 {
                             self.plan_connects(&mut st, started, &mut fx);
                         }
-                        Ok((conn, st.generation))
+                        Ok(conn)
                     }
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
-                        let deadline = started + self.config.checkout_timeout;
+                        let deadline = after(started, self.config.checkout_timeout);
                         let waiter = st.new_waiter(Instant::now(), deadline);
-                        if requeue_front {
-                            st.waiters.push_front(Arc::clone(&waiter));
-                        } else {
-                            st.waiters.push_back(Arc::clone(&waiter));
-                        }
+                        st.waiters.push(Arc::clone(&waiter), requeue_front);
                         match st.sweeper.on_enqueue(deadline) {
                             Nudge::None => {}
                             nudge => fx.rare().sweeper = Some(nudge),
@@ -155,23 +154,21 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 }
             };
             self.apply(fx);
-            let (conn, generation, now) = match taken {
-                Ok((conn, generation)) => (conn, generation, started),
+            let (conn, now) = match taken {
+                Ok(conn) => (conn, started),
                 Err(waiter) => {
                     let (conn, waiter) = self.wait(waiter, started).await?;
                     spare = Some(waiter);
-                    // Granted connections were checked against the generation when placed.
-                    let generation = conn.generation;
                     let now = Instant::now();
                     let waited = now.saturating_duration_since(started);
                     if waited >= self.config.slow_checkout_threshold {
                         tracing::warn!(pool = %self.config.name, ?waited, checkout_site = %site, "slow checkout");
                     }
-                    (conn, generation, now)
+                    (conn, now)
                 }
             };
             requeue_front = true;
-            let Some(mut conn) = self.check(conn, generation, now)? else {
+            let Some(mut conn) = self.check(conn, now)? else {
                 continue;
             };
             if self.needs_async_validation(&conn, now) {
@@ -214,18 +211,21 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             Grant::Failed(error) => Err(PoolError::Connect(error)),
             Grant::Closed => Err(PoolError::Closed),
             Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),
+            Grant::RuntimeGone => Err(PoolError::RuntimeGone),
         }
     }
 
     /// The synchronous checks of a connection counted as active: generation, lifetime,
     /// broken check, acquire hook. `Ok(None)`: destroyed, try another.
+    ///
+    /// The generation is read at this moment, not when the connection was taken or
+    /// granted: a connection handed to a waiter just before an `evict_all` is caught here.
     fn check(
         self: &Arc<Self>,
         mut conn: Conn<T>,
-        generation: u64,
         now: Instant,
     ) -> Result<Option<Conn<T>>, PoolErrorOf<T>> {
-        let reason = if conn.generation != generation {
+        let reason = if conn.generation != self.generation() {
             DestroyReason::Evicted
         } else if conn.expired(now) {
             DestroyReason::Lifetime
@@ -259,7 +259,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         conn: Conn<T>,
         started: Instant,
     ) -> Result<Option<Conn<T>>, PoolErrorOf<T>> {
-        let mut held = Held::new(self, conn, DestroyReason::HookRejected);
+        // Dropped midway (the caller gave up), the connection is destroyed as cancelled.
+        let mut held = Held::new(Arc::clone(self), conn, DestroyReason::Cancelled);
         let conn = held.get();
         if self.config.test_on_checkout
             && conn.last_used.elapsed() >= self.config.test_on_checkout_after
@@ -269,7 +270,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 .checkout_timeout
                 .saturating_sub(started.elapsed());
             let limit = left.min(self.config.probe_timeout);
-            let ping = AssertUnwindSafe(conn.raw.ping()).catch_unwind();
+            let ping = caught(|| conn.raw.ping());
             match timeout(&self.runtime, limit, ping).await {
                 Some(Ok(Ok(()))) => conn.last_used = Instant::now(),
                 Some(Ok(Err(error))) => {
@@ -300,11 +301,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             match timeout(&self.runtime, left, run).await {
                 Some(Ok(())) => {}
                 Some(Err(error)) => {
-                    drop(held);
+                    held.destroy(DestroyReason::HookRejected);
                     return Self::hook_rejected(error, fresh);
                 }
                 None => {
-                    drop(held);
+                    held.destroy(DestroyReason::HookRejected);
                     return Err(self.timeout_error(Phase::Hook, started, true));
                 }
             }

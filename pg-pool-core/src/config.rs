@@ -36,7 +36,11 @@ pub enum IdleOrder {
 /// config.min_idle = 32;
 /// assert!(config.validate().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Every duration may be as long as you like, `Duration::MAX` included: deadlines saturate
+/// at a hundred years from now, which no process outlives. `Debug` never prints the
+/// password.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConnPoolConfig {
     /// Server address (`host:port`) handed to [`Connect::connect`](crate::Connect::connect).
@@ -139,17 +143,68 @@ impl Default for ConnPoolConfig {
     }
 }
 
+// Manual impl: the password must never reach a log.
+impl fmt::Debug for ConnPoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnPoolConfig")
+            .field("addr", &self.addr)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("name", &self.name)
+            .field("min_idle", &self.min_idle)
+            .field("max_size", &self.max_size)
+            .field("checkout_timeout", &self.checkout_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("max_lifetime_jitter", &self.max_lifetime_jitter)
+            .field("reaper_interval", &self.reaper_interval)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("probe_timeout", &self.probe_timeout)
+            .field("test_on_checkout", &self.test_on_checkout)
+            .field("test_on_checkout_after", &self.test_on_checkout_after)
+            .field("idle_order", &self.idle_order)
+            .field("max_connecting", &self.max_connecting)
+            .field("connect_backoff", &self.connect_backoff)
+            .field("connect_backoff_max", &self.connect_backoff_max)
+            .field("leak_detection_threshold", &self.leak_detection_threshold)
+            .field("slow_checkout_threshold", &self.slow_checkout_threshold)
+            .field("checkin_timeout", &self.checkin_timeout)
+            .finish()
+    }
+}
+
 impl ConnPoolConfig {
+    /// The largest `max_size` a pool accepts: 1,048,576 connections, far beyond what any
+    /// server serves, small enough that the pool's bookkeeping for it can never exhaust
+    /// memory.
+    pub const MAX_SIZE_LIMIT: usize = 1 << 20;
+
+    pub(crate) fn check_max_size(max_size: usize) -> Result<(), ConfigError> {
+        if max_size == 0 || max_size > Self::MAX_SIZE_LIMIT {
+            return Err(ConfigError::new(
+                "max_size",
+                format!(
+                    "is {max_size} but must be between 1 and {}",
+                    Self::MAX_SIZE_LIMIT
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the configuration for nonsense.
+    ///
+    /// Every configuration this accepts works: no value it lets through can make a pool
+    /// panic, abort or overflow later.
     ///
     /// # Errors
     ///
-    /// Returns a [`ConfigError`] naming the first offending field.
+    /// Returns a [`ConfigError`] naming the first offending field and what is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, problem: String| Err(ConfigError { field, problem });
-        if self.max_size == 0 {
-            return err("max_size", "must be at least 1".into());
-        }
+        Self::check_max_size(self.max_size)?;
         if self.min_idle > self.max_size {
             return err(
                 "min_idle",
@@ -205,6 +260,10 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    pub(crate) fn new(field: &'static str, problem: String) -> Self {
+        Self { field, problem }
+    }
+
     /// The offending field of [`ConnPoolConfig`].
     pub fn field(&self) -> &'static str {
         self.field

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::clock::Instant;
+use crate::clock::{Instant, after};
 
 /// A connection plus what the pool knows about it. Never leaves the crate: callers see the
 /// bare connection through [`PoolGuard`](crate::PoolGuard).
@@ -36,7 +36,7 @@ impl<T> Conn<T> {
                 let max = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
                 Duration::from_nanos(fastrand::u64(0..=max))
             };
-            now + lifetime.saturating_sub(jitter)
+            after(now, lifetime.saturating_sub(jitter))
         });
         Self {
             raw,

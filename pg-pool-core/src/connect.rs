@@ -6,30 +6,40 @@
 //! handed to the originator at once, if it is still waiting, and starts an exponential
 //! backoff with jitter during which no new attempt begins.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::clock::Instant;
+use crate::clock::{Instant, after};
 
 use crate::conn::Conn;
 use crate::error::ConnectError;
-use futures_lite::FutureExt;
+use futures_lite::future;
 
-use crate::hooks::{DestroyReason, LifecycleHooks, panic_message};
+use crate::hooks::{DestroyReason, LifecycleHooks, caught};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, Shared, State};
 use crate::waiters::Grant;
 
-/// Gives the reserved capacity back if the attempt's task is dropped before it finishes
-/// (for example because the runtime shut down).
-struct Reservation<'a, T: Poolable, R: Runtime> {
-    shared: &'a Arc<Shared<T, R>>,
+/// Capacity reserved for one connection attempt (`connecting` was incremented under the
+/// lock). Gives it back if the attempt ends without being recorded: its task was dropped
+/// (the runtime shut down, even before the task first ran) or panicked.
+pub(crate) struct Reservation<T: Poolable, R: Runtime> {
+    shared: Arc<Shared<T, R>>,
     armed: bool,
 }
 
-impl<T: Poolable, R: Runtime> Drop for Reservation<'_, T, R> {
+impl<T: Poolable, R: Runtime> Reservation<T, R> {
+    /// Wraps capacity already counted in `connecting`.
+    pub(crate) fn new(shared: Arc<Shared<T, R>>) -> Self {
+        Self {
+            shared,
+            armed: true,
+        }
+    }
+}
+
+impl<T: Poolable, R: Runtime> Drop for Reservation<T, R> {
     fn drop(&mut self) {
         if self.armed {
             self.shared.update(|st, _| st.connecting -= 1);
@@ -37,17 +47,26 @@ impl<T: Poolable, R: Runtime> Drop for Reservation<'_, T, R> {
     }
 }
 
-/// One connection attempt, made for the waiter `originator` (if any).
+/// One connection attempt, made for the waiter `originator` (if any). A drain cancels it.
 pub(crate) async fn run<T: Poolable, R: Runtime>(
-    shared: Arc<Shared<T, R>>,
+    mut reservation: Reservation<T, R>,
     originator: Option<u64>,
 ) {
-    let mut reservation = Reservation {
-        shared: &shared,
-        armed: true,
-    };
+    let shared = Arc::clone(&reservation.shared);
+    let stop = shared.shutdown.listen();
+    if shared.lock().draining {
+        return;
+    }
     let started = Instant::now();
-    let result = attempt(&shared, started).await;
+    let attempt = async { Some(attempt(&shared, started).await) };
+    let cancelled = async {
+        stop.await;
+        None
+    };
+    let Some(result) = future::or(attempt, cancelled).await else {
+        tracing::debug!(pool = %shared.config.name, "connection attempt cancelled by a drain");
+        return;
+    };
     reservation.armed = false;
     drop(reservation);
 
@@ -64,13 +83,21 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
         }
         Err((error, rejected)) => {
             tracing::warn!(pool = %shared.config.name, %error, "connection attempt failed");
+            let permanent =
+                matches!(&error, ConnectError::Driver(e) if T::is_permanent_connect_error(e));
             let mut st = shared.lock();
             let error = shared.record_failure(&mut st, error, rejected, now, &mut fx);
             st.failures = st.failures.saturating_add(1);
-            st.backoff_until = Some(now + backoff(&shared.config, st.failures));
-            if let Some(id) = originator
-                && let Some(index) = st.waiters.iter().position(|w| w.id == id)
-                && let Some(waiter) = st.waiters.remove(index)
+            st.backoff_until = Some(after(now, backoff(&shared.config, st.failures)));
+            if permanent {
+                // Every attempt with these settings would fail the same way: everyone
+                // queued now gets the error at once.
+                while let Some(waiter) = st.waiters.pop() {
+                    waiter.grant(Grant::Failed(Arc::clone(&error)));
+                    fx.wake(waiter);
+                }
+            } else if let Some(id) = originator
+                && let Some(waiter) = st.waiters.remove(id)
             {
                 waiter.grant(Grant::Failed(error));
                 fx.wake(waiter);
@@ -93,10 +120,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             }
             st.connecting += 1;
         }
-        let mut reservation = Reservation {
-            shared: self,
-            armed: true,
-        };
+        let mut reservation = Reservation::new(Arc::clone(self));
         let started = Instant::now();
         let result = attempt(self, started).await;
         reservation.armed = false;
@@ -126,13 +150,11 @@ async fn attempt<T: Poolable, R: Runtime>(
     started: Instant,
 ) -> Result<T, (ConnectError<T::Error>, Option<T>)> {
     let limit = shared.config.connect_timeout;
-    let connect = AssertUnwindSafe(shared.connector.connect()).catch_unwind();
+    let connect = caught(|| shared.connector.connect());
     let mut raw = match timeout(&shared.runtime, limit, connect).await {
         Some(Ok(Ok(raw))) => raw,
         Some(Ok(Err(e))) => return Err((ConnectError::Driver(e), None)),
-        Some(Err(payload)) => {
-            return Err((ConnectError::Panicked(panic_message(&*payload)), None));
-        }
+        Some(Err(panic)) => return Err((ConnectError::Panicked(panic), None)),
         None => return Err((ConnectError::Timeout(limit), None)),
     };
     let Some(hook) = &shared.hooks.create else {
@@ -176,7 +198,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             now,
             self.config.max_lifetime,
             self.config.max_lifetime_jitter,
-            st.generation,
+            self.generation(),
         );
         self.place(st, conn, now, fx);
     }
@@ -194,8 +216,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         st.connecting -= 1;
         st.counters.connect_failures += 1;
         if let Some(raw) = rejected {
+            // The driver did open it: a create, then a destroy, so that creates minus
+            // destroys is always the number of live connections.
+            st.counters.creates += 1;
             st.count_destroy(DestroyReason::HookRejected);
-            let conn = Conn::new(raw, now, None, Duration::ZERO, st.generation);
+            let conn = Conn::new(raw, now, None, Duration::ZERO, self.generation());
             fx.destroy(conn, DestroyReason::HookRejected);
         }
         let error = Arc::new(error);

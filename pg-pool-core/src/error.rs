@@ -96,6 +96,10 @@ pub enum PoolError<E> {
     Config(ConfigError),
     /// No async runtime was available to build the pool on.
     NoRuntime(NoRuntime),
+    /// The runtime the pool was built on has shut down (it dropped the pool's tasks
+    /// unrun), so the pool can no longer open, reset or time out connections; it closed.
+    /// Build a new pool on a running runtime.
+    RuntimeGone,
 }
 
 impl<E> PoolError<E> {
@@ -151,6 +155,9 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
             PoolError::Exhausted => f.write_str("no idle connection and no capacity available"),
             PoolError::Config(e) => e.fmt(f),
             PoolError::NoRuntime(e) => e.fmt(f),
+            PoolError::RuntimeGone => f.write_str(
+                "the pool's runtime has shut down; the pool is closed (build a new pool on a running runtime)",
+            ),
         }
     }
 }

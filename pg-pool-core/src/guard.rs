@@ -14,12 +14,10 @@ use std::time::Duration;
 
 use crate::clock::Instant;
 
-use futures_lite::FutureExt;
-
 use crate::conn::Conn;
-use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::hooks::{DestroyReason, LifecycleHooks, caught};
 use crate::poolable::Poolable;
-use crate::runtime::{Runtime, spawn_caught, timeout};
+use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, Shared, WaiterOf};
 
 /// A connection checked out of a pool; returns it when dropped.
@@ -167,10 +165,10 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
             }
         };
         if reset || self.shared.hooks.checkin.is_some() {
-            let shared = Arc::clone(&self.shared);
-            spawn_caught(&self.shared.runtime, async move {
-                checkin_async(shared, conn, reset, usage).await
-            });
+            // Held before the task exists: a runtime that drops the task unpolled still
+            // destroys the connection and frees its capacity.
+            let held = Held::new(Arc::clone(&self.shared), conn, DestroyReason::ResetFailed);
+            self.shared.spawn(checkin_async(held, reset, usage));
             return;
         }
         checkin(&self.shared, conn, now, usage, self.spare.take());
@@ -210,19 +208,23 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
 }
 
 /// Destroys a connection counted as active if dropped while still armed.
-pub(crate) struct Held<'a, T: Poolable, R: Runtime> {
-    shared: &'a Arc<Shared<T, R>>,
+pub(crate) struct Held<T: Poolable, R: Runtime> {
+    shared: Arc<Shared<T, R>>,
     conn: Option<Conn<T>>,
     reason: DestroyReason,
 }
 
-impl<'a, T: Poolable, R: Runtime> Held<'a, T, R> {
-    pub(crate) fn new(shared: &'a Arc<Shared<T, R>>, conn: Conn<T>, reason: DestroyReason) -> Self {
+impl<T: Poolable, R: Runtime> Held<T, R> {
+    pub(crate) fn new(shared: Arc<Shared<T, R>>, conn: Conn<T>, reason: DestroyReason) -> Self {
         Self {
             shared,
             conn: Some(conn),
             reason,
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<T, R>> {
+        &self.shared
     }
 
     pub(crate) fn get(&mut self) -> &mut Conn<T> {
@@ -238,7 +240,7 @@ impl<'a, T: Poolable, R: Runtime> Held<'a, T, R> {
     }
 }
 
-impl<T: Poolable, R: Runtime> Drop for Held<'_, T, R> {
+impl<T: Poolable, R: Runtime> Drop for Held<T, R> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.shared.destroy_active(conn, self.reason, None);
@@ -250,20 +252,14 @@ impl<T: Poolable, R: Runtime> Drop for Held<'_, T, R> {
 /// `checkin_timeout`. The connection stays counted as active throughout; if this task is
 /// dropped midway the connection is destroyed, never lost.
 async fn checkin_async<T: Poolable, R: Runtime>(
-    shared: Arc<Shared<T, R>>,
-    conn: Conn<T>,
+    mut held: Held<T, R>,
     reset: bool,
     usage: Duration,
 ) {
-    let mut held = Held::new(&shared, conn, DestroyReason::ResetFailed);
+    let shared = Arc::clone(&held.shared);
     let work = async {
         let conn = held.get();
-        if reset
-            && !matches!(
-                AssertUnwindSafe(conn.raw.reset()).catch_unwind().await,
-                Ok(Ok(()))
-            )
-        {
+        if reset && !matches!(caught(|| conn.raw.reset()).await, Ok(Ok(()))) {
             return Err(DestroyReason::ResetFailed);
         }
         if let Some(hook) = &shared.hooks.checkin

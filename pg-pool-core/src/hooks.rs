@@ -33,8 +33,8 @@ impl HookError {
         }
     }
 
-    pub(crate) fn panicked(hook: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        Self::new(format!("{hook} hook panicked: {}", panic_message(payload)))
+    pub(crate) fn panicked(hook: &str, message: &str) -> Self {
+        Self::new(format!("{hook} hook panicked: {message}"))
     }
 }
 
@@ -57,6 +57,18 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string payload".into())
+}
+
+/// Calls user code that returns a future, then runs the future: a panic in either part, the
+/// synchronous call or a poll, becomes `Err` with the panic's message.
+pub(crate) async fn caught<F: std::future::Future>(
+    call: impl FnOnce() -> F,
+) -> Result<F::Output, String> {
+    let future = catch_unwind(AssertUnwindSafe(call)).map_err(|p| panic_message(&*p))?;
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|p| panic_message(&*p))
 }
 
 /// What a hook returns: `Ok(())` keeps the connection, an error rejects it.
@@ -86,11 +98,14 @@ pub enum DestroyReason {
     Evicted,
     /// The pool is draining or closed.
     Closed,
+    /// The checkout that held it was cancelled (its future dropped) while validating it or
+    /// running its checkout hook, so its session state is unknown.
+    Cancelled,
 }
 
 impl DestroyReason {
     /// Every reason, in the order of [`DestroyReason::index`].
-    pub const ALL: [DestroyReason; 10] = [
+    pub const ALL: [DestroyReason; 11] = [
         DestroyReason::Broken,
         DestroyReason::MarkedBroken,
         DestroyReason::Panicked,
@@ -101,6 +116,7 @@ impl DestroyReason {
         DestroyReason::ResetFailed,
         DestroyReason::Evicted,
         DestroyReason::Closed,
+        DestroyReason::Cancelled,
     ];
 
     /// Position of this reason in [`DestroyReason::ALL`].
@@ -121,6 +137,7 @@ impl DestroyReason {
             DestroyReason::ResetFailed => "reset_failed",
             DestroyReason::Evicted => "evicted",
             DestroyReason::Closed => "closed",
+            DestroyReason::Cancelled => "cancelled",
         }
     }
 }
@@ -283,22 +300,14 @@ impl<T> LifecycleHooks<T> {
             let conn = conn;
             hook(conn)
         }))
-        .unwrap_or_else(|payload| Err(HookError::panicked(name, &*payload)))
+        .unwrap_or_else(|payload| Err(HookError::panicked(name, &panic_message(&*payload))))
     }
 
     /// Runs an asynchronous hook, turning a panic into a rejection.
     pub(crate) async fn run_async(hook: &AsyncHook<T>, name: &str, conn: &mut T) -> HookResult {
-        let future = match catch_unwind(AssertUnwindSafe(move || {
-            let conn = conn;
-            hook(conn)
-        })) {
-            Ok(future) => future,
-            Err(payload) => return Err(HookError::panicked(name, &*payload)),
-        };
-        AssertUnwindSafe(future)
-            .catch_unwind()
+        caught(move || hook(conn))
             .await
-            .unwrap_or_else(|payload| Err(HookError::panicked(name, &*payload)))
+            .unwrap_or_else(|panic| Err(HookError::panicked(name, &panic)))
     }
 
     /// Runs the destroy hook, if any, swallowing a panic.

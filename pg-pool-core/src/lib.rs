@@ -27,6 +27,7 @@ mod runtime;
 mod shared;
 mod sweeper;
 mod sync;
+mod tasks;
 mod waiters;
 
 pub use checkout::Checkout;

@@ -10,13 +10,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::clock::Instant;
+use crate::clock::{FOREVER, Instant};
 
 use futures_lite::future;
 
+use crate::guard::Held;
 use crate::hooks::DestroyReason;
+use crate::hooks::caught;
 use crate::poolable::Poolable;
-use crate::runtime::{Runtime, spawn_caught, timeout};
+use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, Shared};
 
 /// Counts a running background task; decrements when the task ends or is dropped.
@@ -57,8 +59,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     {
         self.background.fetch_add(1, Ordering::AcqRel);
         let weak = Arc::downgrade(self);
-        spawn_caught(&self.runtime, async move {
-            let _running = Running(weak.clone());
+        // Counted before the task exists, uncounted when it ends or is dropped unpolled.
+        let running = Running(weak.clone());
+        self.spawn(async move {
+            let _running = running;
             loop {
                 let (sleep, stop) = {
                     let Some(shared) = weak.upgrade() else { return };
@@ -66,7 +70,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     if shared.stopped() {
                         return;
                     }
-                    (shared.runtime.sleep(interval), stop)
+                    (shared.runtime.sleep(interval.min(FOREVER)), stop)
                     // `shared` (the strong reference) is dropped here, before sleeping.
                 };
                 let stopped = future::or(
@@ -107,7 +111,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 let conn = &st.idle[index];
                 let reason = if conn.expired(now) {
                     Some(DestroyReason::Lifetime)
-                } else if conn.generation != st.generation {
+                } else if conn.generation != self.generation() {
                     Some(DestroyReason::Evicted)
                 } else if let Some(limit) = self.config.idle_timeout
                     && now.saturating_duration_since(conn.last_used) >= limit
@@ -159,33 +163,37 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             st.idle.drain(..).collect()
         };
         for conn in taken {
-            let shared = Arc::clone(self);
-            spawn_caught(&self.runtime, async move { shared.ping_idle(conn).await });
+            let held = Held::new(Arc::clone(self), conn, DestroyReason::PingFailed);
+            self.spawn(Self::ping_idle(held));
         }
     }
 
-    async fn ping_idle(self: &Arc<Self>, conn: crate::conn::Conn<T>) {
-        let mut held = crate::guard::Held::new(self, conn, DestroyReason::PingFailed);
-        let limit = self.config.probe_timeout;
-        match timeout(&self.runtime, limit, held.get().raw.ping()).await {
-            Some(Ok(())) => {
+    async fn ping_idle(mut held: Held<T, R>) {
+        let shared = Arc::clone(held.shared());
+        let limit = shared.config.probe_timeout;
+        let conn = held.get();
+        match timeout(&shared.runtime, limit, caught(|| conn.raw.ping())).await {
+            Some(Ok(Ok(()))) => {
                 let mut conn = held.disarm();
                 let now = Instant::now();
                 conn.last_used = now;
                 let mut fx = Effects::default();
                 {
-                    let mut st = self.lock();
+                    let mut st = shared.lock();
                     st.active -= 1;
-                    self.place(&mut st, conn, now, &mut fx);
+                    shared.place(&mut st, conn, now, &mut fx);
                     fx.set_drained(st.is_drained());
                 }
-                self.apply(fx);
+                shared.apply(fx);
             }
-            Some(Err(error)) => {
-                tracing::info!(pool = %self.config.name, %error, "health probe evicted a connection");
+            Some(Ok(Err(error))) => {
+                tracing::info!(pool = %shared.config.name, %error, "health probe evicted a connection");
+            }
+            Some(Err(panic)) => {
+                tracing::warn!(pool = %shared.config.name, %panic, "ping panicked in the health probe; evicting the connection");
             }
             None => {
-                tracing::info!(pool = %self.config.name, timeout = ?limit, "health probe timed out; evicting the connection");
+                tracing::info!(pool = %shared.config.name, timeout = ?limit, "health probe timed out; evicting the connection");
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use event_listener::listener;
 use futures_lite::future;
 
 use crate::checkout::Checkout;
-use crate::config::ConnPoolConfig;
+use crate::config::{ConfigError, ConnPoolConfig};
 use crate::guard::PoolGuard;
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::metrics::Metrics;
@@ -236,16 +236,18 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
 
     /// Changes the maximum size. Shrinking destroys surplus idle connections at once and
     /// checked-out ones as they come back; growing serves waiters with new connections.
-    /// `min_idle` is lowered to `max_size` if needed. A `max_size` of zero is ignored.
-    pub fn resize(&self, max_size: usize) {
-        if max_size == 0 {
-            return;
-        }
+    /// `min_idle` is lowered to `max_size` if needed.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `max_size` when it is outside the range
+    /// [`ConnPoolConfig::validate`] accepts (1 to [`ConnPoolConfig::MAX_SIZE_LIMIT`]); the
+    /// pool is left as it was.
+    pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
+        ConnPoolConfig::check_max_size(max_size)?;
         self.shared.update(|st, fx| {
             st.max_size = max_size;
             st.min_idle = st.min_idle.min(max_size);
-            let extra = st.max_size.saturating_sub(st.idle.capacity());
-            st.idle.reserve(extra);
             while st.size() > st.max_size {
                 let Some(conn) = st.idle.pop_front() else {
                     break;
@@ -254,6 +256,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                 fx.destroy(conn, DestroyReason::Evicted);
             }
         });
+        Ok(())
     }
 
     /// Changes the number of idle connections the pool keeps ready (capped at `max_size`).
@@ -266,12 +269,27 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     /// out are not visited. Returns how many were evicted.
     ///
     /// `keep` runs under the pool lock: keep it short, and do not touch the pool from it.
+    ///
+    /// # Panics
+    ///
+    /// If `keep` panics, the connections visited so far are evicted or kept as it said, the
+    /// rest are kept, the pool's accounting stays exact, and the panic is resumed once the
+    /// pool lock is released.
     pub fn retain(&self, mut keep: impl FnMut(&T) -> bool) -> usize {
-        self.shared.update(|st, fx| {
+        let mut panicked = None;
+        let evicted = self.shared.update(|st, fx| {
             let mut evicted = 0;
             let mut index = 0;
             while index < st.idle.len() {
-                if keep(&st.idle[index].raw) {
+                let conn = &st.idle[index].raw;
+                let kept = match catch_unwind(AssertUnwindSafe(|| keep(conn))) {
+                    Ok(kept) => kept,
+                    Err(payload) => {
+                        panicked = Some(payload);
+                        break;
+                    }
+                };
+                if kept {
                     index += 1;
                 } else {
                     let conn = st.idle.remove(index).expect("index is in bounds");
@@ -281,14 +299,18 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                 }
             }
             evicted
-        })
+        });
+        if let Some(payload) = panicked {
+            resume_unwind(payload);
+        }
+        evicted
     }
 
     /// Evicts every connection: idle ones now, checked-out ones when they come back (a new
     /// generation begins; older connections are never handed out again).
     pub fn evict_all(&self) {
         self.shared.update(|st, fx| {
-            st.generation += 1;
+            self.shared.next_generation();
             while let Some(conn) = st.idle.pop_front() {
                 st.count_destroy(DestroyReason::Evicted);
                 fx.destroy(conn, DestroyReason::Evicted);

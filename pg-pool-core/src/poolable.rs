@@ -67,6 +67,19 @@ pub trait Poolable: Sized + Send + 'static {
         future::ready(Ok(()))
     }
 
+    /// Returns `true` when a failed connect means every attempt with the same settings will
+    /// fail the same way (wrong password, unknown user or database, a rejected
+    /// certificate), rather than a passing condition (server restarting, network down).
+    ///
+    /// On such an error every caller queued at that moment gets it at once, instead of
+    /// waiting out backoff and attempts of their own up to the checkout timeout; the pool
+    /// still backs off before its next attempt, so nothing retries in a loop.
+    /// Default: `false`.
+    fn is_permanent_connect_error(error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
+
     /// Closes the connection properly when the pool destroys it.
     ///
     /// The pool polls the returned future once inline and runs it to completion in the

@@ -77,6 +77,7 @@ impl Error for NoRuntime {}
 /// Runs `future` for at most `duration`; `None` means the time ran out first.
 ///
 /// The future is polled before the timer, so a future that is ready at once always wins.
+/// Durations beyond a hundred years (`Duration::MAX` included) wait a hundred years.
 ///
 /// # Cancel safety
 ///
@@ -103,7 +104,7 @@ where
     F: Future,
 {
     futures_lite::future::or(async { Some(future.await) }, async {
-        runtime.sleep(duration).await;
+        runtime.sleep(duration.min(crate::clock::FOREVER)).await;
         None
     })
     .await
@@ -175,23 +176,4 @@ pub fn poll_thread_budget(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
-}
-
-/// Spawns `future` on `runtime`, catching a panic so that a panicking driver or hook never
-/// takes a runtime worker down; the drop guards inside the future have already restored the
-/// pool's accounting by the time the panic is caught.
-pub(crate) fn spawn_caught<R, F>(runtime: &R, future: F)
-where
-    R: Runtime,
-    F: Future<Output = ()> + Send + 'static,
-{
-    use futures_lite::FutureExt;
-    runtime.spawn(async move {
-        if let Err(payload) = std::panic::AssertUnwindSafe(future).catch_unwind().await {
-            tracing::error!(
-                panic = %crate::hooks::panic_message(&*payload),
-                "a pool task panicked; its connection was destroyed"
-            );
-        }
-    });
 }

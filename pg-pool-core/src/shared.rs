@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use futures_lite::FutureExt;
@@ -25,15 +25,20 @@ use event_listener::Event;
 
 use crate::config::{ConnPoolConfig, IdleOrder};
 use crate::conn::Conn;
+use crate::connect::Reservation;
 use crate::error::{ConnectError, Phase, PoolError};
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::leak::LeakRegistry;
 use crate::metrics::{Counters, Gauges, Metrics};
 use crate::poolable::{DynConnector, Poolable};
-use crate::runtime::{Runtime, spawn_caught, timeout};
+use crate::runtime::{Runtime, timeout};
 use crate::sweeper::{Nudge, SweeperState};
 use crate::sync::{Mutex, MutexGuard, lock};
-use crate::waiters::{Grant, Waiter};
+use crate::waiters::{Grant, Queue, Waiter};
+
+/// Most idle slots allocated up front; the idle set grows past this only if that many
+/// connections are ever idle at once.
+const IDLE_PREALLOCATION: usize = 256;
 
 pub(crate) type WaiterOf<T> = Waiter<T, <T as Poolable>::Error>;
 pub(crate) type PoolErrorOf<T> = PoolError<<T as Poolable>::Error>;
@@ -42,14 +47,16 @@ pub(crate) type PoolErrorOf<T> = PoolError<<T as Poolable>::Error>;
 #[derive(Debug)]
 pub(crate) struct State<T: Poolable> {
     pub(crate) idle: VecDeque<Conn<T>>,
-    pub(crate) waiters: VecDeque<Arc<WaiterOf<T>>>,
+    pub(crate) waiters: Queue<T, T::Error>,
     pub(crate) active: usize,
     pub(crate) connecting: usize,
     pub(crate) closing: usize,
     pub(crate) max_size: usize,
     pub(crate) min_idle: usize,
-    pub(crate) generation: u64,
     pub(crate) draining: bool,
+    /// The runtime refused to run the pool's tasks (it shut down): the pool is closed and
+    /// checkouts fail with [`PoolError::RuntimeGone`].
+    pub(crate) runtime_gone: bool,
     pub(crate) next_waiter: u64,
     /// Consecutive failed connects; reset by a successful one.
     pub(crate) failures: u32,
@@ -76,16 +83,6 @@ impl<T: Poolable> State<T> {
         match order {
             IdleOrder::Lifo => self.idle.pop_back(),
             IdleOrder::Fifo => self.idle.pop_front(),
-        }
-    }
-
-    pub(crate) fn remove_waiter(&mut self, id: u64) -> bool {
-        match self.waiters.iter().position(|w| w.id == id) {
-            Some(index) => {
-                self.waiters.remove(index);
-                true
-            }
-            None => false,
         }
     }
 
@@ -214,6 +211,10 @@ pub(crate) struct Shared<T: Poolable, R: Runtime> {
     pub(crate) handles: AtomicUsize,
     /// Background tasks currently running.
     pub(crate) background: AtomicUsize,
+    /// The eviction generation: connections of an older one are never handed out again.
+    /// Changed only under the pool lock (`evict_all`); read without it by the checkout's
+    /// last check, so a connection granted just before an eviction is still caught.
+    generation: AtomicU64,
     pub(crate) leaks: Option<LeakRegistry>,
 }
 
@@ -233,15 +234,17 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         connector: Box<dyn DynConnector<T>>,
     ) -> Self {
         let state = State {
-            idle: VecDeque::with_capacity(config.max_size),
-            waiters: VecDeque::new(),
+            // Enough that a pool of ordinary size never reallocates, without a pre-allocation
+            // proportional to a huge `max_size`.
+            idle: VecDeque::with_capacity(config.max_size.min(IDLE_PREALLOCATION)),
+            waiters: Queue::default(),
             active: 0,
             connecting: 0,
             closing: 0,
             max_size: config.max_size,
             min_idle: config.min_idle,
-            generation: 0,
             draining: false,
+            runtime_gone: false,
             next_waiter: 0,
             failures: 0,
             backoff_until: None,
@@ -265,8 +268,19 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             sweeper_event: Event::new(),
             handles: AtomicUsize::new(1),
             background: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
             leaks,
         }
+    }
+
+    /// The current eviction generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Starts a new eviction generation. Called under the pool lock.
+    pub(crate) fn next_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -300,7 +314,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     ) {
         let reason = if st.draining {
             Some(DestroyReason::Closed)
-        } else if conn.generation != st.generation || st.size() >= st.max_size {
+        } else if conn.generation != self.generation() || st.size() >= st.max_size {
             Some(DestroyReason::Evicted)
         } else {
             None
@@ -310,7 +324,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             fx.destroy(conn, reason);
             return;
         }
-        if let Some(waiter) = st.waiters.pop_front() {
+        if let Some(waiter) = st.waiters.pop() {
             st.active += 1;
             st.counters.checkouts += 1;
             st.counters
@@ -350,7 +364,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             .min(st.max_size.saturating_sub(st.size()))
             .min(self.config.max_connecting.saturating_sub(st.connecting));
         for _ in 0..wanted {
-            let originator = st.waiters.get(st.connecting).map(|w| w.id);
+            let originator = st.waiters.nth_id(st.connecting);
             st.connecting += 1;
             fx.rare().connects.push(originator);
         }
@@ -415,7 +429,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             sweeper,
         } = rare;
         match sweeper {
-            Some(Nudge::Spawn) => crate::sweeper::spawn(self),
+            Some(Nudge::Spawn) => self.spawn(crate::sweeper::run(Arc::downgrade(self))),
             Some(Nudge::Wake) => crate::sweeper::wake(&self.sweeper_event),
             Some(Nudge::None) | None => {}
         }
@@ -426,18 +440,18 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             self.finish_destroy(conn, reason);
         }
         for originator in connects {
-            let shared = Arc::clone(self);
-            spawn_caught(&self.runtime, async move {
-                crate::connect::run(shared, originator).await
-            });
+            // The reservation exists before the task does: a runtime that drops the task
+            // unpolled still gives the capacity back.
+            let reservation = Reservation::new(Arc::clone(self));
+            self.spawn(crate::connect::run(reservation, originator));
         }
         if let Some(until) = backoff_timer {
             let weak = Arc::downgrade(self);
             let delay = until.saturating_duration_since(Instant::now());
-            spawn_caught(
-                &self.runtime,
-                crate::connect::backoff_timer(weak, self.runtime.sleep(delay)),
-            );
+            self.spawn(crate::connect::backoff_timer(
+                weak,
+                self.runtime.sleep(delay),
+            ));
         }
         if drained {
             self.drained.notify(usize::MAX);
@@ -447,25 +461,29 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Runs the destroy hook and closes a connection already counted in `closing`.
     ///
     /// The close future is polled once inline; only a close that is not done at once is
-    /// spawned, bounded by `checkin_timeout`.
+    /// spawned, bounded by `checkin_timeout`. A `close` that panics (before or after
+    /// returning its future) counts as closed.
     pub(crate) fn finish_destroy(self: &Arc<Self>, conn: Conn<T>, reason: DestroyReason) {
         tracing::debug!(pool = %self.config.name, %reason, "destroying connection");
         self.hooks.run_destroy(&conn.raw, reason);
-        let mut close = Box::pin(AssertUnwindSafe(conn.raw.close()).catch_unwind());
+        let done = ClosedOnDrop(Arc::clone(self));
+        let raw = conn.raw;
+        let Ok(close) = catch_unwind(AssertUnwindSafe(move || raw.close())) else {
+            tracing::warn!(pool = %self.config.name, "closing a connection panicked");
+            return;
+        };
+        let mut close = Box::pin(AssertUnwindSafe(close).catch_unwind());
         let mut cx = Context::from_waker(Waker::noop());
         let polled = catch_unwind(AssertUnwindSafe(|| close.as_mut().poll(&mut cx)));
         if !matches!(polled, Ok(Poll::Pending)) {
-            self.closed();
             return;
         }
-        let shared = Arc::clone(self);
-        spawn_caught(&self.runtime, async move {
-            let done = ClosedOnDrop(&shared);
-            if timeout(&shared.runtime, shared.config.checkin_timeout, close)
+        self.spawn(async move {
+            if timeout(&done.0.runtime, done.0.config.checkin_timeout, close)
                 .await
                 .is_none()
             {
-                tracing::warn!(pool = %shared.config.name, "closing a connection timed out");
+                tracing::warn!(pool = %done.0.config.name, "closing a connection timed out");
             }
             drop(done);
         });
@@ -485,12 +503,33 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Fails every waiter and destroys every idle connection; used by drain and by the drop
     /// of the last pool handle.
     pub(crate) fn close(self: &Arc<Self>) {
+        self.shut(|| Grant::Closed);
+    }
+
+    /// The runtime dropped one of the pool's tasks without running it: it has shut down.
+    /// Closes the pool; queued and later checkouts fail with `RuntimeGone`.
+    pub(crate) fn runtime_gone(self: &Arc<Self>) {
+        {
+            let mut st = self.lock();
+            if st.runtime_gone {
+                return;
+            }
+            st.runtime_gone = true;
+        }
+        tracing::error!(
+            pool = %self.config.name,
+            "the pool's runtime has shut down: it dropped a pool task without running it; the pool is closed"
+        );
+        self.shut(|| Grant::RuntimeGone);
+    }
+
+    fn shut(self: &Arc<Self>, grant: impl Fn() -> Grant<T, T::Error>) {
         let mut fx = Effects::default();
         {
             let mut st = self.lock();
             st.draining = true;
-            while let Some(waiter) = st.waiters.pop_front() {
-                waiter.grant(Grant::Closed);
+            while let Some(waiter) = st.waiters.pop() {
+                waiter.grant(grant());
                 fx.wake(waiter);
             }
             while let Some(conn) = st.idle.pop_front() {
@@ -523,10 +562,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     }
 }
 
-/// Decrements `closing` when a spawned close ends, also if its task is dropped.
-struct ClosedOnDrop<'a, T: Poolable, R: Runtime>(&'a Arc<Shared<T, R>>);
+/// Decrements `closing` when a close ends, also if its task is dropped unpolled.
+struct ClosedOnDrop<T: Poolable, R: Runtime>(Arc<Shared<T, R>>);
 
-impl<T: Poolable, R: Runtime> Drop for ClosedOnDrop<'_, T, R> {
+impl<T: Poolable, R: Runtime> Drop for ClosedOnDrop<T, R> {
     fn drop(&mut self) {
         self.0.closed();
     }

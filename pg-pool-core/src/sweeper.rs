@@ -9,7 +9,7 @@
 //! queues (a retry after a rejected connection keeps its original deadline) or the pool
 //! closes.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
 use event_listener::Event;
 use futures_lite::future;
@@ -58,21 +58,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Times out every queued caller whose deadline has passed; returns the earliest
     /// deadline still ahead, or `None` (and marks the sweeper stopped) when nobody is queued.
     fn sweep_once(&self, st: &mut State<T>, now: Instant, fx: &mut Effects<T>) -> Option<Instant> {
-        let mut earliest: Option<Instant> = None;
-        let mut index = 0;
-        while index < st.waiters.len() {
-            let deadline = st.waiters[index].deadline;
-            if deadline <= now {
-                let phase = st.waiting_phase();
-                let waiter = st.waiters.remove(index).expect("index is in bounds");
-                st.counters.timeouts += 1;
-                waiter.grant(Grant::TimedOut(phase));
-                fx.wake(waiter);
-            } else {
-                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
-                index += 1;
-            }
-        }
+        let phase = st.waiting_phase();
+        let mut timeouts = 0;
+        let earliest = st.waiters.sweep(now, |waiter| {
+            timeouts += 1;
+            waiter.grant(Grant::TimedOut(phase));
+            fx.wake(waiter);
+        });
+        st.counters.timeouts += timeouts;
         st.sweeper.next = earliest;
         if earliest.is_none() {
             st.sweeper.running = false;
@@ -108,9 +101,4 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(weak: Weak<Shared<T, R>>) {
 /// Wakes the sweeper; used when a caller queues with an earlier deadline and on close.
 pub(crate) fn wake(event: &Event) {
     event.notify(usize::MAX);
-}
-
-/// Spawns the sweeper.
-pub(crate) fn spawn<T: Poolable, R: Runtime>(shared: &Arc<Shared<T, R>>) {
-    crate::runtime::spawn_caught(&shared.runtime, run(Arc::downgrade(shared)));
 }

@@ -7,12 +7,18 @@
 //! [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and no
 //! dependence on the order in which listeners were registered.
 //!
+//! A caller that gives up while queued is not searched for: its entry is marked abandoned
+//! (O(1)) and skipped when it reaches the front; the queue compacts itself once abandoned
+//! entries outnumber live ones, so removal is amortised O(1) whatever order callers leave in.
+//!
 //! Queued callers register no timer of their own: the pool's sweeper (`sweeper.rs`) sleeps
 //! until the earliest deadline in the queue and times out whoever is past theirs, so a wait
 //! costs no timer-wheel insertion and removal however many callers queue.
 
 use crate::clock::Instant;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::Event;
 
@@ -31,6 +37,8 @@ pub(crate) enum Grant<T, E> {
     Closed,
     /// The checkout deadline passed while the waiter was queued, in this phase.
     TimedOut(Phase),
+    /// The pool's runtime shut down.
+    RuntimeGone,
 }
 
 /// One caller waiting in the queue.
@@ -40,6 +48,9 @@ pub(crate) struct Waiter<T, E> {
     pub(crate) enqueued: Instant,
     /// When the caller's checkout deadline passes; enforced by the pool's sweeper.
     pub(crate) deadline: Instant,
+    /// In the queue and not abandoned. Read and written only under the pool lock (the
+    /// atomic only makes the shared `Arc` writable there).
+    queued: AtomicBool,
     slot: Mutex<Option<Grant<T, E>>>,
     event: Event,
 }
@@ -50,6 +61,7 @@ impl<T, E> Waiter<T, E> {
             id,
             enqueued,
             deadline,
+            queued: AtomicBool::new(false),
             slot: Mutex::new(None),
             event: Event::new(),
         }
@@ -83,5 +95,133 @@ impl<T, E> Waiter<T, E> {
 
     pub(crate) fn event(&self) -> &Event {
         &self.event
+    }
+}
+
+/// The FIFO queue of waiting callers, inside the pool state.
+///
+/// `len` counts live waiters only; abandoned entries wait to be skipped or compacted away.
+#[derive(Debug)]
+pub(crate) struct Queue<T, E> {
+    entries: VecDeque<Arc<Waiter<T, E>>>,
+    live: usize,
+    abandoned: usize,
+}
+
+impl<T, E> Default for Queue<T, E> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            live: 0,
+            abandoned: 0,
+        }
+    }
+}
+
+impl<T, E> Queue<T, E> {
+    /// Live waiters.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Queues `waiter` at the back, or at the front when it retries after a rejection.
+    pub(crate) fn push(&mut self, waiter: Arc<Waiter<T, E>>, front: bool) {
+        waiter.queued.store(true, Ordering::Relaxed);
+        self.live += 1;
+        if front {
+            self.entries.push_front(waiter);
+        } else {
+            self.entries.push_back(waiter);
+        }
+    }
+
+    /// Takes the head waiter out of the queue.
+    pub(crate) fn pop(&mut self) -> Option<Arc<Waiter<T, E>>> {
+        while let Some(waiter) = self.entries.pop_front() {
+            if waiter.queued.swap(false, Ordering::Relaxed) {
+                self.live -= 1;
+                return Some(waiter);
+            }
+            self.abandoned -= 1;
+        }
+        None
+    }
+
+    /// Takes `waiter` out of the queue if it is still in it (not granted yet): O(1).
+    pub(crate) fn abandon(&mut self, waiter: &Waiter<T, E>) -> bool {
+        if !waiter.queued.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.live -= 1;
+        self.abandoned += 1;
+        // Keep the head live, and the dead weight below the live count.
+        while self
+            .entries
+            .front()
+            .is_some_and(|w| !w.queued.load(Ordering::Relaxed))
+        {
+            self.entries.pop_front();
+            self.abandoned -= 1;
+        }
+        if self.abandoned > 32 && self.abandoned > self.live {
+            self.entries.retain(|w| w.queued.load(Ordering::Relaxed));
+            self.abandoned = 0;
+        }
+        true
+    }
+
+    /// Takes the live waiter with `id` out of the queue.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<Waiter<T, E>>> {
+        let index = self
+            .entries
+            .iter()
+            .position(|w| w.id == id && w.queued.load(Ordering::Relaxed))?;
+        let waiter = self.entries.remove(index)?;
+        waiter.queued.store(false, Ordering::Relaxed);
+        self.live -= 1;
+        Some(waiter)
+    }
+
+    /// The id of the `n`th live waiter from the head.
+    pub(crate) fn nth_id(&self, n: usize) -> Option<u64> {
+        self.entries
+            .iter()
+            .filter(|w| w.queued.load(Ordering::Relaxed))
+            .nth(n)
+            .map(|w| w.id)
+    }
+
+    /// Takes out every live waiter whose deadline is at or before `now`, in queue order,
+    /// passing each to `expired`; drops abandoned entries on the way. Returns the earliest
+    /// deadline still queued. One pass, whatever the number of expiries.
+    pub(crate) fn sweep(
+        &mut self,
+        now: Instant,
+        mut expired: impl FnMut(Arc<Waiter<T, E>>),
+    ) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut out = Vec::new();
+        self.entries.retain(|w| {
+            if !w.queued.load(Ordering::Relaxed) {
+                return false;
+            }
+            if w.deadline <= now {
+                w.queued.store(false, Ordering::Relaxed);
+                out.push(Arc::clone(w));
+                return false;
+            }
+            earliest = Some(earliest.map_or(w.deadline, |e| e.min(w.deadline)));
+            true
+        });
+        self.abandoned = 0;
+        self.live -= out.len();
+        for waiter in out {
+            expired(waiter);
+        }
+        earliest
     }
 }

@@ -173,7 +173,16 @@ pub async fn dropped_during_checkout_hook<R: Runtime>() {
             .is_none()
     );
     let m = settle(&pool, &control).await;
-    assert_eq!(m.destroys_for(DestroyReason::HookRejected), 1, "{m:?}");
+    assert_eq!(
+        m.destroys_for(DestroyReason::Cancelled),
+        1,
+        "destroyed because its checkout was cancelled: {m:?}"
+    );
+    assert_eq!(
+        m.destroys_for(DestroyReason::HookRejected),
+        0,
+        "the hook never rejected it: {m:?}"
+    );
     assert_eq!((m.size, control.live()), (0, 0));
 }
 

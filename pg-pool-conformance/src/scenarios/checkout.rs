@@ -171,7 +171,7 @@ pub async fn resize_down_and_up<R: Runtime>() {
     }
     drop(held.pop());
     drop(held.pop());
-    pool.resize(1);
+    pool.resize(1).unwrap();
     let m = pool.metrics();
     assert_eq!((m.max_size, m.idle, m.active), (1, 0, 2), "{m:?}");
     drop(held.pop());
@@ -187,7 +187,7 @@ pub async fn resize_down_and_up<R: Runtime>() {
     });
     sleep::<R>(Duration::from_millis(20)).await;
     assert_eq!(pool.metrics().waiters, 1);
-    pool.resize(2);
+    pool.resize(2).unwrap();
     assert!(waiting.join().await, "growing the pool served the waiter");
     drop(a);
     settle(&pool, &control).await;

@@ -50,8 +50,8 @@ pub async fn drain_waits_for_checked_out<R: Runtime>() {
     pool.drain().await; // idempotent
 }
 
-/// With a deadline, drain reports what is still out; a connect in flight is destroyed when
-/// it completes.
+/// With a deadline, drain reports what is still out; a connect in flight is cancelled at
+/// once rather than waited for.
 pub async fn drain_with_deadline<R: Runtime>() {
     let (pool, control) = mock_pool::<R>(test_config(), LifecycleHooks::default()).await;
     let held = pool.get().await.unwrap();
@@ -64,9 +64,10 @@ pub async fn drain_with_deadline<R: Runtime>() {
     let report = pool.drain_timeout(Duration::from_millis(20)).await;
     println!("drain with 20 ms deadline: {report:?}");
     assert_eq!(
-        report.outstanding, 2,
-        "the held connection and the connect in flight"
+        report.outstanding, 1,
+        "only the held connection: the connect in flight was cancelled: {report:?}"
     );
+    assert_eq!(pool.metrics().connecting, 0, "{:?}", pool.metrics());
     assert!(!report.is_complete());
     assert!(matches!(pending.join().await, Err(PoolError::Closed)));
     drop(held);
@@ -75,4 +76,5 @@ pub async fn drain_with_deadline<R: Runtime>() {
     assert_eq!(control.live(), 0);
     let m = pool.metrics();
     assert_eq!(m.creates, m.destroys, "{m:?}");
+    assert_eq!(m.creates, 1, "the slow connect never completed: {m:?}");
 }

@@ -4,6 +4,7 @@ pub mod cancellation;
 pub mod checkout;
 pub mod drain;
 pub mod fairness;
+pub mod hardening;
 pub mod hooks;
 pub mod maintenance;
 pub mod metrics;

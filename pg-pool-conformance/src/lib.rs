@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             timeouts::connect_timeout_enforced,
             timeouts::no_reconnect_storm,
             timeouts::many_waiters_time_out_on_time,
+            timeouts::timeout_explains_itself,
             maintenance::idle_timeout_keeps_min_idle,
             maintenance::lifetime_jitter_spreads_expiry,
             maintenance::min_idle_refill,

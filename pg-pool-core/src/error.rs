@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,41 @@ impl fmt::Display for Phase {
             Phase::Hook => "running a checkout hook",
             Phase::Probe => "pinging an idle connection",
         })
+    }
+}
+
+/// What the pool looked like when a checkout ran out of time: enough to tell a pool that is
+/// too small or held too long from a server that does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimeoutDetails {
+    /// The pool's maximum size.
+    pub max_size: usize,
+    /// Connections idle at that moment.
+    pub idle: usize,
+    /// Connections checked out (or being validated, reset or probed).
+    pub active: usize,
+    /// Connection attempts in flight.
+    pub connecting: usize,
+    /// Other callers still queued.
+    pub waiters: usize,
+    /// With leak detection on (`leak_detection_threshold`), the checkouts held longest, longest
+    /// first (at most three): where the capacity went. Empty otherwise.
+    pub held_longest: Vec<HeldCheckout>,
+}
+
+/// A checkout still held, as reported in [`TimeoutDetails::held_longest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldCheckout {
+    /// Where `get()` was called.
+    pub site: &'static Location<'static>,
+    /// How long the connection has been held.
+    pub held: Duration,
+}
+
+impl fmt::Display for HeldCheckout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (held {:?})", self.site, self.held)
     }
 }
 
@@ -82,6 +118,8 @@ pub enum PoolError<E> {
         /// The most recent failed connection attempt of this pool, if the pool has not
         /// connected successfully since: usually the real reason for the wait.
         last_connect_error: Option<Arc<ConnectError<E>>>,
+        /// The pool's state when the time ran out.
+        details: Box<TimeoutDetails>,
     },
     /// The connection attempt made for this caller failed; reported at once.
     Connect(Arc<ConnectError<E>>),
@@ -142,8 +180,21 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
                 phase,
                 waited,
                 last_connect_error,
+                details,
             } => {
-                write!(f, "checkout timed out after {waited:?} while {phase}")?;
+                write!(
+                    f,
+                    "checkout timed out after {waited:?} while {phase} ({} of {} connections in use, {} idle, {} connecting, {} other callers queued",
+                    details.active,
+                    details.max_size,
+                    details.idle,
+                    details.connecting,
+                    details.waiters
+                )?;
+                if let Some(held) = details.held_longest.first() {
+                    write!(f, "; held longest at {held}")?;
+                }
+                f.write_str(")")?;
                 if let Some(e) = last_connect_error {
                     write!(f, "; last connect error: {e}")?;
                 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::clock::Instant;
 
+use crate::error::HeldCheckout;
 use crate::sync::{Mutex, lock};
 
 #[derive(Debug)]
@@ -62,6 +63,23 @@ impl LeakRegistry {
         if slab.entries[key].take().is_some() {
             slab.free.push(key);
         }
+    }
+
+    /// The `n` checkouts held longest, longest first.
+    pub(crate) fn longest(&self, now: Instant, n: usize) -> Vec<HeldCheckout> {
+        let slab = lock(&self.inner);
+        let mut held: Vec<HeldCheckout> = slab
+            .entries
+            .iter()
+            .flatten()
+            .map(|entry| HeldCheckout {
+                site: entry.site,
+                held: now.saturating_duration_since(entry.since),
+            })
+            .collect();
+        held.sort_by_key(|h| std::cmp::Reverse(h.held));
+        held.truncate(n);
+        held
     }
 
     /// Returns the checkouts newly found held longer than `threshold`.

@@ -32,7 +32,7 @@ mod waiters;
 
 pub use checkout::Checkout;
 pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
-pub use error::{ConnectError, Phase, PoolError};
+pub use error::{ConnectError, HeldCheckout, Phase, PoolError, TimeoutDetails};
 pub use guard::PoolGuard;
 pub use hooks::{DestroyReason, HookError, HookResult, LifecycleHooks};
 pub use metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics};

@@ -26,7 +26,7 @@ use event_listener::Event;
 use crate::config::{ConnPoolConfig, IdleOrder};
 use crate::conn::Conn;
 use crate::connect::Reservation;
-use crate::error::{ConnectError, Phase, PoolError};
+use crate::error::{ConnectError, Phase, PoolError, TimeoutDetails};
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::leak::LeakRegistry;
 use crate::metrics::{Counters, Gauges, Metrics};
@@ -550,14 +550,50 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         started: Instant,
         count: bool,
     ) -> PoolErrorOf<T> {
-        let mut st = self.lock();
-        if count {
-            st.counters.timeouts += 1;
-        }
+        let (details, last_connect_error) = {
+            let mut st = self.lock();
+            if count {
+                st.counters.timeouts += 1;
+            }
+            let details = TimeoutDetails {
+                max_size: st.max_size,
+                idle: st.idle.len(),
+                active: st.active,
+                connecting: st.connecting,
+                waiters: st.waiters.len(),
+                held_longest: Vec::new(),
+            };
+            (details, st.last_error.clone())
+        };
+        let now = Instant::now();
+        let held_longest = self
+            .leaks
+            .as_ref()
+            .map(|leaks| leaks.longest(now, 3))
+            .unwrap_or_default();
+        let details = Box::new(TimeoutDetails {
+            held_longest,
+            ..details
+        });
+        let waited = now.saturating_duration_since(started);
+        tracing::warn!(
+            pool = %self.config.name,
+            %phase,
+            ?waited,
+            max_size = details.max_size,
+            idle = details.idle,
+            active = details.active,
+            connecting = details.connecting,
+            waiters = details.waiters,
+            held_longest = ?details.held_longest,
+            last_connect_error = last_connect_error.as_ref().map(|e| tracing::field::display(e.as_ref())),
+            "checkout timed out"
+        );
         PoolError::Timeout {
             phase,
-            waited: started.elapsed(),
-            last_connect_error: st.last_error.clone(),
+            waited,
+            last_connect_error,
+            details,
         }
     }
 }

@@ -11,7 +11,7 @@ use pg_pool_core::{
     ConnPoolConfig, ConnectError, DestroyReason, HookError, LifecycleHooks, PoolError, Runtime,
 };
 
-use crate::harness::{check_invariants, mock_pool, settle, sleep, spawn, test_config};
+use crate::harness::{mock_pool, settle, sleep, spawn, test_config};
 use crate::mock::{Gate, MockConn, Step};
 
 /// A `retain` closure that panics: the panic reaches the caller, the connections visited so

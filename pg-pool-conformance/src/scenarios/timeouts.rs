@@ -192,3 +192,50 @@ pub async fn many_waiters_time_out_on_time<R: Runtime>() {
     drop(held);
     settle(&pool, &control).await;
 }
+
+/// A timeout explains itself: the pool's state when the time ran out, and with leak
+/// detection on, where the connections held longest were checked out; Display stays one
+/// line.
+pub async fn timeout_explains_itself<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 2;
+    config.checkout_timeout = Duration::from_millis(150);
+    config.leak_detection_threshold = Some(Duration::from_secs(3600));
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let first = pool.get().await.unwrap();
+    let first_line = line!() - 1;
+    sleep::<R>(Duration::from_millis(20)).await;
+    let second = pool.get().await.unwrap();
+    let error = pool.get().await.unwrap_err();
+    let text = error.to_string();
+    println!("{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(text.contains("2 of 2 connections in use"), "{text}");
+    let PoolError::Timeout { details, phase, .. } = &error else {
+        panic!("expected a timeout, got {error:?}");
+    };
+    assert_eq!(*phase, pg_pool_core::Phase::Wait);
+    assert_eq!(
+        (
+            details.max_size,
+            details.active,
+            details.idle,
+            details.connecting,
+            details.waiters
+        ),
+        (2, 2, 0, 0, 0),
+        "{details:?}"
+    );
+    assert_eq!(details.held_longest.len(), 2, "{details:?}");
+    let longest = details.held_longest[0];
+    assert!(longest.held >= details.held_longest[1].held, "{details:?}");
+    assert!(longest.site.file().ends_with("timeouts.rs"), "{longest}");
+    assert_eq!(
+        longest.site.line(),
+        first_line,
+        "the first checkout is the oldest"
+    );
+    assert!(text.contains("held longest at"), "{text}");
+    drop((first, second));
+    settle(&pool, &control).await;
+}

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             hardening::drain_cancels_connects_in_flight,
             hardening::extreme_configs_work,
             hardening::set_min_idle_at_run_time,
+            hardening::server_change_evicts_everything,
             hooks::hook_order,
             hooks::rejection_moves_on,
             hooks::panicking_hooks,

@@ -231,6 +231,7 @@ impl Control {
             broken: false,
             dirty: false,
             tag: None,
+            changed: None,
         })
     }
 
@@ -252,6 +253,8 @@ pub struct MockConn {
     pub dirty: bool,
     /// Free-form state for hooks to set ("session state").
     pub tag: Option<String>,
+    /// Reported by `server_changed`: the server this connection reaches is gone or changed.
+    pub changed: Option<&'static str>,
 }
 
 impl fmt::Debug for MockConn {
@@ -277,6 +280,10 @@ impl Poolable for MockConn {
 
     fn needs_reset(&mut self) -> bool {
         self.dirty || self.control.reset_everything.load(Ordering::SeqCst)
+    }
+
+    fn server_changed(&self) -> Option<&'static str> {
+        self.changed
     }
 
     fn is_permanent_connect_error(error: &MockError) -> bool {

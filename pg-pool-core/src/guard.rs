@@ -152,6 +152,15 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         } else {
             None
         };
+        let changed = catch_unwind(AssertUnwindSafe(|| conn.raw.server_changed()));
+        let reason = if let Ok(Some(cause)) = changed {
+            // A new generation first, so that this connection, like every other one to the
+            // old server, is destroyed as evicted.
+            self.shared.server_changed(cause);
+            reason.or(Some(DestroyReason::Evicted))
+        } else {
+            reason
+        };
         if let Some(reason) = reason {
             self.shared.destroy_active(conn, reason, Some(usage));
             return;

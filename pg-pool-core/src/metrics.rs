@@ -132,6 +132,7 @@ pub(crate) struct Counters {
     pub(crate) timeouts: u64,
     pub(crate) detaches: u64,
     pub(crate) leaks: u64,
+    pub(crate) server_changes: u64,
     pub(crate) wait_time: Histogram,
     pub(crate) connect_time: Histogram,
     pub(crate) usage_time: Histogram,
@@ -178,6 +179,10 @@ pub struct Metrics {
     pub detaches: u64,
     /// Checkouts reported by leak detection as held past the threshold.
     pub leaks: u64,
+    /// Times a returned connection showed the server changed (failover, shutdown, lost
+    /// connection) and the pool evicted every connection
+    /// ([`Poolable::server_changed`](crate::Poolable::server_changed)).
+    pub server_changes: u64,
     /// Time checkouts waited for a connection (zero when one was idle).
     pub wait_time: Histogram,
     /// Time successful connection attempts took.
@@ -206,6 +211,7 @@ impl Metrics {
             timeouts: counters.timeouts,
             detaches: counters.detaches,
             leaks: counters.leaks,
+            server_changes: counters.server_changes,
             wait_time: counters.wait_time.clone(),
             connect_time: counters.connect_time.clone(),
             usage_time: counters.usage_time.clone(),

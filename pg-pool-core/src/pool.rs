@@ -309,13 +309,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     /// Evicts every connection: idle ones now, checked-out ones when they come back (a new
     /// generation begins; older connections are never handed out again).
     pub fn evict_all(&self) {
-        self.shared.update(|st, fx| {
-            self.shared.next_generation();
-            while let Some(conn) = st.idle.pop_front() {
-                st.count_destroy(DestroyReason::Evicted);
-                fx.destroy(conn, DestroyReason::Evicted);
-            }
-        });
+        self.shared.update(|st, fx| self.shared.evict_all(st, fx));
     }
 
     /// Drains the pool: refuses new checkouts at once ([`PoolError::Closed`](crate::PoolError::Closed)),

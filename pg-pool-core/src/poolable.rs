@@ -67,6 +67,22 @@ pub trait Poolable: Sized + Send + 'static {
         future::ready(Ok(()))
     }
 
+    /// Returns the cause (say `"25006 read_only_sql_transaction"`) when this connection has
+    /// shown that the server it reaches is no longer
+    /// the one the pool wants, so every other pooled connection to it is suspect too: a
+    /// write refused because the server became a read-only standby (SQLSTATE `25006`), the
+    /// server shutting down (`57P01`, `57P02`, `57P03`), or the connection lost (class
+    /// `08`), as happens in a failover.
+    ///
+    /// Checked when the connection comes back. When `Some`, the pool starts a new
+    /// generation: it destroys every idle connection at once and each checked-out one when
+    /// it returns, ends any connect backoff, and opens new connections through the connector,
+    /// which chooses the host again. Counted in [`Metrics::server_changes`](crate::Metrics)
+    /// and logged as a warning with the cause. Must be cheap. Default: `None`.
+    fn server_changed(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Returns `true` when a failed connect means every attempt with the same settings will
     /// fail the same way (wrong password, unknown user or database, a rejected
     /// certificate), rather than a passing condition (server restarting, network down).

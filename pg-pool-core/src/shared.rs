@@ -388,6 +388,34 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         out
     }
 
+    /// Starts a new generation and destroys every idle connection. Called under the lock.
+    pub(crate) fn evict_all(&self, st: &mut State<T>, fx: &mut Effects<T>) {
+        self.next_generation();
+        while let Some(conn) = st.idle.pop_front() {
+            st.count_destroy(DestroyReason::Evicted);
+            fx.destroy(conn, DestroyReason::Evicted);
+        }
+    }
+
+    /// A returned connection showed that the server is no longer the one the pool wants
+    /// ([`Poolable::server_changed`]): evict everything and reconnect at once.
+    pub(crate) fn server_changed(self: &Arc<Self>, cause: &'static str) {
+        let generation = self.update(|st, fx| {
+            self.evict_all(st, fx);
+            st.counters.server_changes += 1;
+            // The server answered: whatever backoff an outage built up no longer applies.
+            st.failures = 0;
+            st.backoff_until = None;
+            self.generation()
+        });
+        tracing::warn!(
+            pool = %self.config.name,
+            generation,
+            cause,
+            "a connection showed the server changed (failover, shutdown or lost connection): evicted every pooled connection"
+        );
+    }
+
     /// Decides to destroy a connection counted as active: moves it to `closing` and lets
     /// waiters have the freed capacity.
     pub(crate) fn destroy_active(

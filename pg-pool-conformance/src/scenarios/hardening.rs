@@ -385,3 +385,51 @@ pub async fn set_min_idle_at_run_time<R: Runtime>() {
     drop(held);
     settle(&pool, &control).await;
 }
+
+/// A connection that shows the server changed (a failover) evicts every pooled connection
+/// at once, ends the connect backoff, and counts it; new connections serve at once.
+pub async fn server_change_evicts_everything<R: Runtime>() {
+    let mut config = test_config();
+    config.connect_backoff = Duration::from_secs(5);
+    config.connect_backoff_max = Duration::from_secs(5);
+    config.checkout_timeout = Duration::from_secs(3);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let mut guards = Vec::new();
+    for _ in 0..4 {
+        guards.push(pool.get().await.unwrap());
+    }
+    let mut witness = guards.pop().unwrap();
+    let other = guards.pop().unwrap();
+    drop(guards); // two idle
+    // An outage: a failed connect starts a five-second backoff.
+    pool.resize(5).unwrap();
+    let extra: Vec<_> = vec![pool.get().await.unwrap(), pool.get().await.unwrap()];
+    control.once(Step::Connect, Gate::Fail);
+    assert!(matches!(pool.get().await, Err(PoolError::Connect(_))));
+    drop(extra); // two more idle, old generation
+    let old = other.id;
+    witness.changed = Some("25006 read_only_sql_transaction");
+    drop(witness);
+    let m = pool.metrics();
+    assert_eq!(m.server_changes, 1, "{m:?}");
+    assert_eq!(m.idle, 0, "every idle connection evicted at once: {m:?}");
+    // The backoff is over: a new connection is opened at once, not in five seconds.
+    let started = Instant::now();
+    let fresh = pool.get().await.expect("a new connection at once");
+    println!(
+        "first checkout after the server change: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(fresh.id, old);
+    drop(other); // old generation: destroyed on return
+    drop(fresh);
+    let m = settle(&pool, &control).await;
+    assert_eq!(m.idle, 1, "only the new connection is kept: {m:?}");
+    // Two idle, the witness, and the other one out: every connection of the old server.
+    assert_eq!(m.destroys_for(DestroyReason::Evicted), 4, "{m:?}");
+}

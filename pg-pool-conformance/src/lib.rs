@@ -67,6 +67,7 @@ macro_rules! conformance_suite {
             maintenance::lifetime_jitter_spreads_expiry,
             maintenance::min_idle_refill,
             maintenance::probe_evicts_failures,
+            maintenance::probe_does_not_inflate_min_idle,
             maintenance::background_tasks_end,
             maintenance::leak_detection_and_no_idle_tasks,
             drain::drain_waits_for_checked_out,

@@ -89,7 +89,7 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
             if !st.waiters.abandon(waiter) {
                 // Already granted: pass the grant on.
                 if let Some(Grant::Conn(conn)) = waiter.take() {
-                    st.active -= 1;
+                    st.ledger.release();
                     self.shared.place(st, conn, Instant::now(), fx);
                 }
             }
@@ -125,16 +125,15 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 }
                 // An idle connection, and nobody queued ahead of us.
                 let idle = if st.waiters.is_empty() {
-                    st.pop_idle(self.config.idle_order)
+                    st.ledger.take_idle(self.config.idle_order)
                 } else {
                     None
                 };
                 match idle {
                     Some(conn) => {
-                        st.active += 1;
                         st.counters.checkouts += 1;
                         st.counters.wait_time.record_zero();
-                        if st.min_idle > 0 {
+                        if st.ledger.min_idle() > 0 {
                             self.plan_connects(&mut st, started, &mut fx);
                         }
                         Ok(conn)

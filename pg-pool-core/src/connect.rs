@@ -42,7 +42,7 @@ impl<T: Poolable, R: Runtime> Reservation<T, R> {
 impl<T: Poolable, R: Runtime> Drop for Reservation<T, R> {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.update(|st, _| st.connecting -= 1);
+            self.shared.update(|st, _| st.ledger.end_connect());
         }
     }
 }
@@ -115,10 +115,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     pub(crate) async fn open_idle(self: &Arc<Self>) -> Result<(), crate::PoolError<T::Error>> {
         {
             let mut st = self.lock();
-            if st.size() >= st.max_size {
+            if st.ledger.room() == 0 {
                 return Ok(());
             }
-            st.connecting += 1;
+            st.ledger.start_connect();
         }
         let mut reservation = Reservation::new(Arc::clone(self));
         let started = Instant::now();
@@ -187,7 +187,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         now: Instant,
         fx: &mut Effects<T>,
     ) {
-        st.connecting -= 1;
+        st.ledger.end_connect();
         st.counters.creates += 1;
         st.counters.connect_time.record(now - started);
         st.failures = 0;
@@ -213,7 +213,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         now: Instant,
         fx: &mut Effects<T>,
     ) -> Arc<ConnectError<T::Error>> {
-        st.connecting -= 1;
+        st.ledger.end_connect();
         st.counters.connect_failures += 1;
         if let Some(raw) = rejected {
             // The driver did open it: a create, then a destroy, so that creates minus

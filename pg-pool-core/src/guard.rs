@@ -106,7 +106,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             .expect("a guard holds its connection until dropped");
         this.unregister_leak();
         this.shared.update(|st, _| {
-            st.active -= 1;
+            st.ledger.release();
             st.counters.detaches += 1;
         });
         conn.raw
@@ -205,7 +205,7 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
         if let Some(waiter) = spare {
             st.recycle(waiter);
         }
-        st.active -= 1;
+        st.ledger.release();
         st.counters.usage_time.record(usage);
         shared.place(&mut st, conn, now, &mut fx);
         if fx.has_destroys() {
@@ -216,11 +216,13 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
     shared.apply(fx);
 }
 
-/// Destroys a connection counted as active if dropped while still armed.
+/// Destroys a connection counted as active (or probing) if dropped while still armed.
 pub(crate) struct Held<T: Poolable, R: Runtime> {
     shared: Arc<Shared<T, R>>,
     conn: Option<Conn<T>>,
     reason: DestroyReason,
+    /// Counted as probing rather than active.
+    probing: bool,
 }
 
 impl<T: Poolable, R: Runtime> Held<T, R> {
@@ -229,6 +231,17 @@ impl<T: Poolable, R: Runtime> Held<T, R> {
             shared,
             conn: Some(conn),
             reason,
+            probing: false,
+        }
+    }
+
+    /// Holds a connection the health probe took: destroyed as `PingFailed` unless disarmed.
+    pub(crate) fn probing(shared: Arc<Shared<T, R>>, conn: Conn<T>) -> Self {
+        Self {
+            shared,
+            conn: Some(conn),
+            reason: DestroyReason::PingFailed,
+            probing: true,
         }
     }
 
@@ -252,7 +265,11 @@ impl<T: Poolable, R: Runtime> Held<T, R> {
 impl<T: Poolable, R: Runtime> Drop for Held<T, R> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.shared.destroy_active(conn, self.reason, None);
+            if self.probing {
+                self.shared.destroy_probed(conn);
+            } else {
+                self.shared.destroy_active(conn, self.reason, None);
+            }
         }
     }
 }

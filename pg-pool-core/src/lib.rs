@@ -19,6 +19,7 @@ mod error;
 mod guard;
 mod hooks;
 mod leak;
+mod ledger;
 mod maintenance;
 mod metrics;
 mod pool;

@@ -107,15 +107,15 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         {
             let mut st = self.lock();
             let mut index = 0;
-            while index < st.idle.len() {
-                let conn = &st.idle[index];
+            while index < st.ledger.idle().len() {
+                let conn = &st.ledger.idle()[index];
                 let reason = if conn.expired(now) {
                     Some(DestroyReason::Lifetime)
                 } else if conn.generation != self.generation() {
                     Some(DestroyReason::Evicted)
                 } else if let Some(limit) = self.config.idle_timeout
                     && now.saturating_duration_since(conn.last_used) >= limit
-                    && st.idle.len() > st.min_idle
+                    && st.ledger.idle().len() > st.ledger.min_idle()
                 {
                     Some(DestroyReason::IdleTimeout)
                 } else {
@@ -123,7 +123,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 };
                 match reason {
                     Some(reason) => {
-                        let conn = st.idle.remove(index).expect("index is in bounds");
+                        let conn = st.ledger.remove_idle(index).expect("index is in bounds");
                         st.count_destroy(reason);
                         fx.destroy(conn, reason);
                     }
@@ -156,14 +156,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// a connection sits idle is therefore noticed within one interval plus the probe timeout,
     /// however many connections it affects. Pinged connections count as active meanwhile.
     pub(crate) async fn probe(self: &Arc<Self>) {
-        let taken: Vec<_> = {
-            let mut st = self.lock();
-            let count = st.idle.len();
-            st.active += count;
-            st.idle.drain(..).collect()
-        };
+        let taken = self.lock().ledger.start_probe();
         for conn in taken {
-            let held = Held::new(Arc::clone(self), conn, DestroyReason::PingFailed);
+            let held = Held::probing(Arc::clone(self), conn);
             self.spawn(Self::ping_idle(held));
         }
     }
@@ -180,7 +175,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 let mut fx = Effects::default();
                 {
                     let mut st = shared.lock();
-                    st.active -= 1;
+                    st.ledger.end_probe();
                     shared.place(&mut st, conn, now, &mut fx);
                     fx.set_drained(st.is_drained());
                 }

@@ -246,10 +246,9 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
         ConnPoolConfig::check_max_size(max_size)?;
         self.shared.update(|st, fx| {
-            st.max_size = max_size;
-            st.min_idle = st.min_idle.min(max_size);
-            while st.size() > st.max_size {
-                let Some(conn) = st.idle.pop_front() else {
+            st.ledger.resize(max_size);
+            while st.ledger.size() > st.ledger.max_size() {
+                let Some(conn) = st.ledger.pop_idle() else {
                     break;
                 };
                 st.count_destroy(DestroyReason::Evicted);
@@ -261,8 +260,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
 
     /// Changes the number of idle connections the pool keeps ready (capped at `max_size`).
     pub fn set_min_idle(&self, min_idle: usize) {
-        self.shared
-            .update(|st, _| st.min_idle = min_idle.min(st.max_size));
+        self.shared.update(|st, _| st.ledger.set_min_idle(min_idle));
     }
 
     /// Destroys every idle connection for which `keep` returns `false`. Connections checked
@@ -280,8 +278,8 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         let evicted = self.shared.update(|st, fx| {
             let mut evicted = 0;
             let mut index = 0;
-            while index < st.idle.len() {
-                let conn = &st.idle[index].raw;
+            while index < st.ledger.idle().len() {
+                let conn = &st.ledger.idle()[index].raw;
                 let kept = match catch_unwind(AssertUnwindSafe(|| keep(conn))) {
                     Ok(kept) => kept,
                     Err(payload) => {
@@ -292,7 +290,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                 if kept {
                     index += 1;
                 } else {
-                    let conn = st.idle.remove(index).expect("index is in bounds");
+                    let conn = st.ledger.remove_idle(index).expect("index is in bounds");
                     st.count_destroy(DestroyReason::Evicted);
                     fx.destroy(conn, DestroyReason::Evicted);
                     evicted += 1;
@@ -342,7 +340,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             listener!(self.shared.drained => drained);
             let outstanding = {
                 let st = self.shared.lock();
-                st.size() + st.closing
+                st.ledger.outstanding()
             };
             if outstanding == 0 {
                 return DrainReport {
@@ -367,7 +365,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
                     if timed_out {
                         let st = self.shared.lock();
                         return DrainReport {
-                            outstanding: st.size() + st.closing,
+                            outstanding: st.ledger.outstanding(),
                             elapsed: started.elapsed(),
                         };
                     }

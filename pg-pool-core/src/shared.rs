@@ -10,7 +10,6 @@
 //! destroys, connects and timers to carry out once the lock is released, so no hook, `Drop`
 //! of a connection or waker ever runs under the lock.
 
-use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,12 +22,13 @@ use crate::clock::Instant;
 
 use event_listener::Event;
 
-use crate::config::{ConnPoolConfig, IdleOrder};
+use crate::config::ConnPoolConfig;
 use crate::conn::Conn;
 use crate::connect::Reservation;
 use crate::error::{ConnectError, Phase, PoolError, TimeoutDetails};
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::leak::LeakRegistry;
+use crate::ledger::Ledger;
 use crate::metrics::{Counters, Gauges, Metrics};
 use crate::poolable::{DynConnector, Poolable};
 use crate::runtime::{Runtime, timeout};
@@ -36,23 +36,15 @@ use crate::sweeper::{Nudge, SweeperState};
 use crate::sync::{Mutex, MutexGuard, lock};
 use crate::waiters::{Grant, Queue, Waiter};
 
-/// Most idle slots allocated up front; the idle set grows past this only if that many
-/// connections are ever idle at once.
-const IDLE_PREALLOCATION: usize = 256;
-
 pub(crate) type WaiterOf<T> = Waiter<T, <T as Poolable>::Error>;
 pub(crate) type PoolErrorOf<T> = PoolError<<T as Poolable>::Error>;
 
 /// State guarded by the pool lock.
 #[derive(Debug)]
 pub(crate) struct State<T: Poolable> {
-    pub(crate) idle: VecDeque<Conn<T>>,
+    /// Where every connection is counted (see `ledger.rs`).
+    pub(crate) ledger: Ledger<T>,
     pub(crate) waiters: Queue<T, T::Error>,
-    pub(crate) active: usize,
-    pub(crate) connecting: usize,
-    pub(crate) closing: usize,
-    pub(crate) max_size: usize,
-    pub(crate) min_idle: usize,
     pub(crate) draining: bool,
     /// The runtime refused to run the pool's tasks (it shut down): the pool is closed and
     /// checkouts fail with [`PoolError::RuntimeGone`].
@@ -71,24 +63,13 @@ pub(crate) struct State<T: Poolable> {
 }
 
 impl<T: Poolable> State<T> {
-    pub(crate) fn size(&self) -> usize {
-        self.idle.len() + self.active + self.connecting
-    }
-
     pub(crate) fn is_drained(&self) -> bool {
-        self.draining && self.size() == 0 && self.closing == 0
+        self.draining && self.ledger.outstanding() == 0
     }
 
-    pub(crate) fn pop_idle(&mut self, order: IdleOrder) -> Option<Conn<T>> {
-        match order {
-            IdleOrder::Lifo => self.idle.pop_back(),
-            IdleOrder::Fifo => self.idle.pop_front(),
-        }
-    }
-
-    /// Moves a connection the pool decided to destroy into `closing`.
+    /// Moves an uncounted connection the pool decided to destroy into `closing`.
     pub(crate) fn count_destroy(&mut self, reason: DestroyReason) {
-        self.closing += 1;
+        self.ledger.start_close();
         self.counters.destroys[reason.index()] += 1;
     }
 
@@ -116,7 +97,7 @@ impl<T: Poolable> State<T> {
 
     /// The phase a waiter that runs out of time was in.
     pub(crate) fn waiting_phase(&self) -> Phase {
-        if self.connecting > 0 || self.last_error.is_some() {
+        if self.ledger.connecting() > 0 || self.last_error.is_some() {
             Phase::Connect
         } else {
             Phase::Wait
@@ -234,15 +215,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         connector: Box<dyn DynConnector<T>>,
     ) -> Self {
         let state = State {
-            // Enough that a pool of ordinary size never reallocates, without a pre-allocation
-            // proportional to a huge `max_size`.
-            idle: VecDeque::with_capacity(config.max_size.min(IDLE_PREALLOCATION)),
+            ledger: Ledger::new(config.max_size, config.min_idle),
             waiters: Queue::default(),
-            active: 0,
-            connecting: 0,
-            closing: 0,
-            max_size: config.max_size,
-            min_idle: config.min_idle,
             draining: false,
             runtime_gone: false,
             next_waiter: 0,
@@ -290,12 +264,12 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     pub(crate) fn metrics(&self) -> Metrics {
         let st = self.lock();
         let gauges = Gauges {
-            max_size: st.max_size,
-            idle: st.idle.len(),
-            active: st.active,
-            connecting: st.connecting,
+            max_size: st.ledger.max_size(),
+            idle: st.ledger.idle().len(),
+            active: st.ledger.active(),
+            connecting: st.ledger.connecting(),
             waiters: st.waiters.len(),
-            closing: st.closing,
+            closing: st.ledger.closing(),
             background_tasks: self.background.load(Ordering::Acquire),
             draining: st.draining,
         };
@@ -314,7 +288,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     ) {
         let reason = if st.draining {
             Some(DestroyReason::Closed)
-        } else if conn.generation != self.generation() || st.size() >= st.max_size {
+        } else if conn.generation != self.generation() || st.ledger.room() == 0 {
             Some(DestroyReason::Evicted)
         } else {
             None
@@ -325,7 +299,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             return;
         }
         if let Some(waiter) = st.waiters.pop() {
-            st.active += 1;
+            st.ledger.grant();
             st.counters.checkouts += 1;
             st.counters
                 .wait_time
@@ -333,7 +307,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             waiter.grant(Grant::Conn(conn));
             fx.wake(waiter);
         } else {
-            st.idle.push_back(conn);
+            st.ledger.park(conn);
         }
     }
 
@@ -344,8 +318,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         if st.draining {
             return;
         }
-        let demand = st.waiters.len() + st.min_idle;
-        let supply = st.idle.len() + st.connecting;
+        let demand = st.waiters.len() + st.ledger.min_idle();
+        let supply = st.ledger.supply();
         let mut wanted = demand.saturating_sub(supply);
         if wanted == 0 {
             return;
@@ -360,12 +334,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             }
             st.backoff_until = None;
         }
-        wanted = wanted
-            .min(st.max_size.saturating_sub(st.size()))
-            .min(self.config.max_connecting.saturating_sub(st.connecting));
+        wanted = wanted.min(st.ledger.room()).min(
+            self.config
+                .max_connecting
+                .saturating_sub(st.ledger.connecting()),
+        );
         for _ in 0..wanted {
-            let originator = st.waiters.nth_id(st.connecting);
-            st.connecting += 1;
+            let originator = st.waiters.nth_id(st.ledger.connecting());
+            st.ledger.start_connect();
             fx.rare().connects.push(originator);
         }
     }
@@ -391,7 +367,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Starts a new generation and destroys every idle connection. Called under the lock.
     pub(crate) fn evict_all(&self, st: &mut State<T>, fx: &mut Effects<T>) {
         self.next_generation();
-        while let Some(conn) = st.idle.pop_front() {
+        while let Some(conn) = st.ledger.pop_idle() {
             st.count_destroy(DestroyReason::Evicted);
             fx.destroy(conn, DestroyReason::Evicted);
         }
@@ -425,12 +401,21 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         usage: Option<Duration>,
     ) {
         self.update(|st, fx| {
-            st.active -= 1;
+            st.ledger.release();
             if let Some(usage) = usage {
                 st.counters.usage_time.record(usage);
             }
             st.count_destroy(reason);
             fx.destroy(conn, reason);
+        });
+    }
+
+    /// Destroys a connection the health probe took, which failed its ping.
+    pub(crate) fn destroy_probed(self: &Arc<Self>, conn: Conn<T>) {
+        self.update(|st, fx| {
+            st.ledger.end_probe();
+            st.count_destroy(DestroyReason::PingFailed);
+            fx.destroy(conn, DestroyReason::PingFailed);
         });
     }
 
@@ -520,7 +505,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     fn closed(self: &Arc<Self>) {
         let drained = {
             let mut st = self.lock();
-            st.closing -= 1;
+            st.ledger.end_close();
             st.is_drained()
         };
         if drained {
@@ -560,7 +545,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 waiter.grant(grant());
                 fx.wake(waiter);
             }
-            while let Some(conn) = st.idle.pop_front() {
+            while let Some(conn) = st.ledger.pop_idle() {
                 st.count_destroy(DestroyReason::Closed);
                 fx.destroy(conn, DestroyReason::Closed);
             }
@@ -584,10 +569,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 st.counters.timeouts += 1;
             }
             let details = TimeoutDetails {
-                max_size: st.max_size,
-                idle: st.idle.len(),
-                active: st.active,
-                connecting: st.connecting,
+                max_size: st.ledger.max_size(),
+                idle: st.ledger.idle().len(),
+                active: st.ledger.active(),
+                connecting: st.ledger.connecting(),
                 waiters: st.waiters.len(),
                 held_longest: Vec::new(),
             };

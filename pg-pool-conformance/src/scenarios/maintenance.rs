@@ -196,3 +196,32 @@ pub async fn leak_detection_and_no_idle_tasks<R: Runtime>() {
     );
     settle(&pool, &control).await;
 }
+
+/// Connections being probed still count as supply: a reaper pass during a slow probe does
+/// not open connections towards `min_idle` that the probe is about to give back.
+pub async fn probe_does_not_inflate_min_idle<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 6;
+    config.min_idle = 2;
+    config.idle_timeout = Some(Duration::from_secs(60));
+    config.reaper_interval = Duration::from_millis(10);
+    config.health_check_interval = Some(Duration::from_millis(30));
+    config.probe_timeout = Duration::from_secs(1);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    assert_eq!(pool.metrics().idle, 2);
+    control.set(Step::Ping, Gate::Slow(Duration::from_millis(100)));
+    // Several probes and many reaper passes, each probe holding both connections 100 ms.
+    sleep::<R>(Duration::from_millis(400)).await;
+    let m = pool.metrics();
+    println!(
+        "after 400 ms of slow probes: {m:?}, pings {}",
+        control.pings()
+    );
+    assert!(control.pings() >= 2, "the probe ran");
+    assert_eq!(
+        m.creates, 2,
+        "no connection opened while the probe held them: {m:?}"
+    );
+    control.set(Step::Ping, Gate::Pass);
+    pool.drain().await;
+}

@@ -147,6 +147,9 @@ pub(crate) struct Counters {
 pub struct Metrics {
     /// Configured maximum size.
     pub max_size: usize,
+    /// The number of idle connections the pool keeps open (`min_idle`, as configured or
+    /// last set with `ConnPool::set_min_idle`, never above `max_size`).
+    pub min_idle: usize,
     /// Connections that exist or are being opened: `idle + active + connecting`.
     pub size: usize,
     /// Connections sitting idle.
@@ -191,6 +194,7 @@ impl Metrics {
     pub(crate) fn new(gauges: Gauges, counters: &Counters) -> Self {
         Self {
             max_size: gauges.max_size,
+            min_idle: gauges.min_idle,
             size: gauges.idle + gauges.active + gauges.connecting,
             idle: gauges.idle,
             active: gauges.active,
@@ -218,8 +222,17 @@ impl Metrics {
         self.destroys_by_reason[reason.index()]
     }
 
-    /// Renders the snapshot in the Prometheus text exposition format, every series labelled
-    /// `pool="<pool_name>"`.
+    /// Renders the snapshot of **one** pool in the Prometheus text exposition format, every
+    /// series labelled `pool="<pool_name>"`, under the `pg_pool_` names.
+    ///
+    /// The output is a complete exposition for a single pool: every family carries its own
+    /// `# HELP` and `# TYPE` lines. Concatenating the output of several pools therefore
+    /// repeats those lines, which the exposition format forbids (Prometheus rejects the scrape
+    /// or drops the repeated families). To expose several pools, or to use the
+    /// OpenTelemetry semantic-convention names (`db_client_connection_*`) that dashboards
+    /// know, use the `pg-pool-metrics` crate (`pg_pool::metrics` with the facade's
+    /// `prometheus` feature): its collector writes one `# HELP`/`# TYPE` per family whatever
+    /// the number of pools. This method is kept for single-pool debugging output.
     ///
     /// # Examples
     ///
@@ -340,6 +353,7 @@ impl Metrics {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gauges {
     pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
     pub(crate) idle: usize,
     pub(crate) active: usize,
     pub(crate) connecting: usize,

@@ -277,6 +277,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let st = self.lock();
         let gauges = Gauges {
             max_size: st.max_size,
+            min_idle: st.min_idle,
             idle: st.idle.len(),
             active: st.active,
             connecting: st.connecting,

@@ -137,10 +137,11 @@ impl Publisher {
                         Value::Counter(v) => ::metrics::counter!(name, labels).absolute(v),
                         Value::Histogram(h) => {
                             let histogram = ::metrics::histogram!(name, labels);
-                            self.replay.replay(&snapshot.name, name, h, &mut |value, count| {
-                                let count = usize::try_from(count).unwrap_or(usize::MAX);
-                                histogram.record_many(value, count);
-                            });
+                            self.replay
+                                .replay(&snapshot.name, name, h, &mut |value, count| {
+                                    let count = usize::try_from(count).unwrap_or(usize::MAX);
+                                    histogram.record_many(value, count);
+                                });
                         }
                     }
                 });

@@ -116,7 +116,11 @@ fn with_unit<'a, I, M>(
     }
 }
 
-fn attributes(snapshot: &PoolSnapshot, series: &Series, label: Option<&'static str>) -> Vec<KeyValue> {
+fn attributes(
+    snapshot: &PoolSnapshot,
+    series: &Series,
+    label: Option<&'static str>,
+) -> Vec<KeyValue> {
     let mut attrs = vec![KeyValue::new(POOL_NAME, snapshot.name.clone())];
     if let (Some(key), Some(value)) = (series.label, label) {
         attrs.push(KeyValue::new(key, value));

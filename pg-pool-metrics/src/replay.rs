@@ -30,6 +30,7 @@ pub(crate) fn representative_seconds(index: usize) -> f64 {
 }
 
 /// pg-pool's finite bucket bounds, in seconds, for backends that take explicit bounds.
+#[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
 pub(crate) fn bucket_bounds_seconds() -> Vec<f64> {
     (0..HISTOGRAM_BUCKETS - 1)
         .map(|i| Histogram::bucket_upper_bound(i).as_secs_f64())

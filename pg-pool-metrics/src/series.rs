@@ -87,8 +87,11 @@ pub struct Series {
     pub help: &'static str,
     /// Whether the series comes from the semantic conventions (`false`: pg-pool's own).
     pub semantic_convention: bool,
-    read: fn(&Metrics, &mut dyn FnMut(Option<&'static str>, Value<'_>)),
+    read: fn(&Metrics, &mut Emit<'_>),
 }
+
+/// The callback of [`Series::read`]: the extra label's value (if any) and the value.
+pub type Emit<'a> = dyn FnMut(Option<&'static str>, Value<'_>) + 'a;
 
 impl Series {
     /// The series' name stem for Prometheus: the OpenTelemetry name with dots replaced,
@@ -106,7 +109,7 @@ impl Series {
 
     /// Calls `emit` with each value of this series in `metrics`: once, or once per value of
     /// its extra label (the label value comes first).
-    pub fn read(&self, metrics: &Metrics, emit: &mut dyn FnMut(Option<&'static str>, Value<'_>)) {
+    pub fn read(&self, metrics: &Metrics, emit: &mut Emit<'_>) {
         (self.read)(metrics, emit);
     }
 }
@@ -275,7 +278,10 @@ pub const SERIES: &[Series] = &[
         semantic_convention: false,
         read: |m, emit| {
             for reason in DestroyReason::ALL {
-                emit(Some(reason.as_str()), Value::Counter(m.destroys_for(reason)));
+                emit(
+                    Some(reason.as_str()),
+                    Value::Counter(m.destroys_for(reason)),
+                );
             }
         },
     },

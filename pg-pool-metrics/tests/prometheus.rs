@@ -16,10 +16,20 @@ use prometheus_client::registry::Registry;
 /// comment or a sample.
 fn samples(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').expect("sample line");
-        let value = if value == "+Inf" { f64::INFINITY } else { value.parse().expect(line) };
-        assert!(out.insert(series.to_owned(), value).is_none(), "duplicate sample {series}");
+        let value = if value == "+Inf" {
+            f64::INFINITY
+        } else {
+            value.parse().expect(line)
+        };
+        assert!(
+            out.insert(series.to_owned(), value).is_none(),
+            "duplicate sample {series}"
+        );
     }
     out
 }
@@ -55,16 +65,43 @@ async fn two_pools_one_descriptor_per_family() {
             let key = format!("{name}{{db_client_connection_pool_name=\"{pool}\"{extra}}}");
             *samples.get(&key).unwrap_or_else(|| panic!("missing {key}"))
         };
-        assert_eq!(get("db_client_connection_count", ",db_client_connection_state=\"idle\""), m.idle as f64);
-        assert_eq!(get("db_client_connection_count", ",db_client_connection_state=\"used\""), m.active as f64);
+        assert_eq!(
+            get(
+                "db_client_connection_count",
+                ",db_client_connection_state=\"idle\""
+            ),
+            m.idle as f64
+        );
+        assert_eq!(
+            get(
+                "db_client_connection_count",
+                ",db_client_connection_state=\"used\""
+            ),
+            m.active as f64
+        );
         assert_eq!(get("db_client_connection_max", ""), 2.0);
         assert_eq!(get("db_client_connection_idle_max", ""), 2.0);
         assert_eq!(get("db_client_connection_idle_min", ""), 1.0);
         assert_eq!(get("db_client_connection_timeouts_total", ""), 1.0);
-        assert_eq!(get("db_client_connection_destroys_total", ",reason=\"marked_broken\""), 1.0);
-        assert_eq!(get("db_client_connection_destroys_total", ",reason=\"evicted\""), 0.0);
-        assert_eq!(get("db_client_connection_checkouts_total", ""), m.checkouts as f64);
-        assert_eq!(get("db_client_connection_creates_total", ""), m.creates as f64);
+        assert_eq!(
+            get(
+                "db_client_connection_destroys_total",
+                ",reason=\"marked_broken\""
+            ),
+            1.0
+        );
+        assert_eq!(
+            get("db_client_connection_destroys_total", ",reason=\"evicted\""),
+            0.0
+        );
+        assert_eq!(
+            get("db_client_connection_checkouts_total", ""),
+            m.checkouts as f64
+        );
+        assert_eq!(
+            get("db_client_connection_creates_total", ""),
+            m.creates as f64
+        );
 
         for (name, histogram) in [
             ("db_client_connection_wait_time_seconds", &m.wait_time),
@@ -75,17 +112,30 @@ async fn two_pools_one_descriptor_per_family() {
             let buckets: Vec<(String, f64)> = samples
                 .iter()
                 .filter(|(k, _)| {
-                    k.starts_with(&format!("{name}_bucket{{db_client_connection_pool_name=\"{pool}\","))
+                    k.starts_with(&format!(
+                        "{name}_bucket{{db_client_connection_pool_name=\"{pool}\","
+                    ))
                 })
                 .map(|(k, v)| (k.clone(), *v))
                 .collect();
-            assert_eq!(buckets.len(), HISTOGRAM_BUCKETS, "{name}: one line per bucket");
+            assert_eq!(
+                buckets.len(),
+                HISTOGRAM_BUCKETS,
+                "{name}: one line per bucket"
+            );
             // Cumulative counts never go down as `le` grows.
             let mut sorted: Vec<(f64, f64)> = buckets
                 .iter()
                 .map(|(k, v)| {
                     let le = k.split("le=\"").nth(1).unwrap().trim_end_matches("\"}");
-                    (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, *v)
+                    (
+                        if le == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            le.parse().unwrap()
+                        },
+                        *v,
+                    )
                 })
                 .collect();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -98,11 +148,17 @@ async fn two_pools_one_descriptor_per_family() {
             assert_eq!(previous, count, "{name}: +Inf equals _count");
             assert_eq!(count, histogram.count() as f64);
             let sum = get(&format!("{name}_sum"), "");
-            assert!((sum - histogram.sum().as_secs_f64()).abs() < 1e-9, "{name} sum {sum}");
+            assert!(
+                (sum - histogram.sum().as_secs_f64()).abs() < 1e-9,
+                "{name} sum {sum}"
+            );
         }
         let waited = get("db_client_connection_wait_time_seconds_sum", "");
         println!("{pool}: waited {waited} s in total");
-        assert!(waited >= 0.015, "one checkout waited behind a connection held 20 ms: {waited}");
+        assert!(
+            waited >= 0.015,
+            "one checkout waited behind a connection held 20 ms: {waited}"
+        );
     }
 }
 
@@ -117,7 +173,9 @@ async fn labels_are_escaped_and_gone_sources_dropped() {
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains(r#"db_client_connection_max{db_client_connection_pool_name="we\"ird\\name\nline"} 2"#),
+        text.contains(
+            r#"db_client_connection_max{db_client_connection_pool_name="we\"ird\\name\nline"} 2"#
+        ),
         "{text}"
     );
     assert_eq!(pools.len(), 1, "the gone source is forgotten");
@@ -133,8 +191,14 @@ async fn a_panicking_source_is_skipped() {
     pools.add(pool.clone());
     let exporter = PrometheusExporter::new(pools);
     let text = exporter.render();
-    assert!(text.contains("db_client_connection_pool_name=\"steady\""), "{text}");
+    assert!(
+        text.contains("db_client_connection_pool_name=\"steady\""),
+        "{text}"
+    );
     let open = exporter.render_openmetrics();
     assert!(open.ends_with("# EOF\n"), "{open}");
-    assert!(open.contains("# TYPE db_client_connection_timeouts counter"), "{open}");
+    assert!(
+        open.contains("# TYPE db_client_connection_timeouts counter"),
+        "{open}"
+    );
 }

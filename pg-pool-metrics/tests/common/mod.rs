@@ -46,7 +46,10 @@ pub async fn exercise(pool: &ConnPool<Conn>, checkouts: usize) {
     waiter.await.expect("join").expect("waited checkout");
     // Nothing comes back within 50 ms: a timeout.
     let c = pool.get().await.expect("c");
-    assert!(pool.get().await.is_err(), "pool of two, both held: times out");
+    assert!(
+        pool.get().await.is_err(),
+        "pool of two, both held: times out"
+    );
     drop(c);
     let mut broken: PoolGuard<Conn, Tokio> = b;
     PoolGuard::mark_broken(&mut broken);

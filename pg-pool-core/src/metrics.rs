@@ -391,4 +391,23 @@ mod tests {
             HISTOGRAM_BUCKETS - 1
         );
     }
+
+    #[test]
+    fn snapshot_carries_the_gauges() {
+        let gauges = Gauges {
+            max_size: 8,
+            min_idle: 3,
+            idle: 2,
+            active: 4,
+            connecting: 1,
+            waiters: 5,
+            closing: 0,
+            background_tasks: 1,
+            draining: false,
+        };
+        let m = Metrics::new(gauges, &Counters::default());
+        assert_eq!((m.max_size, m.min_idle), (8, 3));
+        assert_eq!(m.size, 7);
+        assert_eq!(m.waiters, 5);
+    }
 }

@@ -27,9 +27,9 @@
 //!
 //! | feature | module | model |
 //! |---|---|---|
-//! | `prometheus` | [`prometheus`](crate::prometheus) | a `prometheus-client` collector: snapshots taken on each scrape; one `# HELP`/`# TYPE` per family whatever the number of pools |
-//! | `metrics` | [`facade`](crate::facade) | push: [`facade::Publisher::publish`] copies a snapshot into the installed recorder; call it periodically |
-//! | `opentelemetry` | [`otel`](crate::otel) | observable instruments read at each collection; histograms replayed from the bucket deltas |
+//! | `prometheus` | `prometheus` | a `prometheus-client` collector: snapshots taken on each scrape; one `# HELP`/`# TYPE` per family whatever the number of pools |
+//! | `metrics` | `facade` | push: `facade::Publisher::publish` copies a snapshot into the installed recorder; call it periodically |
+//! | `opentelemetry` | `otel` | observable instruments read at each collection; histograms replayed from the bucket deltas |
 //!
 //! # Examples
 //!

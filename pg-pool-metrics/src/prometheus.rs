@@ -5,7 +5,7 @@
 //! snapshot of each pool in a [`Pools`] set and writes each family once — one `# HELP` and
 //! one `# TYPE` line, then the samples of every pool, told apart by the
 //! `db_client_connection_pool_name` label. Register it in your own
-//! [`Registry`](prometheus_client::registry::Registry) beside your application's metrics, or
+//! [`Registry`] beside your application's metrics, or
 //! let [`PrometheusExporter`] own a registry for you.
 //!
 //! Histograms are real Prometheus histograms in seconds (`_bucket{le=...}`, `_sum`,

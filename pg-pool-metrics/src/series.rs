@@ -344,4 +344,35 @@ mod tests {
         assert_eq!(names.len(), SERIES.len(), "names are unique");
         assert_eq!(SERIES.iter().filter(|s| s.semantic_convention).count(), 9);
     }
+
+    /// The table in this module's documentation lists every series with its type and unit,
+    /// and nothing else.
+    #[test]
+    fn documented_table_matches() {
+        let source = include_str!("series.rs");
+        let rows: Vec<&str> = source
+            .lines()
+            .filter(|l| l.starts_with("//! | `db_client_connection_"))
+            .collect();
+        assert_eq!(rows.len(), SERIES.len(), "one row per series");
+        for (row, series) in rows.iter().zip(SERIES) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[1], format!("`{}`", series.prometheus_name), "{row}");
+            let kind = match series.kind {
+                Kind::Gauge => "gauge",
+                Kind::Counter => "counter",
+                Kind::Histogram => "histogram",
+            };
+            assert_eq!(cells[2], kind, "{row}");
+            let unit = if series.unit.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`", series.unit)
+            };
+            assert_eq!(cells[3], unit, "{row}");
+            if let Some(label) = series.prometheus_label() {
+                assert!(cells[4].contains(label.as_str()), "{row}");
+            }
+        }
+    }
 }

@@ -18,10 +18,13 @@ use pg_pool_examples::metrics_server::{BoxError, Load, Options, serve};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let options = Options::parse(std::env::args().skip(1)).map_err(|e| {
-        eprintln!("metrics_server: {e}");
-        e
-    })?;
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("metrics_server: {e}");
+            std::process::exit(2);
+        }
+    };
     let db = tokio::task::spawn_blocking(Database::from_env_or_throwaway).await??;
     let load = Load::start(&db.wire_config("metrics-server")?).await?;
     let listener = tokio::net::TcpListener::bind(options.listen).await?;

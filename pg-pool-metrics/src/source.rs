@@ -137,7 +137,7 @@ impl Pools {
     }
 
     /// Removes every source currently reporting the pool name `name`, and every source that
-    /// is gone; returns how many were removed.
+    /// is gone or panics; returns how many were removed.
     pub fn remove(&self, name: &str) -> usize {
         // Read the names outside the write lock: a source is user code.
         let sources = self.list();

@@ -3,6 +3,7 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   - the psql client
 #   - pgbouncer
+#   - prometheus and promtool (the metrics scrape test)
 # Idempotent and fast when everything is already present. Meant for a Debian 12
 # machine as root (uses apt-get); prints what it did.
 set -euo pipefail
@@ -62,6 +63,9 @@ fi
 if ! find_pgbouncer >/dev/null; then
     packages+=(pgbouncer)
 fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    packages+=(prometheus)
+fi
 
 ensure_postgres_user() {
     # As root the tests run initdb/postgres/pgbouncer as the `postgres` OS user.
@@ -73,7 +77,7 @@ ensure_postgres_user() {
 
 if [ "${#packages[@]}" -eq 0 ]; then
     ensure_postgres_user
-    log "all present: initdb=$(find_pg_bin initdb) psql=$(find_pg_bin psql) pgbouncer=$(find_pgbouncer)"
+    log "all present: initdb=$(find_pg_bin initdb) psql=$(find_pg_bin psql) pgbouncer=$(find_pgbouncer) prometheus=$(command -v prometheus)"
     exit 0
 fi
 
@@ -107,6 +111,10 @@ if command -v service >/dev/null 2>&1; then
         $SUDO service pgbouncer stop >/dev/null 2>&1 || true
         stopped="$stopped pgbouncer"
     fi
+    if command -v prometheus >/dev/null 2>&1 && pgrep -x prometheus >/dev/null 2>&1; then
+        $SUDO service prometheus stop >/dev/null 2>&1 || true
+        stopped="$stopped prometheus"
+    fi
 fi
 if [ -n "$stopped" ]; then
     log "stopped packaged services:$stopped"
@@ -117,8 +125,9 @@ ensure_postgres_user
 initdb_path="$(find_pg_bin initdb || true)"
 psql_path="$(find_pg_bin psql || true)"
 pgbouncer_path="$(find_pgbouncer || true)"
-if [ -z "$initdb_path" ] || [ -z "$psql_path" ] || [ -z "$pgbouncer_path" ]; then
-    log "still missing after install (initdb='$initdb_path' psql='$psql_path' pgbouncer='$pgbouncer_path')" >&2
+prometheus_path="$(command -v prometheus || true)"
+if [ -z "$initdb_path" ] || [ -z "$psql_path" ] || [ -z "$pgbouncer_path" ] || [ -z "$prometheus_path" ] || ! command -v promtool >/dev/null 2>&1; then
+    log "still missing after install (initdb='$initdb_path' psql='$psql_path' pgbouncer='$pgbouncer_path' prometheus='$prometheus_path')" >&2
     exit 1
 fi
-log "done: initdb=$initdb_path psql=$psql_path pgbouncer=$pgbouncer_path"
+log "done: initdb=$initdb_path psql=$psql_path pgbouncer=$pgbouncer_path prometheus=$prometheus_path"

@@ -1,5 +1,6 @@
 //! Metrics while under load: gauges and percentiles every half second, then the Prometheus
-//! text exposition.
+//! text exposition under OpenTelemetry's `db_client_connection_*` names (see
+//! `metrics_server` for a live `/metrics` endpoint).
 //!
 //! ```text
 //! cargo run --example metrics
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use pg_pool::metrics::Pools;
+use pg_pool::metrics::prometheus::PrometheusExporter;
 use pg_pool::wire::{WireConnector, WirePoolable};
 use pg_pool::{ConnPool, LifecycleHooks};
 use pg_pool_examples::Database;
@@ -78,7 +81,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         done.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed)
     );
-    println!("{}", pool.metrics().render_prometheus(&pool.config().name));
+    let pools = Pools::new();
+    pools.add(pool.clone());
+    println!("{}", PrometheusExporter::new(pools).render());
     pool.drain().await;
     Ok(())
 }

@@ -148,6 +148,9 @@ pub(crate) struct Counters {
 pub struct Metrics {
     /// Configured maximum size.
     pub max_size: usize,
+    /// The number of idle connections the pool keeps open (`min_idle`, as configured or
+    /// last set with `ConnPool::set_min_idle`, never above `max_size`).
+    pub min_idle: usize,
     /// Connections that exist or are being opened: `idle + active + connecting`.
     pub size: usize,
     /// Connections sitting idle.
@@ -196,6 +199,7 @@ impl Metrics {
     pub(crate) fn new(gauges: Gauges, counters: &Counters) -> Self {
         Self {
             max_size: gauges.max_size,
+            min_idle: gauges.min_idle,
             size: gauges.idle + gauges.active + gauges.connecting,
             idle: gauges.idle,
             active: gauges.active,
@@ -224,8 +228,17 @@ impl Metrics {
         self.destroys_by_reason[reason.index()]
     }
 
-    /// Renders the snapshot in the Prometheus text exposition format, every series labelled
-    /// `pool="<pool_name>"`.
+    /// Renders the snapshot of **one** pool in the Prometheus text exposition format, every
+    /// series labelled `pool="<pool_name>"`, under the `pg_pool_` names.
+    ///
+    /// The output is a complete exposition for a single pool: every family carries its own
+    /// `# HELP` and `# TYPE` lines. Concatenating the output of several pools therefore
+    /// repeats those lines, which the exposition format forbids (Prometheus rejects the scrape
+    /// or drops the repeated families). To expose several pools, or to use the
+    /// OpenTelemetry semantic-convention names (`db_client_connection_*`) that dashboards
+    /// know, use the `pg-pool-metrics` crate (`pg_pool::metrics` with the facade's
+    /// `prometheus` feature): its collector writes one `# HELP`/`# TYPE` per family whatever
+    /// the number of pools. This method is kept for single-pool debugging output.
     ///
     /// # Examples
     ///
@@ -346,6 +359,7 @@ impl Metrics {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gauges {
     pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
     pub(crate) idle: usize,
     pub(crate) active: usize,
     pub(crate) connecting: usize,
@@ -382,5 +396,24 @@ mod tests {
             Histogram::bucket(Duration::from_secs(100_000)),
             HISTOGRAM_BUCKETS - 1
         );
+    }
+
+    #[test]
+    fn snapshot_carries_the_gauges() {
+        let gauges = Gauges {
+            max_size: 8,
+            min_idle: 3,
+            idle: 2,
+            active: 4,
+            connecting: 1,
+            waiters: 5,
+            closing: 0,
+            background_tasks: 1,
+            draining: false,
+        };
+        let m = Metrics::new(gauges, &Counters::default());
+        assert_eq!((m.max_size, m.min_idle), (8, 3));
+        assert_eq!(m.size, 7);
+        assert_eq!(m.waiters, 5);
     }
 }

@@ -265,6 +265,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let st = self.lock();
         let gauges = Gauges {
             max_size: st.ledger.max_size(),
+            min_idle: st.ledger.min_idle(),
             idle: st.ledger.idle().len(),
             active: st.ledger.active(),
             connecting: st.ledger.connecting(),

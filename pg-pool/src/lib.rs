@@ -23,3 +23,11 @@ pub mod wire {
 pub mod postgres {
     pub use pg_pool_tokio_postgres::*;
 }
+
+/// Metrics under OpenTelemetry's database connection pool names, for Prometheus, the
+/// `metrics` facade and OpenTelemetry (the `pg-pool-metrics` crate; features `metrics`,
+/// `prometheus`, `metrics-facade`, `opentelemetry`).
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use pg_pool_metrics::*;
+}

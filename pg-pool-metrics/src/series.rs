@@ -23,10 +23,11 @@
 //! | `db_client_connection_draining` | gauge | | pool | 1 while the pool is draining or closed, else 0 |
 //! | `db_client_connection_creates_total` | counter | `{connection}` | pool | connections opened |
 //! | `db_client_connection_connect_failures_total` | counter | `{attempt}` | pool | connection attempts that failed (driver error, timeout or create hook) |
-//! | `db_client_connection_destroys_total` | counter | `{connection}` | pool, `reason` | connections destroyed, by reason (`broken`, `marked_broken`, `panicked`, `lifetime`, `idle_timeout`, `ping_failed`, `hook_rejected`, `reset_failed`, `evicted`, `closed`) |
+//! | `db_client_connection_destroys_total` | counter | `{connection}` | pool, `reason` | connections destroyed, by reason (`broken`, `marked_broken`, `panicked`, `lifetime`, `idle_timeout`, `ping_failed`, `hook_rejected`, `reset_failed`, `evicted`, `closed`, `cancelled`) |
 //! | `db_client_connection_checkouts_total` | counter | `{checkout}` | pool | connections handed to callers |
 //! | `db_client_connection_detaches_total` | counter | `{connection}` | pool | connections taken out of the pool with `PoolGuard::detach` |
 //! | `db_client_connection_leaks_total` | counter | `{checkout}` | pool | checkouts held past the leak detection threshold |
+//! | `db_client_connection_server_changes_total` | counter | `{event}` | pool | times a connection showed the server changed (failover, shutdown, lost connection) and the pool evicted every connection |
 //!
 //! "pool" is the label `db_client_connection_pool_name` (OpenTelemetry attribute
 //! `db.client.connection.pool.name`), the pool's configured `name`. The first nine rows are
@@ -314,6 +315,16 @@ pub const SERIES: &[Series] = &[
         help: "Checkouts held past the leak detection threshold.",
         semantic_convention: false,
         read: |m, emit| emit(None, Value::Counter(m.leaks)),
+    },
+    Series {
+        otel_name: "db.client.connection.server_changes",
+        prometheus_name: "db_client_connection_server_changes_total",
+        kind: Kind::Counter,
+        unit: "{event}",
+        label: None,
+        help: "Times a connection showed the server changed and every connection was evicted.",
+        semantic_convention: false,
+        read: |m, emit| emit(None, Value::Counter(m.server_changes)),
     },
 ];
 

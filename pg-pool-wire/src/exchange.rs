@@ -202,7 +202,10 @@ mod tests {
         assert!(t.outstanding(), "one request is still in flight");
         let _ = b.finish(Err::<(), _>(server_error("42P01")));
         assert!(!t.outstanding());
-        assert!(!t.is_dead(), "an ordinary SQL error does not kill the connection");
+        assert!(
+            !t.is_dead(),
+            "an ordinary SQL error does not kill the connection"
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ async fn every_async_request_method_dropped_midway_is_destroyed_and_cancelled() 
             "{op:?}: the slow request outlived the timeout"
         );
         assert!(conn.is_broken(), "{op:?}: the abandoned exchange is seen");
-        assert!(active(pid).await, "{op:?}: the statement runs on the server");
+        assert!(
+            active(pid).await,
+            "{op:?}: the statement runs on the server"
+        );
         drop(conn);
         let m = pool.metrics();
         assert_eq!(

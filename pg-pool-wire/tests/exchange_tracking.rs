@@ -162,8 +162,9 @@ async fn every_async_request_method_dropped_midway_is_destroyed_and_cancelled() 
             "{op:?}: the slow request outlived the timeout"
         );
         assert!(conn.is_broken(), "{op:?}: the abandoned exchange is seen");
+        let running = eventually(Duration::from_secs(3), || active(pid)).await;
         assert!(
-            active(pid).await,
+            running.is_some(),
             "{op:?}: the statement runs on the server"
         );
         drop(conn);

@@ -115,6 +115,32 @@ impl Drop for Exchange {
 /// connection goes back to the pool, leaves the exchange outstanding: the pool then
 /// destroys the connection (cancelling the statement) instead of reusing it.
 ///
+/// # Examples
+///
+/// ```no_run
+/// use bytes::BytesMut;
+/// use pg_pool_core::{ConnPoolConfig, LifecycleHooks};
+/// use pg_pool_wire::AsyncWirePool;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = AsyncWirePool::new(ConnPoolConfig::default(), LifecycleHooks::default()).await?;
+/// let conn = pool.get().await?;
+/// let sql = b"SELECT generate_series(1, 1000)";
+/// let mut query = BytesMut::new();
+/// query.extend_from_slice(b"Q");
+/// query.extend_from_slice(&(sql.len() as i32 + 5).to_be_bytes());
+/// query.extend_from_slice(sql);
+/// query.extend_from_slice(&[0]);
+/// let mut rows = conn.submit_stream(query, 64).await?;
+/// let mut n = 0;
+/// while let Some(row) = rows.recv().await {
+///     row?;
+///     n += 1;
+/// }
+/// assert_eq!(n, 1000);
+/// # Ok(()) }
+/// ```
+///
 /// [`AsyncWirePoolable::submit_stream`]: crate::AsyncWirePoolable::submit_stream
 #[derive(Debug)]
 pub struct RowStream {

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -13,26 +14,72 @@ use tokio::task::JoinHandle;
 
 use crate::config::WireConfig;
 use crate::error::WireError;
+use crate::exchange::Tracker;
 
 /// A pooled [`AsyncConn`]: a pipelining connection whose reader and writer run as tokio
 /// tasks.
 ///
-/// Dereferences to the [`AsyncConn`], whose methods take `&self`, so one checked-out
-/// connection can carry many concurrent, pipelined queries.
+/// Its request methods ([`submit`](Self::submit), [`exec_query`](Self::exec_query),
+/// [`submit_stream`](Self::submit_stream), [`copy_in`](Self::copy_in), ...) take `&self`, so
+/// one checked-out connection can carry many concurrent, pipelined queries. They are
+/// [`AsyncConn`]'s own methods, with the same names and signatures, tracked so that the pool
+/// knows what happened on the connection without the caller doing anything:
+///
+/// - an error that **proves the connection dead** (I/O error, "connection closed", a
+///   protocol error, a server error that ends the session: `FATAL`/`PANIC`, `57P01`,
+///   `57P02`, `57P03`, `57P05`, class `08`) marks it broken, and the pool destroys it when
+///   it comes back. After a server restart, each connection that died fails at most one
+///   checkout (the one whose request met the closed socket), instead of being handed out
+///   again and again: pg-wired's [`AsyncConn::is_alive`] stays true after the server closed
+///   the socket until a write fails, so the pool cannot see the death before a request does;
+/// - a request whose future is **dropped midway** (a timeout around a query, a `select!`),
+///   or a [`RowStream`] not read to its end, leaves an **exchange outstanding**: the server
+///   may still be running the statement. Such a connection is never reused: the pool
+///   destroys it, and its close first sends a cancel request ([`AsyncConn::cancel_token`])
+///   so the server stops the statement, then `Terminate`.
+///
+/// Why destroy rather than cancel, wait for the connection to become idle and reuse it:
+/// pg-wired's `CancelToken::cancel` returns once the request is written, before the server
+/// acts on it, so a cancel that lands late would hit the next user's statement on a reused
+/// connection; on a destroyed connection it can only hit a statement nobody waits for. The
+/// capacity is freed at once and the pool opens a replacement, so it is back to full size
+/// within one connect.
 ///
 /// What the pool does with it:
 ///
-/// - **broken** when its tasks have stopped ([`AsyncConn::is_alive`] is false) or a caller
-///   declared it broken ([`AsyncConn::mark_broken`]): destroyed, never reused;
-/// - **reset** only when [`AsyncConn::take_state_mutated`] says the session changed (the
-///   reader sets it when a `ReadyForQuery` is not idle; callers set it with
-///   [`AsyncConn::mark_state_mutated`] after `SET`, temporary tables, advisory locks and
-///   the like): `DISCARD ALL`, then the statement cache is cleared since `DISCARD ALL`
-///   dropped the server's prepared statements. A transaction still open makes
-///   `DISCARD ALL` fail, and the connection is destroyed;
-/// - **closed** with [`AsyncConn::close`] on destroy. An `AsyncConn` that is merely dropped
-///   keeps its reader task, and with it the server session, alive for as long as the
-///   process runs; closing sends `Terminate` and waits for both tasks to end.
+/// - **broken** when an error proved it dead, an exchange is outstanding, its writer task
+///   has stopped ([`AsyncConn::is_alive`] is false) or a caller declared it broken
+///   ([`mark_broken`](Self::mark_broken)): destroyed, never reused;
+/// - **reset** when [`AsyncConn::take_state_mutated`] says the session changed (the reader
+///   sets it when a `ReadyForQuery` is not idle; callers set it with
+///   [`mark_state_mutated`](Self::mark_state_mutated) after `SET`, temporary tables,
+///   advisory locks and the like), or when the raw connection was reached: `DISCARD ALL`,
+///   then the statement cache is cleared since `DISCARD ALL` dropped the server's prepared
+///   statements. A transaction still open makes `DISCARD ALL` fail, and the connection is
+///   destroyed;
+/// - **closed** on destroy: a cancel request first if an exchange is outstanding, then
+///   [`AsyncConn::close`]. An `AsyncConn` that is merely dropped keeps its reader task, and
+///   with it the server session, alive for as long as the process runs.
+///
+/// # The raw connection
+///
+/// [`async_conn`](Self::async_conn) and `Deref` give the raw [`AsyncConn`], whose requests
+/// this wrapper cannot see. Reaching it is recorded, and the pool then resets the connection
+/// with `DISCARD ALL` when it comes back: that round trip waits behind anything still
+/// queued, so a dead connection or a statement still running fails or outlasts the reset
+/// (bounded by `checkin_timeout`) and the connection is destroyed. Every other method of
+/// `AsyncConn` has a counterpart here, so method calls on a checked-out connection never go
+/// through `Deref` by accident.
+///
+/// # What is not detected
+///
+/// - A connection that died while idle in the pool is noticed by the first request made on
+///   it (that request fails), or earlier by a ping when `test_on_checkout` or the health
+///   probe is on: pg-wired offers no cheap socket check.
+/// - Requests made on the raw connection are judged by the reset round trip only.
+/// - pg-wired's reader task never exits, even after the connection is closed, so each
+///   destroyed connection leaves a parked task and its socket behind until the process
+///   exits (a pg-wired 0.4 limitation; the server session itself ends).
 ///
 /// Requires the tokio runtime: connecting spawns the connection's tasks.
 ///
@@ -54,12 +101,16 @@ use crate::error::WireError;
 /// assert_eq!((a?.len(), b?.len()), (1, 1));
 /// # Ok(()) }
 /// ```
+///
+/// [`RowStream`]: crate::RowStream
 #[derive(Debug)]
 pub struct AsyncWirePoolable {
     conn: AsyncConn,
     /// The runtime the connection's tasks run on; `close` is spawned there so it works
     /// when the pool polls it from a thread outside the runtime.
     handle: Handle,
+    /// What the requests made through this wrapper did.
+    tracker: Arc<Tracker>,
     /// `take_state_mutated` said so at the last return; cleared by a successful reset.
     reset_due: bool,
 }
@@ -76,6 +127,7 @@ impl AsyncWirePoolable {
         Ok(Self {
             conn: AsyncConn::new(conn),
             handle,
+            tracker: Arc::default(),
             reset_due: false,
         })
     }
@@ -95,9 +147,31 @@ impl AsyncWirePoolable {
         Self::new(conn)
     }
 
-    /// The underlying connection (also reachable through `Deref`).
+    /// The raw connection (also reachable through `Deref`). Requests made on it are not
+    /// tracked, so the pool resets the connection with `DISCARD ALL` when it comes back.
     pub fn async_conn(&self) -> &AsyncConn {
+        self.tracker.mark_raw();
         &self.conn
+    }
+
+    /// Whether the pool will destroy this connection when it comes back: an error proved it
+    /// dead, an exchange is outstanding (a request dropped midway, a row stream not read to
+    /// its end), its writer task stopped, or it was marked broken.
+    pub fn is_broken(&self) -> bool {
+        !self.conn.is_alive()
+            || self.conn.is_broken()
+            || self.tracker.is_dead()
+            || self.tracker.outstanding()
+    }
+
+    /// The connection without marking raw access, for this crate's own use.
+    pub(crate) fn raw(&self) -> &AsyncConn {
+        &self.conn
+    }
+
+    /// The request tracker.
+    pub(crate) fn tracker(&self) -> &Arc<Tracker> {
+        &self.tracker
     }
 
     /// Runs a simple query and waits for its `ReadyForQuery`, failing on an error response.
@@ -108,7 +182,7 @@ impl AsyncWirePoolable {
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(sql.as_bytes());
         buf.extend_from_slice(&[0]);
-        self.conn.submit(buf, ResponseCollector::Rows).await?;
+        self.submit(buf, ResponseCollector::Rows).await?;
         Ok(())
     }
 }
@@ -116,21 +190,23 @@ impl AsyncWirePoolable {
 impl Deref for AsyncWirePoolable {
     type Target = AsyncConn;
 
+    /// The raw connection; see [`AsyncWirePoolable::async_conn`].
     fn deref(&self) -> &AsyncConn {
-        &self.conn
+        self.async_conn()
     }
 }
 
 impl Poolable for AsyncWirePoolable {
     type Error = WireError;
 
+    /// [`is_broken`](AsyncWirePoolable::is_broken): dead, broken, or an exchange outstanding.
     fn has_pending_data(&self) -> bool {
-        !self.conn.is_alive() || self.conn.is_broken()
+        self.is_broken()
     }
 
     fn needs_reset(&mut self) -> bool {
         self.reset_due |= self.conn.take_state_mutated();
-        self.reset_due
+        self.reset_due || self.tracker.is_raw()
     }
 
     async fn reset(&mut self) -> Result<(), WireError> {
@@ -143,6 +219,7 @@ impl Poolable for AsyncWirePoolable {
             );
         }
         self.reset_due = false;
+        self.tracker.clear_raw();
         Ok(())
     }
 
@@ -151,11 +228,19 @@ impl Poolable for AsyncWirePoolable {
         self.simple("").await
     }
 
-    /// Runs [`AsyncConn::close`] on the connection's runtime; dropping the returned future
-    /// (the pool bounds it by `checkin_timeout`) aborts the close.
+    /// Runs, on the connection's runtime, a cancel request when an exchange is outstanding
+    /// (so the server stops the abandoned statement), then [`AsyncConn::close`]. Dropping
+    /// the returned future (the pool bounds it by `checkin_timeout`) aborts the close.
     fn close(self) -> impl Future<Output = ()> + Send + 'static {
+        let cancel = (self.tracker.outstanding() && !self.tracker.is_dead())
+            .then(|| self.conn.cancel_token());
         let conn = self.conn;
         let task = self.handle.spawn(async move {
+            if let Some(token) = cancel
+                && let Err(e) = token.cancel().await
+            {
+                tracing::debug!(error = %e, "cancel request for an abandoned statement failed");
+            }
             let _ = conn.close().await;
         });
         AbortOnDrop(task)

@@ -50,6 +50,13 @@ pub enum WireError {
     /// abandoned midway) and cannot be used again.
     #[error("connection is broken and cannot be used again")]
     Broken,
+    /// The statement cannot be sent as given (its text contains a NUL byte, which the
+    /// protocol cannot carry); nothing was sent and the connection is unaffected.
+    #[error("invalid statement: {reason}")]
+    InvalidStatement {
+        /// What is wrong with the statement.
+        reason: &'static str,
+    },
     /// A tokio runtime is needed (pg-wired's `AsyncConn` spawns tokio tasks) but none is
     /// running on this thread.
     #[error("pg-wired needs a tokio runtime, and none is running on this thread")]
@@ -85,13 +92,20 @@ impl WireError {
     /// cannot connect now, `57P05` idle session timeout).
     pub fn is_fatal(&self) -> bool {
         match self {
-            WireError::Driver(e) => match &**e {
-                PgWireError::Pg(e) => is_fatal_server_error(e),
-                _ => true,
-            },
+            WireError::Driver(e) => proves_dead(e),
             WireError::Broken => true,
             _ => false,
         }
+    }
+}
+
+/// Whether a driver error proves the connection unusable: an I/O error, the connection
+/// closed, a protocol error (the client and server no longer agree on where a message
+/// starts), or a server error that ends the session.
+pub(crate) fn proves_dead(e: &PgWireError) -> bool {
+    match e {
+        PgWireError::Pg(e) => is_fatal_server_error(e),
+        _ => true,
     }
 }
 

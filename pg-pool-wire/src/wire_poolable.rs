@@ -29,13 +29,35 @@ pub type TextRow = Vec<Option<String>>;
 ///   and cost no round trip. The detection errs on the safe side; for anything it cannot
 ///   see (a function that changes session state), call
 ///   [`mark_session_changed`](Self::mark_session_changed);
-/// - whether an exchange was **abandoned midway** (its future dropped, for example by a
-///   timeout) or the connection **broke** (I/O error, `FATAL` error such as
-///   `pg_terminate_backend`): such a connection is destroyed, never reused.
+/// - whether an exchange is **in flight**: every method that talks to the server marks the
+///   exchange started before its first write and finished only once the `ReadyForQuery`
+///   ending it has been read. A future dropped in between (a timeout around a query, a
+///   `select!`) leaves it in flight, and the connection is destroyed, never reused: the
+///   protocol is mid-response, or mid-message when the write itself was cut;
+/// - whether the connection **broke**: an I/O error, the connection closed, a protocol
+///   error, or a server error that ends the session (`FATAL`/`PANIC`, `57P01`
+///   `pg_terminate_backend` or shutdown, `57P02`, `57P03`, `57P05` idle session timeout,
+///   class `08`). The connection is destroyed when it comes back, without the caller doing
+///   anything, so a dead connection fails at most one checkout.
 ///
 /// [`wire_mut`](Self::wire_mut) gives the raw [`WireConn`]; since the pool then cannot know
 /// what happened, the connection is reset with `DISCARD ALL` on return (and destroyed if
-/// that fails, for example inside a transaction).
+/// that fails, for example inside a transaction, after an I/O error, or when a statement is
+/// still running past `checkin_timeout`). Bytes left unread in the driver's buffer destroy
+/// it too.
+///
+/// # What is not detected, and why
+///
+/// - A connection that died while idle in the pool (server restart, `idle_session_timeout`)
+///   is noticed by the first exchange on it, which fails, or earlier by a ping when
+///   `test_on_checkout` or the health probe is on: pg-wired's `WireConn` offers no socket
+///   liveness check.
+/// - An abandoned statement is not cancelled on the server: pg-wired 0.4's `WireConn` does
+///   not expose the session's cancel key, so no cancel request can be built. The
+///   connection is destroyed (its capacity is freed at once) and the server runs the
+///   statement to its end. Setting `client_connection_check_interval` (PostgreSQL 14+,
+///   for example as a startup parameter of [`WireConfig`]) makes the server stop it soon
+///   after the socket closes. [`AsyncWirePoolable`](crate::AsyncWirePoolable) does cancel.
 ///
 /// # Examples
 ///
@@ -207,7 +229,9 @@ impl WirePoolable {
             return Err(WireError::Broken);
         }
         if sql.contains('\0') {
-            return Err(PgWireError::Protocol("query text contains a NUL byte".into()).into());
+            return Err(WireError::InvalidStatement {
+                reason: "the text contains a NUL byte",
+            });
         }
         self.in_flight = true;
         if let Err(e) = self.conn.send_raw(&frame(b'Q', sql.as_bytes())).await {

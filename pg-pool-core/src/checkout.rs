@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use event_listener::listener;
+use tracing::Instrument;
 
 use crate::conn::Conn;
 use crate::error::{Phase, PoolError};
@@ -30,21 +31,76 @@ pin_project_lite::pin_project! {
     /// already handed to it goes to the next waiter or back to idle; a connection being
     /// validated or in its checkout hook is destroyed (its session state is unknown) and its
     /// capacity freed; a connection attempt started for it finishes and serves someone else.
+    ///
+    /// # Tracing
+    ///
+    /// Each checkout runs in a `pg_pool.get` span at `DEBUG` level with the pool's name,
+    /// and records `outcome` (`ok`, or the error kind) and `waited` when it ends. With no
+    /// subscriber interested, the span is disabled and costs next to nothing.
     #[must_use = "futures do nothing unless awaited"]
     pub struct Checkout<'a, R, F> {
         runtime: &'a R,
+        pool: &'a str,
         cooperated: bool,
+        // Boxed, and only when a subscriber wants the span: a disabled span costs the
+        // checkout one null pointer.
+        traced: Option<Box<(tracing::Span, std::time::Instant)>>,
         #[pin]
         inner: F,
     }
 }
 
 impl<'a, R, F> Checkout<'a, R, F> {
-    pub(crate) fn new(runtime: &'a R, inner: F) -> Self {
+    pub(crate) fn new(runtime: &'a R, pool: &'a str, inner: F) -> Self {
         Self {
             runtime,
+            pool,
             cooperated: false,
+            traced: None,
             inner,
+        }
+    }
+}
+
+/// The checkout's span, if a subscriber wants it. With no subscriber at `DEBUG`, one
+/// relaxed load decides; the span itself is built out of line.
+#[inline]
+fn traced(pool: &str) -> Option<Box<(tracing::Span, std::time::Instant)>> {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        new_span(pool)
+    } else {
+        None
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn new_span(pool: &str) -> Option<Box<(tracing::Span, std::time::Instant)>> {
+    let span = tracing::debug_span!(
+        "pg_pool.get",
+        pool = pool,
+        outcome = tracing::field::Empty,
+        waited = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        None
+    } else {
+        Some(Box::new((span, std::time::Instant::now())))
+    }
+}
+
+/// What a checkout's span records as its outcome.
+fn outcome<G, E>(result: &Result<G, PoolError<E>>) -> &'static str {
+    {
+        match result {
+            Ok(_) => "ok",
+            Err(PoolError::Timeout { .. }) => "timeout",
+            Err(PoolError::Connect(_)) => "connect_error",
+            Err(PoolError::Hook(_)) => "hook_rejected",
+            Err(PoolError::Closed) => "closed",
+            Err(PoolError::Exhausted) => "exhausted",
+            Err(PoolError::RuntimeGone) => "runtime_gone",
+            Err(_) => "error",
         }
     }
 }
@@ -55,9 +111,13 @@ impl<R, F> fmt::Debug for Checkout<'_, R, F> {
     }
 }
 
-impl<R: Runtime, F: Future> Future for Checkout<'_, R, F> {
+impl<R: Runtime, F, G, E> Future for Checkout<'_, R, F>
+where
+    F: Future<Output = Result<G, PoolError<E>>>,
+{
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         // Spend one unit of the runtime's cooperative budget per checkout, before anything
@@ -67,8 +127,19 @@ impl<R: Runtime, F: Future> Future for Checkout<'_, R, F> {
                 return Poll::Pending;
             }
             *this.cooperated = true;
+            *this.traced = traced(this.pool);
         }
-        this.inner.poll(cx)
+        let Some(traced) = this.traced else {
+            return this.inner.poll(cx);
+        };
+        let (span, started) = &**traced;
+        let _entered = span.enter();
+        let output = this.inner.poll(cx);
+        if let Poll::Ready(result) = &output {
+            span.record("outcome", outcome(result));
+            span.record("waited", tracing::field::debug(started.elapsed()));
+        }
+        output
     }
 }
 
@@ -269,7 +340,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 .checkout_timeout
                 .saturating_sub(started.elapsed());
             let limit = left.min(self.config.probe_timeout);
-            let ping = caught(|| conn.raw.ping());
+            let span = tracing::debug_span!("pg_pool.ping", pool = %self.config.name);
+            let ping = caught(|| conn.raw.ping()).instrument(span);
             match timeout(&self.runtime, limit, ping).await {
                 Some(Ok(Ok(()))) => conn.last_used = Instant::now(),
                 Some(Ok(Err(error))) => {

@@ -14,6 +14,7 @@ use crate::clock::{Instant, after};
 use crate::conn::Conn;
 use crate::error::ConnectError;
 use futures_lite::future;
+use tracing::Instrument;
 
 use crate::hooks::{DestroyReason, LifecycleHooks, caught};
 use crate::poolable::Poolable;
@@ -58,7 +59,8 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
         return;
     }
     let started = Instant::now();
-    let attempt = async { Some(attempt(&shared, started).await) };
+    let span = tracing::debug_span!("pg_pool.connect", pool = %shared.config.name);
+    let attempt = async { Some(attempt(&shared, started).instrument(span).await) };
     let cancelled = async {
         stop.await;
         None

@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::clock::Instant;
 
 use crate::conn::Conn;
+use tracing::Instrument;
+
 use crate::hooks::{DestroyReason, LifecycleHooks, caught};
 use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
@@ -285,7 +287,13 @@ async fn checkin_async<T: Poolable, R: Runtime>(
     let shared = Arc::clone(&held.shared);
     let work = async {
         let conn = held.get();
-        if reset && !matches!(caught(|| conn.raw.reset()).await, Ok(Ok(()))) {
+        let span = tracing::debug_span!("pg_pool.reset", pool = %shared.config.name);
+        if reset
+            && !matches!(
+                caught(|| conn.raw.reset()).instrument(span).await,
+                Ok(Ok(()))
+            )
+        {
             return Err(DestroyReason::ResetFailed);
         }
         if let Some(hook) = &shared.hooks.checkin

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::clock::{FOREVER, Instant};
 
 use futures_lite::future;
+use tracing::Instrument;
 
 use crate::guard::Held;
 use crate::hooks::DestroyReason;
@@ -167,7 +168,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let shared = Arc::clone(held.shared());
         let limit = shared.config.probe_timeout;
         let conn = held.get();
-        match timeout(&shared.runtime, limit, caught(|| conn.raw.ping())).await {
+        let span = tracing::debug_span!("pg_pool.ping", pool = %shared.config.name, probe = true);
+        let ping = caught(|| conn.raw.ping()).instrument(span);
+        match timeout(&shared.runtime, limit, ping).await {
             Some(Ok(Ok(()))) => {
                 let mut conn = held.disarm();
                 let now = Instant::now();

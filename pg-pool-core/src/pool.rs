@@ -195,12 +195,17 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     /// Cancel safe: see [`Checkout`]. Dropping the future never leaks capacity or loses a
     /// connection.
     #[track_caller]
+    #[inline]
     pub fn get(
         &self,
     ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
     {
         let site = Location::caller();
-        Checkout::new(&self.shared.runtime, self.shared.acquire(site, true))
+        Checkout::new(
+            &self.shared.runtime,
+            &self.shared.config.name,
+            self.shared.acquire(site, true),
+        )
     }
 
     /// Checks out an idle connection without waiting for one.
@@ -216,12 +221,17 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ///
     /// Cancel safe, as [`ConnPool::get`].
     #[track_caller]
+    #[inline]
     pub fn try_get(
         &self,
     ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
     {
         let site = Location::caller();
-        Checkout::new(&self.shared.runtime, self.shared.acquire(site, false))
+        Checkout::new(
+            &self.shared.runtime,
+            &self.shared.config.name,
+            self.shared.acquire(site, false),
+        )
     }
 
     /// A consistent snapshot of the pool's gauges, counters and histograms.

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_lite::FutureExt;
 use std::time::Duration;
+use tracing::Instrument;
 
 use crate::clock::Instant;
 
@@ -486,7 +487,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             tracing::warn!(pool = %self.config.name, "closing a connection panicked");
             return;
         };
-        let mut close = Box::pin(AssertUnwindSafe(close).catch_unwind());
+        let span = tracing::debug_span!("pg_pool.close", pool = %self.config.name, %reason);
+        let mut close = Box::pin(AssertUnwindSafe(close.instrument(span)).catch_unwind());
         let mut cx = Context::from_waker(Waker::noop());
         let polled = catch_unwind(AssertUnwindSafe(|| close.as_mut().poll(&mut cx)));
         if !matches!(polled, Ok(Poll::Pending)) {

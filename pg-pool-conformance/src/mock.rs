@@ -95,6 +95,7 @@ pub struct Control {
     resets: AtomicUsize,
     next_id: AtomicU64,
     reset_everything: AtomicBool,
+    lag: Mutex<Option<Duration>>,
 }
 
 impl fmt::Debug for Control {
@@ -132,6 +133,7 @@ impl Control {
             resets: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             reset_everything: AtomicBool::new(false),
+            lag: Mutex::new(None),
         })
     }
 
@@ -143,6 +145,11 @@ impl Control {
     /// Queues a gate used once by the next run of `step`, before the standing gate.
     pub fn once(&self, step: Step, gate: Gate) {
         self.gates.lock().unwrap().once[index(step)].push_back(gate);
+    }
+
+    /// Sets the replication lag every connection reports (`None`: not a standby).
+    pub fn set_lag(&self, lag: Option<Duration>) {
+        *self.lag.lock().unwrap() = lag;
     }
 
     /// Makes every returned connection ask for a reset.
@@ -268,6 +275,12 @@ impl fmt::Debug for MockConn {
 impl Drop for MockConn {
     fn drop(&mut self) {
         self.control.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl pg_pool_core::ReplicaLag for MockConn {
+    fn replica_lag(&mut self) -> impl Future<Output = Result<Option<Duration>, MockError>> + Send {
+        std::future::ready(Ok(*self.control.lag.lock().unwrap()))
     }
 }
 

@@ -138,6 +138,9 @@ pub enum PoolError<E> {
     /// unrun), so the pool can no longer open, reset or time out connections; it closed.
     /// Build a new pool on a running runtime.
     RuntimeGone,
+    /// [`ClusterPool::get_read`](crate::ClusterPool::get_read) found no healthy replica and
+    /// its policy does not fall back to the primary.
+    NoHealthyReplica,
 }
 
 impl<E> PoolError<E> {
@@ -206,6 +209,9 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
             PoolError::Exhausted => f.write_str("no idle connection and no capacity available"),
             PoolError::Config(e) => e.fmt(f),
             PoolError::NoRuntime(e) => e.fmt(f),
+            PoolError::NoHealthyReplica => {
+                f.write_str("no replica is healthy and reads do not fall back to the primary")
+            }
             PoolError::RuntimeGone => f.write_str(
                 "the pool's runtime has shut down; the pool is closed (build a new pool on a running runtime)",
             ),

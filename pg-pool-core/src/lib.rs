@@ -12,6 +12,7 @@
 
 mod checkout;
 mod clock;
+mod cluster;
 mod config;
 mod conn;
 mod connect;
@@ -32,6 +33,7 @@ mod tasks;
 mod waiters;
 
 pub use checkout::Checkout;
+pub use cluster::{ClusterPool, ReadPolicy, ReplicaLag, Role};
 pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
 pub use error::{ConnectError, HeldCheckout, Phase, PoolError, TimeoutDetails};
 pub use guard::PoolGuard;

@@ -2,6 +2,7 @@
 
 pub mod cancellation;
 pub mod checkout;
+pub mod cluster;
 pub mod drain;
 pub mod fairness;
 pub mod hardening;

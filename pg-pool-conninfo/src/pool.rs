@@ -132,17 +132,19 @@ impl Value<'_> {
         match self.value {
             "true" | "on" | "yes" | "1" => Ok(true),
             "false" | "off" | "no" | "0" => Ok(false),
-            _ => Err(self.error(format!(
-                "{} is not a boolean (true or false)",
-                self.shown()
-            ))),
+            _ => Err(self.error(format!("{} is not a boolean (true or false)", self.shown()))),
         }
     }
 }
 
 impl PoolSettings {
     /// Sets `key` (which starts with `pool_`) from `value`.
-    pub(crate) fn set(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), ConnInfoError> {
+    pub(crate) fn set(
+        &mut self,
+        key: &str,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), ConnInfoError> {
         let v = Value { key, value, origin };
         match key {
             "pool_name" => self.name = Some(value.to_owned()),
@@ -202,15 +204,27 @@ impl PoolSettings {
         set(&mut config.max_lifetime, &self.max_lifetime);
         set(&mut config.max_lifetime_jitter, &self.max_lifetime_jitter);
         set(&mut config.reaper_interval, &self.reaper_interval);
-        set(&mut config.health_check_interval, &self.health_check_interval);
+        set(
+            &mut config.health_check_interval,
+            &self.health_check_interval,
+        );
         set(&mut config.probe_timeout, &self.probe_timeout);
         set(&mut config.test_on_checkout, &self.test_on_checkout);
-        set(&mut config.test_on_checkout_after, &self.test_on_checkout_after);
+        set(
+            &mut config.test_on_checkout_after,
+            &self.test_on_checkout_after,
+        );
         set(&mut config.idle_order, &self.idle_order);
         set(&mut config.connect_backoff, &self.connect_backoff);
         set(&mut config.connect_backoff_max, &self.connect_backoff_max);
-        set(&mut config.leak_detection_threshold, &self.leak_detection_threshold);
-        set(&mut config.slow_checkout_threshold, &self.slow_checkout_threshold);
+        set(
+            &mut config.leak_detection_threshold,
+            &self.leak_detection_threshold,
+        );
+        set(
+            &mut config.slow_checkout_threshold,
+            &self.slow_checkout_threshold,
+        );
         set(&mut config.checkin_timeout, &self.checkin_timeout);
     }
 }

@@ -28,9 +28,7 @@ impl Origin {
     pub(crate) fn label(self) -> String {
         match self {
             Origin::Env(var) => format!("environment variable {var}"),
-            Origin::UrlHidden | Origin::UrlQuery | Origin::KeyValue | Origin::Code => {
-                String::new()
-            }
+            Origin::UrlHidden | Origin::UrlQuery | Origin::KeyValue | Origin::Code => String::new(),
         }
     }
 }

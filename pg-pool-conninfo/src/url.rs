@@ -135,10 +135,7 @@ pub(crate) fn parse(url: &str) -> Result<Raw, ConnInfoError> {
 /// Whether `key` can be a libpq key at all (letters, digits, `_`); anything else is
 /// reported as an unknown key without showing it.
 fn is_key_name(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// `host[:port],...` (IPv6 in brackets) into decoded hosts and raw ports. Nothing here is

@@ -76,7 +76,7 @@ fn libpq_strings_users_paste_are_accepted() {
     assert_eq!(c.pg.get_ssl_mode(), PgSslMode::Disable);
     // No host: the adapter's default.
     let c = PgConfig::from_url("postgres:///db").unwrap();
-    assert!(matches!(&c.pg.get_hosts()[..], [PgHost::Tcp(h)] if h == "127.0.0.1"));
+    assert!(matches!(c.pg.get_hosts(), [PgHost::Tcp(h)] if h == "127.0.0.1"));
     assert_eq!(c.pg.get_user(), Some("postgres"));
 }
 

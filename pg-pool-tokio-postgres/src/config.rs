@@ -148,7 +148,8 @@ impl PgConfig {
 
     /// Parses a libpq connection string (a `postgres://` URL or `key=value` pairs),
     /// including the `pool_*` keys described on [`PgConfig`]. Environment variables are
-    /// not read (see [`PgConfig::from_env`]).
+    /// not read (see [`PgConfig::from_env`]); a `passfile` key is, when no password is
+    /// given.
     ///
     /// # Errors
     ///
@@ -156,7 +157,8 @@ impl PgConfig {
     /// (never showing the user name or password; the same message pg-pool-wire gives);
     /// [`PgError::Config`] for a valid setting this driver cannot honour, naming the key.
     pub fn from_url(s: &str) -> Result<Self, PgError> {
-        Self::from_conninfo(ConnInfo::parse(s)?)
+        // No environment; only a `passfile` key given in the string is read.
+        Self::from_conninfo(ConnInfo::parse_with_env(s, |_| None)?)
     }
 
     /// Reads libpq's environment: `DATABASE_URL` if set, with `PGHOST`, `PGPORT`, `PGUSER`,

@@ -163,10 +163,24 @@ fn nul_bytes_are_refused_by_name() {
 }
 
 #[test]
-fn debug_redacts_the_password() {
+fn quoted_whitespace_is_kept() {
+    let c =
+        PgConfig::from_url("host=h password='two  spaces\tand a tab\t' pool_reset=clean").unwrap();
+    assert_eq!(c.pg.get_password(), Some(&b"two  spaces\tand a tab\t"[..]));
+    assert_eq!(c.reset, ResetStrategy::Clean);
+}
+
+#[tokio::test]
+async fn debug_redacts_the_password() {
     let c = PgConfig::from_url("postgres://app:Hunter2Secret@h/d?sslmode=require&pool_reset=clean")
         .unwrap();
-    for text in [format!("{c:?}"), format!("{c:#?}")] {
+    let connector = PgConnector::<Tokio>::current(c.clone()).unwrap();
+    for text in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{connector:?}"),
+        format!("{connector:#?}"),
+    ] {
         assert!(!text.contains("Hunter2Secret"), "{text}");
         assert!(text.contains("password"), "{text}");
     }

@@ -126,7 +126,7 @@ impl WireConfig {
     /// Parses a libpq connection string: `postgres://user:password@host:port/database?key=value`
     /// or `host=... user=... key=value`. Every part is optional: the port defaults to 5432,
     /// the user to `postgres`, the database to the user name. Environment variables are not
-    /// read (see [`WireConfig::from_env`]).
+    /// read (see [`WireConfig::from_env`]); a `passfile` key is, when no password is given.
     ///
     /// # Errors
     ///
@@ -135,7 +135,8 @@ impl WireConfig {
     /// pg-pool-wire cannot honour (several hosts, a unix socket, `target_session_attrs`, an
     /// unknown `pool_*` key).
     pub fn from_url(s: &str) -> Result<Self, WireError> {
-        Self::from_conninfo(ConnInfo::parse(s)?)
+        // No environment; only a `passfile` key given in the string is read.
+        Self::from_conninfo(ConnInfo::parse_with_env(s, |_| None)?)
     }
 
     /// Reads libpq's environment: `DATABASE_URL` if set, with `PGHOST`, `PGPORT`, `PGUSER`,

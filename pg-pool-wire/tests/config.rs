@@ -192,9 +192,32 @@ fn nul_bytes_never_reach_the_startup_message() {
 }
 
 #[test]
+fn quoted_whitespace_is_kept_and_an_explicit_passfile_is_read() {
+    let c = WireConfig::from_url("host=h password='two  spaces\tand a tab\t'").unwrap();
+    assert_eq!(c.password, "two  spaces\tand a tab\t");
+    let path = std::env::temp_dir().join(format!("pg-pool-wire-pgpass-{}", std::process::id()));
+    std::fs::write(&path, "h:5432:*:app:from-file\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let url = format!("host=h user=app passfile='{}'", path.display());
+    let password = WireConfig::from_url(&url).map(|c| c.password);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(password.unwrap(), "from-file");
+}
+
+#[test]
 fn debug_redacts_the_password() {
     let c = WireConfig::from_url("postgres://app:Hunter2Secret@h/d?sslmode=require").unwrap();
-    for text in [format!("{c:?}"), format!("{c:#?}")] {
+    let connector = pg_pool_wire::WireConnector::new(c.clone());
+    for text in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{connector:?}"),
+        format!("{connector:#?}"),
+    ] {
         assert!(!text.contains("Hunter2Secret"), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
     }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{ConnInfoError, ConnInfoErrorKind, shown};
-use crate::info::{ConnInfo, Host, HostPort, TargetSessionAttrs};
+use crate::hosts::pair_hosts;
+use crate::info::{ConnInfo, TargetSessionAttrs};
+use crate::pool::MAX_DURATION;
 use crate::raw::{Entry, Origin, Raw, Value};
 use crate::secret::Secret;
 use crate::tls::{ChannelBinding, RootCerts, SslMode};
@@ -73,20 +75,13 @@ const UNSUPPORTED: &[&str] = &[
     "service",
 ];
 
-/// The host used when a port is given without a host (libpq would use its default unix
-/// socket directory on Unix).
-pub(crate) const DEFAULT_HOST: &str = "localhost";
-
-/// The port used when none is given.
-pub(crate) const DEFAULT_PORT: u16 = 5432;
-
 /// Checks and types every key of `raw`.
 pub(crate) fn build(raw: Raw) -> Result<ConnInfo, ConnInfoError> {
     let mut info = ConnInfo::default();
     let mut hosts: Option<(Vec<String>, Origin)> = None;
     let mut ports: Option<(Vec<String>, Origin)> = None;
     let mut sslmode_given = false;
-    for entry in raw.entries {
+    for entry in raw.into_entries() {
         let Entry {
             key,
             value,
@@ -107,6 +102,11 @@ pub(crate) fn build(raw: Raw) -> Result<ConnInfo, ConnInfoError> {
             }
             Value::Text(text) => text,
         };
+        if !is_known(&key) {
+            // Before any check that names the key: an unknown key may be a piece of a
+            // password with an unquoted space.
+            return Err(unknown_key(&key, origin, after_password));
+        }
         check_nul(&key, origin, &value)?;
         let ctx = Ctx {
             key: &key,
@@ -161,10 +161,7 @@ pub(crate) fn build(raw: Raw) -> Result<ConnInfo, ConnInfoError> {
                     ("prefer-standby", TargetSessionAttrs::PreferStandby),
                 ])?;
             }
-            k if STARTUP_SETTINGS.contains(&k) => {
-                info.params.retain(|(name, _)| name != k);
-                info.params.push((key.clone(), value));
-            }
+            k if STARTUP_SETTINGS.contains(&k) => info.params.push((key.clone(), value)),
             k if k.starts_with("pool_") => info.pool.set(&key, &value, origin)?,
             k => ctx.other_key(k, after_password)?,
         }
@@ -184,6 +181,36 @@ pub(crate) fn build(raw: Raw) -> Result<ConnInfo, ConnInfoError> {
         }
     }
     Ok(info)
+}
+
+/// The keys [`build`] handles itself.
+const HANDLED: &[&str] = &[
+    "host",
+    "port",
+    "user",
+    "password",
+    "passfile",
+    "dbname",
+    "application_name",
+    "fallback_application_name",
+    "options",
+    "connect_timeout",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "channel_binding",
+    "target_session_attrs",
+];
+
+/// Whether `key` is a key this crate knows (handled, passed through, fixed, unsupported,
+/// or a `pool_*` key).
+fn is_known(key: &str) -> bool {
+    HANDLED.contains(&key)
+        || STARTUP_SETTINGS.contains(&key)
+        || key.starts_with("pool_")
+        || FIXED.iter().any(|(name, _, _)| *name == key)
+        || UNSUPPORTED.contains(&key)
 }
 
 /// One value being checked.
@@ -240,6 +267,12 @@ impl Ctx<'_> {
                 format!("{} is too large", self.shown()),
             )
         })?;
+        if !negative && Duration::from_secs(secs) > MAX_DURATION {
+            return Err(self.error(
+                ConnInfoErrorKind::InvalidValue,
+                format!("{} is too large (at most a year)", self.shown()),
+            ));
+        }
         Ok((!negative && secs > 0).then(|| Duration::from_secs(secs)))
     }
 
@@ -318,79 +351,4 @@ fn non_empty(value: String) -> Option<String> {
 
 fn split_list(value: &str) -> Vec<String> {
     value.split(',').map(str::to_owned).collect()
-}
-
-/// Pairs the host list with the port list: one port for all hosts, or one per host.
-fn pair_hosts(
-    hosts: Option<(Vec<String>, Origin)>,
-    ports: Option<(Vec<String>, Origin)>,
-) -> Result<Vec<HostPort>, ConnInfoError> {
-    let ports = match ports {
-        Some((list, origin)) => Some(
-            list.iter()
-                .map(|p| parse_port(p, origin))
-                .collect::<Result<Vec<u16>, _>>()?,
-        ),
-        None => None,
-    };
-    let hosts: Vec<Host> = match hosts {
-        Some((list, _)) => list.iter().map(|h| parse_host(h)).collect(),
-        None if ports.is_some() => vec![Host::Tcp(DEFAULT_HOST.to_owned())],
-        None => return Ok(Vec::new()),
-    };
-    let ports = ports.unwrap_or_else(|| vec![DEFAULT_PORT]);
-    if ports.len() != 1 && ports.len() != hosts.len() {
-        return Err(ConnInfoError::for_key(
-            ConnInfoErrorKind::InvalidValue,
-            "port",
-            "",
-            format!(
-                "lists {} ports for {} hosts; give one port for all hosts or one per host",
-                ports.len(),
-                hosts.len()
-            ),
-        ));
-    }
-    Ok(hosts
-        .into_iter()
-        .enumerate()
-        .map(|(i, host)| HostPort {
-            host,
-            port: ports.get(i).copied().unwrap_or(ports[0]),
-        })
-        .collect())
-}
-
-/// A host entry: empty is the default host, an absolute path a unix socket directory.
-fn parse_host(host: &str) -> Host {
-    if host.is_empty() {
-        Host::Tcp(DEFAULT_HOST.to_owned())
-    } else if host.starts_with('/') {
-        Host::Unix(PathBuf::from(host))
-    } else {
-        Host::Tcp(host.to_owned())
-    }
-}
-
-/// A port entry: empty is the default port.
-fn parse_port(port: &str, origin: Origin) -> Result<u16, ConnInfoError> {
-    if port.is_empty() {
-        return Ok(DEFAULT_PORT);
-    }
-    port.parse::<u16>()
-        .ok()
-        .filter(|&p| p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| {
-            let what = if origin.may_show() {
-                shown(port)
-            } else {
-                "the port".to_owned()
-            };
-            ConnInfoError::for_key(
-                ConnInfoErrorKind::InvalidValue,
-                "port",
-                &origin.label(),
-                format!("{what} is not a number from 1 to 65535"),
-            )
-        })
 }

@@ -74,6 +74,7 @@
 
 mod env;
 mod error;
+mod hosts;
 mod info;
 mod keys;
 mod keyvalue;

@@ -5,8 +5,8 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{ConnInfoError, ConnInfoErrorKind};
+use crate::hosts::{DEFAULT_HOST, DEFAULT_PORT};
 use crate::info::{ConnInfo, Host};
-use crate::keys::{DEFAULT_HOST, DEFAULT_PORT};
 use crate::secret::Secret;
 
 /// Unix socket directories that libpq builds commonly default to; a passfile line for

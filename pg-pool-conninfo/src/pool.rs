@@ -15,8 +15,9 @@ use crate::raw::Origin;
 /// `pool_statement_cache`); a driver rejects any it does not know either.
 ///
 /// Durations are a number and a unit, `ms`, `s`, `m` or `h`, optionally several in a row
-/// (`500ms`, `30s`, `5m`, `1h30m`). A bare number is an error, not seconds: `500` could
-/// mean milliseconds as easily. Settings that can be switched off (`pool_idle_timeout`,
+/// (`500ms`, `30s`, `5m`, `1h30m`), at most a year. A bare number is an error, not seconds:
+/// `500` could mean milliseconds as easily. Counts go up to 262143, PostgreSQL's largest
+/// `max_connections`. Settings that can be switched off (`pool_idle_timeout`,
 /// `pool_max_lifetime`, `pool_health_check_interval`, `pool_leak_detection_threshold`)
 /// also take `off`. Booleans are `true`/`false`, `on`/`off`, `yes`/`no` or `1`/`0`.
 ///
@@ -83,6 +84,15 @@ pub struct PoolSettings {
     pub driver: Vec<(String, String)>,
 }
 
+/// The largest count a `pool_*` key takes: PostgreSQL's largest `max_connections`. The
+/// pool sizes its idle queue up front, so a typo such as `pool_max_size=1000000000` must not
+/// reach it.
+const MAX_COUNT: usize = 262_143;
+
+/// The longest duration a key takes (a year): longer is a typo, and would overflow the
+/// clock's arithmetic.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// One `pool_*` value being parsed.
 struct Value<'a> {
     key: &'a str,
@@ -114,7 +124,14 @@ impl Value<'_> {
         }
         self.value
             .parse()
-            .map_err(|_| self.error(format!("{} is too large", self.shown())))
+            .ok()
+            .filter(|&n| n <= MAX_COUNT)
+            .ok_or_else(|| {
+                self.error(format!(
+                    "{} is too large: PostgreSQL accepts at most {MAX_COUNT} connections",
+                    self.shown()
+                ))
+            })
     }
 
     fn duration(&self) -> Result<Duration, ConnInfoError> {
@@ -177,10 +194,8 @@ impl PoolSettings {
             }
             "pool_slow_checkout_threshold" => self.slow_checkout_threshold = Some(v.duration()?),
             "pool_checkin_timeout" => self.checkin_timeout = Some(v.duration()?),
-            _ => {
-                self.driver.retain(|(k, _)| k != key);
-                self.driver.push((key.to_owned(), value.to_owned()));
-            }
+            // Each key comes once: the string's repeats were dropped before.
+            _ => self.driver.push((key.to_owned(), value.to_owned())),
         }
         Ok(())
     }
@@ -260,6 +275,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, &'static str> {
             .and_then(|part| total.checked_add(part))
             .ok_or("is too large")?;
         rest = after;
+    }
+    if total > MAX_DURATION {
+        return Err("is too large (at most 8760h, a year)");
     }
     Ok(total)
 }

@@ -1,6 +1,8 @@
 //! The keys and values a connection string (and the environment) gave, before they are
 //! checked and typed.
 
+use std::collections::HashSet;
+
 /// Where a value came from: decides how errors name it and whether they may show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -55,16 +57,32 @@ pub(crate) struct Entry {
 /// Every key given, in order; a key given again replaces the earlier value (as libpq).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Raw {
-    pub(crate) entries: Vec<Entry>,
+    entries: Vec<Entry>,
+    keys: HashSet<String>,
 }
 
 impl Raw {
+    /// Adds `entry`; an earlier value of its key is dropped by [`Raw::into_entries`]
+    /// (linear time however many keys a string repeats).
     pub(crate) fn set(&mut self, entry: Entry) {
-        self.entries.retain(|e| e.key != entry.key);
+        self.keys.insert(entry.key.clone());
         self.entries.push(entry);
     }
 
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|e| e.key == key)
+        self.keys.contains(key)
+    }
+
+    /// The entries, each key once with its last value, in the order of those last values.
+    pub(crate) fn into_entries(self) -> Vec<Entry> {
+        let mut seen = HashSet::new();
+        let mut kept: Vec<Entry> = self
+            .entries
+            .into_iter()
+            .rev()
+            .filter(|e| seen.insert(e.key.clone()))
+            .collect();
+        kept.reverse();
+        kept
     }
 }

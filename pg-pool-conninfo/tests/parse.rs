@@ -1,5 +1,6 @@
 //! Examples of both connection-string forms: what they mean, and every kind of error.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -295,6 +296,8 @@ fn errors_never_show_user_or_password() {
         "user=uSER7\0 password=PaSSWoRD",
         "password=PaSS\0WoRD",
         "password='PaSS'WoRD",
+        // Found by the property test: the unknown key after the password holds a NUL.
+        "user=uSER7 password=PaSS WoRD=\0",
     ];
     for input in cases {
         let message = ConnInfo::parse(input).unwrap_err().to_string();
@@ -336,4 +339,33 @@ fn validate_catches_what_code_builds() {
     assert_eq!(c.validate().unwrap_err().key(), Some("host"));
     c.hosts = vec![tcp("h", 0)];
     assert_eq!(c.validate().unwrap_err().key(), Some("port"));
+}
+
+#[test]
+fn typos_that_would_hurt_the_pool_are_refused() {
+    let e = err("pool_max_size=1000000000");
+    assert!(e.contains("at most 262143"), "{e}");
+    assert!(ConnInfo::parse("pool_max_size=262143").is_ok());
+    assert!(err("pool_checkout_timeout=9000h").contains("too large"));
+    assert!(ConnInfo::parse("pool_max_lifetime=8760h").is_ok());
+    assert!(err("connect_timeout=99999999").contains("too large"));
+}
+
+#[test]
+fn repeated_keys_keep_the_last_value_in_linear_time() {
+    let n = 100_000;
+    let mut s = String::with_capacity(n * 24);
+    for i in 0..n {
+        write!(s, "user=u{i} search_path=s{i} pool_zz{}=v{i} ", i % 3).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let c = ConnInfo::parse(&s).unwrap();
+    println!("{} keys parsed in {:?}", 3 * n, started.elapsed());
+    assert_eq!(c.user.as_deref(), Some(format!("u{}", n - 1).as_str()));
+    assert_eq!(
+        c.params,
+        vec![("search_path".to_owned(), format!("s{}", n - 1))]
+    );
+    let driver: Vec<&str> = c.pool.driver.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(driver, ["pool_zz1", "pool_zz2", "pool_zz0"]);
 }

@@ -2,201 +2,18 @@
 //! back to the same value; any input is parsed without panicking; errors never show the
 //! user name or password; malformed percent-encodings are errors.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use common::{enc, render_kv, render_url};
 use pg_pool_conninfo::{
     ChannelBinding, ConnInfo, ConnInfoErrorKind, Host, HostPort, PoolSettings, RootCerts,
     STARTUP_SETTINGS, Secret, SslMode, TargetSessionAttrs,
 };
 use pg_pool_core::IdleOrder;
 use proptest::prelude::*;
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            write!(out, "%{b:02X}").unwrap();
-        }
-    }
-    out
-}
-
-/// Single-quotes a value for a `key=value` string.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn host_text(h: &Host) -> String {
-    match h {
-        Host::Tcp(name) => name.clone(),
-        Host::Unix(path) => path.to_str().unwrap().to_owned(),
-        _ => unreachable!(),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
-}
-
-fn off(d: Option<Duration>) -> String {
-    d.map_or("off".to_owned(), ms)
-}
-
-/// Every key but the user-info, hosts and database, as `(key, value)`.
-fn pairs(c: &ConnInfo) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut put = |k: &str, v: String| out.push((k.to_owned(), v));
-    if let Some(v) = &c.application_name {
-        put("application_name", v.clone());
-    }
-    if let Some(v) = &c.fallback_application_name {
-        put("fallback_application_name", v.clone());
-    }
-    if let Some(v) = &c.options {
-        put("options", v.clone());
-    }
-    if let Some(v) = c.connect_timeout {
-        put("connect_timeout", v.as_secs().to_string());
-    }
-    let mode = match c.tls.mode {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-        _ => unreachable!(),
-    };
-    put("sslmode", mode.into());
-    match &c.tls.root_certs {
-        Some(RootCerts::System) => put("sslrootcert", "system".into()),
-        Some(RootCerts::File(p)) => put("sslrootcert", p.to_str().unwrap().into()),
-        _ => {}
-    }
-    if let Some(p) = &c.tls.client_cert {
-        put("sslcert", p.to_str().unwrap().into());
-    }
-    if let Some(p) = &c.tls.client_key {
-        put("sslkey", p.to_str().unwrap().into());
-    }
-    let cb = match c.tls.channel_binding {
-        ChannelBinding::Disable => "disable",
-        ChannelBinding::Prefer => "prefer",
-        ChannelBinding::Require => "require",
-        _ => unreachable!(),
-    };
-    put("channel_binding", cb.into());
-    let tsa = match c.target_session_attrs {
-        TargetSessionAttrs::Any => "any",
-        TargetSessionAttrs::ReadWrite => "read-write",
-        TargetSessionAttrs::ReadOnly => "read-only",
-        TargetSessionAttrs::Primary => "primary",
-        TargetSessionAttrs::Standby => "standby",
-        TargetSessionAttrs::PreferStandby => "prefer-standby",
-        _ => unreachable!(),
-    };
-    put("target_session_attrs", tsa.into());
-    for (k, v) in &c.params {
-        put(k, v.clone());
-    }
-    if let Some(p) = &c.passfile {
-        put("passfile", p.to_str().unwrap().into());
-    }
-    let p = &c.pool;
-    if let Some(v) = &p.name {
-        put("pool_name", v.clone());
-    }
-    if let Some(v) = p.max_size {
-        put("pool_max_size", v.to_string());
-    }
-    if let Some(v) = p.min_idle {
-        put("pool_min_idle", v.to_string());
-    }
-    if let Some(v) = p.checkout_timeout {
-        put("pool_checkout_timeout", ms(v));
-    }
-    if let Some(v) = p.idle_timeout {
-        put("pool_idle_timeout", off(v));
-    }
-    if let Some(v) = p.max_lifetime {
-        put("pool_max_lifetime", off(v));
-    }
-    if let Some(v) = p.test_on_checkout {
-        put("pool_test_on_checkout", v.to_string());
-    }
-    if let Some(v) = p.idle_order {
-        put(
-            "pool_idle_order",
-            if v == IdleOrder::Lifo { "lifo" } else { "fifo" }.into(),
-        );
-    }
-    for (k, v) in &p.driver {
-        put(k, v.clone());
-    }
-    out
-}
-
-fn render_url(c: &ConnInfo) -> String {
-    let mut s = "postgres://".to_owned();
-    if c.user.is_some() || c.password.is_some() {
-        s += &enc(c.user.as_deref().unwrap_or(""));
-        if let Some(p) = &c.password {
-            s += ":";
-            s += &enc(p.expose());
-        }
-        s += "@";
-    }
-    let hosts: Vec<String> = c
-        .hosts
-        .iter()
-        .map(|hp| match &hp.host {
-            Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", hp.port),
-            h => format!("{}:{}", enc(&host_text(h)), hp.port),
-        })
-        .collect();
-    s += &hosts.join(",");
-    if let Some(db) = &c.dbname {
-        s += "/";
-        s += &enc(db);
-    }
-    let query: Vec<String> = pairs(c)
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect();
-    if !query.is_empty() {
-        s += "?";
-        s += &query.join("&");
-    }
-    s
-}
-
-fn render_kv(c: &ConnInfo) -> String {
-    let mut out = Vec::new();
-    if !c.hosts.is_empty() {
-        let hosts: Vec<String> = c.hosts.iter().map(|hp| host_text(&hp.host)).collect();
-        let ports: Vec<String> = c.hosts.iter().map(|hp| hp.port.to_string()).collect();
-        out.push(format!("host={}", quote(&hosts.join(","))));
-        out.push(format!("port = {}", ports.join(",")));
-    }
-    if let Some(u) = &c.user {
-        out.push(format!("user={}", quote(u)));
-    }
-    if let Some(p) = &c.password {
-        out.push(format!("password= {}", quote(p.expose())));
-    }
-    if let Some(d) = &c.dbname {
-        out.push(format!("dbname ={}", quote(d)));
-    }
-    for (k, v) in pairs(c) {
-        out.push(format!("{k}={}", quote(&v)));
-    }
-    out.join(" \t\n ")
-}
 
 fn text(max: usize) -> impl Strategy<Value = String> {
     proptest::string::string_regex(&format!("[^\u{0}]{{0,{max}}}")).unwrap()
@@ -363,6 +180,31 @@ proptest! {
                 prop_assert!(leaks(&message, &password).is_none(), "{:?}: {} shows the password", input, message);
             }
         }
+    }
+
+    #[test]
+    fn an_error_elsewhere_never_shows_the_password(
+        c in conninfo(),
+        tail in "[^\u{0}]{0,8}",
+        fault in 0usize..6,
+        kv in any::<bool>(),
+    ) {
+        let mut c = c;
+        let password = format!("PWMARK{tail}");
+        c.password = Some(Secret::new(password.clone()));
+        let rendered = if kv { render_kv(&c) } else { render_url(&c) };
+        let sep = if kv { " " } else if rendered.contains('?') { "&" } else { "?" };
+        let fault = [
+            "sslmode=sometimes",
+            "port=0",
+            "bogus_key=1",
+            "pool_max_size=many",
+            "connect_timeout=soon",
+            "target_session_attrs=leader",
+        ][fault];
+        let input = format!("{rendered}{sep}{fault}");
+        let e = ConnInfo::parse(&input).unwrap_err();
+        prop_assert!(!e.to_string().contains("PWMARK"), "{}: {}", input, e);
     }
 
     #[test]

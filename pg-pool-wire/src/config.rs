@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pg_pool_conninfo::{ConnInfo, Host, PoolSettings, TargetSessionAttrs, TlsSettings};
+use pg_pool_conninfo::{
+    ChannelBinding, ConnInfo, Host, PoolSettings, SslMode, TargetSessionAttrs, TlsSettings,
+};
 use pg_pool_core::ConnPoolConfig;
 
 use crate::error::WireError;
@@ -74,7 +76,9 @@ pub struct WireConfig {
     /// `None` (the pool's own default).
     pub connect_timeout: Option<Duration>,
     /// TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`).
-    /// Default: libpq's (`prefer`).
+    /// Default: libpq's (`prefer`). The connection path speaks plain TCP for now: a mode
+    /// that demands TLS (`require`, `verify-ca`, `verify-full`, or `channel_binding=require`)
+    /// fails each connection attempt with [`WireError::Config`] rather than connect in clear.
     pub tls: TlsSettings,
     /// Pool settings from the string (`pool_max_size`, ...), applied by
     /// [`WireConfig::pool_config`]. Default: none.
@@ -352,6 +356,24 @@ impl WireConfig {
     /// unchecked reaches the startup message.
     pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
         self.validate()?;
+        // This connection path speaks plain TCP: a string that demands TLS must fail here
+        // rather than connect in clear. (Replace this guard when TLS is wired in.)
+        let demands_tls = matches!(
+            self.tls.mode,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        );
+        if demands_tls {
+            return Err(WireError::config(
+                "sslmode",
+                "demands TLS, which this connection path does not implement yet",
+            ));
+        }
+        if self.tls.channel_binding == ChannelBinding::Require {
+            return Err(WireError::config(
+                "channel_binding",
+                "require needs TLS, which this connection path does not implement yet",
+            ));
+        }
         let params = self.startup_params();
         let conn = pg_wired::WireConn::connect_with_params(
             &self.addr,

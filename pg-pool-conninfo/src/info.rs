@@ -224,6 +224,14 @@ impl ConnInfo {
             check_path("sslrootcert", path)?;
         }
         for (key, value) in &self.pool.driver {
+            if !key.starts_with("pool_") || key.contains('\0') {
+                return Err(ConnInfoError::for_key(
+                    ConnInfoErrorKind::InvalidValue,
+                    "pool_*",
+                    "",
+                    "a driver setting's name must start with pool_ and hold no NUL byte",
+                ));
+            }
             check_nul(key, code, value)?;
         }
         Ok(())

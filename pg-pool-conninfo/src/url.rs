@@ -32,7 +32,9 @@ pub(crate) fn parse(url: &str) -> Result<Raw, ConnInfoError> {
     // password then sits in the host, port, path or query. The telltale is an `@` after
     // the authority. Then no value of the URL is shown in errors.
     let garbled = userinfo.is_none() && after.contains('@');
-    if garbled && path.contains('@') {
+    // A raw `@` in the path is always refused: it is where the rest of a password with an
+    // unencoded `/` lands (even after an `@` of its own); a database name writes it %40.
+    if path.contains('@') {
         return Err(ConnInfoError::new(
             ConnInfoErrorKind::Syntax,
             "URL",

@@ -283,6 +283,7 @@ fn errors_never_show_user_or_password() {
         "postgres://uSER7:PaSS?WoRD@h/d",
         "postgres://uSER7:PaSS/WoRD=1@h/d?x=1",
         "postgres://uSER7:12/WoRD@h/d",
+        "postgres://uSER7:Pa@SS/WoRD@h/d",
         "postgres://uSER7:PaSS%zzWoRD@h/d",
         "postgres://uSER7%zz:PaSSWoRD@h/d",
         "postgres://uSER7:PaSSWoRD@h:PaSS/d",

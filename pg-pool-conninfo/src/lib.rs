@@ -2,17 +2,94 @@
 //!
 //! [`ConnInfo`] is what a connection string says: hosts and ports, credentials, the
 //! database, startup parameters, [`TlsSettings`] with libpq's `sslmode` semantics,
-//! `target_session_attrs`, and pool settings (`pool_max_size`, ...). The driver adapters
+//! `target_session_attrs`, and [`PoolSettings`] (`pool_max_size`, ...). The driver adapters
 //! translate it into their own configuration, so `pg-pool-wire` and
-//! `pg-pool-tokio-postgres` accept the same strings.
+//! `pg-pool-tokio-postgres` accept the same strings and report the same errors.
 //!
-//! Secrets never reach `Debug`: the password is a [`Secret`].
+//! Secrets never reach `Debug` or an error message: the password is a [`Secret`].
+//!
+//! # Forms
+//!
+//! - URL: `postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/dbname][?key=value&...]`.
+//!   IPv6 addresses go in brackets (`[::1]:5432`). Every part is percent-decoded; a `%` not
+//!   followed by two hex digits is an error. A host that decodes to an absolute path
+//!   (`%2Fvar%2Frun%2Fpostgresql`) is a unix socket directory. Query keys may set any key
+//!   below (also `host=` and `port=` lists). Percent-encode `/ ? @ & = %` inside values.
+//! - `key=value`: pairs separated by whitespace, optional spaces around `=`; a value is bare
+//!   (up to the next whitespace) or single-quoted, and a backslash takes the next character
+//!   literally (`'it\'s'`, `'C:\\dir'`). An empty value is written `''`.
+//!
+//! A key given twice takes the later value. Unknown keys are errors, as in libpq.
+//!
+//! # Keys
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `host` | comma-separated hosts; an absolute path is a unix socket directory; an empty entry is `localhost` |
+//! | `port` | one port for all hosts, or one per host; an empty entry is 5432 |
+//! | `user`, `password`, `dbname` | credentials and database (empty: not given) |
+//! | `passfile` | the password file (default `~/.pgpass`), read by [`ConnInfo::parse_with_env`] |
+//! | `application_name`, `fallback_application_name` | shown in `pg_stat_activity` |
+//! | `options` | server command-line options, e.g. `-c statement_timeout=5s` |
+//! | `connect_timeout` | seconds per host; `0` or negative: no per-host limit |
+//! | `sslmode` | `disable`, `allow`, `prefer` (default), `require`, `verify-ca`, `verify-full` |
+//! | `sslrootcert` | a PEM file, or `system` (then `sslmode` defaults to, and must be, `verify-full`, as libpq) |
+//! | `sslcert`, `sslkey` | client certificate and key files |
+//! | `channel_binding` | `disable`, `prefer` (default), `require` |
+//! | `target_session_attrs` | `any` (default), `read-write`, `read-only`, `primary`, `standby`, `prefer-standby` |
+//! | `client_encoding`, `datestyle`, `intervalstyle`, `timezone`, `search_path`, `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`, `idle_session_timeout` | server settings sent at startup ([`ConnInfo::params`]); other settings go through `options=-c name=value` |
+//! | `gssencmode` (`disable`, `prefer`), `sslnegotiation` (`postgres`), `load_balance_hosts` (`disable`), `sslcompression` (`0`) | accepted with these values only, which are what pg-pool does |
+//! | `pool_name` | the pool's name in metrics and logs |
+//! | `pool_max_size`, `pool_min_idle`, `pool_max_connecting` | counts |
+//! | `pool_checkout_timeout`, `pool_connect_timeout`, `pool_max_lifetime_jitter`, `pool_reaper_interval`, `pool_probe_timeout`, `pool_test_on_checkout_after`, `pool_connect_backoff`, `pool_connect_backoff_max`, `pool_slow_checkout_threshold`, `pool_checkin_timeout` | durations: `500ms`, `30s`, `5m`, `1h`, `1h30m` (a bare number is an error) |
+//! | `pool_idle_timeout`, `pool_max_lifetime`, `pool_health_check_interval`, `pool_leak_detection_threshold` | durations, or `off` |
+//! | `pool_test_on_checkout` | `true`/`false` (`on`/`off`, `yes`/`no`, `1`/`0`) |
+//! | `pool_idle_order` | `lifo` or `fifo` |
+//! | other `pool_*` | kept in [`PoolSettings::driver`] for the driver, which rejects those it does not know |
+//!
+//! Other libpq keys (`hostaddr`, `keepalives`, `sslcrl`, `service`, ...) are reported as
+//! not implemented rather than ignored.
+//!
+//! # Environment
+//!
+//! [`ConnInfo::parse_with_env`] and [`ConnInfo::from_env`] fill what the string leaves
+//! unset from libpq's variables (`PGHOST`, `PGPORT`, ...; see [`ENV_VARS`]) and then, when
+//! no password is given, from the passfile ([`Passfile`]).
+//!
+//! # Examples
+//!
+//! ```
+//! use pg_pool_conninfo::{ConnInfo, TargetSessionAttrs};
+//!
+//! let info = ConnInfo::parse(
+//!     "postgresql://app@db1,db2:5433/shop?target_session_attrs=read-write&pool_max_size=8",
+//! )?;
+//! assert_eq!(info.hosts.len(), 2);
+//! assert_eq!((info.hosts[0].port, info.hosts[1].port), (5432, 5433));
+//! assert_eq!(info.target_session_attrs, TargetSessionAttrs::ReadWrite);
+//! assert_eq!(info.pool.max_size, Some(8));
+//! # Ok::<(), pg_pool_conninfo::ConnInfoError>(())
+//! ```
 #![doc = include_str!("../README.md")]
 
+mod env;
+mod error;
+mod hosts;
 mod info;
+mod keys;
+mod keyvalue;
+mod passfile;
+mod pool;
+mod raw;
 mod secret;
 mod tls;
+mod url;
 
+pub use env::{ENV_VARS, process_env};
+pub use error::{ConnInfoError, ConnInfoErrorKind};
 pub use info::{ConnInfo, Host, HostPort, TargetSessionAttrs};
+pub use keys::STARTUP_SETTINGS;
+pub use passfile::{Passfile, PassfileError};
+pub use pool::PoolSettings;
 pub use secret::Secret;
 pub use tls::{ChannelBinding, RootCerts, SslMode, TlsSettings};

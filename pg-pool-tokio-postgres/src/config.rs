@@ -3,8 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use pg_pool_conninfo::{
+    ChannelBinding, ConnInfo, Host, PoolSettings, SslMode, TargetSessionAttrs, TlsSettings,
+};
 use pg_pool_core::ConnPoolConfig;
-use tokio_postgres::config::Host;
 
 use crate::error::PgError;
 use crate::reset::ResetStrategy;
@@ -31,15 +33,29 @@ pub enum Profile {
 
 /// Where and how to connect, and how the pool treats the sessions.
 ///
-/// Build it from a [`tokio_postgres::Config`] with [`PgConfig::new`] (or `From`), or from a
-/// URL or `key=value` string with [`PgConfig::from_url`]. Everything tokio-postgres parses
-/// is supported: several hosts (`postgres://u@h1:5432,h2:5433/db`, tried in order),
-/// `target_session_attrs`, `application_name`, `connect_timeout`, `options`. Three more
-/// URL parameters are taken out before tokio-postgres sees the URL: `pool_reset`
-/// (`none`, `discard_all`, `clean`), `pool_profile` (`session`, `pooler_safe`) and
-/// `pool_statement_cache` (capacity, `0` disables it).
+/// Build it from a [`tokio_postgres::Config`] with [`PgConfig::new`] (or `From`), from a
+/// libpq connection string (a `postgres://` URL or `key=value` pairs, as `pg_pool_conninfo`
+/// documents them) with [`PgConfig::from_url`] (also [`FromStr`]), or from libpq's
+/// environment variables with [`PgConfig::from_env`]. Several hosts
+/// (`postgres://u@h1:5432,h2:5433/db`, tried in order), unix socket directories,
+/// `target_session_attrs` (`any`, `read-write`, `read-only`), `application_name`,
+/// `connect_timeout`, `options`, `channel_binding` and the TLS keys are supported.
 ///
-/// TLS is not built in: `sslmode=require` fails to connect, `prefer` connects in clear.
+/// Mapping notes, all checked when the string is parsed:
+///
+/// - The server settings a string may give (`search_path`, `statement_timeout`, ...) are
+///   appended to `options` as `-c name=value`: tokio-postgres sends no other startup
+///   parameters. `client_encoding` must be UTF8, which tokio-postgres always uses.
+/// - `target_session_attrs` `primary`, `standby` and `prefer-standby` are refused:
+///   tokio-postgres 0.7 checks only `read-write` and `read-only`.
+/// - `sslmode` is kept whole in [`PgConfig::tls`]; the driver's own mode gets the closest
+///   it has: `disable`, `prefer` (also for `allow`, which succeeds wherever `prefer` does),
+///   or `require` (for `require`, `verify-ca`, `verify-full`; verification is the TLS
+///   connector's job).
+/// - `pool_*` keys flow into [`PgConfig::pool_config`]; three more are this driver's:
+///   `pool_reset` (`none`, `discard_all`, `clean`), `pool_profile` (`session`,
+///   `pooler_safe`) and `pool_statement_cache` (capacity, `0` disables it). Any other
+///   unknown `pool_*` key is an error.
 ///
 /// # Examples
 ///
@@ -72,13 +88,17 @@ pub struct PgConfig {
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
     pub statement_cache_capacity: usize,
+    /// TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`) with
+    /// libpq's meaning. Default: libpq's (`prefer`).
+    pub tls: TlsSettings,
+    /// Pool settings from the string (`pool_max_size`, ...), applied by
+    /// [`PgConfig::pool_config`]. Default: none.
+    pub pool: PoolSettings,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        let mut pg = tokio_postgres::Config::new();
-        pg.host("127.0.0.1").port(5432).user("postgres");
-        Self::new(pg)
+        Self::new(default_pg())
     }
 }
 
@@ -91,12 +111,17 @@ impl From<tokio_postgres::Config> for PgConfig {
 impl FromStr for PgConfig {
     type Err = PgError;
 
-    fn from_str(url: &str) -> Result<Self, PgError> {
-        Self::from_url(url)
+    fn from_str(s: &str) -> Result<Self, PgError> {
+        Self::from_url(s)
     }
 }
 
-const POOL_PARAMS: [&str; 3] = ["pool_reset", "pool_profile", "pool_statement_cache"];
+/// tokio-postgres's config with the adapter's defaults: `127.0.0.1:5432`, user `postgres`.
+fn default_pg() -> tokio_postgres::Config {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host("127.0.0.1").port(5432).user("postgres");
+    pg
+}
 
 impl PgConfig {
     /// Session profile, `DISCARD ALL` reset, a 256-statement cache.
@@ -106,6 +131,8 @@ impl PgConfig {
             profile: Profile::Session,
             reset: ResetStrategy::DiscardAll,
             statement_cache_capacity: 256,
+            tls: TlsSettings::default(),
+            pool: PoolSettings::default(),
         }
     }
 
@@ -119,54 +146,151 @@ impl PgConfig {
         }
     }
 
-    /// Parses a `postgres://` URL (or a libpq `key=value` string) with the three pool
-    /// parameters described on [`PgConfig`].
+    /// Parses a libpq connection string (a `postgres://` URL or `key=value` pairs),
+    /// including the `pool_*` keys described on [`PgConfig`]. Environment variables are
+    /// not read (see [`PgConfig::from_env`]); a `passfile` key is, when no password is
+    /// given.
     ///
     /// # Errors
     ///
-    /// [`PgError::Config`] for a bad pool parameter, [`PgError::Driver`] for what
-    /// tokio-postgres rejects (it never echoes the password).
-    pub fn from_url(url: &str) -> Result<Self, PgError> {
-        let mut pool_params = Vec::new();
-        let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            match url.split_once('?') {
-                Some((base, query)) => {
-                    let kept: Vec<&str> = query
-                        .split('&')
-                        .filter(|pair| match pair.split_once('=') {
-                            Some((k, v)) if POOL_PARAMS.contains(&k) => {
-                                pool_params.push((k.to_owned(), v.to_owned()));
-                                false
-                            }
-                            _ => true,
-                        })
-                        .collect();
-                    if kept.is_empty() {
-                        base.to_owned()
-                    } else {
-                        format!("{base}?{}", kept.join("&"))
-                    }
-                }
-                None => url.to_owned(),
-            }
+    /// [`PgError::ConnInfo`] for a malformed string, an unknown key or an invalid value
+    /// (never showing the user name or password; the same message pg-pool-wire gives);
+    /// [`PgError::Config`] for a valid setting this driver cannot honour, naming the key.
+    pub fn from_url(s: &str) -> Result<Self, PgError> {
+        // No environment; only a `passfile` key given in the string is read.
+        Self::from_conninfo(ConnInfo::parse_with_env(s, |_| None)?)
+    }
+
+    /// Reads libpq's environment: `DATABASE_URL` if set, with `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, ... and the password file filling what it leaves unset
+    /// (see `ConnInfo::parse_with_env`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgConfig::from_url`], naming the variable at fault.
+    pub fn from_env() -> Result<Self, PgError> {
+        Self::from_env_with(pg_pool_conninfo::process_env)
+    }
+
+    /// [`PgConfig::from_env`] with the variables looked up by `env`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgConfig::from_env`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pg_pool_tokio_postgres::PgConfig;
+    ///
+    /// let config = PgConfig::from_env_with(|name| match name {
+    ///     "PGHOST" => Some("db1,db2".into()),
+    ///     "PGTARGETSESSIONATTRS" => Some("read-write".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(config.pg.get_hosts().len(), 2);
+    /// # Ok::<(), pg_pool_tokio_postgres::PgError>(())
+    /// ```
+    pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, PgError> {
+        Self::from_conninfo(ConnInfo::from_env(env)?)
+    }
+
+    /// The settings of a parsed connection string.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::Config`] naming the key this driver cannot honour (see [`PgConfig`]), or
+    /// a value [`PgConfig::validate`] refuses.
+    pub fn from_conninfo(info: ConnInfo) -> Result<Self, PgError> {
+        let mut pg = if info.hosts.is_empty() {
+            default_pg()
         } else {
-            let kept: Vec<&str> = url
-                .split_whitespace()
-                .filter(|token| match token.split_once('=') {
-                    Some((k, v)) if POOL_PARAMS.contains(&k) => {
-                        pool_params.push((k.to_owned(), v.to_owned()));
-                        false
-                    }
-                    _ => true,
-                })
-                .collect();
-            kept.join(" ")
+            tokio_postgres::Config::new()
         };
-        let mut config = Self::new(rest.parse::<tokio_postgres::Config>()?);
-        for (key, value) in pool_params {
-            config.set_pool_param(&key, &value)?;
+        for hp in &info.hosts {
+            match &hp.host {
+                Host::Tcp(name) => pg.host(name),
+                #[cfg(unix)]
+                Host::Unix(dir) => pg.host_path(dir),
+                _ => return Err(PgError::config("host", "unix sockets need a Unix platform")),
+            };
+            pg.port(hp.port);
         }
+        pg.user(info.user.as_deref().unwrap_or("postgres"));
+        if let Some(password) = &info.password {
+            pg.password(password.expose());
+        }
+        if let Some(dbname) = &info.dbname {
+            pg.dbname(dbname);
+        }
+        if let Some(name) = info.effective_application_name() {
+            pg.application_name(name);
+        }
+        if let Some(options) = startup_options(&info)? {
+            pg.options(options);
+        }
+        if let Some(limit) = info.connect_timeout {
+            pg.connect_timeout(limit);
+        }
+        pg.ssl_mode(match info.tls.mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        pg.channel_binding(match info.tls.channel_binding {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+            _ => tokio_postgres::config::ChannelBinding::Prefer,
+        });
+        pg.target_session_attrs(match info.target_session_attrs {
+            TargetSessionAttrs::Any => tokio_postgres::config::TargetSessionAttrs::Any,
+            TargetSessionAttrs::ReadWrite => tokio_postgres::config::TargetSessionAttrs::ReadWrite,
+            TargetSessionAttrs::ReadOnly => tokio_postgres::config::TargetSessionAttrs::ReadOnly,
+            _ => {
+                return Err(PgError::config(
+                    "target_session_attrs",
+                    "tokio-postgres 0.7 checks only read-write and read-only; \
+                     primary, standby and prefer-standby are not supported",
+                ));
+            }
+        });
+        let mut config = Self::new(pg);
+        for (key, value) in &info.pool.driver {
+            config.set_pool_param(key, value)?;
+        }
+        config.tls = info.tls;
+        config.pool = info.pool;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what goes into the startup message: no NUL byte in the user, password,
+    /// database, options or application name (tokio-postgres would refuse it only when
+    /// connecting). Called by [`PgConfig::from_url`]; call it on a config built in code.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::Config`] naming the setting (never showing its value).
+    pub fn validate(&self) -> Result<(), PgError> {
+        let fields = [
+            ("user", self.pg.get_user().map(str::as_bytes)),
+            ("password", self.pg.get_password()),
+            ("dbname", self.pg.get_dbname().map(str::as_bytes)),
+            ("options", self.pg.get_options().map(str::as_bytes)),
+            (
+                "application_name",
+                self.pg.get_application_name().map(str::as_bytes),
+            ),
+        ];
+        for (field, value) in fields {
+            if value.is_some_and(|v| v.contains(&0)) {
+                return Err(PgError::config(
+                    field,
+                    "contains a NUL byte, which no PostgreSQL protocol message can carry",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn set_pool_param(&mut self, key: &str, value: &str) -> Result<(), PgError> {
@@ -184,10 +308,16 @@ impl PgConfig {
                 }
                 _ => return Err(PgError::config(key, "must be session or pooler_safe")),
             },
-            _ => {
+            "pool_statement_cache" => {
                 self.statement_cache_capacity = value
                     .parse()
                     .map_err(|_| PgError::config(key, "must be a whole number"))?;
+            }
+            _ => {
+                return Err(PgError::config(
+                    key,
+                    "is not a pool setting pg-pool-tokio-postgres knows",
+                ));
             }
         }
         Ok(())
@@ -226,6 +356,9 @@ impl PgConfig {
     ///   password is not copied.
     /// - [`Profile::PoolerSafe`]: `probe_timeout` 2 s and a health probe every 5 s, so a
     ///   PostgreSQL that went down behind pgbouncer is noticed without a caller waiting on it.
+    /// - Then the string's `pool_*` settings ([`PgConfig::pool`]), which win over all of the
+    ///   above (`pool_name` over the application name, `pool_connect_timeout` over
+    ///   `connect_timeout` times the hosts).
     pub fn pool_config(&self) -> ConnPoolConfig {
         let mut config = ConnPoolConfig::default();
         let hosts = self
@@ -242,9 +375,9 @@ impl PgConfig {
             config.name = name.to_owned();
         }
         let host = match self.pg.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             #[cfg(unix)]
-            Some(Host::Unix(path)) => path.display().to_string(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
             None => "127.0.0.1".into(),
         };
         let port = self.pg.get_ports().first().copied().unwrap_or(5432);
@@ -260,36 +393,43 @@ impl PgConfig {
             config.probe_timeout = Duration::from_secs(2);
             config.health_check_interval = Some(Duration::from_secs(5));
         }
+        self.pool.apply(&mut config);
         config
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pool_params_are_taken_out() {
-        let c = PgConfig::from_url(
-            "postgres://u:pw@h1:1,h2:2/db?pool_profile=pooler_safe&application_name=x&pool_statement_cache=7",
-        )
-        .unwrap();
-        assert_eq!(c.profile, Profile::PoolerSafe);
-        assert_eq!(c.statement_cache_capacity, 7);
-        assert_eq!(c.pg.get_application_name(), Some("x"));
-        assert_eq!(c.pg.get_ports(), &[1, 2]);
-        assert_eq!(c.effective_reset(), &ResetStrategy::None);
-        assert!(!format!("{c:?}").contains("pw"));
-        let c = PgConfig::from_url("host=h user=u pool_reset=none").unwrap();
-        assert_eq!(c.reset, ResetStrategy::None);
-        assert_eq!(c.pg.get_user(), Some("u"));
+/// `options` plus the string's server settings as `-c name=value` (tokio-postgres sends no
+/// other startup parameters), each value escaped for the server's option splitting.
+fn startup_options(info: &ConnInfo) -> Result<Option<String>, PgError> {
+    let mut options = info.options.clone();
+    for (name, value) in &info.params {
+        if name == "client_encoding" {
+            let utf8 = ["utf8", "utf-8", "unicode"]
+                .iter()
+                .any(|e| value.eq_ignore_ascii_case(e));
+            if !utf8 {
+                return Err(PgError::config(
+                    "client_encoding",
+                    "tokio-postgres always uses UTF8; no other encoding is supported",
+                ));
+            }
+            continue;
+        }
+        let options = options.get_or_insert_with(String::new);
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str("-c ");
+        for c in name
+            .chars()
+            .chain(std::iter::once('='))
+            .chain(value.chars())
+        {
+            if c == '\\' || c.is_ascii_whitespace() {
+                options.push('\\');
+            }
+            options.push(c);
+        }
     }
-
-    #[test]
-    fn errors_are_clear() {
-        let msg = |url: &str| PgConfig::from_url(url).unwrap_err().to_string();
-        assert!(msg("postgres://h/d?pool_profile=x").contains("pool_profile"));
-        assert!(msg("postgres://h/d?pool_statement_cache=x").contains("whole number"));
-        assert!(!msg("postgres://u:secret@h/d?bogus=1").contains("secret"));
-    }
+    Ok(options)
 }

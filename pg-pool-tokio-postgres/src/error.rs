@@ -41,7 +41,12 @@ pub enum PgError {
         #[source]
         source: io::Error,
     },
-    /// A connection URL or setting makes no sense or is not supported.
+    /// A connection string (URL or `key=value`) or environment variable could not be
+    /// parsed; the message is `pg_pool_conninfo`'s, the same as pg-pool-wire reports for the
+    /// same string, and never includes the user name or password.
+    #[error(transparent)]
+    ConnInfo(#[from] pg_pool_conninfo::ConnInfoError),
+    /// A connection setting makes no sense or is not supported by this driver.
     #[error("invalid connection setting `{setting}`: {reason}")]
     Config {
         /// The offending setting.
@@ -90,7 +95,9 @@ impl PgError {
         match self {
             PgError::Driver(e) => is_fatal_driver_error(e),
             PgError::Connect { .. } | PgError::Broken | PgError::TransactionOpen => true,
-            PgError::Config { .. } | PgError::NamedStatementsDisabled { .. } => false,
+            PgError::Config { .. }
+            | PgError::ConnInfo(_)
+            | PgError::NamedStatementsDisabled { .. } => false,
         }
     }
 

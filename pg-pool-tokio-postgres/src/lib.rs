@@ -57,6 +57,7 @@ pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, PgTransaction, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
+pub use pg_pool_conninfo;
 pub use raw_connect::connect_raw;
 pub use reset::{CLEAN_SQL, ResetStrategy};
 pub use runtime::PgRuntime;

@@ -1,22 +1,42 @@
-//! Connection settings, from code or from a `postgres://` URL.
+//! Connection settings, from code or from a libpq connection string.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use pg_pool_conninfo::{
+    ChannelBinding, ConnInfo, Host, PoolSettings, SslMode, TargetSessionAttrs, TlsSettings,
+};
 use pg_pool_core::ConnPoolConfig;
 
 use crate::error::WireError;
 
-/// Where and how to connect: address, credentials, database and startup parameters.
+/// Startup parameter names a [`WireConfig::params`] entry may not use: the startup message
+/// carries them already (`user`, `database`, `application_name`) or they change the protocol
+/// (`replication`, `_pq_.*` extensions).
+const RESERVED_PARAMS: [&str; 4] = ["user", "database", "application_name", "replication"];
+
+/// Where and how to connect: address, credentials, database, startup parameters, TLS and
+/// pool settings.
 ///
-/// Plain data with a [`Default`]; build it in code, or parse a URL with
-/// [`WireConfig::from_url`] (also available through [`FromStr`]). Startup parameters such as
-/// `application_name` are sent in the startup message, so they are in effect from the first
-/// query and visible in `pg_stat_activity`; they survive `DISCARD ALL` and `RESET ALL`.
+/// Plain data with a [`Default`]; build it in code, or parse a libpq connection string (a
+/// `postgres://` URL or `key=value` pairs, as `pg_pool_conninfo` documents them) with
+/// [`WireConfig::from_url`] (also [`FromStr`]), or take it from libpq's environment variables
+/// with [`WireConfig::from_env`]. Startup parameters such as `application_name` are sent in
+/// the startup message, so they are in effect from the first query and visible in
+/// `pg_stat_activity`; they survive `DISCARD ALL` and `RESET ALL`.
+///
+/// pg-wired connects to one TCP address and does not check the server's role, so a string
+/// with several hosts, a unix socket directory or a `target_session_attrs` other than `any`
+/// is refused with [`WireError::Config`] naming the key (pg-pool-tokio-postgres supports
+/// them). `pool_*` keys flow into [`WireConfig::pool_config`]; pg-pool-wire has no
+/// driver-specific `pool_*` key, so an unknown one is an error.
+///
+/// Server settings other than the ones the connection string accepts go through
+/// `options=-c name=value`, or in code through [`WireConfig::with_param`].
 ///
 /// pg-wired has no connect timeout of its own: the pool bounds every attempt by
-/// [`ConnPoolConfig::connect_timeout`]; a `connect_timeout` URL parameter is carried in
+/// [`ConnPoolConfig::connect_timeout`]; a `connect_timeout` key is carried in
 /// [`WireConfig::connect_timeout`] and applied by [`WireConfig::pool_config`].
 ///
 /// # Examples
@@ -32,6 +52,7 @@ use crate::error::WireError;
 /// assert_eq!(config.password, "p@ss");
 /// assert_eq!(config.database, "orders");
 /// assert_eq!(config.application_name.as_deref(), Some("billing"));
+/// assert!(!format!("{config:?}").contains("p@ss"));
 /// # Ok::<(), pg_pool_wire::WireError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -43,7 +64,7 @@ pub struct WireConfig {
     pub user: String,
     /// Password. Default: empty (trust authentication).
     pub password: String,
-    /// Database name. Default: `"postgres"`.
+    /// Database name. Default: `"postgres"` (from a string: the user name).
     pub database: String,
     /// `application_name` sent at startup, shown in `pg_stat_activity`. Default: `None`
     /// (the server's default, empty).
@@ -51,9 +72,17 @@ pub struct WireConfig {
     /// Further startup parameters (`options`, `client_encoding`, any server setting such as
     /// `idle_session_timeout`), sent as given. Default: none.
     pub params: Vec<(String, String)>,
-    /// Connect timeout from the URL, applied by [`WireConfig::pool_config`]. Default: `None`
-    /// (the pool's own default).
+    /// Connect timeout from the string, applied by [`WireConfig::pool_config`]. Default:
+    /// `None` (the pool's own default).
     pub connect_timeout: Option<Duration>,
+    /// TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`).
+    /// Default: libpq's (`prefer`). The connection path speaks plain TCP for now: a mode
+    /// that demands TLS (`require`, `verify-ca`, `verify-full`, or `channel_binding=require`)
+    /// fails each connection attempt with [`WireError::Config`] rather than connect in clear.
+    pub tls: TlsSettings,
+    /// Pool settings from the string (`pool_max_size`, ...), applied by
+    /// [`WireConfig::pool_config`]. Default: none.
+    pub pool: PoolSettings,
 }
 
 impl Default for WireConfig {
@@ -66,6 +95,8 @@ impl Default for WireConfig {
             application_name: None,
             params: Vec::new(),
             connect_timeout: None,
+            tls: TlsSettings::default(),
+            pool: PoolSettings::default(),
         }
     }
 }
@@ -81,6 +112,8 @@ impl fmt::Debug for WireConfig {
             .field("application_name", &self.application_name)
             .field("params", &self.params)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
+            .field("pool", &self.pool)
             .finish()
     }
 }
@@ -88,144 +121,199 @@ impl fmt::Debug for WireConfig {
 impl FromStr for WireConfig {
     type Err = WireError;
 
-    fn from_str(url: &str) -> Result<Self, WireError> {
-        Self::from_url(url)
+    fn from_str(s: &str) -> Result<Self, WireError> {
+        Self::from_url(s)
     }
 }
 
 impl WireConfig {
-    /// Parses `postgres://user:password@host:port/database?application_name=x`.
-    ///
-    /// The scheme may be `postgres` or `postgresql`. Every part after the scheme is
-    /// optional: the port defaults to 5432, the user to `postgres`, the database to the
-    /// user name. User, password, database and parameter values are percent-decoded.
-    /// Parameters: `application_name`, `connect_timeout` (seconds), `sslmode` (`disable`,
-    /// `allow` or `prefer`; TLS is not built in), `options`, `client_encoding`, and any
-    /// other name is sent to the server as a startup parameter (a server setting such as
-    /// `idle_session_timeout=5000`; the server rejects names it does not know).
+    /// Parses a libpq connection string: `postgres://user:password@host:port/database?key=value`
+    /// or `host=... user=... key=value`. Every part is optional: the port defaults to 5432,
+    /// the user to `postgres`, the database to the user name. Environment variables are not
+    /// read (see [`WireConfig::from_env`]); a `passfile` key is, when no password is given.
     ///
     /// # Errors
     ///
-    /// [`WireError::Url`] naming what is malformed (never echoing the password), or
-    /// [`WireError::Config`] for an unsupported parameter value.
-    pub fn from_url(url: &str) -> Result<Self, WireError> {
-        let bad = |reason: String| WireError::Url { reason };
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| {
-                let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
-                bad(format!(
-                    "scheme must be postgres:// or postgresql://, found {scheme}"
-                ))
-            })?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        let (authority, path) = match rest.split_once('/') {
-            Some((authority, path)) => (authority, Some(path)),
-            None => (rest, None),
-        };
-        // The password may contain an unencoded '@'; the host never does.
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, authority),
-        };
-        let mut config = WireConfig::default();
-        if let Some(userinfo) = userinfo {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((user, password)) => (user, Some(password)),
-                None => (userinfo, None),
-            };
-            if !user.is_empty() {
-                config.user = decode(user, "user name")?;
-            }
-            if let Some(password) = password {
-                config.password = decode(password, "password")?;
-            }
-        }
-        config.addr = parse_hostport(hostport)?;
-        config.database = match path.filter(|p| !p.is_empty()) {
-            Some(path) => decode(path, "database name")?,
-            None => config.user.clone(),
-        };
-        for pair in query
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(format!("parameter `{pair}` has no `=value`")))?;
-            let key = decode(key, "parameter name")?;
-            let value = decode(value, "parameter value")?;
-            config.set_param(&key, value)?;
-        }
-        Ok(config)
+    /// [`WireError::ConnInfo`] for a malformed string, an unknown key or an invalid value
+    /// (never showing the user name or password); [`WireError::Config`] for a valid setting
+    /// pg-pool-wire cannot honour (several hosts, a unix socket, `target_session_attrs`, an
+    /// unknown `pool_*` key).
+    pub fn from_url(s: &str) -> Result<Self, WireError> {
+        // No environment; only a `passfile` key given in the string is read.
+        Self::from_conninfo(ConnInfo::parse_with_env(s, |_| None)?)
     }
 
-    /// Applies one URL parameter.
-    fn set_param(&mut self, key: &str, value: String) -> Result<(), WireError> {
-        let invalid = |reason: &str| WireError::Config {
-            setting: key.to_owned(),
-            reason: reason.to_owned(),
-        };
-        match key {
-            "application_name" => self.application_name = Some(value),
-            "connect_timeout" => {
-                let secs: u64 = value
-                    .parse()
-                    .map_err(|_| invalid("must be a whole number of seconds"))?;
-                if secs == 0 {
-                    return Err(invalid("must be at least 1 second"));
-                }
-                self.connect_timeout = Some(Duration::from_secs(secs));
-            }
-            "sslmode" => match value.as_str() {
-                "disable" | "allow" | "prefer" => {}
-                "require" | "verify-ca" | "verify-full" => {
-                    return Err(invalid(
-                        "TLS is not supported by this build; use disable or prefer",
-                    ));
-                }
-                _ => {
-                    return Err(invalid(
-                        "must be disable, allow, prefer, require, verify-ca or verify-full",
-                    ));
-                }
-            },
-            "user" => self.user = value,
-            "password" => self.password = value,
-            "dbname" => self.database = value,
-            "host" | "port" | "hostaddr" => {
-                return Err(invalid(
-                    "give the host and port in the URL's authority part",
-                ));
-            }
-            _ => {
-                if key.is_empty() || key.contains(char::is_whitespace) {
-                    return Err(invalid("is not a valid parameter name"));
-                }
-                self.params.push((key.to_owned(), value));
-            }
-        }
-        Ok(())
+    /// Reads libpq's environment: `DATABASE_URL` if set, with `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, ... and the password file filling what it leaves unset
+    /// (see `ConnInfo::parse_with_env`).
+    ///
+    /// # Errors
+    ///
+    /// As [`WireConfig::from_url`], naming the variable at fault.
+    pub fn from_env() -> Result<Self, WireError> {
+        Self::from_env_with(pg_pool_conninfo::process_env)
     }
 
-    /// A [`ConnPoolConfig`] with this address, user, password and database (for pools built
-    /// with `ConnPool::new`) and, if set, this connect timeout; every other field has its
-    /// default.
+    /// [`WireConfig::from_env`] with the variables looked up by `env` (for tests, or a
+    /// configuration source of your own).
+    ///
+    /// # Errors
+    ///
+    /// As [`WireConfig::from_env`].
     ///
     /// # Examples
     ///
     /// ```
     /// use pg_pool_wire::WireConfig;
     ///
-    /// let wire = WireConfig::from_url("postgres://app@db.internal:5433/shop?connect_timeout=3")?;
+    /// let config = WireConfig::from_env_with(|name| match name {
+    ///     "PGHOST" => Some("10.0.0.7".into()),
+    ///     "PGUSER" => Some("app".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!((config.addr.as_str(), config.database.as_str()), ("10.0.0.7:5432", "app"));
+    /// # Ok::<(), pg_pool_wire::WireError>(())
+    /// ```
+    pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, WireError> {
+        Self::from_conninfo(ConnInfo::from_env(env)?)
+    }
+
+    /// The settings of a parsed connection string.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Config`] naming the key pg-pool-wire cannot honour: several hosts, a
+    /// unix socket directory, a `target_session_attrs` other than `any`, an unknown
+    /// `pool_*` key; or a value [`WireConfig::validate`] refuses.
+    pub fn from_conninfo(info: ConnInfo) -> Result<Self, WireError> {
+        let mut config = WireConfig::default();
+        match info.hosts.as_slice() {
+            [] => {}
+            [one] => match &one.host {
+                Host::Tcp(name) if name.contains(':') => {
+                    config.addr = format!("[{name}]:{}", one.port)
+                }
+                Host::Tcp(name) => config.addr = format!("{name}:{}", one.port),
+                _ => {
+                    return Err(WireError::config(
+                        "host",
+                        "is a unix socket directory; pg-wired connects over TCP only",
+                    ));
+                }
+            },
+            several => {
+                return Err(WireError::config(
+                    "host",
+                    format!(
+                        "lists {} hosts; pg-pool-wire connects to exactly one \
+                         (pg-pool-tokio-postgres tries several in order)",
+                        several.len()
+                    ),
+                ));
+            }
+        }
+        if info.target_session_attrs != TargetSessionAttrs::Any {
+            return Err(WireError::config(
+                "target_session_attrs",
+                "pg-pool-wire does not check the server's role; only any is supported \
+                 (pg-pool-tokio-postgres supports read-write and read-only)",
+            ));
+        }
+        if let Some((key, _)) = info.pool.driver.first() {
+            return Err(WireError::config(
+                key,
+                "is not a pool setting pg-pool-wire knows",
+            ));
+        }
+        if let Some(user) = info.user.as_ref() {
+            config.user.clone_from(user);
+        }
+        if let Some(password) = &info.password {
+            config.password = password.expose().to_owned();
+        }
+        config.database = info.dbname.clone().unwrap_or_else(|| config.user.clone());
+        config.application_name = info.effective_application_name().map(str::to_owned);
+        if let Some(options) = info.options {
+            config.params.push(("options".into(), options));
+        }
+        config.params.extend(info.params);
+        config.connect_timeout = info.connect_timeout;
+        config.tls = info.tls;
+        config.pool = info.pool;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what goes into the startup message: no NUL byte in the user, password,
+    /// database, application name or any startup parameter (one would end the value early
+    /// and smuggle in parameters of its own), no empty or reserved parameter name (`user`,
+    /// `database`, `application_name`, `replication`, `_pq_.*`), a non-empty address.
+    /// Called by [`WireConfig::from_url`] and before every connection attempt, so a config
+    /// built in code is checked too.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Config`] naming the field (never showing the password or user name).
+    pub fn validate(&self) -> Result<(), WireError> {
+        let nul = |field: &str| {
+            WireError::config(
+                field,
+                "contains a NUL byte, which no PostgreSQL protocol message can carry",
+            )
+        };
+        if self.addr.is_empty() {
+            return Err(WireError::config("addr", "is empty"));
+        }
+        let fields = [
+            ("addr", self.addr.as_str()),
+            ("user", self.user.as_str()),
+            ("password", self.password.as_str()),
+            ("database", self.database.as_str()),
+            (
+                "application_name",
+                self.application_name.as_deref().unwrap_or(""),
+            ),
+        ];
+        for (field, value) in fields {
+            if value.contains('\0') {
+                return Err(nul(field));
+            }
+        }
+        for (name, value) in &self.params {
+            if name.is_empty() || name.contains('\0') {
+                return Err(WireError::config(
+                    "params",
+                    "a startup parameter name is empty or contains a NUL byte",
+                ));
+            }
+            if RESERVED_PARAMS.contains(&name.as_str()) || name.starts_with("_pq_.") {
+                return Err(WireError::config(
+                    name,
+                    "cannot be set as a startup parameter here (use the field of its own, if any)",
+                ));
+            }
+            if value.contains('\0') {
+                return Err(nul(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// A [`ConnPoolConfig`] with this address, user, password and database (for pools built
+    /// with `ConnPool::new`), this connect timeout if set, and the string's `pool_*`
+    /// settings (`pool_connect_timeout` wins over `connect_timeout`); every other field has
+    /// its default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pg_pool_wire::WireConfig;
+    ///
+    /// let wire = WireConfig::from_url("postgres://app@db.internal:5433/shop?connect_timeout=3&pool_max_size=4")?;
     /// let pool = wire.pool_config();
     /// assert_eq!(pool.addr, "db.internal:5433");
     /// assert_eq!(pool.connect_timeout.as_secs(), 3);
+    /// assert_eq!(pool.max_size, 4);
     /// # Ok::<(), pg_pool_wire::WireError>(())
     /// ```
     pub fn pool_config(&self) -> ConnPoolConfig {
@@ -237,6 +325,7 @@ impl WireConfig {
         if let Some(limit) = self.connect_timeout {
             config.connect_timeout = limit;
         }
+        self.pool.apply(&mut config);
         config
     }
 
@@ -246,7 +335,8 @@ impl WireConfig {
         self
     }
 
-    /// Adds a startup parameter; for chaining.
+    /// Adds a startup parameter (any server setting, such as `idle_session_timeout`); for
+    /// chaining. Checked by [`WireConfig::validate`].
     pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
         self
@@ -262,8 +352,28 @@ impl WireConfig {
     }
 
     /// Opens a bare `WireConn` with this address, these credentials and startup parameters;
-    /// both pooled connection kinds start here.
+    /// both pooled connection kinds start here. The config is validated first, so nothing
+    /// unchecked reaches the startup message.
     pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
+        self.validate()?;
+        // This connection path speaks plain TCP: a string that demands TLS must fail here
+        // rather than connect in clear. (Replace this guard when TLS is wired in.)
+        let demands_tls = matches!(
+            self.tls.mode,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        );
+        if demands_tls {
+            return Err(WireError::config(
+                "sslmode",
+                "demands TLS, which this connection path does not implement yet",
+            ));
+        }
+        if self.tls.channel_binding == ChannelBinding::Require {
+            return Err(WireError::config(
+                "channel_binding",
+                "require needs TLS, which this connection path does not implement yet",
+            ));
+        }
         let params = self.startup_params();
         let conn = pg_wired::WireConn::connect_with_params(
             &self.addr,
@@ -274,125 +384,5 @@ impl WireConfig {
         )
         .await?;
         Ok(conn)
-    }
-}
-
-/// `host`, `host:port`, `[v6]` or `[v6]:port` to `host:port`.
-fn parse_hostport(hostport: &str) -> Result<String, WireError> {
-    let bad = |reason: String| WireError::Url { reason };
-    if hostport.contains(',') {
-        return Err(bad("several hosts are not supported".into()));
-    }
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| bad("IPv6 host is missing its closing `]`".into()))?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad(format!("unexpected `{after}` after the IPv6 host")))?,
-            ),
-        };
-        (format!("[{host}]"), port)
-    } else {
-        match hostport.split_once(':') {
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (hostport.to_owned(), None),
-        }
-    };
-    let host = if host.is_empty() || host == "[]" {
-        // libpq would use a unix socket here; pg-wired speaks TCP only.
-        "127.0.0.1".to_owned()
-    } else {
-        decode(&host, "host")?
-    };
-    let port = match port {
-        None | Some("") => 5432,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| bad(format!("port `{port}` is not a number from 1 to 65535")))?,
-    };
-    Ok(format!("{host}:{port}"))
-}
-
-/// Percent-decodes `input` (`what` names the part in the error, never its value).
-fn decode(input: &str, what: &str) -> Result<String, WireError> {
-    let bad = || WireError::Url {
-        reason: format!("the {what} has an invalid percent-encoding (expected %XX hex)"),
-    };
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| WireError::Url {
-        reason: format!("the {what} is not valid UTF-8 after percent-decoding"),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn full_url() {
-        let c = WireConfig::from_url(
-            "postgresql://us%65r:p%3Ass%40w@db.example:6432/my%20db?application_name=a%20b&options=-c%20x%3D1&connect_timeout=7",
-        )
-        .unwrap();
-        assert_eq!(c.addr, "db.example:6432");
-        assert_eq!(c.user, "user");
-        assert_eq!(c.password, "p:ss@w");
-        assert_eq!(c.database, "my db");
-        assert_eq!(c.application_name.as_deref(), Some("a b"));
-        assert_eq!(c.params, vec![("options".to_owned(), "-c x=1".to_owned())]);
-        assert_eq!(c.connect_timeout, Some(Duration::from_secs(7)));
-        assert!(!format!("{c:?}").contains("p:ss@w"));
-    }
-
-    #[test]
-    fn defaults_and_ipv6() {
-        let c = WireConfig::from_url("postgres://").unwrap();
-        assert_eq!(c.addr, "127.0.0.1:5432");
-        assert_eq!(c.user, "postgres");
-        assert_eq!(c.database, "postgres");
-        let c = WireConfig::from_url("postgres://bob@[::1]/").unwrap();
-        assert_eq!(c.addr, "[::1]:5432");
-        assert_eq!(c.database, "bob");
-        let c = WireConfig::from_url("postgres://[::1]:7000").unwrap();
-        assert_eq!(c.addr, "[::1]:7000");
-        // An unencoded '@' in the password is tolerated.
-        let c = WireConfig::from_url("postgres://u:a@b@h/d").unwrap();
-        assert_eq!((c.password.as_str(), c.addr.as_str()), ("a@b", "h:5432"));
-    }
-
-    #[test]
-    fn errors_are_clear() {
-        let msg = |url: &str| WireConfig::from_url(url).unwrap_err().to_string();
-        assert!(msg("http://h/d").contains("scheme must be postgres://"));
-        assert!(msg("postgres://h:99999/d").contains("port `99999`"));
-        assert!(msg("postgres://h:abc/d").contains("port `abc`"));
-        assert!(
-            msg("postgres://u:secret%zz@h/d").contains("password has an invalid percent-encoding")
-        );
-        assert!(!msg("postgres://u:secret%zz@h/d").contains("secret"));
-        assert!(msg("postgres://h/d?sslmode=require").contains("TLS is not supported"));
-        assert!(msg("postgres://h/d?connect_timeout=x").contains("connect_timeout"));
-        assert!(msg("postgres://h/d?flag").contains("has no `=value`"));
-        assert!(msg("postgres://a,b/d").contains("several hosts"));
-        assert!(msg("postgres://[::1/d").contains("closing `]`"));
     }
 }

@@ -17,7 +17,7 @@ use crate::session::TransactionStatus;
 /// use pg_pool_wire::{WireConfig, WireError};
 ///
 /// let err = "mysql://localhost/db".parse::<WireConfig>().unwrap_err();
-/// assert!(matches!(err, WireError::Url { .. }));
+/// assert!(matches!(err, WireError::ConnInfo(_)));
 /// assert!(err.to_string().contains("postgres://"));
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +28,11 @@ pub enum WireError {
     /// Boxed: the driver's error is large, and errors travel on every `Result`.
     #[error(transparent)]
     Driver(Box<PgWireError>),
-    /// A connection URL could not be parsed.
-    #[error("invalid connection URL: {reason}")]
-    Url {
-        /// What is wrong with the URL (the password is never included).
-        reason: String,
-    },
+    /// A connection string (URL or `key=value`) or environment variable could not be
+    /// parsed; the message is `pg_pool_conninfo`'s, the same as pg-pool-tokio-postgres
+    /// reports for the same string, and never includes the user name or password.
+    #[error(transparent)]
+    ConnInfo(#[from] pg_pool_conninfo::ConnInfoError),
     /// A connection setting is not supported or makes no sense.
     #[error("invalid connection setting `{setting}`: {reason}")]
     Config {
@@ -70,6 +69,13 @@ impl From<PgWireError> for WireError {
 }
 
 impl WireError {
+    pub(crate) fn config(setting: &str, reason: impl Into<String>) -> Self {
+        WireError::Config {
+            setting: setting.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// The server's error response behind this error, if the server sent one.
     pub fn server_error(&self) -> Option<&PgError> {
         match self {

@@ -66,6 +66,7 @@ pub use config::WireConfig;
 pub use connector::WireConnector;
 pub use error::WireError;
 pub use exchange::RowStream;
+pub use pg_pool_conninfo;
 pub use pg_wired;
 pub use session::TransactionStatus;
 pub use wire_poolable::{TextRow, WirePoolable};

@@ -9,6 +9,11 @@
 //! - [`FaultProxy`]: an in-process TCP proxy that injects network faults
 //!   ([`ProxyMode`]) and counts accepted connections.
 //! - [`PgBouncer`]: Debian's pgbouncer in front of a cluster.
+//! - [`ReplicatedCluster`]: a throwaway primary with streaming standbys
+//!   (each a [`ClusterMember`] on its own port), a multi-host URL over all of
+//!   them, and failover controls: promote, kill/stop/start, rejoin an old
+//!   primary through `pg_rewind`, pause/resume replay, wait for replay,
+//!   measure lag ([`ReplicationLag`], [`Lsn`]).
 //!
 //! Missing programs are reported as [`Error::NotInstalled`]; run
 //! `bash scripts/install-test-deps.sh` (as root) to install them.
@@ -29,6 +34,7 @@ mod cluster;
 mod error;
 mod pool;
 mod proxy;
+mod replicated;
 mod util;
 
 pub use bouncer::PgBouncer;
@@ -36,3 +42,4 @@ pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;
 pub use pool::{eventually, test_pool_config};
 pub use proxy::{FaultProxy, ProxyMode};
+pub use replicated::{ClusterMember, Lsn, MAX_STANDBYS, RejoinMethod, ReplicatedCluster, ReplicationLag};

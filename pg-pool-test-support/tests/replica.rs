@@ -113,7 +113,10 @@ fn replication_failover_rejoin_and_cleanup() {
         assert_eq!(c.sql(i, "SHOW listen_addresses").unwrap(), "127.0.0.1");
         assert_eq!(
             m.url(),
-            format!("postgres://pgpool:pgpool-test-pw@127.0.0.1:{}/pgpool", m.port())
+            format!(
+                "postgres://pgpool:pgpool-test-pw@127.0.0.1:{}/pgpool",
+                m.port()
+            )
         );
     }
     assert_eq!(c.primary().unwrap(), 0);
@@ -160,7 +163,10 @@ fn replication_failover_rejoin_and_cleanup() {
     let err = c.sql(2, "CREATE TABLE nope (x int)").unwrap_err();
     assert!(matches!(err, Error::Sql { .. }), "{err}");
     let err = err.to_string();
-    assert!(err.contains("read-only") && err.contains("member 2"), "{err}");
+    assert!(
+        err.contains("read-only") && err.contains("member 2"),
+        "{err}"
+    );
     assert!(err.contains("server log of member 2"), "{err}");
     // Waiting for the primary itself makes no sense and says so.
     let err = c
@@ -170,8 +176,14 @@ fn replication_failover_rejoin_and_cleanup() {
     assert!(err.contains("no running member accepts writes"), "{err}");
 
     // libpq routes a multi-host URL by target_session_attrs.
-    assert_eq!(landed_port(&c, &c.multi_host_url(Some("read-write"))), ports[0]);
-    assert_eq!(landed_port(&c, &c.multi_host_url(Some("standby"))), ports[1]);
+    assert_eq!(
+        landed_port(&c, &c.multi_host_url(Some("read-write"))),
+        ports[0]
+    );
+    assert_eq!(
+        landed_port(&c, &c.multi_host_url(Some("standby"))),
+        ports[1]
+    );
     assert_eq!(landed_port(&c, &c.multi_host_url(None)), ports[0]);
 
     // Paused replay: member 1 falls behind, member 2 does not.
@@ -185,7 +197,10 @@ fn replication_failover_rejoin_and_cleanup() {
     let err = c
         .wait_for_replay(1, Duration::from_millis(500))
         .unwrap_err();
-    println!("bounded wait on a paused standby gave up after {:?}", t.elapsed());
+    println!(
+        "bounded wait on a paused standby gave up after {:?}",
+        t.elapsed()
+    );
     let msg = err.to_string();
     assert!(
         msg.contains("member 1") && msg.contains("not reached within") && msg.contains("paused"),
@@ -202,7 +217,10 @@ fn replication_failover_rejoin_and_cleanup() {
     assert_eq!(lag.primary, 0);
     assert!(lag.replay_paused);
     assert!(lag.bytes > 0 && !lag.caught_up(), "{lag:?}");
-    assert!(lag.receive_lsn.is_some_and(|r| r > lag.replay_lsn), "{lag:?}");
+    assert!(
+        lag.receive_lsn.is_some_and(|r| r > lag.replay_lsn),
+        "{lag:?}"
+    );
     c.resume_replay(1).unwrap();
     assert!(!c.is_replay_paused(1).unwrap());
     timed("catch up after resume", || {
@@ -215,7 +233,9 @@ fn replication_failover_rejoin_and_cleanup() {
 
     // Failover: kill the primary, promote member 1.
     let old_pid = c.members()[0].postmaster_pid().unwrap();
-    timed("kill primary (stop -m immediate)", || c.stop_immediate(0).unwrap());
+    timed("kill primary (stop -m immediate)", || {
+        c.stop_immediate(0).unwrap()
+    });
     assert!(!process_alive(old_pid), "postmaster {old_pid} survived");
     assert!(refused(c.members()[0].addr()));
     let err = c.primary().unwrap_err().to_string();
@@ -226,8 +246,14 @@ fn replication_failover_rejoin_and_cleanup() {
     timed("promote member 1", || c.promote(1).unwrap());
     assert_eq!(c.primary().unwrap(), 1);
     on(&c, 1, "INSERT INTO t VALUES (3, 'on the new primary')");
-    assert_eq!(landed_port(&c, &c.multi_host_url(Some("read-write"))), ports[1]);
-    assert_eq!(landed_port(&c, &c.multi_host_url(Some("standby"))), ports[2]);
+    assert_eq!(
+        landed_port(&c, &c.multi_host_url(Some("read-write"))),
+        ports[1]
+    );
+    assert_eq!(
+        landed_port(&c, &c.multi_host_url(Some("standby"))),
+        ports[2]
+    );
 
     // The old primary restarts as a primary (split brain) and diverges.
     timed("restart the killed primary (crash recovery)", || {
@@ -246,7 +272,10 @@ fn replication_failover_rejoin_and_cleanup() {
     timed("member 0 catches up", || {
         c.wait_for_replay(0, REPLAY_TIMEOUT).unwrap()
     });
-    assert_eq!(notes(&c, 0), ["first", "while paused", "on the new primary"]);
+    assert_eq!(
+        notes(&c, 0),
+        ["first", "while paused", "on the new primary"]
+    );
     // Member 2 (which followed the old primary) is re-pointed the same way.
     let method = timed("rejoin member 2", || c.rejoin(2).unwrap());
     println!("member 2 rejoined by {method:?}");
@@ -255,7 +284,12 @@ fn replication_failover_rejoin_and_cleanup() {
         c.wait_for_replay(i, REPLAY_TIMEOUT).unwrap();
         assert_eq!(
             notes(&c, i),
-            ["first", "while paused", "on the new primary", "after rejoin"],
+            [
+                "first",
+                "while paused",
+                "on the new primary",
+                "after rejoin"
+            ],
             "member {i}"
         );
     }
@@ -272,6 +306,34 @@ fn replication_failover_rejoin_and_cleanup() {
     println!("lag of member 0 behind member 1: {lag:?}");
     assert_eq!(lag.primary, 1);
 
+    // A member that lost its data directory cannot be rewound: rejoin
+    // falls back to a fresh base backup.
+    c.stop(2).unwrap();
+    std::fs::remove_dir_all(c.members()[2].data_dir()).unwrap();
+    let method = timed("rejoin member 2 without a data directory", || {
+        c.rejoin(2).unwrap()
+    });
+    match &method {
+        RejoinMethod::BaseBackup { rewind_error } => {
+            println!(
+                "pg_rewind failed as expected: {}",
+                rewind_error.lines().next().unwrap()
+            )
+        }
+        other => panic!("expected a base backup, got {other:?}"),
+    }
+    c.wait_for_replay(2, REPLAY_TIMEOUT).unwrap();
+    assert_eq!(
+        notes(&c, 2),
+        [
+            "first",
+            "while paused",
+            "on the new primary",
+            "after rejoin"
+        ]
+    );
+    assert!(c.is_in_recovery(2).unwrap());
+
     // A clean stop and start of a standby keeps it following.
     c.stop(2).unwrap();
     assert!(refused(c.members()[2].addr()));
@@ -280,7 +342,11 @@ fn replication_failover_rejoin_and_cleanup() {
 
     // Drop stops every member and removes every directory.
     let dir = c.dir().to_owned();
-    let pids: Vec<u32> = c.members().iter().filter_map(|m| m.postmaster_pid()).collect();
+    let pids: Vec<u32> = c
+        .members()
+        .iter()
+        .filter_map(|m| m.postmaster_pid())
+        .collect();
     let addrs: Vec<SocketAddr> = c.members().iter().map(|m| m.addr()).collect();
     assert_eq!(pids.len(), 3);
     assert!(dir.exists());
@@ -314,7 +380,15 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
         std::process::exit(1);
     }
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    /// Kills the child if an assertion fails before it is killed on purpose.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "watchdog_cleans_up_after_a_killed_test_process",
             "--exact",
@@ -327,8 +401,9 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
@@ -345,11 +420,12 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
         let line = rx
             .recv_timeout(left)
             .expect("child did not report a started cluster within 180 s");
-        if let Some(d) = line.strip_prefix("CHILD-DIR ") {
-            dir = Some(PathBuf::from(d));
-        } else if let Some(p) = line.strip_prefix("CHILD-PID ") {
-            pids.push(p.parse::<u32>().unwrap());
-        } else if line == "CHILD-READY" {
+        // libtest may have printed "test NAME ... " on the same line.
+        if let Some((_, d)) = line.split_once("CHILD-DIR ") {
+            dir = Some(PathBuf::from(d.trim()));
+        } else if let Some((_, p)) = line.split_once("CHILD-PID ") {
+            pids.push(p.trim().parse::<u32>().unwrap());
+        } else if line.contains("CHILD-READY") {
             break;
         }
     }
@@ -358,8 +434,8 @@ fn watchdog_cleans_up_after_a_killed_test_process() {
     assert!(dir.exists());
     assert!(pids.iter().all(|&p| process_alive(p)));
 
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
+    child.0.kill().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(!status.success());
     let t = Instant::now();
     let cleanup_deadline = t + Duration::from_secs(120);

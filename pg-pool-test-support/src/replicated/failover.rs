@@ -184,12 +184,14 @@ impl ReplicatedCluster {
         let state = m
             .sql(
                 self.tools(),
-                &["SELECT 'received ' || coalesce(pg_last_wal_receive_lsn()::text, 'nothing') \
+                &[
+                    "SELECT 'received ' || coalesce(pg_last_wal_receive_lsn()::text, 'nothing') \
                    || ', replayed ' || coalesce(pg_last_wal_replay_lsn()::text, 'nothing') \
                    || ', replay ' || pg_get_wal_replay_pause_state() \
                    || ', WAL receiver ' || coalesce((SELECT status || ' from port ' \
                    || coalesce(sender_port::text, '?') FROM pg_stat_wal_receiver), \
-                   'not running')"],
+                   'not running')",
+                ],
             )
             .unwrap_or_else(|e| {
                 let e = e.to_string();

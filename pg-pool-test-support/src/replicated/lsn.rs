@@ -21,7 +21,7 @@ use std::time::Duration;
 /// assert_eq!(a.to_string(), "0/3000148");
 /// assert_eq!(Lsn::parse("not an lsn"), None);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(u64);
 
 impl Lsn {
@@ -39,7 +39,8 @@ impl Lsn {
     /// anything else.
     pub fn parse(text: &str) -> Option<Lsn> {
         let (hi, lo) = text.trim().split_once('/')?;
-        let ok = |s: &str| !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            |s: &str| !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok(hi) || !ok(lo) {
             return None;
         }
@@ -51,6 +52,13 @@ impl Lsn {
     /// How many WAL bytes `self` is past `earlier` (0 if it is not past it).
     pub fn bytes_after(self, earlier: Lsn) -> u64 {
         self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// `Lsn(X/Y)`.
+impl fmt::Debug for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Lsn({self})")
     }
 }
 
@@ -108,10 +116,21 @@ mod tests {
         assert_eq!(l.as_u64(), (0x16 << 32) | 0xB374_D848);
         assert_eq!(l.to_string(), "16/B374D848");
         assert_eq!(Lsn::parse(" 0/0\n"), Some(Lsn::new(0)));
-        for bad in ["", "/", "0/", "/0", "0/0/0", "g/0", "123456789/0", "-1/0", "+1/0"] {
+        for bad in [
+            "",
+            "/",
+            "0/",
+            "/0",
+            "0/0/0",
+            "g/0",
+            "123456789/0",
+            "-1/0",
+            "+1/0",
+        ] {
             assert_eq!(Lsn::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Lsn::new(5).bytes_after(Lsn::new(9)), 0);
         assert_eq!(Lsn::new(u64::MAX).to_string(), "FFFFFFFF/FFFFFFFF");
+        assert_eq!(format!("{:?}", Lsn::new(0x1_0000_00ff)), "Lsn(1/FF)");
     }
 }

@@ -2,7 +2,7 @@
 //! address, data directory and log, and the `pg_ctl`/`psql` plumbing that
 //! drives it (errors always name the member and carry its log tail).
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
@@ -106,7 +106,6 @@ impl Tools {
 /// Its address never changes (rejoining keeps the port); whether it is the
 /// primary or a standby does, so ask the cluster
 /// ([`primary`](crate::ReplicatedCluster::primary)).
-#[derive(Debug)]
 pub struct ClusterMember {
     index: usize,
     port: u16,
@@ -115,6 +114,18 @@ pub struct ClusterMember {
     log: PathBuf,
     /// Serialises pg_ctl and data-directory changes.
     ctl: Mutex<()>,
+}
+
+/// Leaves out the URL (it holds the test role's password).
+impl fmt::Debug for ClusterMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterMember")
+            .field("index", &self.index)
+            .field("port", &self.port)
+            .field("data", &self.data)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterMember {

@@ -42,6 +42,10 @@ pub const MAX_STANDBYS: usize = 4;
 /// with an error naming the member, what failed and the tail of its server
 /// log; every wait is bounded.
 ///
+/// Every method blocks the calling thread (it runs `psql` and the
+/// PostgreSQL tools as child processes); from async tests, call them through
+/// the runtime's blocking-task facility.
+///
 /// Always a throwaway cluster (`PG_POOL_TEST_URL` is ignored). Dropping it
 /// stops every member (immediate mode) and removes the directory holding the
 /// data directories and logs; a watchdog process does the same once the test
@@ -283,7 +287,10 @@ impl ReplicatedCluster {
     /// If the member cannot be queried (down, or no such member).
     pub fn is_in_recovery(&self, index: usize) -> Result<bool, Error> {
         let m = self.get(index)?;
-        match m.sql(&self.tools, &["SELECT pg_is_in_recovery()"])?.as_str() {
+        match m
+            .sql(&self.tools, &["SELECT pg_is_in_recovery()"])?
+            .as_str()
+        {
             "t" => Ok(true),
             "f" => Ok(false),
             other => Err(m.error(
@@ -334,7 +341,10 @@ impl ReplicatedCluster {
         let ignoring = excluded.map_or(String::new(), |i| format!(" (ignoring member {i})"));
         Err(Error::io(
             format!("finding the primary{ignoring}"),
-            std::io::Error::new(ErrorKind::NotFound, format!("{what}: {}", states.join("; "))),
+            std::io::Error::new(
+                ErrorKind::NotFound,
+                format!("{what}: {}", states.join("; ")),
+            ),
         ))
     }
 

@@ -8,11 +8,11 @@ use std::fs;
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use crate::Error;
 use super::member::{
-    self, ADMIN_DATABASE, ADMIN_PASSWORD, ADMIN_USER, HOST, REPLICATION_PASSWORD,
-    REPLICATION_USER, Tools,
+    self, ADMIN_DATABASE, ADMIN_PASSWORD, ADMIN_USER, HOST, REPLICATION_PASSWORD, REPLICATION_USER,
+    Tools,
 };
+use crate::Error;
 use crate::util;
 
 /// Settings every member shares (copied to standbys by the base backup).

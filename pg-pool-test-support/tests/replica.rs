@@ -58,6 +58,36 @@ fn landed_port(c: &ReplicatedCluster, url: &str) -> u16 {
         .unwrap()
 }
 
+/// Polls `f` every 50 ms until it returns true or `limit` passes.
+fn within(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until member `primary` lists exactly `expected` as streaming
+/// standbys (application names, sorted); panics with what it saw.
+fn assert_streaming_to(c: &ReplicatedCluster, primary: usize, expected: &str) {
+    let q = "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) \
+             FROM pg_stat_replication";
+    let mut seen = String::new();
+    let ok = within(REPLAY_TIMEOUT, || {
+        seen = c.sql(primary, q).unwrap();
+        seen == expected
+    });
+    assert!(
+        ok,
+        "member {primary} streams to {seen:?}, expected {expected:?}"
+    );
+}
+
 /// Whether a live (non-zombie) process has this id.
 fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -122,15 +152,7 @@ fn replication_failover_rejoin_and_cleanup() {
     assert_eq!(c.primary().unwrap(), 0);
     assert!(!c.is_in_recovery(0).unwrap());
     assert!(c.is_in_recovery(1).unwrap() && c.is_in_recovery(2).unwrap());
-    assert_eq!(
-        c.sql(
-            0,
-            "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) \
-             FROM pg_stat_replication"
-        )
-        .unwrap(),
-        "member1:streaming,member2:streaming"
-    );
+    assert_streaming_to(&c, 0, "member1:streaming,member2:streaming");
     assert_eq!(
         c.multi_host_url(Some("read-write")),
         format!(
@@ -146,6 +168,16 @@ fn replication_failover_rejoin_and_cleanup() {
     assert!(c.promote(7).is_err());
     let err = ReplicatedCluster::start(0).unwrap_err().to_string();
     assert!(err.contains("standbys must be"), "{err}");
+    // Standby-only operations on the primary fail and say why.
+    let err = c.promote(0).unwrap_err().to_string();
+    assert!(
+        err.contains("not in standby mode") && err.contains("member 0"),
+        "{err}"
+    );
+    let err = c.pause_replay(0).unwrap_err().to_string();
+    assert!(err.contains("recovery is not in progress"), "{err}");
+    let err = c.replication_lag(0).unwrap_err().to_string();
+    assert!(err.contains("no running member accepts writes"), "{err}");
 
     // A row written on the primary appears on the standbys.
     on(&c, 0, "CREATE TABLE t (id int PRIMARY KEY, note text)");
@@ -203,7 +235,9 @@ fn replication_failover_rejoin_and_cleanup() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("member 1") && msg.contains("not reached within") && msg.contains("paused"),
+        msg.contains("member 1")
+            && msg.contains("not reached within")
+            && msg.contains("replay pause"),
         "{msg}"
     );
     assert!(msg.contains("server log of member 1"), "{msg}");
@@ -212,15 +246,17 @@ fn replication_failover_rejoin_and_cleanup() {
         "{err:?}"
     );
     assert_eq!(notes(&c, 1), ["first"], "paused standby replayed a row");
-    let lag = c.replication_lag(1).unwrap();
+    // It keeps receiving what it does not replay.
+    let mut lag = c.replication_lag(1).unwrap();
+    let received = within(REPLAY_TIMEOUT, || {
+        lag = c.replication_lag(1).unwrap();
+        lag.receive_lsn.is_some_and(|r| r > lag.replay_lsn)
+    });
     println!("lag of the paused standby: {lag:?}");
+    assert!(received, "{lag:?}");
     assert_eq!(lag.primary, 0);
     assert!(lag.replay_paused);
     assert!(lag.bytes > 0 && !lag.caught_up(), "{lag:?}");
-    assert!(
-        lag.receive_lsn.is_some_and(|r| r > lag.replay_lsn),
-        "{lag:?}"
-    );
     c.resume_replay(1).unwrap();
     assert!(!c.is_replay_paused(1).unwrap());
     timed("catch up after resume", || {
@@ -293,15 +329,7 @@ fn replication_failover_rejoin_and_cleanup() {
             "member {i}"
         );
     }
-    assert_eq!(
-        c.sql(
-            1,
-            "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) \
-             FROM pg_stat_replication"
-        )
-        .unwrap(),
-        "member0:streaming,member2:streaming"
-    );
+    assert_streaming_to(&c, 1, "member0:streaming,member2:streaming");
     let lag = c.replication_lag(0).unwrap();
     println!("lag of member 0 behind member 1: {lag:?}");
     assert_eq!(lag.primary, 1);

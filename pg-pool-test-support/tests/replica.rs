@@ -234,6 +234,7 @@ fn replication_failover_rejoin_and_cleanup() {
         t.elapsed()
     );
     let msg = err.to_string();
+    println!("its error: {}", msg.lines().next().unwrap());
     assert!(
         msg.contains("member 1")
             && msg.contains("not reached within")
@@ -367,6 +368,29 @@ fn replication_failover_rejoin_and_cleanup() {
     assert!(refused(c.members()[2].addr()));
     c.start_server(2).unwrap();
     c.wait_for_replay(2, REPLAY_TIMEOUT).unwrap();
+
+    // A crashed standby is rewound (pg_rewind recovers it first).
+    c.stop_immediate(2).unwrap();
+    let method = timed("rejoin crashed member 2", || c.rejoin(2).unwrap());
+    assert_eq!(method, RejoinMethod::Rewind, "{method:?}");
+    on(&c, 1, "INSERT INTO t VALUES (6, 'last')");
+    c.wait_for_replay(2, REPLAY_TIMEOUT).unwrap();
+    assert_eq!(notes(&c, 2).last().unwrap(), "last");
+
+    // Fail back: member 1 crashes and is rejoined without a restart
+    // (pg_rewind recovers it in single-user mode first); member 2 follows.
+    c.stop_immediate(1).unwrap();
+    timed("promote member 0", || c.promote(0).unwrap());
+    assert_eq!(c.primary().unwrap(), 0);
+    on(&c, 0, "INSERT INTO t VALUES (7, 'failed back')");
+    let method = timed("rejoin crashed primary member 1", || c.rejoin(1).unwrap());
+    assert_eq!(method, RejoinMethod::Rewind, "{method:?}");
+    c.rejoin(2).unwrap();
+    for i in [1, 2] {
+        c.wait_for_replay(i, REPLAY_TIMEOUT).unwrap();
+        assert_eq!(notes(&c, i).last().unwrap(), "failed back", "member {i}");
+    }
+    assert_streaming_to(&c, 0, "member1:streaming,member2:streaming");
 
     // Drop stops every member and removes every directory.
     let dir = c.dir().to_owned();

@@ -75,8 +75,10 @@ impl ReplicatedCluster {
     /// timeline is visible) or, if the rewind fails, replaces its data
     /// directory by a fresh `pg_basebackup`; then writes `standby.signal` and
     /// `primary_conninfo` and starts it (same port). Works for an old primary
-    /// after a failover (crashed, stopped or running) and for a standby that
-    /// should follow a newly promoted primary.
+    /// after a failover (crashed, stopped or running) and for a standby
+    /// (crashed, stopped or running) that should follow a newly promoted
+    /// primary. A crashed standby is first started and stopped cleanly as a
+    /// standby, so that pg_rewind accepts it.
     ///
     /// Returns how the data directory was brought in line. Call
     /// [`wait_for_replay`](Self::wait_for_replay) to wait until it has caught
@@ -94,6 +96,19 @@ impl ReplicatedCluster {
         let tools = self.tools();
         if m.is_running(tools)? {
             m.pg_ctl(tools, &["stop", "-m", "fast"], false)?;
+        }
+        // A crashed standby: pg_rewind's own crash recovery (single-user
+        // mode) cannot run a standby, and recovering it as a primary would
+        // write WAL the primary lacks; so let it recover as a standby and
+        // shut it down cleanly. If that fails, so does pg_rewind, and the
+        // base backup takes over.
+        if provision::cluster_state(tools, m.data_dir()).as_deref() == Some("in archive recovery") {
+            let recovered = m
+                .pg_ctl(tools, &["start"], true)
+                .and_then(|()| m.pg_ctl(tools, &["stop", "-m", "fast"], false));
+            if recovered.is_err() && m.is_running(tools)? {
+                let _ = m.pg_ctl(tools, &["stop", "-m", "immediate"], false);
+            }
         }
         primary.sql(tools, &["CHECKPOINT"])?;
         let method = {

@@ -35,6 +35,7 @@ pub(crate) struct Tools {
     pub(crate) pg_ctl: PathBuf,
     pub(crate) pg_basebackup: PathBuf,
     pub(crate) pg_rewind: PathBuf,
+    pub(crate) pg_controldata: PathBuf,
     pub(crate) psql: PathBuf,
     pub(crate) run_as: Option<RunAs>,
     /// The cluster's temporary directory (sockets, logs, data directories).
@@ -57,6 +58,7 @@ impl Tools {
             pg_ctl: sibling("pg_ctl")?,
             pg_basebackup: sibling("pg_basebackup")?,
             pg_rewind: sibling("pg_rewind")?,
+            pg_controldata: sibling("pg_controldata")?,
             psql: find_pg_bin("psql")?,
             initdb,
             run_as: util::server_run_as()?,
@@ -182,8 +184,8 @@ impl ClusterMember {
     }
 
     /// The postmaster's process id from `postmaster.pid` (`None` when the
-    /// file is absent, e.g. after a clean stop; after a crash the file, and
-    /// so a stale id, remains).
+    /// file is absent: the server is stopped, in any `pg_ctl stop` mode; a
+    /// postmaster killed by a signal leaves the file, and so a stale id).
     pub fn postmaster_pid(&self) -> Option<u32> {
         let text = fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()

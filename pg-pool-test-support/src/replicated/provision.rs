@@ -217,6 +217,20 @@ fn conninfo_value(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// The "Database cluster state" `pg_controldata` reports for `data` (e.g.
+/// `shut down`, `in production`, `in archive recovery`), if it can be read.
+pub(crate) fn cluster_state(tools: &Tools, data: &Path) -> Option<String> {
+    let mut cmd = tools.command(&tools.pg_controldata);
+    cmd.arg("-D").arg(data).env("LC_ALL", "C");
+    let out = util::run(&mut cmd).ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("Database cluster state:")
+                .map(|v| v.trim().to_owned())
+        })
+}
+
 /// Removes a data directory (to be replaced by a fresh base backup).
 pub(crate) fn remove_data_dir(data: &Path) -> Result<(), Error> {
     match fs::remove_dir_all(data) {

@@ -50,7 +50,9 @@ impl ReplicatedCluster {
 
     /// Promotes standby `index` to primary (`pg_ctl promote -w`) and checks
     /// that it accepts writes. Other standbys keep following the old primary
-    /// until [`rejoin`](Self::rejoin)ed.
+    /// until [`rejoin`](Self::rejoin)ed. The old primary is left alone: stop
+    /// or kill it first, or there are two primaries (a split brain that
+    /// [`primary`](Self::primary) reports) until it is rejoined.
     ///
     /// # Errors
     ///

@@ -339,9 +339,10 @@ fn replication_failover_rejoin_and_cleanup() {
     // falls back to a fresh base backup.
     c.stop(2).unwrap();
     std::fs::remove_dir_all(c.members()[2].data_dir()).unwrap();
-    let method = timed("rejoin member 2 without a data directory", || {
-        c.rejoin(2).unwrap()
-    });
+    let method = timed(
+        "rejoin member 2 by a fresh base backup (data directory lost)",
+        || c.rejoin(2).unwrap(),
+    );
     match &method {
         RejoinMethod::BaseBackup { rewind_error } => {
             println!(

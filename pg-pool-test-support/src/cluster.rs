@@ -465,7 +465,7 @@ impl PgBins {
 
 /// Finds a PostgreSQL program: `pg_config --bindir`, then PATH, then the
 /// newest `/usr/lib/postgresql/*/bin`.
-fn find_pg_bin(name: &str) -> Result<PathBuf, Error> {
+pub(crate) fn find_pg_bin(name: &str) -> Result<PathBuf, Error> {
     let mut searched = Vec::new();
     let pg_config_bindir = Command::new("pg_config")
         .arg("--bindir")
@@ -666,7 +666,7 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-fn make_url(user: &str, password: &str, host: &str, port: u16, db: &str) -> String {
+pub(crate) fn make_url(user: &str, password: &str, host: &str, port: u16, db: &str) -> String {
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {

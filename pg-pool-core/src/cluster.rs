@@ -339,7 +339,9 @@ async fn check_replicas<T: Poolable, R: Runtime>(
         }
         let Some(inner) = weak.upgrade() else { return };
         for member in &inner.replicas {
-            let limit = interval.max(Duration::from_millis(100));
+            // Generous: a check that has to open a connection on a busy machine is not a
+            // sick replica.
+            let limit = interval.max(Duration::from_secs(2));
             let measured = timeout(&runtime, limit, async {
                 let mut conn = member.pool.get().await.map_err(|e| e.to_string())?;
                 match lag {

@@ -204,6 +204,14 @@ impl Poolable for AsyncWirePoolable {
         self.is_broken()
     }
 
+    fn server_changed(&self) -> Option<&'static str> {
+        self.tracker.server_change()
+    }
+
+    fn is_permanent_connect_error(error: &WireError) -> bool {
+        crate::error::is_permanent_connect_error(error)
+    }
+
     fn needs_reset(&mut self) -> bool {
         self.reset_due |= self.conn.take_state_mutated();
         self.reset_due || self.tracker.is_raw()

@@ -115,6 +115,37 @@ pub(crate) fn proves_dead(e: &PgWireError) -> bool {
     }
 }
 
+/// What a failed request says about the server, for `Poolable::server_changed`: the
+/// server became a read-only standby (`25006` on a write), is shutting down or refusing
+/// connections (`57P01`, `57P02`, `57P03`), or the connection was lost (class `08`, an I/O
+/// error, the connection closed). Every pooled connection to that server is then suspect.
+pub(crate) fn server_change(e: &PgWireError) -> Option<&'static str> {
+    match e {
+        PgWireError::Pg(e) => server_change_code(&e.code),
+        PgWireError::Io(_) | PgWireError::ConnectionClosed => Some("connection lost"),
+        _ => None,
+    }
+}
+
+/// The cause named for a SQLSTATE that signals a changed server, if it is one.
+pub(crate) fn server_change_code(code: &str) -> Option<&'static str> {
+    match code {
+        "25006" => Some("25006 read_only_sql_transaction"),
+        "57P01" => Some("57P01 admin_shutdown"),
+        "57P02" => Some("57P02 crash_shutdown"),
+        "57P03" => Some("57P03 cannot_connect_now"),
+        code if code.starts_with("08") => Some("08 connection_exception"),
+        _ => None,
+    }
+}
+
+/// Whether a failed connect will fail the same way every time with these settings: wrong
+/// password or user, unknown database, no `pg_hba.conf` entry, insufficient privilege.
+pub(crate) fn is_permanent_connect_error(e: &WireError) -> bool {
+    e.code()
+        .is_some_and(|code| code.starts_with("28") || matches!(code, "3D000" | "42501"))
+}
+
 /// Whether a server error ends the session.
 pub(crate) fn is_fatal_server_error(e: &PgError) -> bool {
     matches!(e.severity.as_str(), "FATAL" | "PANIC")

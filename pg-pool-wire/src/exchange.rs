@@ -10,7 +10,7 @@ use pg_wired::async_conn::{StreamHeader, StreamedRow};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use crate::error::proves_dead;
+use crate::error::{proves_dead, server_change};
 
 /// The state shared by a connection's wrapper, its in-flight requests and its open row
 /// streams (which may outlive the borrow of the connection, hence the `Arc`).
@@ -26,6 +26,8 @@ pub(crate) struct Tracker {
     /// The raw connection was reached, so requests may have been made that this tracker did
     /// not see.
     raw: AtomicBool,
+    /// What a failed request said about the server (`Poolable::server_changed`).
+    server_change: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl Tracker {
@@ -43,6 +45,20 @@ impl Tracker {
         if proves_dead(e) {
             self.mark_dead();
         }
+        if let Some(cause) = server_change(e) {
+            *self
+                .server_change
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cause);
+        }
+    }
+
+    /// What a failed request said about the server, if anything.
+    pub(crate) fn server_change(&self) -> Option<&'static str> {
+        *self
+            .server_change
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether an error proved the connection dead (or it was closed).

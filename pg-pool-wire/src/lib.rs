@@ -58,6 +58,7 @@ mod config;
 mod connector;
 mod error;
 mod exchange;
+mod lag;
 mod session;
 mod wire_poolable;
 

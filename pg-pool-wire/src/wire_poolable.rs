@@ -6,7 +6,7 @@ use pg_wired::protocol::types::BackendMsg;
 use pg_wired::{PgWireError, WireConn};
 
 use crate::config::WireConfig;
-use crate::error::{WireError, is_fatal_server_error};
+use crate::error::{WireError, is_fatal_server_error, server_change, server_change_code};
 use crate::session::{TransactionStatus, changes_session};
 
 /// The `Terminate` message.
@@ -81,6 +81,8 @@ pub struct WirePoolable {
     raw_access: bool,
     in_flight: bool,
     broken: bool,
+    /// What a failed request said about the server (`Poolable::server_changed`).
+    server_change: Option<&'static str>,
 }
 
 /// What one simple-query exchange produced.
@@ -99,6 +101,7 @@ impl WirePoolable {
             raw_access: false,
             in_flight: false,
             broken: false,
+            server_change: None,
         }
     }
 
@@ -236,6 +239,7 @@ impl WirePoolable {
         self.in_flight = true;
         if let Err(e) = self.conn.send_raw(&frame(b'Q', sql.as_bytes())).await {
             self.broken = true;
+            self.server_change = server_change(&e);
             return Err(e.into());
         }
         let mut rows = Vec::new();
@@ -248,7 +252,9 @@ impl WirePoolable {
                 Err(e) => {
                     self.broken = true;
                     // A FATAL error response explains the closed socket better.
-                    return Err(error.map_or(e, PgWireError::Pg).into());
+                    let e = error.map_or(e, PgWireError::Pg);
+                    self.server_change = self.server_change.or(server_change(&e));
+                    return Err(e.into());
                 }
             };
             match msg {
@@ -269,6 +275,9 @@ impl WirePoolable {
                 BackendMsg::ErrorResponse { fields } => {
                     if is_fatal_server_error(&fields) {
                         self.broken = true;
+                    }
+                    if let Some(cause) = server_change_code(&fields.code) {
+                        self.server_change = Some(cause);
                     }
                     error.get_or_insert(fields);
                 }
@@ -314,6 +323,14 @@ impl Poolable for WirePoolable {
 
     fn has_pending_data(&self) -> bool {
         self.is_broken()
+    }
+
+    fn server_changed(&self) -> Option<&'static str> {
+        self.server_change
+    }
+
+    fn is_permanent_connect_error(error: &WireError) -> bool {
+        crate::error::is_permanent_connect_error(error)
     }
 
     fn needs_reset(&mut self) -> bool {

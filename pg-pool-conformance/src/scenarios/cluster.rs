@@ -65,7 +65,10 @@ pub async fn cluster_routes_reads_and_writes<R: Runtime>() {
     for _ in 0..4 {
         assert_eq!(read_from(&cluster).await, "replica-2");
     }
-    assert!(!cluster.replica_health()[0].0, "replica-1 is out of rotation");
+    assert!(
+        !cluster.replica_health()[0].0,
+        "replica-1 is out of rotation"
+    );
 
     // Both down: the primary serves reads.
     two_control.set(Step::Connect, Gate::Fail);

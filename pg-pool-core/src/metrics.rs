@@ -50,15 +50,6 @@ impl Histogram {
             .saturating_add(u64::from(value.subsec_micros()))
     }
 
-    /// Bucket index of a duration.
-    #[cfg(test)]
-    fn bucket(value: Duration) -> usize {
-        let micros = Self::micros(value);
-        // Values below 1 µs land in bucket 0; `2^(i-1) <= v < 2^i` lands in bucket i.
-        let index = (u64::BITS - micros.leading_zeros()) as usize;
-        index.min(HISTOGRAM_BUCKETS - 1)
-    }
-
     /// Upper bound of bucket `index` (`Duration::MAX` for the last one).
     pub fn bucket_upper_bound(index: usize) -> Duration {
         if index + 1 >= HISTOGRAM_BUCKETS {
@@ -392,10 +383,19 @@ mod tests {
         assert_eq!(h.percentile(0.5), Duration::from_micros(128));
         assert_eq!(h.percentile(1.0), Duration::from_micros(65_536));
         assert_eq!(h.max(), Duration::from_micros(65_536));
-        assert_eq!(
-            Histogram::bucket(Duration::from_secs(100_000)),
-            HISTOGRAM_BUCKETS - 1
-        );
+        // Bucket i counts values below 2^i µs: 0 µs in bucket 0, 1 µs in bucket 1,
+        // 100 µs (64 <= 100 < 128) in bucket 7, anything of 2^26 µs or more in the last.
+        let mut h = Histogram::default();
+        for micros in [0, 1, 100, 127, 128, 1 << 26, u64::MAX / 1_000_000] {
+            h.record(Duration::from_micros(micros));
+        }
+        let counts = h.counts();
+        assert_eq!(counts[0], 1, "{counts:?}");
+        assert_eq!(counts[1], 1, "{counts:?}");
+        assert_eq!(counts[7], 2, "100 and 127 µs: {counts:?}");
+        assert_eq!(counts[8], 1, "128 µs: {counts:?}");
+        assert_eq!(counts[HISTOGRAM_BUCKETS - 1], 2, "{counts:?}");
+        assert_eq!(h.count(), 7);
     }
 
     #[test]

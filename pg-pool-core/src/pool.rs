@@ -239,9 +239,14 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         self.shared.metrics()
     }
 
-    /// The pool's configuration.
-    pub fn config(&self) -> &ConnPoolConfig {
-        &self.shared.config
+    /// The pool's configuration as it is now: `max_size` and `min_idle` reflect
+    /// [`ConnPool::resize`] and [`ConnPool::set_min_idle`].
+    pub fn config(&self) -> ConnPoolConfig {
+        let mut config = self.shared.config.clone();
+        let st = self.shared.lock();
+        config.max_size = st.ledger.max_size();
+        config.min_idle = st.ledger.min_idle();
+        config
     }
 
     /// Changes the maximum size. Shrinking destroys surplus idle connections at once and

@@ -81,6 +81,12 @@ pub async fn guard_operations<R: Runtime>() {
     guard.tag = Some("set through DerefMut".into());
     assert_eq!(guard.conn().tag.as_deref(), Some("set through DerefMut"));
     guard.conn_mut().tag = None;
+    let age = PoolGuard::age(&guard);
+    sleep::<R>(Duration::from_millis(20)).await;
+    assert!(
+        PoolGuard::age(&guard) >= age + Duration::from_millis(15),
+        "age grows from the connection's creation"
+    );
     let detached = PoolGuard::detach(guard);
     let m = pool.metrics();
     assert_eq!((m.size, m.detaches), (0, 1), "{m:?}");
@@ -172,6 +178,7 @@ pub async fn resize_down_and_up<R: Runtime>() {
     drop(held.pop());
     drop(held.pop());
     pool.resize(1).unwrap();
+    assert_eq!(pool.config().max_size, 1, "config() shows the size in force");
     let m = pool.metrics();
     assert_eq!((m.max_size, m.idle, m.active), (1, 0, 2), "{m:?}");
     drop(held.pop());

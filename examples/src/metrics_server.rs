@@ -180,7 +180,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Cancel safety
 ///
 /// Dropping the future stops accepting; connections already accepted finish on their own
-/// tasks (each bounded by [`REQUEST_TIMEOUT`] for the request).
+/// tasks (each bounded by a request timeout).
 pub async fn serve(
     listener: TcpListener,
     exporter: Arc<PrometheusExporter>,

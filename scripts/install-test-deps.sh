@@ -3,6 +3,7 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   - the psql client
 #   - pgbouncer
+#   - openssl (the TLS tests make their certificates with it)
 # Idempotent and fast when everything is already present. Meant for a Debian 12
 # machine as root (uses apt-get); prints what it did.
 set -euo pipefail
@@ -61,6 +62,9 @@ if ! find_pg_bin psql >/dev/null; then
 fi
 if ! find_pgbouncer >/dev/null; then
     packages+=(pgbouncer)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    packages+=(openssl)
 fi
 
 ensure_postgres_user() {

@@ -10,6 +10,8 @@
 #![doc = include_str!("../README.md")]
 
 mod info;
+#[cfg(feature = "rustls")]
+pub mod rustls;
 mod secret;
 mod tls;
 

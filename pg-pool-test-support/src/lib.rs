@@ -9,6 +9,8 @@
 //! - [`FaultProxy`]: an in-process TCP proxy that injects network faults
 //!   ([`ProxyMode`]) and counts accepted connections.
 //! - [`PgBouncer`]: Debian's pgbouncer in front of a cluster.
+//! - [`TestCluster::start_tls`]: a cluster with `ssl = on` and certificates made at test
+//!   time ([`TlsFiles`]: CA, server and client certificates).
 //!
 //! Missing programs are reported as [`Error::NotInstalled`]; run
 //! `bash scripts/install-test-deps.sh` (as root) to install them.
@@ -25,6 +27,7 @@
 //! ```
 
 mod bouncer;
+mod certs;
 mod cluster;
 mod error;
 mod pool;
@@ -32,6 +35,7 @@ mod proxy;
 mod util;
 
 pub use bouncer::PgBouncer;
+pub use certs::TlsFiles;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;
 pub use pool::{eventually, test_pool_config};

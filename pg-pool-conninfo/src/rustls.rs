@@ -1,0 +1,452 @@
+//! rustls client configurations with libpq's verification levels (feature `rustls`).
+//!
+//! [`client_config`] turns [`TlsSettings`] into a `rustls::ClientConfig` that checks what
+//! libpq checks for the `sslmode`, and nothing more or less:
+//!
+//! | `sslmode` | chain | host name |
+//! |---|---|---|
+//! | `allow`, `prefer`, `require` without `sslrootcert` | no | no |
+//! | `require` with `sslrootcert`, `verify-ca` | yes | no |
+//! | `verify-full` | yes | yes |
+//!
+//! Even without chain verification the server must prove it holds the certificate's key
+//! (the handshake signature is always checked), so `tls-server-end-point` channel binding
+//! stays meaningful. The crypto provider is *ring*, passed explicitly (no process-wide
+//! default is needed). `sslrootcert=system` loads the platform's roots with
+//! `rustls-native-certs` (on Linux the OpenSSL locations libpq uses, honouring
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`); as in libpq, it is only accepted with
+//! `verify-full`. Certificates and keys are read from PEM files.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use ::rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use ::rustls::pki_types::pem::PemObject as _;
+use ::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use ::rustls::server::ParsedCertificate;
+use ::rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::tls::{RootCerts, SslMode, TlsSettings};
+
+/// Why TLS settings could not be turned into a client configuration. Never contains key
+/// material: a key file's problems are named, not quoted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    /// The settings contradict each other or ask for something libpq refuses.
+    Setting {
+        /// The libpq parameter at fault (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate or key file could not be read or holds nothing usable.
+    File {
+        /// What the file was for (`sslrootcert`, `sslcert`, `sslkey`).
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// The I/O error, if reading failed.
+        source: Option<io::Error>,
+    },
+    /// rustls rejected the configuration (for example a key that does not match the
+    /// client certificate).
+    Rustls {
+        /// What was being configured.
+        what: &'static str,
+        /// rustls's error.
+        source: ::rustls::Error,
+    },
+}
+
+impl fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsConfigError::Setting { setting, reason } => {
+                write!(f, "invalid TLS setting `{setting}`: {reason}")
+            }
+            TlsConfigError::File {
+                setting,
+                path,
+                reason,
+                ..
+            } => write!(f, "{setting} file {}: {reason}", path.display()),
+            TlsConfigError::Rustls { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsConfigError::File { source, .. } => source.as_ref().map(|e| e as _),
+            TlsConfigError::Rustls { source, .. } => Some(source),
+            TlsConfigError::Setting { .. } => None,
+        }
+    }
+}
+
+/// How much of the server's certificate is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verification {
+    /// Nothing but the handshake signature (libpq's `allow`, `prefer`, `require` without
+    /// a root certificate).
+    None,
+    /// The chain up to a trusted root, not the host name (`verify-ca`; `require` with a
+    /// root certificate).
+    Chain,
+    /// The chain and the host name (`verify-full`).
+    Full,
+}
+
+/// What `settings` ask libpq to verify, after checking that they are consistent (see
+/// [`client_config`] for the rules); `None` for `sslmode=disable`.
+///
+/// # Errors
+///
+/// [`TlsConfigError::Setting`] for settings libpq would refuse.
+pub fn verification(settings: &TlsSettings) -> Result<Option<Verification>, TlsConfigError> {
+    let bad = |setting, reason: &str| TlsConfigError::Setting {
+        setting,
+        reason: reason.to_owned(),
+    };
+    if settings.root_certs == Some(RootCerts::System) && settings.mode != SslMode::VerifyFull {
+        return Err(bad(
+            "sslrootcert",
+            "sslrootcert=system needs sslmode=verify-full (as libpq: the system's roots \
+             vouch for host names, so the name must be checked)",
+        ));
+    }
+    match (&settings.client_cert, &settings.client_key) {
+        (Some(_), None) => return Err(bad("sslkey", "sslcert is set but sslkey is not")),
+        (None, Some(_)) => return Err(bad("sslcert", "sslkey is set but sslcert is not")),
+        _ => {}
+    }
+    let level = match settings.mode {
+        SslMode::Disable => return Ok(None),
+        SslMode::Allow | SslMode::Prefer => Verification::None,
+        SslMode::Require if settings.root_certs.is_some() => Verification::Chain,
+        SslMode::Require => Verification::None,
+        SslMode::VerifyCa | SslMode::VerifyFull if settings.root_certs.is_none() => {
+            return Err(bad(
+                "sslrootcert",
+                "sslmode=verify-ca and verify-full need sslrootcert (a PEM file of trusted \
+                 roots, or `system`)",
+            ));
+        }
+        SslMode::VerifyCa => Verification::Chain,
+        SslMode::VerifyFull => Verification::Full,
+    };
+    Ok(Some(level))
+}
+
+/// The rustls client configuration for `settings`, or `None` for `sslmode=disable`.
+///
+/// The host name is given per connection (the driver passes the host it dials as the
+/// `ServerName`; it is checked only under `verify-full`).
+///
+/// # Errors
+///
+/// [`TlsConfigError`] when the settings are inconsistent (as libpq: `sslrootcert=system`
+/// with a mode other than `verify-full`; `verify-ca`/`verify-full` without
+/// `sslrootcert`; `sslcert` without `sslkey` or the reverse), when a file cannot be
+/// read or holds no certificate or key, or when rustls refuses the client key.
+pub fn client_config(settings: &TlsSettings) -> Result<Option<Arc<ClientConfig>>, TlsConfigError> {
+    let Some(level) = verification(settings)? else {
+        return Ok(None);
+    };
+    let provider = Arc::new(::rustls::crypto::ring::default_provider());
+    let roots = match &settings.root_certs {
+        Some(root) => load_roots(root)?,
+        None => RootCertStore::empty(),
+    };
+    let verifier = Arc::new(LibpqVerifier {
+        level,
+        roots: Arc::new(roots),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsConfigError::Rustls {
+            what: "TLS protocol versions",
+            source,
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match load_client_identity(settings)? {
+        Some((chain, key)) => {
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|source| TlsConfigError::Rustls {
+                    what: "client certificate and key (sslcert, sslkey)",
+                    source,
+                })?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Some(Arc::new(config)))
+}
+
+/// The crypto provider [`client_config`] uses (*ring*).
+pub fn crypto_provider() -> CryptoProvider {
+    ::rustls::crypto::ring::default_provider()
+}
+
+/// The trusted roots of `root`, each DER-encoded: a PEM file's certificates, or the
+/// platform's (`rustls-native-certs`).
+///
+/// # Errors
+///
+/// [`TlsConfigError::File`] for an unreadable file or one without a certificate;
+/// [`TlsConfigError::Setting`] when the platform has no usable root certificate.
+pub fn load_root_certs(root: &RootCerts) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    match root {
+        RootCerts::File(path) => read_certs("sslrootcert", path),
+        RootCerts::System => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or_else(|| "none found".to_owned(), ToString::to_string);
+                return Err(TlsConfigError::Setting {
+                    setting: "sslrootcert",
+                    reason: format!("sslrootcert=system: no system root certificates ({why})"),
+                });
+            }
+            Ok(found.certs)
+        }
+        #[allow(unreachable_patterns)]
+        _ => Err(TlsConfigError::Setting {
+            setting: "sslrootcert",
+            reason: "this kind of root certificate source is not supported".to_owned(),
+        }),
+    }
+}
+
+fn load_roots(root: &RootCerts) -> Result<RootCertStore, TlsConfigError> {
+    let certs = load_root_certs(root)?;
+    let mut store = RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsConfigError::Setting {
+            setting: "sslrootcert",
+            reason: "none of the root certificates could be parsed".to_owned(),
+        });
+    }
+    Ok(store)
+}
+
+/// The client certificate chain and key of `sslcert`/`sslkey`, or `None` if neither is set.
+///
+/// # Errors
+///
+/// [`TlsConfigError::File`] for an unreadable file, a file without a certificate, or a
+/// key file without a PKCS#8, PKCS#1 or SEC1 private key (the key is never quoted);
+/// [`TlsConfigError::Setting`] when only one of the two is set.
+pub fn load_client_identity(
+    settings: &TlsSettings,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsConfigError> {
+    let (cert, key) = match (&settings.client_cert, &settings.client_key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        _ => return verification(settings).map(|_| None),
+    };
+    let chain = read_certs("sslcert", cert)?;
+    std::fs::metadata(key).map_err(|e| file_error("sslkey", key, "cannot be read", Some(e)))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        let io = match e {
+            ::rustls::pki_types::pem::Error::Io(io) => Some(io),
+            _ => None,
+        };
+        file_error(
+            "sslkey",
+            key,
+            "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            io,
+        )
+    })?;
+    Ok(Some((chain, key_der)))
+}
+
+fn read_certs(
+    setting: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| match e {
+        ::rustls::pki_types::pem::Error::Io(io) => {
+            file_error(setting, path, "cannot be read", Some(io))
+        }
+        other => file_error(setting, path, &format!("is not PEM: {other}"), None),
+    })?;
+    let certs = iter
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(setting, path, &format!("is not valid PEM: {e}"), None))?;
+    if certs.is_empty() {
+        return Err(file_error(
+            setting,
+            path,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            None,
+        ));
+    }
+    Ok(certs)
+}
+
+fn file_error(
+    setting: &'static str,
+    path: &Path,
+    reason: &str,
+    source: Option<io::Error>,
+) -> TlsConfigError {
+    let reason = match &source {
+        Some(io) => format!("{reason} ({io})"),
+        None => reason.to_owned(),
+    };
+    TlsConfigError::File {
+        setting,
+        path: path.to_owned(),
+        reason,
+        source,
+    }
+}
+
+/// Plain words for a failed handshake's certificate error, naming the setting involved,
+/// or `None` when `error` is not about the server's certificate.
+pub fn explain_handshake_error(error: &::rustls::Error) -> Option<&'static str> {
+    let ::rustls::Error::InvalidCertificate(cert) = error else {
+        return None;
+    };
+    Some(match cert {
+        CertificateError::UnknownIssuer => {
+            "the server certificate is not signed by a trusted root (wrong CA in sslrootcert?)"
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "the server certificate's names do not match the host name (sslmode=verify-full)"
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the server certificate has expired"
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the server certificate is not valid yet"
+        }
+        CertificateError::BadSignature => "the server certificate's signature is invalid",
+        _ => "the server certificate was rejected",
+    })
+}
+
+/// Verifies what libpq verifies at `level`; the handshake signature always.
+#[derive(Debug)]
+struct LibpqVerifier {
+    level: Verification,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for LibpqVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, ::rustls::Error> {
+        if self.level == Verification::None {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        ::rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        if self.level == Verification::Full {
+            ::rustls::client::verify_server_name(&cert, server_name)?;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, ::rustls::Error> {
+        ::rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, ::rustls::Error> {
+        ::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(mode: SslMode, root: Option<RootCerts>) -> TlsSettings {
+        let mut s = TlsSettings::default();
+        s.mode = mode;
+        s.root_certs = root;
+        s
+    }
+
+    #[test]
+    fn verification_follows_libpq() {
+        let file = || Some(RootCerts::File("/nonexistent/ca.crt".into()));
+        let level = |mode, root| verification(&settings(mode, root)).unwrap();
+        assert_eq!(level(SslMode::Disable, None), None);
+        assert_eq!(level(SslMode::Allow, None), Some(Verification::None));
+        assert_eq!(level(SslMode::Prefer, file()), Some(Verification::None));
+        assert_eq!(level(SslMode::Require, None), Some(Verification::None));
+        assert_eq!(level(SslMode::Require, file()), Some(Verification::Chain));
+        assert_eq!(level(SslMode::VerifyCa, file()), Some(Verification::Chain));
+        assert_eq!(level(SslMode::VerifyFull, file()), Some(Verification::Full));
+        let err = |s: &TlsSettings| verification(s).unwrap_err().to_string();
+        assert!(err(&settings(SslMode::VerifyCa, None)).contains("need sslrootcert"));
+        assert!(err(&settings(SslMode::Require, Some(RootCerts::System))).contains("verify-full"));
+        let mut s = settings(SslMode::Require, None);
+        s.client_cert = Some("/c.crt".into());
+        assert!(err(&s).contains("sslkey is not"));
+    }
+
+    #[test]
+    fn file_errors_name_the_file() {
+        let s = settings(SslMode::VerifyFull, Some(RootCerts::File("/nonexistent/ca.crt".into())));
+        let e = client_config(&s).unwrap_err();
+        assert!(e.to_string().contains("sslrootcert file /nonexistent/ca.crt"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        let dir = std::env::temp_dir().join(format!("pg-pool-conninfo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key.pem");
+        std::fs::write(&key, "not a key: secret-material").unwrap();
+        let mut s = settings(SslMode::Require, None);
+        s.client_cert = Some(key.clone());
+        s.client_key = Some(key.clone());
+        let e = client_config(&s).unwrap_err().to_string();
+        assert!(e.contains("sslcert") && !e.contains("secret-material"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(client_config(&settings(SslMode::Disable, None)).unwrap().is_none());
+        assert!(client_config(&settings(SslMode::Prefer, None)).unwrap().is_some());
+    }
+}

@@ -39,7 +39,7 @@ pub enum Profile {
 /// (`none`, `discard_all`, `clean`), `pool_profile` (`session`, `pooler_safe`) and
 /// `pool_statement_cache` (capacity, `0` disables it).
 ///
-/// TLS is not built in: `sslmode=require` fails to connect, `prefer` connects in clear.
+/// TLS: [`PgConfig::tls`], with libpq's `sslmode` semantics (see [`PgTls`](crate::PgTls)).
 ///
 /// # Examples
 ///
@@ -72,6 +72,11 @@ pub struct PgConfig {
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
     pub statement_cache_capacity: usize,
+    /// TLS with libpq's meaning (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
+    /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`.
+    /// Checked when the connector is built (see [`PgTls`](crate::PgTls)).
+    /// Default: `TlsSettings::default()` (`prefer`, as libpq).
+    pub tls: pg_pool_conninfo::TlsSettings,
 }
 
 impl Default for PgConfig {
@@ -106,6 +111,7 @@ impl PgConfig {
             profile: Profile::Session,
             reset: ResetStrategy::DiscardAll,
             statement_cache_capacity: 256,
+            tls: pg_pool_conninfo::TlsSettings::default(),
         }
     }
 

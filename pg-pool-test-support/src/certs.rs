@@ -30,6 +30,8 @@ pub struct TlsFiles {
     server_key: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
+    rogue_client_cert: PathBuf,
+    rogue_client_key: PathBuf,
 }
 
 impl TlsFiles {
@@ -61,6 +63,17 @@ impl TlsFiles {
     /// The client certificate's private key (PKCS#8 PEM), for `sslkey`.
     pub fn client_key(&self) -> &Path {
         &self.client_key
+    }
+
+    /// A client certificate for [`cert_user`](Self::cert_user) issued by the *unrelated*
+    /// CA: the server must refuse it during the TLS handshake.
+    pub fn rogue_client_cert(&self) -> &Path {
+        &self.rogue_client_cert
+    }
+
+    /// The key of [`rogue_client_cert`](Self::rogue_client_cert).
+    pub fn rogue_client_key(&self) -> &Path {
+        &self.rogue_client_key
     }
 
     /// The role that logs in with the client certificate (`cert` authentication).
@@ -98,6 +111,8 @@ impl TlsFiles {
             server_key: path("server.key"),
             client_cert: path("client.crt"),
             client_key: path("client.key"),
+            rogue_client_cert: path("rogue-client.crt"),
+            rogue_client_key: path("rogue-client.key"),
         };
         let run = |args: &[&str]| -> Result<(), Error> {
             let mut cmd = Command::new(&openssl);
@@ -130,7 +145,7 @@ impl TlsFiles {
         };
         ca("ca.key", "ca.crt", "pg-pool test CA")?;
         ca("other-ca.key", "other-ca.crt", "pg-pool unrelated CA")?;
-        let leaf = |name: &str, cn: &str, ext: &str| -> Result<(), Error> {
+        let leaf = |name: &str, issuer: &str, cn: &str, ext: &str| -> Result<(), Error> {
             let key = format!("{name}.key");
             let csr = format!("{name}.csr");
             let ext_file = format!("{name}.ext");
@@ -157,9 +172,9 @@ impl TlsFiles {
                 "-in",
                 &csr,
                 "-CA",
-                "ca.crt",
+                &format!("{issuer}.crt"),
                 "-CAkey",
-                "ca.key",
+                &format!("{issuer}.key"),
                 "-CAcreateserial",
                 "-days",
                 "3",
@@ -172,6 +187,7 @@ impl TlsFiles {
         };
         leaf(
             "server",
+            "ca",
             SERVER_NAME,
             &format!(
                 "basicConstraints=critical,CA:FALSE\n\
@@ -180,14 +196,12 @@ impl TlsFiles {
                  subjectAltName=DNS:{SERVER_NAME}\n"
             ),
         )?;
-        leaf(
-            "client",
-            CERT_USER,
-            "basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=clientAuth\n",
-        )?;
-        for key in [&files.server_key, &files.client_key] {
+        let client_ext = "basicConstraints=critical,CA:FALSE\n\
+                          keyUsage=critical,digitalSignature\n\
+                          extendedKeyUsage=clientAuth\n";
+        leaf("client", "ca", CERT_USER, client_ext)?;
+        leaf("rogue-client", "other-ca", CERT_USER, client_ext)?;
+        for key in [&files.server_key, &files.client_key, &files.rogue_client_key] {
             set_mode(key, 0o600)?;
         }
         util::chown(&files.server_key, run_as)?;

@@ -54,6 +54,9 @@ pub struct WireConfig {
     /// Connect timeout from the URL, applied by [`WireConfig::pool_config`]. Default: `None`
     /// (the pool's own default).
     pub connect_timeout: Option<Duration>,
+    /// TLS with libpq's meaning, as far as pg-wired can honour it (see
+    /// [`WireTls`](crate::WireTls)). Default: `TlsSettings::default()` (`prefer`).
+    pub tls: pg_pool_conninfo::TlsSettings,
 }
 
 impl Default for WireConfig {
@@ -66,6 +69,7 @@ impl Default for WireConfig {
             application_name: None,
             params: Vec::new(),
             connect_timeout: None,
+            tls: pg_pool_conninfo::TlsSettings::default(),
         }
     }
 }
@@ -81,6 +85,7 @@ impl fmt::Debug for WireConfig {
             .field("application_name", &self.application_name)
             .field("params", &self.params)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -261,19 +266,12 @@ impl WireConfig {
             .collect()
     }
 
-    /// Opens a bare `WireConn` with this address, these credentials and startup parameters;
-    /// both pooled connection kinds start here.
+    /// Opens a bare `WireConn` with this address, these credentials, startup parameters
+    /// and TLS settings; both pooled connection kinds start here.
     pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
-        let params = self.startup_params();
-        let conn = pg_wired::WireConn::connect_with_params(
-            &self.addr,
-            &self.user,
-            &self.password,
-            &self.database,
-            &params,
-        )
-        .await?;
-        Ok(conn)
+        crate::tls::WireTls::new(self)?
+            .connect(self, &self.password)
+            .await
     }
 }
 

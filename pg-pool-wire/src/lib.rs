@@ -10,6 +10,11 @@
 //! - [`WireError`]: the driver's error, with the server's message, plus URL and config
 //!   errors.
 //!
+//! - [`WireTls`]: libpq's `sslmode` from [`WireConfig::tls`], mapped onto pg-wired's
+//!   TLS (feature `tls`, default), which always verifies chain and host name; what it
+//!   cannot honour (`verify-ca`, unix sockets) is refused when the connector is built.
+//! - [`PasswordProvider`]: a fresh password before each connect (rotating credentials).
+//!
 //! pg-wired has no connect timeout: the pool enforces `connect_timeout` on every attempt
 //! and bounds pings by `probe_timeout`. pg-wired is tokio-only, so these pools run on tokio.
 //!
@@ -30,16 +35,20 @@
 mod async_poolable;
 mod config;
 mod connector;
+mod credentials;
 mod error;
 mod session;
+mod tls;
 mod wire_poolable;
 
 pub use async_poolable::AsyncWirePoolable;
 pub use config::WireConfig;
 pub use connector::WireConnector;
+pub use credentials::PasswordProvider;
 pub use error::WireError;
 pub use pg_wired;
 pub use session::TransactionStatus;
+pub use tls::WireTls;
 pub use wire_poolable::{TextRow, WirePoolable};
 
 /// A tokio pool of [`WirePoolable`] connections.

@@ -182,14 +182,12 @@ pub fn client_config(settings: &TlsSettings) -> Result<Option<Arc<ClientConfig>>
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match load_client_identity(settings)? {
-        Some((chain, key)) => {
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|source| TlsConfigError::Rustls {
-                    what: "client certificate and key (sslcert, sslkey)",
-                    source,
-                })?
-        }
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|source| TlsConfigError::Rustls {
+                what: "client certificate and key (sslcert, sslkey)",
+                source,
+            })?,
         None => builder.with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
@@ -405,10 +403,11 @@ mod tests {
     use super::*;
 
     fn settings(mode: SslMode, root: Option<RootCerts>) -> TlsSettings {
-        let mut s = TlsSettings::default();
-        s.mode = mode;
-        s.root_certs = root;
-        s
+        TlsSettings {
+            mode,
+            root_certs: root,
+            ..TlsSettings::default()
+        }
     }
 
     #[test]
@@ -432,9 +431,16 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_file() {
-        let s = settings(SslMode::VerifyFull, Some(RootCerts::File("/nonexistent/ca.crt".into())));
+        let s = settings(
+            SslMode::VerifyFull,
+            Some(RootCerts::File("/nonexistent/ca.crt".into())),
+        );
         let e = client_config(&s).unwrap_err();
-        assert!(e.to_string().contains("sslrootcert file /nonexistent/ca.crt"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("sslrootcert file /nonexistent/ca.crt"),
+            "{e}"
+        );
         assert!(std::error::Error::source(&e).is_some());
         let dir = std::env::temp_dir().join(format!("pg-pool-conninfo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -444,9 +450,20 @@ mod tests {
         s.client_cert = Some(key.clone());
         s.client_key = Some(key.clone());
         let e = client_config(&s).unwrap_err().to_string();
-        assert!(e.contains("sslcert") && !e.contains("secret-material"), "{e}");
+        assert!(
+            e.contains("sslcert") && !e.contains("secret-material"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(client_config(&settings(SslMode::Disable, None)).unwrap().is_none());
-        assert!(client_config(&settings(SslMode::Prefer, None)).unwrap().is_some());
+        assert!(
+            client_config(&settings(SslMode::Disable, None))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            client_config(&settings(SslMode::Prefer, None))
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -201,7 +201,11 @@ impl TlsFiles {
                           extendedKeyUsage=clientAuth\n";
         leaf("client", "ca", CERT_USER, client_ext)?;
         leaf("rogue-client", "other-ca", CERT_USER, client_ext)?;
-        for key in [&files.server_key, &files.client_key, &files.rogue_client_key] {
+        for key in [
+            &files.server_key,
+            &files.client_key,
+            &files.rogue_client_key,
+        ] {
             set_mode(key, 0o600)?;
         }
         util::chown(&files.server_key, run_as)?;

@@ -3,7 +3,12 @@
 
 use pg_pool_test_support::TestCluster;
 
-fn psql_tls(cluster: &TestCluster, user: &str, password: &str, mode: &str) -> std::process::Command {
+fn psql_tls(
+    cluster: &TestCluster,
+    user: &str,
+    password: &str,
+    mode: &str,
+) -> std::process::Command {
     let tls = cluster.tls_files().expect("a TLS cluster");
     let mut c = cluster.psql();
     c.args(["-h", tls.server_name(), "-U", user])
@@ -49,7 +54,8 @@ fn tls_cluster_enforces_tls_and_certificates() {
 
     // The wrong CA does not verify the server.
     let mut c = psql_tls(&cluster, cluster.user(), cluster.password(), "verify-ca");
-    c.env("PGSSLROOTCERT", tls.other_ca_cert()).args(["-c", "SELECT 1"]);
+    c.env("PGSSLROOTCERT", tls.other_ca_cert())
+        .args(["-c", "SELECT 1"]);
     let (ok, text) = output(c);
     assert!(!ok && text.contains("certificate verify failed"), "{text}");
 
@@ -59,9 +65,15 @@ fn tls_cluster_enforces_tls_and_certificates() {
     c.args(["-h"]).arg(dir).args(["-c", "SELECT 1"]);
     assert_eq!(output(c), (true, "1".to_owned()));
     let mut c = cluster.psql();
-    c.args(["-h"]).arg(dir).env("PGPASSWORD", "wrong").args(["-c", "SELECT 1"]);
+    c.args(["-h"])
+        .arg(dir)
+        .env("PGPASSWORD", "wrong")
+        .args(["-c", "SELECT 1"]);
     let (ok, text) = output(c);
-    assert!(!ok && text.contains("password authentication failed"), "{text}");
+    assert!(
+        !ok && text.contains("password authentication failed"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -60,7 +60,11 @@ impl AsyncRead for AsyncNetStream {
 }
 
 impl AsyncWrite for AsyncNetStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         both!(self, s => Pin::new(s).poll_write(cx, buf))
     }
 

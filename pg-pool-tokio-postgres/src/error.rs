@@ -51,7 +51,9 @@ pub enum PgError {
     },
     /// The password provider failed or panicked before a connect attempt; nothing was sent
     /// to the server. The provider's own error is the `source()`, not part of `Display`.
-    #[error("the password provider failed, so no connection was attempted (see the source for why)")]
+    #[error(
+        "the password provider failed, so no connection was attempted (see the source for why)"
+    )]
     PasswordProvider {
         /// The provider's error.
         #[source]

@@ -72,7 +72,7 @@ pub use connector::{PgConnector, PgPool};
 pub use credentials::PasswordProvider;
 pub use error::PgError;
 pub use raw_connect::{DialTarget, connect_raw};
-pub use sslmode::PgTls;
 pub use reset::{CLEAN_SQL, ResetStrategy};
 pub use runtime::PgRuntime;
+pub use sslmode::PgTls;
 pub use tokio_postgres;

@@ -155,12 +155,30 @@ where
         Some(_) => tls.attempt(),
         None => Attempt::Plain { then_tls: false },
     };
-    let first = start(runtime, config, tls, dial, &target, tls_name.as_deref(), attempt).await;
+    let first = start(
+        runtime,
+        config,
+        tls,
+        dial,
+        &target,
+        tls_name.as_deref(),
+        attempt,
+    )
+    .await;
     let client = match (first, attempt) {
         (Err(e), Attempt::Plain { then_tls: true }) if refused_by_server(&e) => {
             tracing::debug!(error = %e, "plain session refused under sslmode=allow; trying TLS");
             let retry = Attempt::Tls { required: true };
-            start(runtime, config, tls, dial, &target, tls_name.as_deref(), retry).await?
+            start(
+                runtime,
+                config,
+                tls,
+                dial,
+                &target,
+                tls_name.as_deref(),
+                retry,
+            )
+            .await?
         }
         (result, _) => result?,
     };

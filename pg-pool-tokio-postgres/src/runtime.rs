@@ -74,15 +74,13 @@ impl PgRuntime for pg_pool_tokio::Tokio {
             tls.attempt()
         };
         match attempt {
-            Attempt::Plain { then_tls } => {
-                match open_tokio(self, config, tls, attempt).await {
-                    Err(e) if then_tls && refused_by_server(&e) => {
-                        tracing::debug!(error = %e, "plain session refused under sslmode=allow; trying TLS");
-                        open_tokio(self, config, tls, Attempt::Tls { required: true }).await
-                    }
-                    result => result,
+            Attempt::Plain { then_tls } => match open_tokio(self, config, tls, attempt).await {
+                Err(e) if then_tls && refused_by_server(&e) => {
+                    tracing::debug!(error = %e, "plain session refused under sslmode=allow; trying TLS");
+                    open_tokio(self, config, tls, Attempt::Tls { required: true }).await
                 }
-            }
+                result => result,
+            },
             Attempt::Tls { .. } => open_tokio(self, config, tls, attempt).await,
         }
     }

@@ -51,7 +51,8 @@ impl fmt::Display for TlsHandshakeError {
             .source
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>());
-        if let Some(why) = rustls_error.and_then(pg_pool_conninfo::rustls::explain_handshake_error) {
+        if let Some(why) = rustls_error.and_then(pg_pool_conninfo::rustls::explain_handshake_error)
+        {
             write!(f, ": {why}")?;
         }
         write!(f, ": {}", self.source)

@@ -30,7 +30,11 @@ fn role_config(cluster: &TestCluster, role: &str) -> PgConfig {
 
 /// A provider that sets a new password on the server (`ALTER ROLE`) and returns it, as a
 /// credential service would; counts its calls.
-fn rotating(cluster: &'static TestCluster, role: String, calls: Arc<AtomicUsize>) -> PasswordProvider {
+fn rotating(
+    cluster: &'static TestCluster,
+    role: String,
+    calls: Arc<AtomicUsize>,
+) -> PasswordProvider {
     PasswordProvider::new(move || {
         let role = role.clone();
         let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -57,12 +61,22 @@ async fn rotation<R: PgRuntime>(tag: &str) {
         .with_password_provider(rotating(cluster, role.clone(), Arc::clone(&calls)));
     let mut pool_settings = pool_config(3);
     pool_settings.min_idle = 0;
-    let pool = connector.build_pool(Some(pool_settings)).await.expect("pool builds");
+    let pool = connector
+        .build_pool(Some(pool_settings))
+        .await
+        .expect("pool builds");
     let first = pool.get().await.expect("first session");
     let second = pool.get().await.expect("second session, after a rotation");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "{tag}: one provider call per connect");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "{tag}: one provider call per connect"
+    );
     for conn in [&first, &second] {
-        let row = conn.query_one("SELECT current_user::text", &[]).await.expect("old sessions work");
+        let row = conn
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .expect("old sessions work");
         assert_eq!(row.get::<_, String>(0), role);
     }
     drop((first, second));
@@ -80,18 +94,28 @@ async fn rotation<R: PgRuntime>(tag: &str) {
         .with_password_provider(stale);
     let mut pool_settings = pool_config(2);
     pool_settings.min_idle = 0;
-    let pool = connector.build_pool(Some(pool_settings)).await.expect("pool builds");
-    let err = pool.get().await.err().expect("a stale password is refused");
+    let pool = connector
+        .build_pool(Some(pool_settings))
+        .await
+        .expect("pool builds");
+    let err = pool.get().await.expect_err("a stale password is refused");
     let code = err.connect_error().and_then(|e| match e {
         pg_pool_core::ConnectError::Driver(d) => d.code().map(str::to_owned),
         _ => None,
     });
     assert_eq!(code.as_deref(), Some("28P01"), "{tag}: {err}");
-    assert_eq!(stale_calls.load(Ordering::SeqCst), 1, "{tag}: one attempt, one call");
+    assert_eq!(
+        stale_calls.load(Ordering::SeqCst),
+        1,
+        "{tag}: one attempt, one call"
+    );
     sleep::<R>(Duration::from_millis(500)).await;
     let later = stale_calls.load(Ordering::SeqCst);
     println!("{tag}: provider calls 500 ms after the failure: {later}");
-    assert_eq!(later, 1, "{tag}: nothing retried the stale password without a caller");
+    assert_eq!(
+        later, 1,
+        "{tag}: nothing retried the stale password without a caller"
+    );
     drop(pool);
 
     let drop_role = format!("DROP ROLE IF EXISTS {role}");
@@ -106,26 +130,39 @@ async fn provider_failures<R: PgRuntime>(tag: &str) {
         let connector = PgConnector::try_new(runtime.clone(), config.clone())
             .expect("valid settings")
             .with_password_provider(provider);
-        async move { connector.connect().await.err().expect("the attempt fails") }
+        async move { connector.connect().await.expect_err("the attempt fails") }
     };
 
     // An error: reported with its cause as the source, never in the Display.
     let err = attempt(PasswordProvider::new(|| async {
-        Err::<String, _>(std::io::Error::other("vault refused lease token=SECRET-9F2"))
+        Err::<String, _>(std::io::Error::other(
+            "vault refused lease token=SECRET-9F2",
+        ))
     }))
     .await;
-    assert!(matches!(err, PgError::PasswordProvider { .. }), "{tag}: {err:?}");
+    assert!(
+        matches!(err, PgError::PasswordProvider { .. }),
+        "{tag}: {err:?}"
+    );
     let shown = err.to_string();
-    assert!(shown.contains("password provider") && !shown.contains("SECRET-9F2"), "{tag}: {shown}");
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    assert!(
+        shown.contains("password provider") && !shown.contains("SECRET-9F2"),
+        "{tag}: {shown}"
+    );
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("vault refused"), "{tag}: {cause}");
 
     // A panic, in the call or in the future, is contained.
-    let err = attempt(PasswordProvider::new(|| -> std::future::Ready<Result<String, std::io::Error>> {
-        panic!("provider bug")
-    }))
+    let err = attempt(PasswordProvider::new(
+        || -> std::future::Ready<Result<String, std::io::Error>> { panic!("provider bug") },
+    ))
     .await;
-    assert!(matches!(err, PgError::PasswordProvider { .. }), "{tag}: {err:?}");
+    assert!(
+        matches!(err, PgError::PasswordProvider { .. }),
+        "{tag}: {err:?}"
+    );
     let err = attempt(PasswordProvider::new(|| async {
         if true {
             panic!("provider bug, later");
@@ -133,12 +170,19 @@ async fn provider_failures<R: PgRuntime>(tag: &str) {
         Ok::<String, std::io::Error>(String::new())
     }))
     .await;
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("panicked"), "{tag}: {cause}");
 
     // A password the protocol cannot carry is refused before anything is sent.
-    let err = attempt(PasswordProvider::new(|| async { Ok::<_, std::io::Error>("a\0b") })).await;
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let err = attempt(PasswordProvider::new(|| async {
+        Ok::<_, std::io::Error>("a\0b")
+    }))
+    .await;
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("NUL"), "{tag}: {cause}");
 
     // The provider's password wins over the config's.
@@ -151,7 +195,10 @@ async fn provider_failures<R: PgRuntime>(tag: &str) {
             let good = good.clone();
             async move { Ok::<_, std::io::Error>(good) }
         }));
-    connector.connect().await.unwrap_or_else(|e| panic!("{tag}: provider password: {e}"));
+    connector
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{tag}: provider password: {e}"));
     let shown = format!("{:?} {:?}", connector.config(), connector.tls());
     assert!(!shown.contains(cluster.password()), "{tag}: Debug leaks");
 }

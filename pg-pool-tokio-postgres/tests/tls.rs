@@ -45,9 +45,15 @@ on_runtime!(smol, crate::common::SmolRt);
 /// connector made with `new` reports them from `build_pool` and from every attempt.
 #[test]
 fn unusable_settings_are_refused_up_front() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let refused = |config: PgConfig| match PgConnector::<Tokio>::try_new(Tokio::current_or_panic(), config) {
+        let refused = |config: PgConfig| match PgConnector::<Tokio>::try_new(
+            Tokio::current_or_panic(),
+            config,
+        ) {
             Ok(_) => panic!("accepted"),
             Err(e) => e.to_string(),
         };
@@ -67,7 +73,7 @@ fn unusable_settings_are_refused_up_front() {
         let attempt = connector.connect().await;
         assert!(matches!(attempt, Err(PgError::Config { .. })));
         let built = connector.build_pool(None).await;
-        let err = built.err().expect("the pool is refused").to_string();
+        let err = built.expect_err("the pool is refused").to_string();
         assert!(err.contains("sslkey"), "{err}");
     });
 }
@@ -78,20 +84,35 @@ fn unusable_settings_are_refused_up_front() {
 /// request, handshake) against the TCP connect alone. Printed, not asserted.
 #[test]
 fn handshake_cost_is_measured() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let cluster = tls_scenarios::tls_cluster().await;
         let ca = cluster.tls_files().unwrap().ca_cert();
         let cases = [
-            ("plain (disable)", tls_scenarios::test_user(cluster, "localhost", SslMode::Disable, None)),
-            ("TLS (require)", tls_scenarios::test_user(cluster, "localhost", SslMode::Require, None)),
-            ("TLS (verify-full)", tls_scenarios::test_user(cluster, "localhost", SslMode::VerifyFull, Some(ca))),
+            (
+                "plain (disable)",
+                tls_scenarios::test_user(cluster, "localhost", SslMode::Disable, None),
+            ),
+            (
+                "TLS (require)",
+                tls_scenarios::test_user(cluster, "localhost", SslMode::Require, None),
+            ),
+            (
+                "TLS (verify-full)",
+                tls_scenarios::test_user(cluster, "localhost", SslMode::VerifyFull, Some(ca)),
+            ),
         ];
         const ROUNDS: usize = 30;
         let connectors: Vec<_> = cases
             .into_iter()
             .map(|(name, config)| {
-                (name, PgConnector::<Tokio>::try_new(Tokio::current_or_panic(), config).unwrap())
+                (
+                    name,
+                    PgConnector::<Tokio>::try_new(Tokio::current_or_panic(), config).unwrap(),
+                )
             })
             .collect();
         let mut times = vec![Vec::with_capacity(ROUNDS); connectors.len()];
@@ -113,17 +134,26 @@ fn handshake_cost_is_measured() {
         let mut settings = pg_pool_conninfo::TlsSettings::default();
         settings.mode = SslMode::VerifyFull;
         settings.root_certs = Some(RootCerts::File(ca.to_owned()));
-        let config = pg_pool_conninfo::rustls::client_config(&settings).unwrap().unwrap();
+        let config = pg_pool_conninfo::rustls::client_config(&settings)
+            .unwrap()
+            .unwrap();
         let connector = tokio_rustls::TlsConnector::from(config);
         let (mut tcp_times, mut tls_times) = (Vec::new(), Vec::new());
         for round in 0..=ROUNDS {
             let start = Instant::now();
-            let stream = tokio::net::TcpStream::connect(cluster.addr()).await.unwrap();
+            let stream = tokio::net::TcpStream::connect(cluster.addr())
+                .await
+                .unwrap();
             let tcp = start.elapsed();
             drop(stream);
             let start = Instant::now();
-            let mut stream = tokio::net::TcpStream::connect(cluster.addr()).await.unwrap();
-            stream.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
+            let mut stream = tokio::net::TcpStream::connect(cluster.addr())
+                .await
+                .unwrap();
+            stream
+                .write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
+                .await
+                .unwrap();
             let mut answer = [0u8];
             stream.read_exact(&mut answer).await.unwrap();
             assert_eq!(&answer, b"S", "the server offers TLS");

@@ -30,9 +30,11 @@ async fn over_unix_socket<R: PgRuntime>(tag: &str) {
     // sslmode is ignored on unix sockets, as in libpq: even require connects (in plain
     // text; PostgreSQL offers no TLS there).
     for mode in [SslMode::Prefer, SslMode::Require, SslMode::Disable] {
-        let connector =
-            PgConnector::try_new(runtime.clone(), unix_config(cluster, cluster.password(), mode))
-                .expect("valid settings");
+        let connector = PgConnector::try_new(
+            runtime.clone(),
+            unix_config(cluster, cluster.password(), mode),
+        )
+        .expect("valid settings");
         let conn = connector
             .connect()
             .await
@@ -45,8 +47,14 @@ async fn over_unix_socket<R: PgRuntime>(tag: &str) {
             )
             .await
             .expect("query");
-        assert!(row.get::<_, bool>(0), "{tag}: {mode:?}: a unix-socket session");
-        assert!(!row.get::<_, bool>(1), "{tag}: {mode:?}: no TLS on unix sockets");
+        assert!(
+            row.get::<_, bool>(0),
+            "{tag}: {mode:?}: a unix-socket session"
+        );
+        assert!(
+            !row.get::<_, bool>(1),
+            "{tag}: {mode:?}: no TLS on unix sockets"
+        );
     }
     // The socket asks for the password (pg_hba `local ... scram-sha-256`).
     let connector = PgConnector::try_new(runtime, unix_config(cluster, "wrong", SslMode::Prefer))

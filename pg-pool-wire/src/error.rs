@@ -65,7 +65,9 @@ pub enum WireError {
     },
     /// The password provider failed or panicked before a connect attempt; nothing was sent
     /// to the server. The provider's own error is the `source()`, not part of `Display`.
-    #[error("the password provider failed, so no connection was attempted (see the source for why)")]
+    #[error(
+        "the password provider failed, so no connection was attempted (see the source for why)"
+    )]
     PasswordProvider {
         /// The provider's error.
         #[source]

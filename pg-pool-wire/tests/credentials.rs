@@ -10,7 +10,9 @@ use std::time::Duration;
 use pg_pool_conninfo::SslMode;
 use pg_pool_core::{ConnectError, Connector, LifecycleHooks};
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{PasswordProvider, WireConfig, WireConnector, WireError, WirePool, WirePoolable};
+use pg_pool_wire::{
+    PasswordProvider, WireConfig, WireConnector, WireError, WirePool, WirePoolable,
+};
 
 use common::{blocking, pool_config};
 
@@ -53,9 +55,16 @@ async fn rotating_credentials() {
         .expect("pool builds");
     let mut first = pool.get().await.expect("first session");
     let mut second = pool.get().await.expect("second session, after a rotation");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one provider call per connect");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "one provider call per connect"
+    );
     for conn in [&mut first, &mut second] {
-        let user = conn.query_value("SELECT current_user").await.expect("old sessions work");
+        let user = conn
+            .query_value("SELECT current_user")
+            .await
+            .expect("old sessions work");
         assert_eq!(user.as_deref(), Some(role));
     }
     drop((first, second));
@@ -76,7 +85,7 @@ async fn rotating_credentials() {
     let pool = WirePool::with_connector(settings, LifecycleHooks::default(), connector)
         .await
         .expect("pool builds");
-    let err = pool.get().await.err().expect("a stale password is refused");
+    let err = pool.get().await.expect_err("a stale password is refused");
     let code = err.connect_error().and_then(|e| match e {
         ConnectError::Driver(d) => d.code().map(str::to_owned),
         _ => None,
@@ -86,7 +95,10 @@ async fn rotating_credentials() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let later = stale_calls.load(Ordering::SeqCst);
     println!("wire: provider calls 500 ms after the failure: {later}");
-    assert_eq!(later, 1, "nothing retried the stale password without a caller");
+    assert_eq!(
+        later, 1,
+        "nothing retried the stale password without a caller"
+    );
     drop(pool);
     let drop_role = format!("DROP ROLE IF EXISTS {role}");
     blocking(move || cluster.sql(&drop_role).expect("drop role")).await;
@@ -103,29 +115,42 @@ async fn provider_failures_are_contained() {
         async move {
             Connector::<WirePoolable>::connect(&connector)
                 .await
-                .err()
-                .expect("the attempt fails")
+                .expect_err("the attempt fails")
         }
     };
     let err = attempt(PasswordProvider::new(|| async {
-        Err::<String, _>(std::io::Error::other("vault refused lease token=SECRET-9F2"))
+        Err::<String, _>(std::io::Error::other(
+            "vault refused lease token=SECRET-9F2",
+        ))
     }))
     .await;
     assert!(matches!(err, WireError::PasswordProvider { .. }), "{err:?}");
     let shown = err.to_string();
-    assert!(shown.contains("password provider") && !shown.contains("SECRET-9F2"), "{shown}");
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    assert!(
+        shown.contains("password provider") && !shown.contains("SECRET-9F2"),
+        "{shown}"
+    );
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("vault refused"), "{cause}");
 
-    let err = attempt(PasswordProvider::new(|| -> std::future::Ready<Result<String, std::io::Error>> {
-        panic!("provider bug")
-    }))
+    let err = attempt(PasswordProvider::new(
+        || -> std::future::Ready<Result<String, std::io::Error>> { panic!("provider bug") },
+    ))
     .await;
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("panicked"), "{cause}");
 
-    let err = attempt(PasswordProvider::new(|| async { Ok::<_, std::io::Error>("a\0b") })).await;
-    let cause = std::error::Error::source(&err).expect("a cause").to_string();
+    let err = attempt(PasswordProvider::new(|| async {
+        Ok::<_, std::io::Error>("a\0b")
+    }))
+    .await;
+    let cause = std::error::Error::source(&err)
+        .expect("a cause")
+        .to_string();
     assert!(cause.contains("NUL"), "{cause}");
 
     // The provider's password wins over the config's.
@@ -138,6 +163,11 @@ async fn provider_failures_are_contained() {
             let good = good.clone();
             async move { Ok::<_, std::io::Error>(good) }
         }));
-    Connector::<WirePoolable>::connect(&connector).await.expect("provider's password");
-    assert!(!format!("{connector:?}").contains("not-the-password"), "Debug leaks");
+    Connector::<WirePoolable>::connect(&connector)
+        .await
+        .expect("provider's password");
+    assert!(
+        !format!("{connector:?}").contains("not-the-password"),
+        "Debug leaks"
+    );
 }

@@ -37,7 +37,14 @@ fn config(
 }
 
 fn test_user(cluster: &TestCluster, host: &str, mode: SslMode, root: Option<&Path>) -> WireConfig {
-    config(cluster, host, cluster.user(), cluster.password(), mode, root)
+    config(
+        cluster,
+        host,
+        cluster.user(),
+        cluster.password(),
+        mode,
+        root,
+    )
 }
 
 async fn connect(config: WireConfig) -> Result<WirePoolable, WireError> {
@@ -76,7 +83,10 @@ async fn verification_and_modes() {
     let mut conn = connect(test_user(cluster, "localhost", SslMode::VerifyFull, ca))
         .await
         .expect("verify-full to localhost");
-    assert!(server_sees_tls(cluster, &mut conn).await, "verify-full uses TLS");
+    assert!(
+        server_sees_tls(cluster, &mut conn).await,
+        "verify-full uses TLS"
+    );
 
     let text = error_text(
         connect(test_user(cluster, "127.0.0.1", SslMode::VerifyFull, ca)).await,
@@ -86,7 +96,13 @@ async fn verification_and_modes() {
     println!("wire, verify-full, wrong name: {text}");
 
     let text = error_text(
-        connect(test_user(cluster, "localhost", SslMode::VerifyFull, Some(tls.other_ca_cert()))).await,
+        connect(test_user(
+            cluster,
+            "localhost",
+            SslMode::VerifyFull,
+            Some(tls.other_ca_cert()),
+        ))
+        .await,
         "the wrong CA",
     );
     assert!(text.contains("not signed by a trusted root"), "{text}");
@@ -96,7 +112,10 @@ async fn verification_and_modes() {
         let mut conn = connect(test_user(cluster, "localhost", mode, ca))
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
-        assert!(server_sees_tls(cluster, &mut conn).await, "{mode:?} uses TLS");
+        assert!(
+            server_sees_tls(cluster, &mut conn).await,
+            "{mode:?} uses TLS"
+        );
     }
     // Without a root, pg-wired checks against the bundled public roots: the test CA is
     // not one, so prefer fails instead of connecting unverified, and never in plain text.
@@ -107,12 +126,34 @@ async fn verification_and_modes() {
     assert!(text.contains("not signed by a trusted root"), "{text}");
 
     // allow: plain text when accepted, TLS when the server insists.
-    let mut conn = connect(test_user(cluster, "localhost", SslMode::Allow, ca)).await.expect("allow");
-    assert!(!server_sees_tls(cluster, &mut conn).await, "allow starts in plain text");
-    let tls_only = |mode| config(cluster, "localhost", tls.tls_user(), tls.tls_password(), mode, ca);
-    let mut conn = connect(tls_only(SslMode::Allow)).await.expect("allow, TLS-only role");
-    assert!(server_sees_tls(cluster, &mut conn).await, "allow retried over TLS");
-    let text = error_text(connect(tls_only(SslMode::Disable)).await, "disable, TLS-only role");
+    let mut conn = connect(test_user(cluster, "localhost", SslMode::Allow, ca))
+        .await
+        .expect("allow");
+    assert!(
+        !server_sees_tls(cluster, &mut conn).await,
+        "allow starts in plain text"
+    );
+    let tls_only = |mode| {
+        config(
+            cluster,
+            "localhost",
+            tls.tls_user(),
+            tls.tls_password(),
+            mode,
+            ca,
+        )
+    };
+    let mut conn = connect(tls_only(SslMode::Allow))
+        .await
+        .expect("allow, TLS-only role");
+    assert!(
+        server_sees_tls(cluster, &mut conn).await,
+        "allow retried over TLS"
+    );
+    let text = error_text(
+        connect(tls_only(SslMode::Disable)).await,
+        "disable, TLS-only role",
+    );
     assert!(text.contains("no encryption"), "{text}");
 
     // channel_binding=require: SCRAM-SHA-256-PLUS over TLS.
@@ -126,16 +167,30 @@ async fn verification_and_modes() {
     assert!(text.contains("channel_binding"), "{text}");
 
     // Client-certificate authentication.
-    let mut with_cert = config(cluster, "localhost", tls.cert_user(), "", SslMode::VerifyFull, ca);
+    let mut with_cert = config(
+        cluster,
+        "localhost",
+        tls.cert_user(),
+        "",
+        SslMode::VerifyFull,
+        ca,
+    );
     with_cert.tls.client_cert = Some(tls.client_cert().to_owned());
     with_cert.tls.client_key = Some(tls.client_key().to_owned());
-    let mut conn = connect(with_cert.clone()).await.expect("cert authentication");
-    let user = conn.query_value("SELECT current_user").await.expect("query");
+    let mut conn = connect(with_cert.clone())
+        .await
+        .expect("cert authentication");
+    let user = conn
+        .query_value("SELECT current_user")
+        .await
+        .expect("query");
     assert_eq!(user.as_deref(), Some(tls.cert_user()));
     assert!(server_sees_tls(cluster, &mut conn).await);
     // The pipelined connection kind takes the same path.
     let connector = WireConnector::try_new(with_cert).unwrap();
-    let conn = Connector::<AsyncWirePoolable>::connect(&connector).await.expect("async conn");
+    let conn = Connector::<AsyncWirePoolable>::connect(&connector)
+        .await
+        .expect("async conn");
     drop(conn);
 }
 
@@ -176,10 +231,17 @@ fn unsupported_settings_are_refused_when_built() {
     let mut c = WireConfig::default();
     c.addr = "/var/run/postgresql:5432".into();
     let text = refused(c.clone());
-    assert!(text.contains("unix sockets are not supported by pg-wired"), "{text}");
+    assert!(
+        text.contains("unix sockets are not supported by pg-wired"),
+        "{text}"
+    );
     // `new` keeps the problem and every attempt reports it.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let attempt: Result<WirePoolable, WireError> = rt.block_on(Connector::<WirePoolable>::connect(&WireConnector::new(c)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let attempt: Result<WirePoolable, WireError> =
+        rt.block_on(Connector::<WirePoolable>::connect(&WireConnector::new(c)));
     assert!(matches!(attempt, Err(WireError::Config { .. })));
 }
 
@@ -190,15 +252,30 @@ async fn handshake_cost_is_measured() {
     let cluster = tls_cluster().await;
     let ca = cluster.tls_files().unwrap().ca_cert();
     let connectors = [
-        ("plain (disable)", WireConnector::try_new(test_user(cluster, "localhost", SslMode::Disable, None)).unwrap()),
-        ("TLS (verify-full)", WireConnector::try_new(test_user(cluster, "localhost", SslMode::VerifyFull, Some(ca))).unwrap()),
+        (
+            "plain (disable)",
+            WireConnector::try_new(test_user(cluster, "localhost", SslMode::Disable, None))
+                .unwrap(),
+        ),
+        (
+            "TLS (verify-full)",
+            WireConnector::try_new(test_user(
+                cluster,
+                "localhost",
+                SslMode::VerifyFull,
+                Some(ca),
+            ))
+            .unwrap(),
+        ),
     ];
     const ROUNDS: usize = 30;
     let mut times = vec![Vec::<Duration>::new(); connectors.len()];
     for round in 0..=ROUNDS {
         for (i, (_, connector)) in connectors.iter().enumerate() {
             let start = Instant::now();
-            let conn = Connector::<WirePoolable>::connect(connector).await.expect("connects");
+            let conn = Connector::<WirePoolable>::connect(connector)
+                .await
+                .expect("connects");
             if round > 0 {
                 times[i].push(start.elapsed());
             }

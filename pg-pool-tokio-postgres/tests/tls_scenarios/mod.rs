@@ -55,8 +55,20 @@ pub(crate) fn config(
 }
 
 /// The test role on `cluster` at `host`.
-pub(crate) fn test_user(cluster: &TestCluster, host: &str, mode: SslMode, root: Option<&Path>) -> PgConfig {
-    config(cluster, host, cluster.user(), cluster.password(), mode, root)
+pub(crate) fn test_user(
+    cluster: &TestCluster,
+    host: &str,
+    mode: SslMode,
+    root: Option<&Path>,
+) -> PgConfig {
+    config(
+        cluster,
+        host,
+        cluster.user(),
+        cluster.password(),
+        mode,
+        root,
+    )
 }
 
 /// One connect attempt with `config` on the current runtime `R`.

@@ -14,7 +14,10 @@ pub(crate) async fn certificates_are_verified_as_libpq_does<R: PgRuntime>(tag: &
     let conn = connect::<R>(test_user(cluster, "localhost", SslMode::VerifyFull, ca))
         .await
         .unwrap_or_else(|e| panic!("{tag}: verify-full to localhost: {e}"));
-    assert!(server_sees_tls(cluster, &conn).await, "{tag}: verify-full uses TLS");
+    assert!(
+        server_sees_tls(cluster, &conn).await,
+        "{tag}: verify-full uses TLS"
+    );
 
     let text = error_text(
         connect::<R>(test_user(cluster, "127.0.0.1", SslMode::VerifyFull, ca)).await,
@@ -43,7 +46,10 @@ pub(crate) async fn certificates_are_verified_as_libpq_does<R: PgRuntime>(tag: &
             connect::<R>(test_user(cluster, host, mode, other)).await,
             "the wrong CA",
         );
-        assert!(text.contains("not signed by a trusted root"), "{tag}: {mode:?}: {text}");
+        assert!(
+            text.contains("not signed by a trusted root"),
+            "{tag}: {mode:?}: {text}"
+        );
     }
 
     // A TLS-only role: with a certificate check, still works over TLS.

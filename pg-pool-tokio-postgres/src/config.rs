@@ -73,7 +73,9 @@ pub struct PgConfig {
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
     pub statement_cache_capacity: usize,
     /// TLS with libpq's meaning (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
-    /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`.
+    /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`,
+    /// except that `require` there (for example from a URL's `sslmode=require`) is
+    /// never weakened: the stricter of the two applies.
     /// Checked when the connector is built (see [`PgTls`](crate::PgTls)).
     /// Default: `TlsSettings::default()` (`prefer`, as libpq).
     pub tls: pg_pool_conninfo::TlsSettings,

@@ -64,7 +64,7 @@ impl<R: PgRuntime> PgConnector<R> {
     /// by [`build_pool`](Self::build_pool) and by every connect attempt; use
     /// [`try_new`](Self::try_new) to see it at once.
     pub fn new(runtime: R, config: PgConfig) -> Self {
-        let tls = PgTls::new(&config.tls).map_err(|e| match e {
+        let tls = PgTls::new(&effective_tls(&config)).map_err(|e| match e {
             PgError::Config { setting, reason } => (setting, reason),
             other => ("sslmode".to_owned(), other.to_string()),
         });
@@ -162,6 +162,27 @@ impl<R: PgRuntime> PgConnector<R> {
         let runtime = self.runtime.clone();
         ConnPool::build(pool, hooks, runtime, self).await
     }
+}
+
+/// [`PgConfig::tls`], made at least as strict as `pg`'s own `ssl_mode` and
+/// `channel_binding` (which tokio-postgres's URL parser sets), so that a `require` said
+/// there is never weakened.
+fn effective_tls(config: &PgConfig) -> pg_pool_conninfo::TlsSettings {
+    use pg_pool_conninfo::{ChannelBinding, SslMode};
+    use tokio_postgres::config::{ChannelBinding as Cb, SslMode as Mode};
+    let mut tls = config.tls.clone();
+    if config.pg.get_ssl_mode() == Mode::Require
+        && matches!(
+            tls.mode,
+            SslMode::Disable | SslMode::Allow | SslMode::Prefer
+        )
+    {
+        tls.mode = SslMode::Require;
+    }
+    if config.pg.get_channel_binding() == Cb::Require {
+        tls.channel_binding = ChannelBinding::Require;
+    }
+    tls
 }
 
 impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {

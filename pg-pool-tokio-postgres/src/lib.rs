@@ -71,6 +71,7 @@ pub use connection::{Params, PgConnection, PgTransaction, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use credentials::PasswordProvider;
 pub use error::PgError;
+pub use pg_pool_conninfo;
 pub use raw_connect::{DialTarget, connect_raw};
 pub use reset::{CLEAN_SQL, ResetStrategy};
 pub use runtime::PgRuntime;

@@ -29,12 +29,22 @@ use crate::error::PgError;
 ///
 /// Without the `tls` feature only `disable` is accepted: any other mode is refused by
 /// [`PgTls::new`] rather than silently connecting in plain text.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgTls {
     mode: SslMode,
     channel_binding: ChannelBinding,
     #[cfg(feature = "tls")]
     config: Option<Arc<rustls::ClientConfig>>,
+}
+
+// Manual: the rustls configuration holds the client key.
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTls")
+            .field("mode", &self.mode)
+            .field("channel_binding", &self.channel_binding)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one connect attempt does about TLS.

@@ -191,3 +191,21 @@ impl CurrentOrPanic for Tokio {
         <Tokio as pg_pool_core::Runtime>::current().expect("inside tokio")
     }
 }
+
+/// `sslmode=require` parsed by tokio-postgres into `PgConfig::pg` is never weakened by
+/// the default `PgConfig::tls` (`prefer`).
+#[test]
+fn require_from_the_driver_config_is_kept() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let plain = tls_scenarios::plain_cluster().await;
+        if plain.tls_files().is_some() || !plain.is_throwaway() {
+            return;
+        }
+        let config = PgConfig::from_url(&format!("{}?sslmode=require", plain.url())).unwrap();
+        let connector = PgConnector::<Tokio>::try_new(Tokio::current_or_panic(), config).unwrap();
+        assert_eq!(connector.tls().unwrap().mode(), SslMode::Require);
+        let err = connector.connect().await.expect_err("require on a plain server");
+        assert!(err.to_string().contains("server does not support TLS"), "{err}");
+    });
+}

@@ -46,6 +46,7 @@ pub use config::WireConfig;
 pub use connector::WireConnector;
 pub use credentials::PasswordProvider;
 pub use error::WireError;
+pub use pg_pool_conninfo;
 pub use pg_wired;
 pub use session::TransactionStatus;
 pub use tls::WireTls;

@@ -208,9 +208,13 @@ where
             port: *port,
             source,
         },
+        // `<dir>/.s.PGSQL.<port>`: reported as the directory and the port, as given.
         DialTarget::Unix { path } => PgError::Connect {
-            host: path.display().to_string(),
-            port: 0,
+            host: path.parent().unwrap_or(path).display().to_string(),
+            port: path
+                .extension()
+                .and_then(|e| e.to_str()?.parse().ok())
+                .unwrap_or(0),
             source,
         },
     })?;

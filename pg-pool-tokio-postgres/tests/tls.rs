@@ -196,7 +196,10 @@ impl CurrentOrPanic for Tokio {
 /// the default `PgConfig::tls` (`prefer`).
 #[test]
 fn require_from_the_driver_config_is_kept() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let plain = tls_scenarios::plain_cluster().await;
         if plain.tls_files().is_some() || !plain.is_throwaway() {
@@ -205,7 +208,13 @@ fn require_from_the_driver_config_is_kept() {
         let config = PgConfig::from_url(&format!("{}?sslmode=require", plain.url())).unwrap();
         let connector = PgConnector::<Tokio>::try_new(Tokio::current_or_panic(), config).unwrap();
         assert_eq!(connector.tls().unwrap().mode(), SslMode::Require);
-        let err = connector.connect().await.expect_err("require on a plain server");
-        assert!(err.to_string().contains("server does not support TLS"), "{err}");
+        let err = connector
+            .connect()
+            .await
+            .expect_err("require on a plain server");
+        assert!(
+            err.to_string().contains("server does not support TLS"),
+            "{err}"
+        );
     });
 }

@@ -12,10 +12,15 @@ use common::{Harness, blocking};
 
 /// Settings for the test role over `cluster`'s unix socket.
 fn unix_config(cluster: &TestCluster, password: &str, mode: SslMode) -> PgConfig {
+    unix_config_on(cluster, cluster.port(), password, mode)
+}
+
+/// As [`unix_config`], for the socket of `port`.
+fn unix_config_on(cluster: &TestCluster, port: u16, password: &str, mode: SslMode) -> PgConfig {
     let dir = cluster.socket_dir().expect("a throwaway cluster");
     let mut pg = Config::new();
     pg.host_path(dir)
-        .port(cluster.port())
+        .port(port)
         .user(cluster.user())
         .password(password)
         .dbname(cluster.database());
@@ -64,6 +69,14 @@ async fn over_unix_socket<R: PgRuntime>(tag: &str) {
         Err(e) => e,
     };
     assert_eq!(err.code(), Some("28P01"), "{tag}: {err}");
+
+    // No server on that port: the socket file is missing, and the error says so.
+    let port = cluster.port().wrapping_add(1);
+    let missing = unix_config_on(cluster, port, cluster.password(), SslMode::Prefer);
+    let connector =
+        PgConnector::try_new(R::current().expect("runtime"), missing).expect("valid settings");
+    let err = connector.connect().await.expect_err("no socket there");
+    assert!(err.to_string().contains("No such file"), "{tag}: {err}");
 }
 
 #[test]

@@ -19,19 +19,22 @@
 
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use ::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use ::rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use ::rustls::pki_types::pem::PemObject as _;
-use ::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use ::rustls::server::ParsedCertificate;
-use ::rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use ::rustls::crypto::CryptoProvider;
+use ::rustls::{ClientConfig, RootCertStore};
 
 use crate::tls::{RootCerts, SslMode, TlsSettings};
+
+mod files;
+mod verifier;
+
+pub use files::{load_client_identity, load_root_certs};
+pub use verifier::explain_handshake_error;
+
+use files::load_roots;
+use verifier::LibpqVerifier;
 
 /// Why TLS settings could not be turned into a client configuration. Never contains key
 /// material: a key file's problems are named, not quoted.
@@ -196,206 +199,6 @@ pub fn client_config(settings: &TlsSettings) -> Result<Option<Arc<ClientConfig>>
 /// The crypto provider [`client_config`] uses (*ring*).
 pub fn crypto_provider() -> CryptoProvider {
     ::rustls::crypto::ring::default_provider()
-}
-
-/// The trusted roots of `root`, each DER-encoded: a PEM file's certificates, or the
-/// platform's (`rustls-native-certs`).
-///
-/// # Errors
-///
-/// [`TlsConfigError::File`] for an unreadable file or one without a certificate;
-/// [`TlsConfigError::Setting`] when the platform has no usable root certificate.
-pub fn load_root_certs(root: &RootCerts) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    match root {
-        RootCerts::File(path) => read_certs("sslrootcert", path),
-        RootCerts::System => {
-            let found = rustls_native_certs::load_native_certs();
-            if found.certs.is_empty() {
-                let why = found
-                    .errors
-                    .first()
-                    .map_or_else(|| "none found".to_owned(), ToString::to_string);
-                return Err(TlsConfigError::Setting {
-                    setting: "sslrootcert",
-                    reason: format!("sslrootcert=system: no system root certificates ({why})"),
-                });
-            }
-            Ok(found.certs)
-        }
-        #[allow(unreachable_patterns)]
-        _ => Err(TlsConfigError::Setting {
-            setting: "sslrootcert",
-            reason: "this kind of root certificate source is not supported".to_owned(),
-        }),
-    }
-}
-
-fn load_roots(root: &RootCerts) -> Result<RootCertStore, TlsConfigError> {
-    let certs = load_root_certs(root)?;
-    let mut store = RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(TlsConfigError::Setting {
-            setting: "sslrootcert",
-            reason: "none of the root certificates could be parsed".to_owned(),
-        });
-    }
-    Ok(store)
-}
-
-/// The client certificate chain and key of `sslcert`/`sslkey`, or `None` if neither is set.
-///
-/// # Errors
-///
-/// [`TlsConfigError::File`] for an unreadable file, a file without a certificate, or a
-/// key file without a PKCS#8, PKCS#1 or SEC1 private key (the key is never quoted);
-/// [`TlsConfigError::Setting`] when only one of the two is set.
-pub fn load_client_identity(
-    settings: &TlsSettings,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsConfigError> {
-    let (cert, key) = match (&settings.client_cert, &settings.client_key) {
-        (None, None) => return Ok(None),
-        (Some(cert), Some(key)) => (cert, key),
-        _ => return verification(settings).map(|_| None),
-    };
-    let chain = read_certs("sslcert", cert)?;
-    std::fs::metadata(key).map_err(|e| file_error("sslkey", key, "cannot be read", Some(e)))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        let io = match e {
-            ::rustls::pki_types::pem::Error::Io(io) => Some(io),
-            _ => None,
-        };
-        file_error(
-            "sslkey",
-            key,
-            "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
-            io,
-        )
-    })?;
-    Ok(Some((chain, key_der)))
-}
-
-fn read_certs(
-    setting: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| match e {
-        ::rustls::pki_types::pem::Error::Io(io) => {
-            file_error(setting, path, "cannot be read", Some(io))
-        }
-        other => file_error(setting, path, &format!("is not PEM: {other}"), None),
-    })?;
-    let certs = iter
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(setting, path, &format!("is not valid PEM: {e}"), None))?;
-    if certs.is_empty() {
-        return Err(file_error(
-            setting,
-            path,
-            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            None,
-        ));
-    }
-    Ok(certs)
-}
-
-fn file_error(
-    setting: &'static str,
-    path: &Path,
-    reason: &str,
-    source: Option<io::Error>,
-) -> TlsConfigError {
-    let reason = match &source {
-        Some(io) => format!("{reason} ({io})"),
-        None => reason.to_owned(),
-    };
-    TlsConfigError::File {
-        setting,
-        path: path.to_owned(),
-        reason,
-        source,
-    }
-}
-
-/// Plain words for a failed handshake's certificate error, naming the setting involved,
-/// or `None` when `error` is not about the server's certificate.
-pub fn explain_handshake_error(error: &::rustls::Error) -> Option<&'static str> {
-    let ::rustls::Error::InvalidCertificate(cert) = error else {
-        return None;
-    };
-    Some(match cert {
-        CertificateError::UnknownIssuer => {
-            "the server certificate is not signed by a trusted root (wrong CA in sslrootcert?)"
-        }
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "the server certificate's names do not match the host name (sslmode=verify-full)"
-        }
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "the server certificate has expired"
-        }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "the server certificate is not valid yet"
-        }
-        CertificateError::BadSignature => "the server certificate's signature is invalid",
-        _ => "the server certificate was rejected",
-    })
-}
-
-/// Verifies what libpq verifies at `level`; the handshake signature always.
-#[derive(Debug)]
-struct LibpqVerifier {
-    level: Verification,
-    roots: Arc<RootCertStore>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for LibpqVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, ::rustls::Error> {
-        if self.level == Verification::None {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        ::rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        if self.level == Verification::Full {
-            ::rustls::client::verify_server_name(&cert, server_name)?;
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, ::rustls::Error> {
-        ::rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, ::rustls::Error> {
-        ::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,25 @@ use crate::error::PgError;
 ///
 /// Without the `tls` feature only `disable` is accepted: any other mode is refused by
 /// [`PgTls::new`] rather than silently connecting in plain text.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[cfg(all(feature = "tokio", feature = "tls"))]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use pg_pool_core::Runtime as _;
+/// use pg_pool_tokio::Tokio;
+/// use pg_pool_tokio_postgres::pg_pool_conninfo::{RootCerts, SslMode};
+/// use pg_pool_tokio_postgres::{PgConfig, PgConnector};
+///
+/// let mut config = PgConfig::from_url("postgres://app@db.example.com/shop")?;
+/// config.tls.mode = SslMode::VerifyFull;
+/// config.tls.root_certs = Some(RootCerts::File("/etc/ssl/db-ca.pem".into()));
+/// // Refused here, not at the first connect, if the CA file is missing or unusable.
+/// let connector = PgConnector::try_new(Tokio::current()?, config)?;
+/// let pool = connector.build_pool(None).await?;
+/// # drop(pool); Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct PgTls {
     mode: SslMode,

@@ -33,6 +33,24 @@ use crate::error::WireError;
 /// (pg-wired always uses `SCRAM-SHA-256-PLUS` over TLS when the server offers it); any
 /// mode but `disable` without the `tls` feature. `channel_binding=require` is checked
 /// after authentication (the session is dropped unless `SCRAM-SHA-256-PLUS` was used).
+///
+/// # Examples
+///
+/// ```no_run
+/// use pg_pool_wire::pg_pool_conninfo::{RootCerts, SslMode};
+/// use pg_pool_wire::{WireConfig, WireConnector};
+///
+/// let mut config = WireConfig::from_url("postgres://app@db.example.com/shop")?;
+/// config.tls.mode = SslMode::VerifyFull;
+/// config.tls.root_certs = Some(RootCerts::System);
+/// let connector = WireConnector::try_new(config)?;
+/// assert_eq!(connector.tls()?.mode(), SslMode::VerifyFull);
+///
+/// let mut config = WireConfig::default();
+/// config.tls.mode = SslMode::VerifyCa; // pg-wired cannot skip the host-name check
+/// assert!(WireConnector::try_new(config).is_err());
+/// # Ok::<(), pg_pool_wire::WireError>(())
+/// ```
 #[derive(Clone)]
 pub struct WireTls {
     mode: SslMode,

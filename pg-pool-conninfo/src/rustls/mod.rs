@@ -233,6 +233,19 @@ mod tests {
     }
 
     #[test]
+    fn system_roots_come_from_the_platform() {
+        let s = settings(SslMode::VerifyFull, Some(RootCerts::System));
+        match load_root_certs(&RootCerts::System) {
+            // A machine with a CA bundle (as this project's machines and CI have).
+            Ok(roots) => {
+                assert!(!roots.is_empty());
+                assert!(client_config(&s).unwrap().is_some());
+            }
+            Err(e) => assert!(e.to_string().contains("no system root certificates"), "{e}"),
+        }
+    }
+
+    #[test]
     fn file_errors_name_the_file() {
         let s = settings(
             SslMode::VerifyFull,

@@ -4,6 +4,7 @@
 #   - the psql client
 #   - pgbouncer
 #   - prometheus and promtool (the metrics scrape test)
+#   - openssl (the TLS tests make their certificates with it)
 # Idempotent and fast when everything is already present. Meant for a Debian 12
 # machine as root (uses apt-get); prints what it did.
 set -euo pipefail
@@ -65,6 +66,9 @@ if ! find_pgbouncer >/dev/null; then
 fi
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
     packages+=(prometheus)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    packages+=(openssl)
 fi
 
 ensure_postgres_user() {

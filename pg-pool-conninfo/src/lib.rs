@@ -81,6 +81,8 @@ mod keyvalue;
 mod passfile;
 mod pool;
 mod raw;
+#[cfg(feature = "rustls")]
+pub mod rustls;
 mod secret;
 mod tls;
 mod url;

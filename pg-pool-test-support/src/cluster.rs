@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::Error;
+use crate::certs::{self, TlsFiles};
 use crate::util::{self, RunAs};
 
 /// Environment variable naming an existing server
@@ -63,6 +64,8 @@ pub struct TestCluster {
     admin_url: String,
     psql: PathBuf,
     local: Option<LocalServer>,
+    /// Certificates of a TLS cluster ([`TestCluster::start_tls`]).
+    tls: Option<TlsFiles>,
 }
 
 /// The part of a throwaway cluster that owns processes and files.
@@ -134,11 +137,47 @@ impl TestCluster {
             admin_url: url.to_owned(),
             psql: find_pg_bin("psql")?,
             local: None,
+            tls: None,
         })
     }
 
     /// Starts a throwaway cluster, ignoring `PG_POOL_TEST_URL`.
     pub fn start_throwaway() -> Result<TestCluster, Error> {
+        TestCluster::start_local(false)
+    }
+
+    /// The process-wide shared TLS server ([`start_tls`](Self::start_tls)), started on
+    /// first use.
+    ///
+    /// # Panics
+    ///
+    /// If the server cannot be started (the message says why).
+    pub fn tls_shared() -> &'static TestCluster {
+        static SHARED: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+        match SHARED.get_or_init(|| TestCluster::start_tls().map_err(|e| e.to_string())) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("TestCluster::tls_shared(): {e}"),
+        }
+    }
+
+    /// Starts a throwaway cluster with `ssl = on` (always throwaway: `PG_POOL_TEST_URL`
+    /// is ignored), with certificates made now by the `openssl` command ([`TlsFiles`]):
+    ///
+    /// - the server certificate is issued by a test CA for `localhost` only, so
+    ///   `verify-full` succeeds for host `localhost` and fails for `127.0.0.1`, while
+    ///   `verify-ca` succeeds for both;
+    /// - [`TlsFiles::cert_user`] logs in with its client certificate (`hostssl ... cert`);
+    /// - [`TlsFiles::tls_user`] has a password and may only connect over TLS (plain
+    ///   connections are rejected by `pg_hba.conf`);
+    /// - the usual test role ([`user`](Self::user)) may connect with or without TLS.
+    ///
+    /// Every other accessor works as on [`start_throwaway`](Self::start_throwaway),
+    /// including [`socket_dir`](Self::socket_dir).
+    pub fn start_tls() -> Result<TestCluster, Error> {
+        TestCluster::start_local(true)
+    }
+
+    fn start_local(tls: bool) -> Result<TestCluster, Error> {
         let bins = PgBins::find()?;
         let psql = find_pg_bin("psql")?;
         let run_as = util::server_run_as()?;
@@ -178,7 +217,12 @@ impl TestCluster {
             dir,
         };
         local.initdb(&bins.initdb)?;
-        let port = local.configure_and_start()?;
+        let tls = if tls {
+            Some(TlsFiles::generate(local.dir.path(), local.run_as())?)
+        } else {
+            None
+        };
+        let port = local.configure_and_start(tls.as_ref())?;
 
         let host = "127.0.0.1".to_owned();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -196,6 +240,7 @@ impl TestCluster {
             admin_database: ADMIN_DATABASE.to_owned(),
             psql,
             local: Some(local),
+            tls,
         };
         cluster.sql(&format!(
             "CREATE ROLE {TEST_USER} LOGIN PASSWORD {}",
@@ -204,6 +249,14 @@ impl TestCluster {
         cluster.sql(&format!(
             "CREATE DATABASE {TEST_DATABASE} OWNER {TEST_USER}"
         ))?;
+        if cluster.tls.is_some() {
+            cluster.sql(&format!(
+                "CREATE ROLE {} LOGIN; CREATE ROLE {} LOGIN PASSWORD {}",
+                certs::CERT_USER,
+                certs::TLS_USER,
+                util::sql_literal(certs::TLS_PASSWORD)
+            ))?;
+        }
         Ok(cluster)
     }
 
@@ -211,6 +264,19 @@ impl TestCluster {
     /// `PG_POOL_TEST_URL` is used). Fault injection needs a throwaway cluster.
     pub fn is_throwaway(&self) -> bool {
         self.local.is_some()
+    }
+
+    /// The certificates of a TLS cluster ([`start_tls`](Self::start_tls)); `None` for a
+    /// plain one.
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The directory of the server's unix socket (`.s.PGSQL.PORT`) of a throwaway
+    /// cluster, reachable by the test process; `pg_hba.conf` asks for the password
+    /// (SCRAM) there too. `None` for an external server.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.dir.path())
     }
 
     /// Server host (`"127.0.0.1"` for a throwaway cluster).
@@ -562,7 +628,7 @@ impl LocalServer {
 
     /// Writes the configuration and starts the server on a free port
     /// (retrying with another port if the chosen one was taken meanwhile).
-    fn configure_and_start(&self) -> Result<u16, Error> {
+    fn configure_and_start(&self, tls: Option<&TlsFiles>) -> Result<u16, Error> {
         let conf = self.data.join("postgresql.conf");
         let socket_dir = self.dir.path().display().to_string().replace('\'', "''");
         let settings = format!(
@@ -578,14 +644,33 @@ impl LocalServer {
              logging_collector = off\n"
         );
         append(&conf, &settings)?;
+        let mut hba_lines = String::from("# pg-pool-test-support\nlocal all all scram-sha-256\n");
+        if let Some(tls) = tls {
+            let quote = |p: &Path| p.display().to_string().replace('\'', "''");
+            append(
+                &conf,
+                &format!(
+                    "ssl = on\n\
+                     ssl_cert_file = '{}'\n\
+                     ssl_key_file = '{}'\n\
+                     ssl_ca_file = '{}'\n",
+                    quote(tls.server_cert()),
+                    quote(tls.server_key()),
+                    quote(tls.ca_cert()),
+                ),
+            )?;
+            hba_lines.push_str(&format!(
+                "hostssl all {cert} 127.0.0.1/32 cert\n\
+                 hostssl all {tls_user} 127.0.0.1/32 scram-sha-256\n\
+                 host all {cert},{tls_user} 127.0.0.1/32 reject\n",
+                cert = certs::CERT_USER,
+                tls_user = certs::TLS_USER,
+            ));
+        }
+        hba_lines.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
         let hba = self.data.join("pg_hba.conf");
-        fs::write(
-            &hba,
-            "# pg-pool-test-support\n\
-             local all all trust\n\
-             host all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .map_err(|e| Error::io(format!("writing {}", hba.display()), e))?;
+        fs::write(&hba, hba_lines)
+            .map_err(|e| Error::io(format!("writing {}", hba.display()), e))?;
 
         let mut last_err = None;
         for _attempt in 0..3 {

@@ -29,6 +29,8 @@
 //! cluster.wait_for_replay(0, Duration::from_secs(30)).unwrap();
 //! # let _ = url;
 //! ```
+//! - [`TestCluster::start_tls`]: a cluster with `ssl = on` and certificates made at test
+//!   time ([`TlsFiles`]: CA, server and client certificates).
 //!
 //! Missing programs are reported as [`Error::NotInstalled`]; run
 //! `bash scripts/install-test-deps.sh` (as root) to install them.
@@ -45,6 +47,7 @@
 //! ```
 
 mod bouncer;
+mod certs;
 mod cluster;
 mod error;
 mod pool;
@@ -53,6 +56,7 @@ mod replicated;
 mod util;
 
 pub use bouncer::PgBouncer;
+pub use certs::TlsFiles;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;
 pub use pool::{eventually, test_pool_config};

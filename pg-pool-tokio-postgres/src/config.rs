@@ -57,6 +57,8 @@ pub enum Profile {
 ///   `pooler_safe`) and `pool_statement_cache` (capacity, `0` disables it). Any other
 ///   unknown `pool_*` key is an error.
 ///
+/// TLS: [`PgConfig::tls`], with libpq's `sslmode` semantics (see [`PgTls`](crate::PgTls)).
+///
 /// # Examples
 ///
 /// ```
@@ -88,8 +90,12 @@ pub struct PgConfig {
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
     pub statement_cache_capacity: usize,
-    /// TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`) with
-    /// libpq's meaning. Default: libpq's (`prefer`).
+    /// TLS with libpq's meaning (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
+    /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`,
+    /// except that `require` there (for example from a URL's `sslmode=require`) is
+    /// never weakened: the stricter of the two applies.
+    /// Checked when the connector is built (see [`PgTls`](crate::PgTls)).
+    /// Default: `TlsSettings::default()` (`prefer`, as libpq).
     pub tls: TlsSettings,
     /// Pool settings from the string (`pool_max_size`, ...), applied by
     /// [`PgConfig::pool_config`]. Default: none.

@@ -3,12 +3,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use pg_pool_core::{ConnPool, ConnPoolConfig, Connector, LifecycleHooks, NoRuntime, PoolError};
+use pg_pool_core::{
+    ConnPool, ConnPoolConfig, ConnectError, Connector, LifecycleHooks, NoRuntime, PoolError,
+};
 
 use crate::config::PgConfig;
 use crate::connection::PgConnection;
+use crate::credentials::PasswordProvider;
 use crate::error::PgError;
 use crate::runtime::PgRuntime;
+use crate::sslmode::PgTls;
 
 /// A pool of tokio-postgres sessions on runtime `R`.
 pub type PgPool<R> = ConnPool<PgConnection, R>;
@@ -17,7 +21,14 @@ pub type PgPool<R> = ConnPool<PgConnection, R>;
 /// drives each session's `Connection` future.
 ///
 /// Hand it to `ConnPool::build` (or use [`PgConnector::build_pool`]). The pool bounds each
-/// attempt, over the whole startup, by its `connect_timeout`.
+/// attempt, over the whole startup (TLS handshake included), by its `connect_timeout`.
+///
+/// TLS settings ([`PgConfig::tls`]) are checked and prepared once, here:
+/// [`try_new`](Self::try_new) reports a problem at once; [`new`](Self::new) keeps it and
+/// [`build_pool`](Self::build_pool) and every connect attempt report it (nothing connects
+/// with settings it cannot honour). A [`PasswordProvider`] set with
+/// [`with_password_provider`](Self::with_password_provider) supplies the password of
+/// each attempt.
 ///
 /// # Examples
 ///
@@ -43,15 +54,37 @@ pub type PgPool<R> = ConnPool<PgConnection, R>;
 pub struct PgConnector<R> {
     runtime: R,
     config: Arc<PgConfig>,
+    /// The prepared TLS settings, or why they cannot be honoured (setting, reason).
+    tls: Arc<Result<PgTls, (String, String)>>,
+    password: Option<PasswordProvider>,
 }
 
 impl<R: PgRuntime> PgConnector<R> {
-    /// A connector for `config` on `runtime`.
+    /// A connector for `config` on `runtime`. A problem with the TLS settings is reported
+    /// by [`build_pool`](Self::build_pool) and by every connect attempt; use
+    /// [`try_new`](Self::try_new) to see it at once.
     pub fn new(runtime: R, config: PgConfig) -> Self {
+        let tls = PgTls::new(&effective_tls(&config)).map_err(|e| match e {
+            PgError::Config { setting, reason } => (setting, reason),
+            other => ("sslmode".to_owned(), other.to_string()),
+        });
         Self {
             runtime,
             config: Arc::new(config),
+            tls: Arc::new(tls),
+            password: None,
         }
+    }
+
+    /// A connector for `config` on `runtime`, refusing TLS settings it cannot honour.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgTls::new`]: [`PgError::Config`] naming the setting.
+    pub fn try_new(runtime: R, config: PgConfig) -> Result<Self, PgError> {
+        let connector = Self::new(runtime, config);
+        connector.tls()?;
+        Ok(connector)
     }
 
     /// A connector for `config` on the runtime the caller runs on.
@@ -61,6 +94,13 @@ impl<R: PgRuntime> PgConnector<R> {
     /// [`NoRuntime`] outside a runtime `R` can find.
     pub fn current(config: PgConfig) -> Result<Self, NoRuntime> {
         Ok(Self::new(R::current()?, config))
+    }
+
+    /// Fetches the password of every connect attempt from `provider` (it replaces the
+    /// config's password for that attempt); for chaining.
+    pub fn with_password_provider(mut self, provider: PasswordProvider) -> Self {
+        self.password = Some(provider);
+        self
     }
 
     /// The settings sessions are opened with.
@@ -73,6 +113,21 @@ impl<R: PgRuntime> PgConnector<R> {
         &self.runtime
     }
 
+    /// The prepared TLS settings.
+    ///
+    /// # Errors
+    ///
+    /// [`PgError::Config`] when the TLS settings cannot be honoured.
+    pub fn tls(&self) -> Result<&PgTls, PgError> {
+        self.tls
+            .as_ref()
+            .as_ref()
+            .map_err(|(setting, reason)| PgError::Config {
+                setting: setting.clone(),
+                reason: reason.clone(),
+            })
+    }
+
     /// Builds a pool with this connector on its runtime, opening `min_idle` sessions first.
     /// `pool` is usually [`PgConfig::pool_config`] with your sizes; `Default::default()`
     /// takes that as is.
@@ -80,7 +135,8 @@ impl<R: PgRuntime> PgConnector<R> {
     /// # Errors
     ///
     /// As `ConnPool::build`: an invalid pool config, or the first connect error while
-    /// opening `min_idle` sessions.
+    /// opening `min_idle` sessions; and `PoolError::Connect` with [`PgError::Config`]
+    /// when the TLS settings cannot be honoured.
     pub async fn build_pool(
         self,
         pool: Option<ConnPoolConfig>,
@@ -99,19 +155,51 @@ impl<R: PgRuntime> PgConnector<R> {
         pool: Option<ConnPoolConfig>,
         hooks: LifecycleHooks<PgConnection>,
     ) -> Result<PgPool<R>, PoolError<PgError>> {
+        if let Err(e) = self.tls() {
+            return Err(PoolError::Connect(Arc::new(ConnectError::Driver(e))));
+        }
         let pool = pool.unwrap_or_else(|| self.config.pool_config());
         let runtime = self.runtime.clone();
         ConnPool::build(pool, hooks, runtime, self).await
     }
 }
 
+/// [`PgConfig::tls`], made at least as strict as `pg`'s own `ssl_mode` and
+/// `channel_binding` (which tokio-postgres's URL parser sets), so that a `require` said
+/// there is never weakened.
+fn effective_tls(config: &PgConfig) -> pg_pool_conninfo::TlsSettings {
+    use pg_pool_conninfo::{ChannelBinding, SslMode};
+    use tokio_postgres::config::{ChannelBinding as Cb, SslMode as Mode};
+    let mut tls = config.tls.clone();
+    if config.pg.get_ssl_mode() == Mode::Require
+        && matches!(
+            tls.mode,
+            SslMode::Disable | SslMode::Allow | SslMode::Prefer
+        )
+    {
+        tls.mode = SslMode::Require;
+    }
+    if config.pg.get_channel_binding() == Cb::Require {
+        tls.channel_binding = ChannelBinding::Require;
+    }
+    tls
+}
+
 impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
     fn connect(&self) -> impl Future<Output = Result<PgConnection, PgError>> + Send {
-        let runtime = self.runtime.clone();
-        let config = Arc::clone(&self.config);
+        let this = self.clone();
         async move {
-            let client = runtime.open(&config.pg).await?;
-            Ok(PgConnection::new(client, config))
+            let tls = this.tls()?;
+            let client = match &this.password {
+                Some(provider) => {
+                    let password = provider.fetch().await?;
+                    let mut pg = this.config.pg.clone();
+                    pg.password(password.expose());
+                    this.runtime.open(&pg, tls).await?
+                }
+                None => this.runtime.open(&this.config.pg, tls).await?,
+            };
+            Ok(PgConnection::new(client, this.config))
         }
     }
 }

@@ -54,6 +54,16 @@ pub enum PgError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The password provider failed or panicked before a connect attempt; nothing was sent
+    /// to the server. The provider's own error is the `source()`, not part of `Display`.
+    #[error(
+        "the password provider failed, so no connection was attempted (see the source for why)"
+    )]
+    PasswordProvider {
+        /// The provider's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The connection came back inside a transaction (open or failed); it is destroyed,
     /// never rolled back and reused.
     #[error("connection returned inside a transaction; it will not be reused")]
@@ -94,7 +104,10 @@ impl PgError {
     pub fn is_fatal(&self) -> bool {
         match self {
             PgError::Driver(e) => is_fatal_driver_error(e),
-            PgError::Connect { .. } | PgError::Broken | PgError::TransactionOpen => true,
+            PgError::Connect { .. }
+            | PgError::Broken
+            | PgError::TransactionOpen
+            | PgError::PasswordProvider { .. } => true,
             PgError::Config { .. }
             | PgError::ConnInfo(_)
             | PgError::NamedStatementsDisabled { .. } => false,

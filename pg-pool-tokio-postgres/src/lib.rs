@@ -15,7 +15,12 @@
 //! - [`PgError`]: the driver's error with the server's message, plus config and session
 //!   errors.
 //!
-//! Features: `tokio` (default), `smol`, `async-std`; any combination builds.
+//! Features: `tokio` (default), `tls` (default: rustls, libpq's `sslmode` from
+//! [`PgConfig::tls`], see [`PgTls`]), `smol`, `async-std`; any combination builds.
+//!
+//! Hosts given as a directory (`host_path`) are unix sockets on every runtime. A
+//! [`PasswordProvider`] fetches a fresh password before each connect (rotating
+//! credentials).
 //!
 //! # When is a session reset?
 //!
@@ -43,22 +48,32 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "tls")]
+mod channel_binding;
 mod config;
 mod connection;
 mod connector;
+mod credentials;
+#[cfg(feature = "raw-connect")]
+mod dial;
 mod error;
 mod raw_connect;
 mod reset;
 mod runtime;
 mod session;
+mod sslmode;
 mod statement_cache;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, PgTransaction, TypedParams};
 pub use connector::{PgConnector, PgPool};
+pub use credentials::PasswordProvider;
 pub use error::PgError;
 pub use pg_pool_conninfo;
-pub use raw_connect::connect_raw;
+pub use raw_connect::{DialTarget, connect_raw};
 pub use reset::{CLEAN_SQL, ResetStrategy};
 pub use runtime::PgRuntime;
+pub use sslmode::PgTls;
 pub use tokio_postgres;

@@ -1,7 +1,8 @@
-//! Opening a session over any runtime's TCP stream with `Config::connect_raw`.
+//! Opening a session over any runtime's streams with `Config::connect_raw`.
 
 use std::future::Future;
 use std::io;
+use std::path::PathBuf;
 
 use pg_pool_core::{Runtime, timeout};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -10,26 +11,47 @@ use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use crate::error::PgError;
 use crate::runtime::drive;
+use crate::sslmode::{Attempt, PgTls, refused_by_server};
 
-/// Opens a session with `config` over streams made by `dial(host, port)`, driving it on
-/// `runtime`: the runtime-neutral connect path of the smol and async-std adapters.
+/// Where [`connect_raw`] asks its `dial` function to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialTarget {
+    /// A TCP host (a name or an IP address) and port.
+    Tcp {
+        /// The host, or the `hostaddr` when one is set.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A unix socket: the `.s.PGSQL.<port>` file in a host given as a directory.
+    Unix {
+        /// The socket file.
+        path: PathBuf,
+    },
+}
+
+/// Opens a session with `config` over streams made by `dial`, secured as `tls` says,
+/// driving it on `runtime`: the runtime-neutral connect path of the smol and async-std
+/// adapters.
 ///
 /// `config.connect_raw` alone uses only the user, password, database, options and
 /// application name; this adds what `Config::connect` does on tokio:
 ///
 /// - the hosts (or `hostaddr`s) are tried **in order** with their ports, and the last
-///   host's error is returned if none works (`load_balance_hosts` is not applied);
-/// - `connect_timeout`, per host as in libpq, bounds each host's TCP connect *and*
-///   startup, on `runtime`'s timer;
+///   host's error is returned if none works (`load_balance_hosts` is not applied); a host
+///   that is a directory (`host_path`) is dialed as the unix socket `.s.PGSQL.<port>` in it;
+/// - TLS per [`PgTls`] (libpq's `sslmode`), verified against the host name as given
+///   (not the `hostaddr`); unix sockets never use TLS, as in libpq;
+/// - `connect_timeout`, per host as in libpq, bounds each host's connect, TLS handshake
+///   *and* startup, on `runtime`'s timer;
 /// - `target_session_attrs` is checked with `SHOW transaction_read_only`.
-///
-/// Unix-socket hosts are not supported here (`dial` speaks TCP). TLS is not built in.
 ///
 /// # Errors
 ///
-/// The last host's error: [`PgError::Connect`] for the TCP connect (or a timeout),
-/// [`PgError::Driver`] for the startup (for example `28P01`), [`PgError::Config`] for
-/// a config without hosts or with a unix-socket host.
+/// The last host's error: [`PgError::Connect`] for dialing (or a timeout),
+/// [`PgError::Driver`] for the TLS handshake or the startup (for example `28P01`),
+/// [`PgError::Config`] for a config without hosts.
 ///
 /// # Cancel safety
 ///
@@ -37,11 +59,12 @@ use crate::runtime::drive;
 pub async fn connect_raw<R, D, F, S>(
     runtime: &R,
     config: &Config,
+    tls: &PgTls,
     dial: D,
 ) -> Result<Client, PgError>
 where
     R: Runtime,
-    D: Fn(String, u16) -> F + Send + Sync,
+    D: Fn(DialTarget) -> F + Send + Sync,
     F: Future<Output = io::Result<S>> + Send,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -54,32 +77,43 @@ where
     let ports = config.get_ports();
     let mut last_error = None;
     for i in 0..count {
-        let host = match (hostaddrs.get(i), hosts.get(i)) {
-            (Some(addr), _) => addr.to_string(),
-            (None, Some(Host::Tcp(host))) => host.clone(),
-            #[cfg(unix)]
-            (None, Some(Host::Unix(path))) => {
-                last_error = Some(PgError::config(
-                    "host",
-                    format!(
-                        "unix socket {} needs the tokio runtime; use a TCP host",
-                        path.display()
-                    ),
-                ));
-                continue;
-            }
-            (None, None) => unreachable!("i < count"),
-        };
         let port = ports
             .get(i)
             .or_else(|| ports.first())
             .copied()
             .unwrap_or(5432);
-        let attempt = connect_host(runtime, config, &dial, host.clone(), port);
+        let (target, tls_name) = match (hostaddrs.get(i), hosts.get(i)) {
+            (Some(addr), host) => {
+                let name = match host {
+                    Some(Host::Tcp(name)) => name.clone(),
+                    _ => addr.to_string(),
+                };
+                let host = addr.to_string();
+                (DialTarget::Tcp { host, port }, Some(name))
+            }
+            (None, Some(Host::Tcp(host))) => {
+                let target = DialTarget::Tcp {
+                    host: host.clone(),
+                    port,
+                };
+                (target, Some(host.clone()))
+            }
+            #[cfg(unix)]
+            (None, Some(Host::Unix(dir))) => {
+                let path = dir.join(format!(".s.PGSQL.{port}"));
+                (DialTarget::Unix { path }, None)
+            }
+            (None, None) => unreachable!("i < count"),
+        };
+        let label = match &target {
+            DialTarget::Tcp { host, .. } => host.clone(),
+            DialTarget::Unix { path } => path.display().to_string(),
+        };
+        let attempt = connect_host(runtime, config, tls, &dial, target, tls_name);
         let result = match config.get_connect_timeout() {
             Some(&limit) => timeout(runtime, limit, attempt).await.unwrap_or_else(|| {
                 Err(PgError::Connect {
-                    host: host.clone(),
+                    host: label.clone(),
                     port,
                     source: io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -92,7 +126,7 @@ where
         match result {
             Ok(client) => return Ok(client),
             Err(e) => {
-                tracing::debug!(%host, port, error = %e, "could not connect to a host; trying the next");
+                tracing::debug!(host = %label, port, error = %e, "could not connect to a host; trying the next");
                 last_error = Some(e);
             }
         }
@@ -100,26 +134,116 @@ where
     Err(last_error.expect("at least one host was tried"))
 }
 
+/// One host: dial, TLS as `tls` says (none for a unix socket, `tls_name == None`),
+/// startup, session attributes; under `allow`, a refused plain session is retried once
+/// over TLS on a new stream.
 async fn connect_host<R, D, F, S>(
     runtime: &R,
     config: &Config,
+    tls: &PgTls,
     dial: &D,
-    host: String,
-    port: u16,
+    target: DialTarget,
+    tls_name: Option<String>,
 ) -> Result<Client, PgError>
 where
     R: Runtime,
-    D: Fn(String, u16) -> F + Send + Sync,
+    D: Fn(DialTarget) -> F + Send + Sync,
     F: Future<Output = io::Result<S>> + Send,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let stream = dial(host.clone(), port)
-        .await
-        .map_err(|source| PgError::Connect { host, port, source })?;
-    let (client, connection) = config.connect_raw(stream, NoTls).await?;
-    drive(runtime, connection);
+    let attempt = match &tls_name {
+        Some(_) => tls.attempt(),
+        None => Attempt::Plain { then_tls: false },
+    };
+    let first = start(
+        runtime,
+        config,
+        tls,
+        dial,
+        &target,
+        tls_name.as_deref(),
+        attempt,
+    )
+    .await;
+    let client = match (first, attempt) {
+        (Err(e), Attempt::Plain { then_tls: true }) if refused_by_server(&e) => {
+            tracing::debug!(error = %e, "plain session refused under sslmode=allow; trying TLS");
+            let retry = Attempt::Tls { required: true };
+            start(
+                runtime,
+                config,
+                tls,
+                dial,
+                &target,
+                tls_name.as_deref(),
+                retry,
+            )
+            .await?
+        }
+        (result, _) => result?,
+    };
     check_session_attrs(&client, config.get_target_session_attrs()).await?;
     Ok(client)
+}
+
+/// Dials `target` and runs the startup for one [`Attempt`].
+async fn start<R, D, F, S>(
+    runtime: &R,
+    config: &Config,
+    tls: &PgTls,
+    dial: &D,
+    target: &DialTarget,
+    tls_name: Option<&str>,
+    attempt: Attempt,
+) -> Result<Client, PgError>
+where
+    R: Runtime,
+    D: Fn(DialTarget) -> F + Send + Sync,
+    F: Future<Output = io::Result<S>> + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let stream = dial(target.clone()).await.map_err(|source| match target {
+        DialTarget::Tcp { host, port } => PgError::Connect {
+            host: host.clone(),
+            port: *port,
+            source,
+        },
+        // `<dir>/.s.PGSQL.<port>`: reported as the directory and the port, as given.
+        DialTarget::Unix { path } => PgError::Connect {
+            host: path.parent().unwrap_or(path).display().to_string(),
+            port: path
+                .extension()
+                .and_then(|e| e.to_str()?.parse().ok())
+                .unwrap_or(0),
+            source,
+        },
+    })?;
+    let config = tls.driver_config(config, attempt);
+    match attempt {
+        Attempt::Plain { .. } => {
+            let (client, connection) = config.connect_raw(stream, NoTls).await?;
+            drive(runtime, connection);
+            Ok(client)
+        }
+        Attempt::Tls { .. } => {
+            #[cfg(feature = "tls")]
+            {
+                let connector =
+                    crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or(""));
+                let (client, connection) = config.connect_raw(stream, connector).await?;
+                drive(runtime, connection);
+                Ok(client)
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = (stream, tls_name);
+                Err(PgError::config(
+                    "sslmode",
+                    "TLS needs the `tls` feature of pg-pool-tokio-postgres",
+                ))
+            }
+        }
+    }
 }
 
 /// Refuses a session that does not match `target_session_attrs`, as `Config::connect` does.
@@ -147,17 +271,4 @@ async fn check_session_attrs(client: &Client, wanted: TargetSessionAttrs) -> Res
         return Err(PgError::config("target_session_attrs", reason));
     }
     Ok(())
-}
-
-/// Dials `host:port` with `async-net` (any async-io based runtime: smol, async-std) and
-/// adapts the stream to tokio's I/O traits with `tokio-util`'s compat layer.
-#[cfg(feature = "raw-connect")]
-pub(crate) async fn dial_async_net(
-    host: String,
-    port: u16,
-) -> io::Result<tokio_util::compat::Compat<async_net::TcpStream>> {
-    use tokio_util::compat::FuturesAsyncReadCompatExt as _;
-    let stream = async_net::TcpStream::connect((host.as_str(), port)).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream.compat())
 }

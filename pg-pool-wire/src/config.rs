@@ -4,9 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pg_pool_conninfo::{
-    ChannelBinding, ConnInfo, Host, PoolSettings, SslMode, TargetSessionAttrs, TlsSettings,
-};
+use pg_pool_conninfo::{ConnInfo, Host, PoolSettings, TargetSessionAttrs, TlsSettings};
 use pg_pool_core::ConnPoolConfig;
 
 use crate::error::WireError;
@@ -75,10 +73,8 @@ pub struct WireConfig {
     /// Connect timeout from the string, applied by [`WireConfig::pool_config`]. Default:
     /// `None` (the pool's own default).
     pub connect_timeout: Option<Duration>,
-    /// TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`).
-    /// Default: libpq's (`prefer`). The connection path speaks plain TCP for now: a mode
-    /// that demands TLS (`require`, `verify-ca`, `verify-full`, or `channel_binding=require`)
-    /// fails each connection attempt with [`WireError::Config`] rather than connect in clear.
+    /// TLS with libpq's meaning, as far as pg-wired can honour it (see
+    /// [`WireTls`](crate::WireTls)). Default: `TlsSettings::default()` (`prefer`).
     pub tls: TlsSettings,
     /// Pool settings from the string (`pool_max_size`, ...), applied by
     /// [`WireConfig::pool_config`]. Default: none.
@@ -351,38 +347,13 @@ impl WireConfig {
             .collect()
     }
 
-    /// Opens a bare `WireConn` with this address, these credentials and startup parameters;
-    /// both pooled connection kinds start here. The config is validated first, so nothing
-    /// unchecked reaches the startup message.
+    /// Opens a bare `WireConn` with this address, these credentials, startup parameters
+    /// and TLS settings; both pooled connection kinds start here. The config is validated
+    /// first, so nothing unchecked reaches the startup message.
     pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
         self.validate()?;
-        // This connection path speaks plain TCP: a string that demands TLS must fail here
-        // rather than connect in clear. (Replace this guard when TLS is wired in.)
-        let demands_tls = matches!(
-            self.tls.mode,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-        );
-        if demands_tls {
-            return Err(WireError::config(
-                "sslmode",
-                "demands TLS, which this connection path does not implement yet",
-            ));
-        }
-        if self.tls.channel_binding == ChannelBinding::Require {
-            return Err(WireError::config(
-                "channel_binding",
-                "require needs TLS, which this connection path does not implement yet",
-            ));
-        }
-        let params = self.startup_params();
-        let conn = pg_wired::WireConn::connect_with_params(
-            &self.addr,
-            &self.user,
-            &self.password,
-            &self.database,
-            &params,
-        )
-        .await?;
-        Ok(conn)
+        crate::tls::WireTls::new(self)?
+            .connect(self, &self.password)
+            .await
     }
 }

@@ -7,7 +7,9 @@ use pg_pool_core::Connector;
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::config::WireConfig;
+use crate::credentials::PasswordProvider;
 use crate::error::WireError;
+use crate::tls::WireTls;
 use crate::wire_poolable::WirePoolable;
 
 /// Opens [`WirePoolable`] or [`AsyncWirePoolable`] connections with a [`WireConfig`]:
@@ -17,6 +19,13 @@ use crate::wire_poolable::WirePoolable;
 /// Hand it to `ConnPool::with_connector`; the pool then ignores the address and
 /// credentials of its own config. The pool bounds each attempt by its `connect_timeout`
 /// (pg-wired has none).
+///
+/// The TLS settings and address ([`WireTls`]) are checked and prepared once, here:
+/// [`try_new`](Self::try_new) and [`from_url`](Self::from_url) report what pg-wired
+/// cannot honour at once; [`new`](Self::new) keeps the problem and every connect attempt
+/// reports it (nothing connects with settings it cannot honour). A [`PasswordProvider`]
+/// set with [`with_password_provider`](Self::with_password_provider) supplies the
+/// password of each attempt.
 ///
 /// # Examples
 ///
@@ -34,23 +43,78 @@ use crate::wire_poolable::WirePoolable;
 #[derive(Debug, Clone)]
 pub struct WireConnector {
     config: Arc<WireConfig>,
+    /// The prepared TLS settings, or why they cannot be honoured (setting, reason).
+    tls: Arc<Result<WireTls, (String, String)>>,
+    password: Option<PasswordProvider>,
 }
 
 impl WireConnector {
-    /// A connector for `config`.
+    /// A connector for `config`. A TLS setting or address pg-wired cannot honour is
+    /// reported by every connect attempt; use [`try_new`](Self::try_new) to see it at once.
     pub fn new(config: WireConfig) -> Self {
+        let tls = WireTls::new(&config).map_err(|e| match e {
+            WireError::Config { setting, reason } => (setting, reason),
+            other => ("sslmode".to_owned(), other.to_string()),
+        });
         Self {
             config: Arc::new(config),
+            tls: Arc::new(tls),
+            password: None,
         }
+    }
+
+    /// A connector for `config`, refusing TLS settings or an address pg-wired cannot honour.
+    ///
+    /// # Errors
+    ///
+    /// As [`WireTls::new`]: [`WireError::Config`] naming the setting.
+    pub fn try_new(config: WireConfig) -> Result<Self, WireError> {
+        let connector = Self::new(config);
+        connector.tls()?;
+        Ok(connector)
     }
 
     /// A connector for a `postgres://` URL (see [`WireConfig::from_url`]).
     ///
     /// # Errors
     ///
-    /// As [`WireConfig::from_url`].
+    /// As [`WireConfig::from_url`] and [`try_new`](Self::try_new).
     pub fn from_url(url: &str) -> Result<Self, WireError> {
-        WireConfig::from_url(url).map(Self::new)
+        WireConfig::from_url(url).and_then(Self::try_new)
+    }
+
+    /// Fetches the password of every connect attempt from `provider` (it replaces the
+    /// config's password for that attempt); for chaining.
+    pub fn with_password_provider(mut self, provider: PasswordProvider) -> Self {
+        self.password = Some(provider);
+        self
+    }
+
+    /// The prepared TLS settings.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Config`] when the TLS settings or the address cannot be honoured.
+    pub fn tls(&self) -> Result<&WireTls, WireError> {
+        self.tls
+            .as_ref()
+            .as_ref()
+            .map_err(|(setting, reason)| WireError::Config {
+                setting: setting.clone(),
+                reason: reason.clone(),
+            })
+    }
+
+    /// Opens a bare `WireConn`: the provider's password (if any), then TLS as prepared.
+    async fn open(&self) -> Result<pg_wired::WireConn, WireError> {
+        let tls = self.tls()?;
+        match &self.password {
+            Some(provider) => {
+                let password = provider.fetch().await?;
+                tls.connect(&self.config, password.expose()).await
+            }
+            None => tls.connect(&self.config, &self.config.password).await,
+        }
     }
 
     /// The settings connections are opened with.
@@ -61,14 +125,14 @@ impl WireConnector {
 
 impl Connector<WirePoolable> for WireConnector {
     fn connect(&self) -> impl Future<Output = Result<WirePoolable, WireError>> + Send {
-        let config = Arc::clone(&self.config);
-        async move { WirePoolable::open(&config).await }
+        let this = self.clone();
+        async move { Ok(WirePoolable::new(this.open().await?)) }
     }
 }
 
 impl Connector<AsyncWirePoolable> for WireConnector {
     fn connect(&self) -> impl Future<Output = Result<AsyncWirePoolable, WireError>> + Send {
-        let config = Arc::clone(&self.config);
-        async move { AsyncWirePoolable::open(&config).await }
+        let this = self.clone();
+        async move { AsyncWirePoolable::new(this.open().await?) }
     }
 }

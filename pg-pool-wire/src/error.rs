@@ -56,6 +56,29 @@ pub enum WireError {
         /// What is wrong with the statement.
         reason: &'static str,
     },
+    /// TLS could not be set up with the server: it does not offer TLS under a mode that
+    /// requires it, or the handshake failed (the reason names a certificate problem in
+    /// plain words).
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// The server address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+        /// The driver's error.
+        #[source]
+        source: Box<PgWireError>,
+    },
+    /// The password provider failed or panicked before a connect attempt; nothing was sent
+    /// to the server. The provider's own error is the `source()`, not part of `Display`.
+    #[error(
+        "the password provider failed, so no connection was attempted (see the source for why)"
+    )]
+    PasswordProvider {
+        /// The provider's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A tokio runtime is needed (pg-wired's `AsyncConn` spawns tokio tasks) but none is
     /// running on this thread.
     #[error("pg-wired needs a tokio runtime, and none is running on this thread")]

@@ -11,6 +11,11 @@
 //! - [`WireError`]: the driver's error, with the server's message, plus URL and config
 //!   errors.
 //!
+//! - [`WireTls`]: libpq's `sslmode` from [`WireConfig::tls`], mapped onto pg-wired's
+//!   TLS (feature `tls`, default), which always verifies chain and host name; what it
+//!   cannot honour (`verify-ca`, unix sockets) is refused when the connector is built.
+//! - [`PasswordProvider`]: a fresh password before each connect (rotating credentials).
+//!
 //! # What the pool learns without the caller's help
 //!
 //! Both connection kinds watch every exchange made through their methods:
@@ -56,20 +61,24 @@ mod async_poolable;
 mod async_requests;
 mod config;
 mod connector;
+mod credentials;
 mod error;
 mod exchange;
 mod lag;
 mod session;
+mod tls;
 mod wire_poolable;
 
 pub use async_poolable::AsyncWirePoolable;
 pub use config::WireConfig;
 pub use connector::WireConnector;
+pub use credentials::PasswordProvider;
 pub use error::WireError;
 pub use exchange::RowStream;
 pub use pg_pool_conninfo;
 pub use pg_wired;
 pub use session::TransactionStatus;
+pub use tls::WireTls;
 pub use wire_poolable::{TextRow, WirePoolable};
 
 /// A tokio pool of [`WirePoolable`] connections.

@@ -178,7 +178,11 @@ pub async fn resize_down_and_up<R: Runtime>() {
     drop(held.pop());
     drop(held.pop());
     pool.resize(1).unwrap();
-    assert_eq!(pool.config().max_size, 1, "config() shows the size in force");
+    assert_eq!(
+        pool.config().max_size,
+        1,
+        "config() shows the size in force"
+    );
     let m = pool.metrics();
     assert_eq!((m.max_size, m.idle, m.active), (1, 0, 2), "{m:?}");
     drop(held.pop());

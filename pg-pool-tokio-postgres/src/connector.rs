@@ -76,12 +76,16 @@ impl<R: PgRuntime> PgConnector<R> {
         }
     }
 
-    /// A connector for `config` on `runtime`, refusing TLS settings it cannot honour.
+    /// A connector for `config` on `runtime`, refusing a config that does not validate
+    /// ([`PgConfig::validate`]: a NUL byte in a startup value, ...) and TLS settings it
+    /// cannot honour.
     ///
     /// # Errors
     ///
-    /// As [`PgTls::new`]: [`PgError::Config`] naming the setting.
+    /// [`PgConfig::validate`]'s error, or as [`PgTls::new`]: [`PgError::Config`] naming the
+    /// setting.
     pub fn try_new(runtime: R, config: PgConfig) -> Result<Self, PgError> {
+        config.validate()?;
         let connector = Self::new(runtime, config);
         connector.tls()?;
         Ok(connector)
@@ -189,6 +193,8 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
     fn connect(&self) -> impl Future<Output = Result<PgConnection, PgError>> + Send {
         let this = self.clone();
         async move {
+            // Nothing unchecked reaches a startup message, whoever built the config.
+            this.config.validate()?;
             let tls = this.tls()?;
             let client = match &this.password {
                 Some(provider) => {

@@ -274,14 +274,10 @@ impl Drop for AbortOnDrop {
 }
 
 impl Connect for AsyncWirePoolable {
+    /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
+    /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConn::connect(
-            &target.addr,
-            &target.user,
-            &target.password,
-            &target.database,
-        )
-        .await?;
+        let conn = WireConfig::from_target(target).connect().await?;
         Self::new(conn)
     }
 }

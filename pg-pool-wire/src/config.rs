@@ -97,6 +97,20 @@ impl Default for WireConfig {
     }
 }
 
+impl WireConfig {
+    /// The settings of `ConnPool::new`'s four strings, with every other setting at its
+    /// default (TLS as libpq's `prefer`).
+    pub(crate) fn from_target(target: &pg_pool_core::ConnectTarget) -> Self {
+        Self {
+            addr: target.addr.clone(),
+            user: target.user.clone(),
+            password: target.password.clone(),
+            database: target.database.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 // Manual impl: the password must never reach a log.
 impl fmt::Debug for WireConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

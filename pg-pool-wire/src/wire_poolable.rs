@@ -366,14 +366,10 @@ impl Poolable for WirePoolable {
 }
 
 impl Connect for WirePoolable {
+    /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
+    /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConn::connect(
-            &target.addr,
-            &target.user,
-            &target.password,
-            &target.database,
-        )
-        .await?;
+        let conn = WireConfig::from_target(target).connect().await?;
         Ok(Self::new(conn))
     }
 }

@@ -47,6 +47,7 @@
 //! ```
 
 mod bouncer;
+mod capture;
 mod certs;
 mod cluster;
 mod error;
@@ -56,6 +57,7 @@ mod replicated;
 mod util;
 
 pub use bouncer::PgBouncer;
+pub use capture::TraceCapture;
 pub use certs::TlsFiles;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;

@@ -24,9 +24,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let connector = WireConnector::new(db.wire_config("drain-example")?);
     let mut config = connector.config().pool_config();
     config.max_size = 4;
-    let pool =
-        ConnPool::<WirePoolable>::with_connector(config, LifecycleHooks::default(), connector)
-            .await?;
+    let pool = ConnPool::<WirePoolable>::builder(connector)
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await?;
     pool.get()
         .await?
         .execute("CREATE TABLE IF NOT EXISTS drain_example (id bigserial PRIMARY KEY, worker int)")

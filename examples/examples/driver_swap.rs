@@ -17,14 +17,20 @@ async fn main() -> Result<(), BoxError> {
 
     // Driver 1: pg-wired.
     let connector = WireConnector::from_url(db.url())?;
-    let pool =
-        ConnPool::<WirePoolable>::with_connector(app_config(), app_hooks(), connector).await?;
+    let pool = ConnPool::<WirePoolable>::builder(connector)
+        .config(app_config())
+        .hooks(app_hooks())
+        .build()
+        .await?;
     println!("pg-pool-wire: {:?}", run_app(pool).await?);
 
     // Driver 2: tokio-postgres. Same config, same hooks, same application.
     let connector = PgConnector::<Tokio>::current(PgConfig::from_url(db.url())?)?;
-    let pool =
-        ConnPool::<PgConnection>::with_connector(app_config(), app_hooks(), connector).await?;
+    let pool = ConnPool::<PgConnection>::builder(connector)
+        .config(app_config())
+        .hooks(app_hooks())
+        .build()
+        .await?;
     println!("pg-pool-tokio-postgres: {:?}", run_app(pool).await?);
     Ok(())
 }

@@ -65,7 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut config = connector.config().pool_config();
     config.min_idle = 2;
     config.max_size = 4;
-    let pool = ConnPool::<WirePoolable>::with_connector(config, hooks, connector).await?;
+    let pool = ConnPool::<WirePoolable>::builder(connector)
+        .config(config)
+        .hooks(hooks)
+        .build()
+        .await?;
     show_activity(&db, "with 2 idle connections").await?;
 
     let mut guard = pool.get().await?;

@@ -27,9 +27,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config.max_size = 4;
     config.min_idle = 2;
     config.checkout_timeout = Duration::from_millis(300);
-    let pool =
-        ConnPool::<WirePoolable>::with_connector(config, LifecycleHooks::default(), connector)
-            .await?;
+    let pool = ConnPool::<WirePoolable>::builder(connector)
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await?;
 
     // More workers than connections: they queue, and some checkouts time out.
     let stop = Arc::new(AtomicBool::new(false));

@@ -105,7 +105,11 @@ async fn pool(
     pool_config.max_size = max_size;
     pool_config.min_idle = 1;
     pool_config.checkout_timeout = checkout_timeout;
-    Ok(ConnPool::with_connector(pool_config, LifecycleHooks::default(), connector).await?)
+    Ok(ConnPool::builder(connector)
+        .config(pool_config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await?)
 }
 
 impl Load {

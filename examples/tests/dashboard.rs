@@ -26,11 +26,12 @@ async fn exposition() -> String {
         config.name = name.into();
         config.max_size = 1;
         config.checkout_timeout = Duration::from_millis(20);
-        let pool = ConnPool::<Conn>::with_connector(config, LifecycleHooks::default(), || async {
-            Ok(Conn)
-        })
-        .await
-        .unwrap();
+        let pool = ConnPool::<Conn>::builder(|| async { Ok(Conn) })
+            .config(config)
+            .hooks(LifecycleHooks::default())
+            .build()
+            .await
+            .unwrap();
         let held = pool.get().await.unwrap();
         assert!(pool.get().await.is_err(), "times out");
         drop(held);

@@ -13,13 +13,19 @@ async fn same_application_on_both_drivers() {
     let url = cluster.url().to_owned();
 
     let connector = WireConnector::from_url(&url).unwrap();
-    let pool = ConnPool::<WirePoolable>::with_connector(app_config(), app_hooks(), connector)
+    let pool = ConnPool::<WirePoolable>::builder(connector)
+        .config(app_config())
+        .hooks(app_hooks())
+        .build()
         .await
         .unwrap();
     let wire = run_app(pool).await.unwrap();
 
     let connector = PgConnector::<Tokio>::current(PgConfig::from_url(&url).unwrap()).unwrap();
-    let pool = ConnPool::<PgConnection>::with_connector(app_config(), app_hooks(), connector)
+    let pool = ConnPool::<PgConnection>::builder(connector)
+        .config(app_config())
+        .hooks(app_hooks())
+        .build()
         .await
         .unwrap();
     let tokio_postgres = run_app(pool).await.unwrap();

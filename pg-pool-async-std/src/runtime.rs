@@ -5,7 +5,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Timer;
-use pg_pool_core::{DiscardOutput, NoRuntime, Runtime};
+use pg_pool_core::{
+    Runtime,
+    runtime::{DiscardOutput, NoRuntime},
+};
 
 /// The async-std runtime. Its executor is global, so [`Runtime::current`] always succeeds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,6 +38,6 @@ impl Runtime for AsyncStd {
 
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
         // No task budget of its own: yield every THREAD_BUDGET checkouts.
-        pg_pool_core::poll_thread_budget(cx)
+        pg_pool_core::runtime::poll_thread_budget(cx)
     }
 }

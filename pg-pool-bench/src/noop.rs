@@ -58,14 +58,13 @@ pub async fn build_pg_pool<R: pg_pool_core::Runtime>(
     max_size: usize,
     runtime: R,
 ) -> pg_pool_core::ConnPool<Noop, R> {
-    pg_pool_core::ConnPool::build(
-        pg_pool_config(max_size),
-        LifecycleHooks::default(),
-        runtime,
-        open_noop,
-    )
-    .await
-    .expect("a no-op pool builds")
+    pg_pool_core::ConnPool::builder(open_noop)
+        .config(pg_pool_config(max_size))
+        .hooks(LifecycleHooks::default())
+        .runtime(runtime)
+        .build()
+        .await
+        .expect("a no-op pool builds")
 }
 
 /// pg-pool on any runtime.

@@ -347,11 +347,12 @@ pub fn run_once(
         }
         PgKind::PgPoolWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
-            let pool = rt.block_on(pg_pool_tokio::ConnPool::<WirePoolable>::with_connector(
-                pg_pool_config(url, max_size),
-                LifecycleHooks::default(),
-                connector,
-            ));
+            let pool = rt.block_on(
+                pg_pool_tokio::ConnPool::<WirePoolable>::builder(connector)
+                    .config(pg_pool_config(url, max_size))
+                    .hooks(LifecycleHooks::default())
+                    .build(),
+            );
             drive(
                 &rt,
                 Arc::new(Wire(pool.expect("pg-pool builds"))),
@@ -363,11 +364,10 @@ pub fn run_once(
         PgKind::PgPoolAsyncWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
             let pool = rt.block_on(
-                pg_pool_tokio::ConnPool::<AsyncWirePoolable>::with_connector(
-                    pg_pool_config(url, max_size),
-                    LifecycleHooks::default(),
-                    connector,
-                ),
+                pg_pool_tokio::ConnPool::<AsyncWirePoolable>::builder(connector)
+                    .config(pg_pool_config(url, max_size))
+                    .hooks(LifecycleHooks::default())
+                    .build(),
             );
             drive(
                 &rt,
@@ -384,12 +384,11 @@ pub fn run_once(
             let pool = rt.block_on(async {
                 let connector = PgConnector::<pg_pool_tokio::Tokio>::current(config)
                     .expect("inside the runtime");
-                pg_pool_tokio::ConnPool::<PgConnection>::with_connector(
-                    pg_pool_config(url, max_size),
-                    LifecycleHooks::default(),
-                    connector,
-                )
-                .await
+                pg_pool_tokio::ConnPool::<PgConnection>::builder(connector)
+                    .config(pg_pool_config(url, max_size))
+                    .hooks(LifecycleHooks::default())
+                    .build()
+                    .await
             });
             drive(
                 &rt,
@@ -507,12 +506,13 @@ pub fn storm_pg_pool(
     };
     let fill_started = log.start.elapsed();
     let pool = rt
-        .block_on(pg_pool_tokio::ConnPool::<WirePoolable>::build(
-            config,
-            LifecycleHooks::default(),
-            pg_pool_tokio::Tokio::from_handle(rt.handle().clone()),
-            counted,
-        ))
+        .block_on(
+            pg_pool_tokio::ConnPool::<WirePoolable>::builder(counted)
+                .config(config)
+                .hooks(LifecycleHooks::default())
+                .runtime(pg_pool_tokio::Tokio::from_handle(rt.handle().clone()))
+                .build(),
+        )
         .expect("pg-pool builds");
     let full = log.start.elapsed();
     let run = drive(

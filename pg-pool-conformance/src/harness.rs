@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, listener};
-use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks, Metrics, Runtime};
+use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks, Runtime, metrics::Metrics};
 
 use crate::mock::{Control, MockConn};
 
@@ -47,7 +47,11 @@ pub async fn mock_pool<R: Runtime>(
     let runtime = R::current().expect("the suite runs inside the runtime");
     let sleeper = runtime.clone();
     let control = Control::new(move |d| sleeper.sleep(d));
-    let pool = ConnPool::build(config, hooks, runtime, control.connector())
+    let pool = ConnPool::builder(control.connector())
+        .config(config)
+        .hooks(hooks)
+        .runtime(runtime)
+        .build()
         .await
         .expect("mock pool builds");
     (pool, control)
@@ -158,5 +162,5 @@ pub async fn poll_once_then_drop<F: Future>(future: F) -> Option<F::Output> {
 /// Runs `future` for at most `limit`, dropping it (cancelling) if it has not finished.
 pub async fn cancel_after<R: Runtime, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     let runtime = R::current().expect("inside the runtime");
-    pg_pool_core::timeout(&runtime, limit, future).await
+    pg_pool_core::runtime::timeout(&runtime, limit, future).await
 }

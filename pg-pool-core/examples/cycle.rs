@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
-use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks, NoRuntime, Poolable, Runtime};
+use pg_pool_core::{
+    ConnPool, ConnPoolConfig, LifecycleHooks, Poolable, Runtime, runtime::NoRuntime,
+};
 
 #[derive(Debug, Clone, Copy)]
 struct Threads;
@@ -32,10 +34,12 @@ impl Poolable for Noop {
 fn main() {
     let mut config = ConnPoolConfig::default();
     config.max_size = 16;
-    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Threads, || async {
-        Ok(Noop)
-    })
-    .expect("valid config");
+    let pool = ConnPool::builder(|| async { Ok(Noop) })
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(Threads)
+        .build_lazy()
+        .expect("valid config");
     println!(
         "size of the checkout future: {} bytes",
         std::mem::size_of_val(&pool.get())

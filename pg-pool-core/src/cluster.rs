@@ -132,12 +132,12 @@ impl<T: Poolable, R: Runtime> ClusterPool<T, R> {
     ///
     /// # Errors
     ///
-    /// [`NoRuntime`](crate::NoRuntime) outside a runtime `R` can find.
+    /// [`NoRuntime`](crate::runtime::NoRuntime) outside a runtime `R` can find.
     pub fn new(
         primary: ConnPool<T, R>,
         replicas: Vec<ConnPool<T, R>>,
         policy: ReadPolicy,
-    ) -> Result<Self, crate::NoRuntime> {
+    ) -> Result<Self, crate::runtime::NoRuntime> {
         Self::start(primary, replicas, policy, None)
     }
 
@@ -146,7 +146,7 @@ impl<T: Poolable, R: Runtime> ClusterPool<T, R> {
         replicas: Vec<ConnPool<T, R>>,
         policy: ReadPolicy,
         lag: Option<LagFn<T>>,
-    ) -> Result<Self, crate::NoRuntime> {
+    ) -> Result<Self, crate::runtime::NoRuntime> {
         let runtime = R::current()?;
         let replicas = replicas
             .into_iter()
@@ -297,12 +297,12 @@ impl<T: ReplicaLag, R: Runtime> ClusterPool<T, R> {
     ///
     /// # Errors
     ///
-    /// [`NoRuntime`](crate::NoRuntime) outside a runtime `R` can find.
+    /// [`NoRuntime`](crate::runtime::NoRuntime) outside a runtime `R` can find.
     pub fn with_lag_checks(
         primary: ConnPool<T, R>,
         replicas: Vec<ConnPool<T, R>>,
         policy: ReadPolicy,
-    ) -> Result<Self, crate::NoRuntime> {
+    ) -> Result<Self, crate::runtime::NoRuntime> {
         Self::start(
             primary,
             replicas,

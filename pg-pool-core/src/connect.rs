@@ -114,7 +114,7 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
 impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Opens one connection inline and makes it idle; used to prefill `min_idle` when a pool
     /// is built, so that a bad address or password fails the build with its real error.
-    pub(crate) async fn open_idle(self: &Arc<Self>) -> Result<(), crate::PoolError<T::Error>> {
+    pub(crate) async fn open_idle(self: &Arc<Self>) -> Result<(), Arc<ConnectError<T::Error>>> {
         {
             let mut st = self.lock();
             if st.ledger.room() == 0 {
@@ -136,9 +136,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     self.record_success(&mut st, raw, started, now, &mut fx);
                     Ok(())
                 }
-                Err((error, rejected)) => Err(crate::PoolError::Connect(
-                    self.record_failure(&mut st, error, rejected, now, &mut fx),
-                )),
+                Err((error, rejected)) => {
+                    Err(self.record_failure(&mut st, error, rejected, now, &mut fx))
+                }
             }
         };
         self.apply(fx);

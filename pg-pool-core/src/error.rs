@@ -130,10 +130,6 @@ pub enum PoolError<E> {
     Closed,
     /// `try_get` found no idle connection and no capacity to hand out at once.
     Exhausted,
-    /// The configuration is invalid.
-    Config(ConfigError),
-    /// No async runtime was available to build the pool on.
-    NoRuntime(NoRuntime),
     /// The runtime the pool was built on has shut down (it dropped the pool's tasks
     /// unrun), so the pool can no longer open, reset or time out connections; it closed.
     /// Build a new pool on a running runtime.
@@ -207,8 +203,6 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
             PoolError::Hook(e) => write!(f, "hook rejected a fresh connection: {e}"),
             PoolError::Closed => f.write_str("pool is closed"),
             PoolError::Exhausted => f.write_str("no idle connection and no capacity available"),
-            PoolError::Config(e) => e.fmt(f),
-            PoolError::NoRuntime(e) => e.fmt(f),
             PoolError::NoHealthyReplica => {
                 f.write_str("no replica is healthy and reads do not fall back to the primary")
             }
@@ -228,21 +222,72 @@ impl<E: Error + 'static> Error for PoolError<E> {
             } => Some(&**e),
             PoolError::Connect(e) => Some(&**e),
             PoolError::Hook(e) => Some(e),
-            PoolError::Config(e) => Some(e),
-            PoolError::NoRuntime(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl<E> From<ConfigError> for PoolError<E> {
-    fn from(e: ConfigError) -> Self {
-        PoolError::Config(e)
+/// Why a pool could not be built: what [`ConnPool::new`](crate::ConnPool::new) and
+/// [`Builder::build`](crate::Builder::build) return, apart from the checkout errors of
+/// [`PoolError`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError<E> {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// No runtime was given and none is running on this thread.
+    NoRuntime(NoRuntime),
+    /// One of the first `min_idle` connections could not be opened: a bad address or
+    /// password fails the build with its real error.
+    Connect(Arc<ConnectError<E>>),
+}
+
+impl<E> BuildError<E> {
+    /// The connect error behind this error, if opening a connection failed.
+    pub fn connect_error(&self) -> Option<&ConnectError<E>> {
+        match self {
+            BuildError::Connect(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The driver's error behind this error, if a driver error caused it.
+    pub fn driver_error(&self) -> Option<&E> {
+        match self.connect_error()? {
+            ConnectError::Driver(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
-impl<E> From<NoRuntime> for PoolError<E> {
+impl<E: fmt::Display> fmt::Display for BuildError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(e) => e.fmt(f),
+            BuildError::NoRuntime(e) => e.fmt(f),
+            BuildError::Connect(e) => write!(f, "opening the pool's first connections: {e}"),
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for BuildError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            BuildError::Config(e) => Some(e),
+            BuildError::NoRuntime(e) => Some(e),
+            BuildError::Connect(e) => Some(&**e),
+        }
+    }
+}
+
+impl<E> From<ConfigError> for BuildError<E> {
+    fn from(e: ConfigError) -> Self {
+        BuildError::Config(e)
+    }
+}
+
+impl<E> From<NoRuntime> for BuildError<E> {
     fn from(e: NoRuntime) -> Self {
-        PoolError::NoRuntime(e)
+        BuildError::NoRuntime(e)
     }
 }

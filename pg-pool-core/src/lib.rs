@@ -10,6 +10,7 @@
 //!
 #![doc = include_str!("../README.md")]
 
+mod builder;
 mod checkout;
 mod clock;
 mod cluster;
@@ -22,23 +23,23 @@ mod hooks;
 mod leak;
 mod ledger;
 mod maintenance;
-mod metrics;
+pub mod metrics;
 mod pool;
 mod poolable;
-mod runtime;
+pub mod runtime;
 mod shared;
 mod sweeper;
 mod sync;
 mod tasks;
 mod waiters;
 
+pub use builder::Builder;
 pub use checkout::Checkout;
 pub use cluster::{ClusterPool, ReadPolicy, ReplicaLag, Role};
 pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
-pub use error::{ConnectError, HeldCheckout, Phase, PoolError, TimeoutDetails};
+pub use error::{BuildError, ConnectError, HeldCheckout, Phase, PoolError, TimeoutDetails};
 pub use guard::PoolGuard;
 pub use hooks::{DestroyReason, HookError, HookResult, LifecycleHooks};
-pub use metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics};
 pub use pool::{ConnPool, DrainReport};
 pub use poolable::{BoxFuture, Connect, ConnectTarget, Connector, Poolable};
-pub use runtime::{DiscardOutput, NoRuntime, Runtime, THREAD_BUDGET, poll_thread_budget, timeout};
+pub use runtime::Runtime;

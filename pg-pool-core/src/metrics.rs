@@ -1,4 +1,8 @@
-//! Metrics: counters and histograms kept under the pool lock, read as one consistent snapshot.
+//! Metrics: counters and histograms kept under the pool lock, read as one consistent
+//! snapshot ([`Metrics`], from [`ConnPool::metrics`](crate::ConnPool::metrics)).
+//!
+//! Exporters (Prometheus, the `metrics` facade, OpenTelemetry) live in the
+//! `pg-pool-metrics` crate.
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
@@ -234,7 +238,7 @@ impl Metrics {
     /// # Examples
     ///
     /// ```
-    /// # use pg_pool_core::Metrics;
+    /// # use pg_pool_core::metrics::Metrics;
     /// # fn show(metrics: &Metrics) {
     /// let text = metrics.render_prometheus("orders");
     /// assert!(text.contains("pg_pool_connections{pool=\"orders\",state=\"idle\"}"));

@@ -14,10 +14,11 @@ use futures_lite::future;
 
 use crate::checkout::Checkout;
 use crate::config::{ConfigError, ConnPoolConfig};
+use crate::error::BuildError;
 use crate::guard::PoolGuard;
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::metrics::Metrics;
-use crate::poolable::{Connect, ConnectTarget, Connector, Poolable, TargetConnector};
+use crate::poolable::{Connect, ConnectTarget, DynConnector, Poolable, TargetConnector};
 use crate::runtime::Runtime;
 use crate::shared::{PoolErrorOf, Shared};
 
@@ -87,93 +88,52 @@ impl DrainReport {
 impl<T: Connect, R: Runtime> ConnPool<T, R> {
     /// Builds a pool that opens connections with [`Connect::connect`] from the config's
     /// address, user, password and database, on the runtime the caller runs on, and opens
-    /// `min_idle` connections before returning.
+    /// `min_idle` connections before returning. For any other way of opening connections,
+    /// see [`ConnPool::builder`].
     ///
     /// # Errors
     ///
-    /// [`PoolError::Config`](crate::PoolError::Config) for an invalid config,
-    /// [`PoolError::NoRuntime`](crate::PoolError::NoRuntime) outside a runtime, and the first
-    /// connect error if the initial `min_idle` connections cannot be opened.
+    /// [`BuildError::Config`](crate::BuildError::Config) for an invalid config,
+    /// [`BuildError::NoRuntime`](crate::BuildError::NoRuntime) outside a runtime, and
+    /// [`BuildError::Connect`](crate::BuildError::Connect) if the initial `min_idle`
+    /// connections cannot be opened.
     pub async fn new(
         config: ConnPoolConfig,
         hooks: LifecycleHooks<T>,
-    ) -> Result<Self, PoolErrorOf<T>> {
+    ) -> Result<Self, BuildError<T::Error>> {
         let target = Arc::new(ConnectTarget {
             addr: config.addr.clone(),
             user: config.user.clone(),
             password: config.password.clone(),
             database: config.database.clone(),
         });
-        let runtime = R::current()?;
-        Self::build(config, hooks, runtime, TargetConnector { target }).await
+        Self::builder(TargetConnector { target })
+            .config(config)
+            .hooks(hooks)
+            .build()
+            .await
     }
 }
 
 impl<T: Poolable, R: Runtime> ConnPool<T, R> {
-    /// Builds a pool that opens connections with `connector`, on the runtime the caller runs
-    /// on. The config's address, user, password and database are not used.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConnPool::new`].
-    pub async fn with_connector(
-        config: ConnPoolConfig,
-        hooks: LifecycleHooks<T>,
-        connector: impl Connector<T>,
-    ) -> Result<Self, PoolErrorOf<T>> {
-        let runtime = R::current()?;
-        Self::build(config, hooks, runtime, connector).await
-    }
-
-    /// Builds a pool on an explicit runtime handle, opening connections with `connector`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConnPool::new`], except that no runtime lookup is made.
-    pub async fn build(
+    pub(crate) fn from_parts(
         config: ConnPoolConfig,
         hooks: LifecycleHooks<T>,
         runtime: R,
-        connector: impl Connector<T>,
-    ) -> Result<Self, PoolErrorOf<T>> {
-        let pool = Self::create(config, hooks, runtime, connector)?;
-        for _ in 0..pool.shared.config.min_idle {
-            pool.shared.open_idle().await?;
+        connector: Box<dyn DynConnector<T>>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(config, hooks, runtime, connector)),
         }
-        pool.shared.spawn_maintenance();
-        pool.plan_connects();
-        Ok(pool)
     }
 
-    /// Builds a pool without opening any connection: `min_idle` is reached in the background.
-    ///
-    /// # Errors
-    ///
-    /// [`PoolError::Config`](crate::PoolError::Config) for an invalid config.
-    pub fn build_lazy(
-        config: ConnPoolConfig,
-        hooks: LifecycleHooks<T>,
-        runtime: R,
-        connector: impl Connector<T>,
-    ) -> Result<Self, PoolErrorOf<T>> {
-        let pool = Self::create(config, hooks, runtime, connector)?;
-        pool.shared.spawn_maintenance();
-        pool.plan_connects();
-        Ok(pool)
+    pub(crate) fn shared(&self) -> &Arc<Shared<T, R>> {
+        &self.shared
     }
 
-    fn create(
-        config: ConnPoolConfig,
-        hooks: LifecycleHooks<T>,
-        runtime: R,
-        connector: impl Connector<T>,
-    ) -> Result<Self, PoolErrorOf<T>> {
-        config.validate()?;
-        let shared = Arc::new(Shared::new(config, hooks, runtime, Box::new(connector)));
-        Ok(Self { shared })
-    }
-
-    fn plan_connects(&self) {
+    /// Starts the background tasks and the connects `min_idle` asks for.
+    pub(crate) fn start(&self) {
+        self.shared.spawn_maintenance();
         self.shared.update(|_, _| ());
     }
 

@@ -77,7 +77,7 @@ pub trait Poolable: Sized + Send + 'static {
     /// Checked when the connection comes back. When `Some`, the pool starts a new
     /// generation: it destroys every idle connection at once and each checked-out one when
     /// it returns, ends any connect backoff, and opens new connections through the connector,
-    /// which chooses the host again. Counted in [`Metrics::server_changes`](crate::Metrics)
+    /// which chooses the host again. Counted in [`Metrics::server_changes`](crate::metrics::Metrics::server_changes)
     /// and logged as a warning with the cause. Must be cheap. Default: `None`.
     fn server_changed(&self) -> Option<&'static str> {
         None
@@ -169,6 +169,14 @@ pub trait Connect: Poolable {
 pub trait Connector<T: Poolable>: Send + Sync + 'static {
     /// Opens a new connection.
     fn connect(&self) -> impl Future<Output = Result<T, T::Error>> + Send;
+
+    /// The pool configuration this connector suggests, used by
+    /// [`ConnPool::builder`](crate::ConnPool::builder) when no config is given: the
+    /// PostgreSQL drivers derive one from their connection string (`pool_max_size`, the
+    /// connect timeout, ...). Default: `None` (`ConnPoolConfig::default()`).
+    fn pool_config(&self) -> Option<crate::ConnPoolConfig> {
+        None
+    }
 }
 
 impl<T, F, Fut> Connector<T> for F

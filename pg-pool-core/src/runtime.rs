@@ -1,4 +1,9 @@
-//! The small runtime trait the engine is written against, and timeouts built on it.
+//! The small runtime trait the engine is written against, and what runtime adapters are
+//! made of: [`Runtime`], [`NoRuntime`], [`timeout`], [`DiscardOutput`] for timers with an
+//! output, and [`poll_thread_budget`] for runtimes without a cooperative budget.
+//!
+//! Applications only name [`Runtime`] (re-exported at the crate root) as the second
+//! parameter of a pool; the rest is for adapter authors.
 
 use std::error::Error;
 use std::fmt;
@@ -87,7 +92,7 @@ impl Error for NoRuntime {}
 ///
 /// ```
 /// # use std::time::Duration;
-/// # use pg_pool_core::{timeout, Runtime, NoRuntime};
+/// # use pg_pool_core::runtime::{timeout, Runtime, NoRuntime};
 /// # #[derive(Clone)] struct Never;
 /// # impl Runtime for Never {
 /// #     type Sleep = std::future::Pending<()>;
@@ -155,8 +160,8 @@ pub const THREAD_BUDGET: u32 = 128;
 /// ```
 /// use std::task::{Context, Poll, Waker};
 /// let mut cx = Context::from_waker(Waker::noop());
-/// let pending = (0..=pg_pool_core::THREAD_BUDGET)
-///     .filter(|_| pg_pool_core::poll_thread_budget(&mut cx).is_pending())
+/// let pending = (0..=pg_pool_core::runtime::THREAD_BUDGET)
+///     .filter(|_| pg_pool_core::runtime::poll_thread_budget(&mut cx).is_pending())
 ///     .count();
 /// assert_eq!(pending, 1);
 /// ```

@@ -28,10 +28,12 @@ fn main() {
 fn checkout_and_return_allocate_nothing() {
     let mut config = ConnPoolConfig::default();
     config.max_size = 4;
-    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async {
-        Ok(Noop)
-    })
-    .expect("valid config");
+    let pool = ConnPool::builder(|| async { Ok(Noop) })
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(Inline)
+        .build_lazy()
+        .expect("valid config");
     // Warm up: open the connection and let every lazily-allocated structure settle.
     for _ in 0..10 {
         drop(block_on(pool.get()).unwrap());
@@ -57,10 +59,12 @@ fn checkout_and_return_allocate_nothing() {
 fn queued_checkouts_allocate_nothing_once_warm() {
     let mut config = ConnPoolConfig::default();
     config.max_size = 1;
-    let pool = ConnPool::build_lazy(config, LifecycleHooks::default(), Inline, || async {
-        Ok(Noop)
-    })
-    .expect("valid config");
+    let pool = ConnPool::builder(|| async { Ok(Noop) })
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(Inline)
+        .build_lazy()
+        .expect("valid config");
     // One hand-off cycle: A holds the only connection, B queues behind it, A returns it
     // (directly into B's slot), B runs and returns it.
     let cycle = || {

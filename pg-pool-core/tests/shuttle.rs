@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks, NoRuntime, Poolable, Runtime};
+use pg_pool_core::{
+    ConnPool, ConnPoolConfig, LifecycleHooks, Poolable, Runtime, runtime::NoRuntime,
+};
 
 #[derive(Debug, Clone, Copy)]
 struct ShuttleRt;
@@ -58,7 +60,7 @@ fn pool(max_size: usize, live: &Arc<AtomicUsize>) -> ConnPool<Conn, ShuttleRt> {
     config.idle_timeout = None;
     config.max_lifetime = None;
     config.test_on_checkout = false;
-    ConnPool::build_lazy(config, LifecycleHooks::default(), ShuttleRt, move || {
+    ConnPool::builder(move || {
         let live = Arc::clone(&live);
         async move {
             shuttle::future::yield_now().await;
@@ -66,6 +68,10 @@ fn pool(max_size: usize, live: &Arc<AtomicUsize>) -> ConnPool<Conn, ShuttleRt> {
             Ok(Conn(live))
         }
     })
+    .config(config)
+    .hooks(LifecycleHooks::default())
+    .runtime(ShuttleRt)
+    .build_lazy()
     .expect("valid config")
 }
 

@@ -3,7 +3,7 @@
 //! crate facade and OpenTelemetry instruments.
 //!
 //! Every pool keeps its gauges, counters and histograms under its own lock and hands out a
-//! consistent [`Metrics`](pg_pool_core::Metrics) snapshot. This crate reads those snapshots
+//! consistent [`Metrics`](pg_pool_core::metrics::Metrics) snapshot. This crate reads those snapshots
 //! and publishes them under one set of names, listed with their types, units and labels in
 //! [`series`]:
 //!

@@ -18,7 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use pg_pool_core::{HISTOGRAM_BUCKETS, Histogram};
+use pg_pool_core::metrics::{HISTOGRAM_BUCKETS, Histogram};
 
 use crate::series::{Kind, SERIES, Value};
 use crate::source::Pools;

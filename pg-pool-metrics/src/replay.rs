@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use pg_pool_core::{HISTOGRAM_BUCKETS, Histogram};
+use pg_pool_core::metrics::{HISTOGRAM_BUCKETS, Histogram};
 
 /// The value a sample of bucket `index` is replayed as, in seconds: 0 for the first bucket
 /// (under 1 µs: checkouts that did not wait), the middle of `[2^(i-1), 2^i)` µs for the

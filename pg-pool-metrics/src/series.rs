@@ -38,7 +38,10 @@
 //! whose bound is *above* it, so a value of exactly a bound (to the microsecond) lands one
 //! bucket higher than Prometheus' `le` (less or equal) would put it.
 
-use pg_pool_core::{DestroyReason, Histogram, Metrics};
+use pg_pool_core::{
+    DestroyReason,
+    metrics::{Histogram, Metrics},
+};
 
 /// OpenTelemetry attribute naming the pool (`db.client.connection.pool.name`).
 pub const POOL_NAME: &str = "db.client.connection.pool.name";

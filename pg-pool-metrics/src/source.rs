@@ -5,7 +5,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use pg_pool_core::{ConnPool, Metrics, Poolable, Runtime};
+use pg_pool_core::{ConnPool, Poolable, Runtime, metrics::Metrics};
 
 /// A pool's name and a snapshot of its metrics.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use pg_pool_core::HISTOGRAM_BUCKETS;
+use pg_pool_core::metrics::HISTOGRAM_BUCKETS;
 use pg_pool_metrics::{Kind, Pools, SERIES};
 
 fn find<'a>(exported: &'a [ResourceMetrics], name: &str) -> &'a Metric {

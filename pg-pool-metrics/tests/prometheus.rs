@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use pg_pool_core::HISTOGRAM_BUCKETS;
+use pg_pool_core::metrics::HISTOGRAM_BUCKETS;
 use pg_pool_metrics::prometheus::{PoolCollector, PrometheusExporter};
 use pg_pool_metrics::{Kind, Pools, SERIES, from_fn};
 use prometheus_client::registry::Registry;

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use async_executor::Executor;
 use async_io::Timer;
-use pg_pool_core::{DiscardOutput, NoRuntime, Runtime};
+use pg_pool_core::{
+    Runtime,
+    runtime::{DiscardOutput, NoRuntime},
+};
 
 /// The smol runtime.
 ///
@@ -64,6 +67,6 @@ impl Runtime for Smol {
 
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
         // No task budget of its own: yield every THREAD_BUDGET checkouts.
-        pg_pool_core::poll_thread_budget(cx)
+        pg_pool_core::runtime::poll_thread_budget(cx)
     }
 }

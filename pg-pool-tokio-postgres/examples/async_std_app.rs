@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use pg_pool_async_std::AsyncStd;
+use pg_pool_core::ConnPool;
 use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::{PgConfig, PgConnector};
 
@@ -26,8 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "no tokio runtime here"
         );
         let config = PgConfig::from_url(&url)?;
-        let pool = PgConnector::<AsyncStd>::current(config)?
-            .build_pool(None)
+        let pool = ConnPool::<_, AsyncStd>::builder(PgConnector::<AsyncStd>::current(config)?)
+            .build()
             .await?;
         let started = Instant::now();
         let tasks: Vec<_> = (0..4_i32)

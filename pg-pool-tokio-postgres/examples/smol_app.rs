@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use pg_pool_core::ConnPool;
 use pg_pool_smol::Smol;
 use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::tokio_postgres::types::Type;
@@ -31,8 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut pool_config = config.pool_config();
         pool_config.max_size = 4;
         pool_config.min_idle = 1;
-        let pool = PgConnector::new(Smol::default(), config)
-            .build_pool(Some(pool_config))
+        let pool = ConnPool::<_, Smol>::builder(PgConnector::new(Smol::default(), config))
+            .config(pool_config)
+            .build()
             .await?;
 
         // Eight tasks share four connections.

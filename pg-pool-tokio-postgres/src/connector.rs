@@ -3,9 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use pg_pool_core::{
-    ConnPool, ConnPoolConfig, ConnectError, Connector, LifecycleHooks, NoRuntime, PoolError,
-};
+use pg_pool_core::{ConnPool, ConnPoolConfig, Connector, runtime::NoRuntime};
 
 use crate::config::PgConfig;
 use crate::connection::PgConnection;
@@ -20,13 +18,14 @@ pub type PgPool<R> = ConnPool<PgConnection, R>;
 /// Opens [`PgConnection`]s with a [`PgConfig`] on the runtime `R` it holds, which also
 /// drives each session's `Connection` future.
 ///
-/// Hand it to `ConnPool::build` (or use [`PgConnector::build_pool`]). The pool bounds each
+/// Hand it to [`ConnPool::builder`], which takes the pool settings of the connection
+/// string ([`PgConfig::pool_config`]) unless given others; pass the connector's runtime
+/// with `.runtime(..)` when it is not the one the caller runs on. The pool bounds each
 /// attempt, over the whole startup (TLS handshake included), by its `connect_timeout`.
 ///
 /// TLS settings ([`PgConfig::tls`]) are checked and prepared once, here:
 /// [`try_new`](Self::try_new) reports a problem at once; [`new`](Self::new) keeps it and
-/// [`build_pool`](Self::build_pool) and every connect attempt report it (nothing connects
-/// with settings it cannot honour). A [`PasswordProvider`] set with
+/// every connect attempt reports it (nothing connects with settings it cannot honour). A [`PasswordProvider`] set with
 /// [`with_password_provider`](Self::with_password_provider) supplies the password of
 /// each attempt.
 ///
@@ -36,11 +35,12 @@ pub type PgPool<R> = ConnPool<PgConnection, R>;
 /// # #[cfg(feature = "smol")]
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use pg_pool_smol::Smol;
-/// use pg_pool_tokio_postgres::{PgConfig, PgConnector};
+/// use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgPool};
 ///
 /// smol::block_on(async {
 ///     let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop?application_name=api")?;
-///     let pool = PgConnector::new(Smol::default(), config).build_pool(Default::default()).await?;
+///     let connector = PgConnector::try_new(Smol::default(), config)?;
+///     let pool: PgPool<Smol> = PgPool::builder(connector).build().await?;
 ///     let conn = pool.get().await?;
 ///     let row = conn.query_one("SELECT 40 + 2", &[]).await?;
 ///     assert_eq!(row.get::<_, i32>(0), 42);
@@ -61,7 +61,7 @@ pub struct PgConnector<R> {
 
 impl<R: PgRuntime> PgConnector<R> {
     /// A connector for `config` on `runtime`. A problem with the TLS settings is reported
-    /// by [`build_pool`](Self::build_pool) and by every connect attempt; use
+    /// by every connect attempt; use
     /// [`try_new`](Self::try_new) to see it at once.
     pub fn new(runtime: R, config: PgConfig) -> Self {
         let tls = PgTls::new(&effective_tls(&config)).map_err(|e| match e {
@@ -131,41 +131,6 @@ impl<R: PgRuntime> PgConnector<R> {
                 reason: reason.clone(),
             })
     }
-
-    /// Builds a pool with this connector on its runtime, opening `min_idle` sessions first.
-    /// `pool` is usually [`PgConfig::pool_config`] with your sizes; `Default::default()`
-    /// takes that as is.
-    ///
-    /// # Errors
-    ///
-    /// As `ConnPool::build`: an invalid pool config, or the first connect error while
-    /// opening `min_idle` sessions; and `PoolError::Connect` with [`PgError::Config`]
-    /// when the TLS settings cannot be honoured.
-    pub async fn build_pool(
-        self,
-        pool: Option<ConnPoolConfig>,
-    ) -> Result<PgPool<R>, PoolError<PgError>> {
-        self.build_pool_with_hooks(pool, LifecycleHooks::default())
-            .await
-    }
-
-    /// [`build_pool`](Self::build_pool) with lifecycle hooks.
-    ///
-    /// # Errors
-    ///
-    /// As [`build_pool`](Self::build_pool).
-    pub async fn build_pool_with_hooks(
-        self,
-        pool: Option<ConnPoolConfig>,
-        hooks: LifecycleHooks<PgConnection>,
-    ) -> Result<PgPool<R>, PoolError<PgError>> {
-        if let Err(e) = self.tls() {
-            return Err(PoolError::Connect(Arc::new(ConnectError::Driver(e))));
-        }
-        let pool = pool.unwrap_or_else(|| self.config.pool_config());
-        let runtime = self.runtime.clone();
-        ConnPool::build(pool, hooks, runtime, self).await
-    }
 }
 
 /// [`PgConfig::tls`], made at least as strict as `pg`'s own `ssl_mode` and
@@ -190,6 +155,12 @@ fn effective_tls(config: &PgConfig) -> pg_pool_conninfo::TlsSettings {
 }
 
 impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
+    /// [`PgConfig::pool_config`]: the sizes, timeouts and name the connection string asks
+    /// for.
+    fn pool_config(&self) -> Option<ConnPoolConfig> {
+        Some(self.config.pool_config())
+    }
+
     fn connect(&self) -> impl Future<Output = Result<PgConnection, PgError>> + Send {
         let this = self.clone();
         async move {

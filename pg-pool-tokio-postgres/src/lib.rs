@@ -37,10 +37,10 @@
 //! # #[cfg(feature = "tokio")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use pg_pool_tokio::Tokio;
-//! use pg_pool_tokio_postgres::{PgConfig, PgConnector};
+//! use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgPool};
 //!
 //! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop?pool_reset=clean")?;
-//! let pool = PgConnector::<Tokio>::current(config)?.build_pool(None).await?;
+//! let pool = PgPool::<Tokio>::builder(PgConnector::<Tokio>::current(config)?).build().await?;
 //! let conn = pool.get().await?;
 //! let statement = conn.prepare_cached("SELECT $1::int + 1").await?;
 //! let rows = conn.query_prepared(&statement, &[&41]).await?;

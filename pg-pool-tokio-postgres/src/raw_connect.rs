@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 
-use pg_pool_core::{Runtime, timeout};
+use pg_pool_core::{Runtime, runtime::timeout};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};

@@ -45,7 +45,7 @@ use crate::error::PgError;
 /// config.tls.root_certs = Some(RootCerts::File("/etc/ssl/db-ca.pem".into()));
 /// // Refused here, not at the first connect, if the CA file is missing or unusable.
 /// let connector = PgConnector::try_new(Tokio::current()?, config)?;
-/// let pool = connector.build_pool(None).await?;
+/// let pool = pg_pool_tokio_postgres::PgPool::<Tokio>::builder(connector).build().await?;
 /// # drop(pool); Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use pg_pool_tokio::Tokio;
 use pg_pool_tokio_postgres::tokio_postgres::config::{
     Host as PgHost, SslMode as PgSslMode, TargetSessionAttrs as PgTsa,
 };
-use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgError, Profile, ResetStrategy};
+use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgError, PgPool, Profile, ResetStrategy};
 
 fn msg(s: &str) -> String {
     PgConfig::from_url(s).unwrap_err().to_string()
@@ -211,9 +211,8 @@ async fn startup_settings_reach_the_server() {
         cluster.url()
     );
     let config = PgConfig::from_url(&url).unwrap();
-    let pool = PgConnector::<Tokio>::current(config)
-        .unwrap()
-        .build_pool(None)
+    let pool = PgPool::<Tokio>::builder(PgConnector::<Tokio>::current(config).unwrap())
+        .build()
         .await
         .unwrap();
     assert_eq!(pool.metrics().max_size, 1);

@@ -11,7 +11,7 @@ use pg_pool_conninfo::SslMode;
 use pg_pool_core::Connector as _;
 use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::tokio_postgres::Config;
-use pg_pool_tokio_postgres::{PasswordProvider, PgConfig, PgConnector, PgError, PgRuntime};
+use pg_pool_tokio_postgres::{PasswordProvider, PgConfig, PgConnector, PgError, PgPool, PgRuntime};
 
 use common::{Harness, blocking, pool_config, sleep};
 
@@ -61,8 +61,10 @@ async fn rotation<R: PgRuntime>(tag: &str) {
         .with_password_provider(rotating(cluster, role.clone(), Arc::clone(&calls)));
     let mut pool_settings = pool_config(3);
     pool_settings.min_idle = 0;
-    let pool = connector
-        .build_pool(Some(pool_settings))
+    let pool = PgPool::builder(connector)
+        .config(pool_settings)
+        .runtime(runtime.clone())
+        .build()
         .await
         .expect("pool builds");
     let first = pool.get().await.expect("first session");
@@ -94,8 +96,10 @@ async fn rotation<R: PgRuntime>(tag: &str) {
         .with_password_provider(stale);
     let mut pool_settings = pool_config(2);
     pool_settings.min_idle = 0;
-    let pool = connector
-        .build_pool(Some(pool_settings))
+    let pool = PgPool::builder(connector)
+        .config(pool_settings)
+        .runtime(runtime.clone())
+        .build()
         .await
         .expect("pool builds");
     let err = pool.get().await.expect_err("a stale password is refused");

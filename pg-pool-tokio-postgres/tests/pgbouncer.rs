@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Harness, blocking, own_cluster, pool, pool_config, sleep, spawn};
-use pg_pool_core::timeout;
+use pg_pool_core::runtime::timeout;
 use pg_pool_test_support::{PgBouncer, TestCluster};
 use pg_pool_tokio_postgres::tokio_postgres::types::Type;
 use pg_pool_tokio_postgres::{PgConfig, PgError, PgPool, PgRuntime, Profile};

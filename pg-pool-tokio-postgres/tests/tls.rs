@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use pg_pool_conninfo::{RootCerts, SslMode};
 use pg_pool_core::Connector as _;
 use pg_pool_tokio::Tokio;
-use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgError};
+use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgError, PgPool};
 
 macro_rules! on_runtime {
     ($module:ident, $harness:ty) => {
@@ -42,7 +42,7 @@ on_runtime!(async_std, crate::common::AsyncStdRt);
 on_runtime!(smol, crate::common::SmolRt);
 
 /// Settings that cannot be honoured are refused when the connector is built, and a
-/// connector made with `new` reports them from `build_pool` and from every attempt.
+/// connector made with `new` reports them from the pool's build and from every attempt.
 #[test]
 fn unusable_settings_are_refused_up_front() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,7 +72,7 @@ fn unusable_settings_are_refused_up_front() {
         let connector = PgConnector::<Tokio>::new(Tokio::current_or_panic(), c);
         let attempt = connector.connect().await;
         assert!(matches!(attempt, Err(PgError::Config { .. })));
-        let built = connector.build_pool(None).await;
+        let built = PgPool::<Tokio>::builder(connector).build().await;
         let err = built.expect_err("the pool is refused").to_string();
         assert!(err.contains("sslkey"), "{err}");
     });

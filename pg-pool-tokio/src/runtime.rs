@@ -4,7 +4,7 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pg_pool_core::{NoRuntime, Runtime};
+use pg_pool_core::{Runtime, runtime::NoRuntime};
 use tokio::runtime::Handle;
 
 /// The tokio runtime, by handle.

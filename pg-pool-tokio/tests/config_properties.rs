@@ -93,13 +93,12 @@ async fn exercise(config: ConnPoolConfig) {
     let sleeper = runtime.clone();
     let control = Control::new(move |d| sleeper.sleep(d));
     let max_size = config.max_size;
-    let pool = ConnPool::<MockConn>::build_lazy(
-        config,
-        LifecycleHooks::default(),
-        runtime,
-        control.connector(),
-    )
-    .expect("a valid config builds");
+    let pool = ConnPool::<MockConn>::builder(control.connector())
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(runtime)
+        .build_lazy()
+        .expect("a valid config builds");
     // A checkout and a dirty return (an asynchronous reset).
     if let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_secs(2), pool.get()).await {
         guard.dirty = true;

@@ -21,14 +21,13 @@ fn async_return_from_a_foreign_thread() {
         let control = Control::new(move |d| sleeper.sleep(d));
         let mut config = ConnPoolConfig::default();
         config.max_size = 1;
-        let pool = ConnPool::<MockConn>::build(
-            config,
-            LifecycleHooks::default(),
-            runtime,
-            control.connector(),
-        )
-        .await
-        .unwrap();
+        let pool = ConnPool::<MockConn>::builder(control.connector())
+            .config(config)
+            .hooks(LifecycleHooks::default())
+            .runtime(runtime)
+            .build()
+            .await
+            .unwrap();
         (pool, control)
     });
     let mut guard = rt.block_on(pool.get()).unwrap();
@@ -52,13 +51,16 @@ fn async_return_from_a_foreign_thread() {
 #[test]
 fn no_runtime_is_an_error_value() {
     let control = Control::new(|_| async {});
-    let result = futures_lite::future::block_on(ConnPool::<MockConn>::with_connector(
-        ConnPoolConfig::default(),
-        LifecycleHooks::default(),
-        control.connector(),
-    ));
+    let result = futures_lite::future::block_on(
+        ConnPool::<MockConn>::builder(control.connector())
+            .config(ConnPoolConfig::default())
+            .hooks(LifecycleHooks::default())
+            .build(),
+    );
     match result {
-        Err(PoolError::NoRuntime(e)) => assert!(e.to_string().contains("tokio"), "{e}"),
+        Err(pg_pool_core::BuildError::NoRuntime(e)) => {
+            assert!(e.to_string().contains("tokio"), "{e}")
+        }
         other => panic!("expected NoRuntime, got {other:?}"),
     }
 }
@@ -84,14 +86,13 @@ fn build_on(
         let mut config = ConnPoolConfig::default();
         config.max_size = 2;
         config.checkout_timeout = Duration::from_secs(5);
-        let pool = ConnPool::<MockConn>::build(
-            config,
-            LifecycleHooks::default(),
-            runtime,
-            control.connector(),
-        )
-        .await
-        .unwrap();
+        let pool = ConnPool::<MockConn>::builder(control.connector())
+            .config(config)
+            .hooks(LifecycleHooks::default())
+            .runtime(runtime)
+            .build()
+            .await
+            .unwrap();
         (pool, control)
     })
 }

@@ -84,14 +84,13 @@ fn spans_and_timeout_warnings() {
             config.max_size = 1;
             config.checkout_timeout = Duration::from_millis(100);
             config.test_on_checkout_after = Duration::ZERO;
-            let pool = ConnPool::<MockConn>::build(
-                config,
-                LifecycleHooks::default(),
-                runtime,
-                control.connector(),
-            )
-            .await
-            .unwrap();
+            let pool = ConnPool::<MockConn>::builder(control.connector())
+                .config(config)
+                .hooks(LifecycleHooks::default())
+                .runtime(runtime)
+                .build()
+                .await
+                .unwrap();
             let mut guard = pool.get().await.unwrap();
             assert!(pool.get().await.is_err(), "the pool of one is taken");
             guard.dirty = true;

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use pg_pool_core::Connector;
+use pg_pool_core::{ConnPoolConfig, Connector};
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::config::WireConfig;
@@ -36,8 +36,13 @@ use crate::wire_poolable::WirePoolable;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let connector = WireConnector::from_url("postgres://app:secret@127.0.0.1/shop?application_name=api")?;
-/// let config = connector.config().pool_config();
-/// let pool = ConnPool::<WirePoolable>::with_connector(config, LifecycleHooks::default(), connector).await?;
+/// let mut config = connector.config().pool_config();
+/// config.max_size = 20;
+/// let pool = ConnPool::<WirePoolable>::builder(connector)
+///     .config(config)
+///     .hooks(LifecycleHooks::default())
+///     .build()
+///     .await?;
 /// # drop(pool); Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -124,6 +129,11 @@ impl WireConnector {
 }
 
 impl Connector<WirePoolable> for WireConnector {
+    /// [`WireConfig::pool_config`]: the sizes, timeouts and name the URL asks for.
+    fn pool_config(&self) -> Option<ConnPoolConfig> {
+        Some(self.config().pool_config())
+    }
+
     fn connect(&self) -> impl Future<Output = Result<WirePoolable, WireError>> + Send {
         let this = self.clone();
         async move { Ok(WirePoolable::new(this.open().await?)) }
@@ -131,6 +141,11 @@ impl Connector<WirePoolable> for WireConnector {
 }
 
 impl Connector<AsyncWirePoolable> for WireConnector {
+    /// [`WireConfig::pool_config`]: the sizes, timeouts and name the URL asks for.
+    fn pool_config(&self) -> Option<ConnPoolConfig> {
+        Some(self.config().pool_config())
+    }
+
     fn connect(&self) -> impl Future<Output = Result<AsyncWirePoolable, WireError>> + Send {
         let this = self.clone();
         async move { AsyncWirePoolable::new(this.open().await?) }

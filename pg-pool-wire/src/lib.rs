@@ -45,12 +45,14 @@
 //! # Examples
 //!
 //! ```no_run
-//! use pg_pool_core::LifecycleHooks;
 //! use pg_pool_wire::{WireConnector, WirePool};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let connector = WireConnector::from_url("postgres://app:secret@127.0.0.1:5432/shop?application_name=api")?;
-//! let pool = WirePool::with_connector(connector.config().pool_config(), LifecycleHooks::default(), connector).await?;
+//! // Pool settings ride in the URL; the builder takes them from the connector.
+//! let connector = WireConnector::from_url(
+//!     "postgres://app:secret@127.0.0.1:5432/shop?application_name=api&pool_max_size=20",
+//! )?;
+//! let pool = WirePool::builder(connector).build().await?;
 //! let mut conn = pool.get().await?;
 //! conn.execute("INSERT INTO orders (item) VALUES ('tea')").await?;
 //! # Ok(()) }

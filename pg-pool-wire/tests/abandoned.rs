@@ -70,7 +70,10 @@ where
 {
     let mut config = pool_config(max_size);
     config.test_on_checkout = false;
-    ConnPool::<T>::with_connector(config, LifecycleHooks::default(), WireConnector::new(wire))
+    ConnPool::<T>::builder(WireConnector::new(wire))
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
         .await
         .expect("pool builds")
 }

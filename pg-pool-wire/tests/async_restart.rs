@@ -34,13 +34,12 @@ async fn each_dead_connection_fails_at_most_one_checkout() {
     config.test_on_checkout = false;
     config.checkout_timeout = Duration::from_secs(2);
     config.connect_timeout = Duration::from_secs(1);
-    let pool = AsyncWirePool::with_connector(
-        config,
-        LifecycleHooks::default(),
-        WireConnector::new(wire_config(cluster, None, app)),
-    )
-    .await
-    .expect("pool builds");
+    let pool = AsyncWirePool::builder(WireConnector::new(wire_config(cluster, None, app)))
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await
+        .expect("pool builds");
 
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));

@@ -50,7 +50,10 @@ async fn rotating_credentials() {
         .with_password_provider(provider);
     let mut settings = pool_config(3);
     settings.min_idle = 0;
-    let pool = WirePool::with_connector(settings, LifecycleHooks::default(), connector)
+    let pool = WirePool::builder(connector)
+        .config(settings)
+        .hooks(LifecycleHooks::default())
+        .build()
         .await
         .expect("pool builds");
     let mut first = pool.get().await.expect("first session");
@@ -82,7 +85,10 @@ async fn rotating_credentials() {
         .with_password_provider(stale);
     let mut settings = pool_config(2);
     settings.min_idle = 0;
-    let pool = WirePool::with_connector(settings, LifecycleHooks::default(), connector)
+    let pool = WirePool::builder(connector)
+        .config(settings)
+        .hooks(LifecycleHooks::default())
+        .build()
         .await
         .expect("pool builds");
     let err = pool.get().await.expect_err("a stale password is refused");

@@ -125,13 +125,12 @@ async fn async_pool(app: &str) -> AsyncPool {
     let mut config = pool_config(1);
     config.test_on_checkout = false;
     config.checkin_timeout = Duration::from_millis(500);
-    AsyncPool::with_connector(
-        config,
-        LifecycleHooks::default(),
-        WireConnector::new(wire_config(cluster, None, app)),
-    )
-    .await
-    .expect("pool builds")
+    AsyncPool::builder(WireConnector::new(wire_config(cluster, None, app)))
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await
+        .expect("pool builds")
 }
 
 /// Whether the server runs a statement for backend `pid`.

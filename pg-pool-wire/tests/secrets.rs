@@ -46,7 +46,10 @@ async fn passwords_never_reach_logs_or_errors() {
     texts.push(format!("{wrong:?} {wrong:#?}"));
     let connector = WireConnector::new(wrong);
     texts.push(format!("{connector:?} {connector:#?}"));
-    let pool = WirePool::with_connector(pool_config(2), LifecycleHooks::default(), connector)
+    let pool = WirePool::builder(connector)
+        .config(pool_config(2))
+        .hooks(LifecycleHooks::default())
+        .build()
         .await
         .unwrap();
     let error = pool.get().await.unwrap_err();
@@ -62,20 +65,19 @@ async fn passwords_never_reach_logs_or_errors() {
     // A restart under load, on both connection kinds, then a drain.
     let right = WireConfig::from_url(cluster.url()).unwrap();
     texts.push(format!("{right:?} {right:#?}"));
-    let pool = WirePool::with_connector(
-        pool_config(3),
-        LifecycleHooks::default(),
-        WireConnector::new(right.clone()),
-    )
-    .await
-    .unwrap();
-    let pipelined = pg_pool_tokio::ConnPool::<AsyncWirePoolable>::with_connector(
-        pool_config(2),
-        LifecycleHooks::default(),
-        WireConnector::new(right),
-    )
-    .await
-    .unwrap();
+    let pool = WirePool::builder(WireConnector::new(right.clone()))
+        .config(pool_config(3))
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await
+        .unwrap();
+    let pipelined =
+        pg_pool_tokio::ConnPool::<AsyncWirePoolable>::builder(WireConnector::new(right))
+            .config(pool_config(2))
+            .hooks(LifecycleHooks::default())
+            .build()
+            .await
+            .unwrap();
     let load = tokio::spawn({
         let pool = pool.clone();
         let pipelined = pipelined.clone();

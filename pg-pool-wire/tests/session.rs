@@ -205,13 +205,12 @@ async fn async_conn_state_never_leaks_to_the_next_checkout() {
     let wire = wire_config(cluster, None, "session-leak-async");
     let mut config = pool_config(1);
     config.test_on_checkout = false;
-    let pool = ConnPool::<AsyncWirePoolable>::with_connector(
-        config,
-        LifecycleHooks::default(),
-        WireConnector::new(wire),
-    )
-    .await
-    .unwrap();
+    let pool = ConnPool::<AsyncWirePoolable>::builder(WireConnector::new(wire))
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
+        .await
+        .unwrap();
     let value = |rows: Vec<pg_pool_wire::pg_wired::protocol::types::RawRow>| {
         String::from_utf8(rows[0].cell(0).unwrap().to_vec()).unwrap()
     };

@@ -90,18 +90,20 @@ async fn lagging_replica_loses_its_reads() {
     ));
     let primary_url = cluster.member(0).unwrap().url().to_owned();
     let replica_url = cluster.member(1).unwrap().url().to_owned();
-    let primary: WirePool = WirePool::with_connector(
-        member_pool_config("primary"),
-        LifecycleHooks::default(),
-        WireConnector::new(WireConfig::from_url(&primary_url).unwrap()),
-    )
+    let primary: WirePool = WirePool::builder(WireConnector::new(
+        WireConfig::from_url(&primary_url).unwrap(),
+    ))
+    .config(member_pool_config("primary"))
+    .hooks(LifecycleHooks::default())
+    .build()
     .await
     .unwrap();
-    let replica: WirePool = WirePool::with_connector(
-        member_pool_config("replica"),
-        LifecycleHooks::default(),
-        WireConnector::new(WireConfig::from_url(&replica_url).unwrap()),
-    )
+    let replica: WirePool = WirePool::builder(WireConnector::new(
+        WireConfig::from_url(&replica_url).unwrap(),
+    ))
+    .config(member_pool_config("replica"))
+    .hooks(LifecycleHooks::default())
+    .build()
     .await
     .unwrap();
     {

@@ -3,8 +3,10 @@
 pub use pg_pool_core;
 pub use pg_pool_core::{
     BoxFuture, Checkout, ConfigError, ConnPoolConfig, Connect, ConnectError, ConnectTarget,
-    Connector, DestroyReason, DrainReport, HISTOGRAM_BUCKETS, Histogram, HookError, HookResult,
-    IdleOrder, LifecycleHooks, Metrics, NoRuntime, Phase, PoolError, Poolable, Runtime, timeout,
+    Connector, DestroyReason, DrainReport, HookError, HookResult, IdleOrder, LifecycleHooks, Phase,
+    PoolError, Poolable, Runtime,
+    metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics},
+    runtime::{NoRuntime, timeout},
 };
 
 #[cfg(feature = "tokio")]

@@ -239,38 +239,35 @@ pub async fn config_errors<R: Runtime>() {
     let mut config = test_config();
     config.max_size = 0;
     let control = crate::mock::Control::new(|_| async {});
-    let err = pg_pool_core::ConnPool::build(
-        config,
-        LifecycleHooks::default(),
-        runtime.clone(),
-        control.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = pg_pool_core::ConnPool::builder(control.connector())
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(runtime.clone())
+        .build()
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, PoolError::Config(ref e) if e.field() == "max_size"),
+        matches!(err, pg_pool_core::BuildError::Config(ref e) if e.field() == "max_size"),
         "{err}"
     );
     let mut config = test_config();
     config.min_idle = 9;
-    let err = pg_pool_core::ConnPool::build(
-        config,
-        LifecycleHooks::default(),
-        runtime.clone(),
-        control.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = pg_pool_core::ConnPool::builder(control.connector())
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(runtime.clone())
+        .build()
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("min_idle"), "{err}");
     let mut config = test_config();
     config.checkout_timeout = Duration::ZERO;
-    let err = pg_pool_core::ConnPool::build(
-        config,
-        LifecycleHooks::default(),
-        runtime,
-        control.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = pg_pool_core::ConnPool::builder(control.connector())
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .runtime(runtime)
+        .build()
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("checkout_timeout"), "{err}");
 }

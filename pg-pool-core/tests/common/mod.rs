@@ -6,7 +6,7 @@ use std::future::{Future, Pending};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pg_pool_core::{NoRuntime, Poolable, Runtime};
+use pg_pool_core::{Poolable, Runtime, runtime::NoRuntime};
 
 /// Counts spawns and runs each spawned future on a thread of its own; timers never fire.
 /// Enough for the synchronous fast path, where nothing may be spawned and no timer is created.

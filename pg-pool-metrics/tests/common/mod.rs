@@ -23,7 +23,10 @@ pub async fn pool(name: &str) -> ConnPool<Conn> {
     config.max_size = 2;
     config.min_idle = 1;
     config.checkout_timeout = Duration::from_millis(50);
-    ConnPool::with_connector(config, LifecycleHooks::default(), || async { Ok(Conn) })
+    ConnPool::builder(|| async { Ok(Conn) })
+        .config(config)
+        .hooks(LifecycleHooks::default())
+        .build()
         .await
         .expect("in-memory pool")
 }

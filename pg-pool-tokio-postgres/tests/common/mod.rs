@@ -106,9 +106,9 @@ pub(crate) fn pool_config(max_size: usize) -> ConnPoolConfig {
 
 /// A pool on the current runtime `R`.
 pub(crate) async fn pool<R: PgRuntime>(pg: PgConfig, config: ConnPoolConfig) -> PgPool<R> {
-    PgConnector::<R>::current(pg)
-        .expect("inside the runtime")
-        .build_pool(Some(config))
+    PgPool::builder(PgConnector::<R>::current(pg).expect("inside the runtime"))
+        .config(config)
+        .build()
         .await
         .expect("pool builds")
 }

@@ -48,7 +48,10 @@ pub(crate) async fn wire_pool(
     config: ConnPoolConfig,
     hooks: LifecycleHooks<WirePoolable>,
 ) -> WirePool {
-    WirePool::with_connector(config, hooks, WireConnector::new(wire))
+    WirePool::builder(WireConnector::new(wire))
+        .config(config)
+        .hooks(hooks)
+        .build()
         .await
         .expect("pool builds")
 }

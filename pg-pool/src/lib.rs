@@ -2,11 +2,10 @@
 
 pub use pg_pool_core;
 pub use pg_pool_core::{
-    BoxFuture, Checkout, ConfigError, ConnPoolConfig, Connect, ConnectError, ConnectTarget,
-    Connector, DestroyReason, DrainReport, HookError, HookResult, IdleOrder, LifecycleHooks, Phase,
-    PoolError, Poolable, Runtime,
-    metrics::{HISTOGRAM_BUCKETS, Histogram, Metrics},
-    runtime::{NoRuntime, timeout},
+    BoxFuture, BuildError, Builder, Checkout, ClusterPool, ConfigError, ConnPoolConfig, Connect,
+    ConnectError, ConnectTarget, Connector, DestroyReason, DrainReport, HeldCheckout, HookError,
+    HookResult, IdleOrder, LifecycleHooks, Phase, PoolError, Poolable, ReadPolicy, ReplicaLag,
+    Role, Runtime, TimeoutDetails, metrics::Metrics,
 };
 
 #[cfg(feature = "tokio")]

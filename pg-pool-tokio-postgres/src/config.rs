@@ -36,7 +36,7 @@ pub enum Profile {
 /// is supported: several hosts (`postgres://u@h1:5432,h2:5433/db`, tried in order),
 /// `target_session_attrs`, `application_name`, `connect_timeout`, `options`. Three more
 /// URL parameters are taken out before tokio-postgres sees the URL: `pool_reset`
-/// (`none`, `discard_all`, `clean`), `pool_profile` (`session`, `pooler_safe`) and
+/// (`none`, `full`, `discard_all`, `clean`), `pool_profile` (`session`, `pooler_safe`) and
 /// `pool_statement_cache` (capacity, `0` disables it).
 ///
 /// TLS is not built in: `sslmode=require` fails to connect, `prefer` connects in clear.
@@ -66,7 +66,7 @@ pub struct PgConfig {
     /// What the pool does with sessions. Default: [`Profile::Session`].
     pub profile: Profile,
     /// How a returned session is cleaned (ignored by [`Profile::PoolerSafe`]).
-    /// Default: [`ResetStrategy::DiscardAll`], which can leak nothing.
+    /// Default: [`ResetStrategy::Full`], pipelined, keeping the statement cache.
     pub reset: ResetStrategy,
     /// Most statements [`prepare_cached`](crate::PgConnection::prepare_cached) keeps per
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
@@ -99,12 +99,12 @@ impl FromStr for PgConfig {
 const POOL_PARAMS: [&str; 3] = ["pool_reset", "pool_profile", "pool_statement_cache"];
 
 impl PgConfig {
-    /// Session profile, `DISCARD ALL` reset, a 256-statement cache.
+    /// Session profile, [`ResetStrategy::Full`] reset, a 256-statement cache.
     pub fn new(pg: tokio_postgres::Config) -> Self {
         Self {
             pg,
             profile: Profile::Session,
-            reset: ResetStrategy::DiscardAll,
+            reset: ResetStrategy::Full,
             statement_cache_capacity: 256,
         }
     }
@@ -173,7 +173,7 @@ impl PgConfig {
         match key {
             "pool_reset" => {
                 self.reset = ResetStrategy::from_param(value)
-                    .ok_or_else(|| PgError::config(key, "must be none, discard_all or clean"))?;
+                    .ok_or_else(|| PgError::config(key, "must be none, full, discard_all or clean"))?;
             }
             "pool_profile" => match value {
                 "session" => self.profile = Profile::Session,

@@ -111,7 +111,7 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
         let config = Arc::clone(&self.config);
         async move {
             let client = runtime.open(&config.pg).await?;
-            Ok(PgConnection::new(client, config))
+            Ok(PgConnection::new(client, config).with_runtime(runtime))
         }
     }
 }

@@ -53,6 +53,11 @@ pub enum PgError {
     /// never rolled back and reused.
     #[error("connection returned inside a transaction; it will not be reused")]
     TransactionOpen,
+    /// The reset queued for this session when it was last returned (read ahead of this
+    /// call, whose statement went out behind it) failed: the call's statement may have run
+    /// on a session that was not clean. The session is destroyed on return.
+    #[error("the session's reset failed, so this call's result cannot be trusted: {}", DriverDisplay(.0))]
+    ResetFailed(#[source] tokio_postgres::Error),
     /// The connection broke earlier (closed, or a fatal server error was seen).
     #[error("connection is broken and cannot be used again")]
     Broken,
@@ -72,7 +77,7 @@ impl PgError {
     /// The server's error response behind this error, if the server sent one.
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
-            PgError::Driver(e) => e.as_db_error(),
+            PgError::Driver(e) | PgError::ResetFailed(e) => e.as_db_error(),
             _ => None,
         }
     }
@@ -89,7 +94,10 @@ impl PgError {
     pub fn is_fatal(&self) -> bool {
         match self {
             PgError::Driver(e) => is_fatal_driver_error(e),
-            PgError::Connect { .. } | PgError::Broken | PgError::TransactionOpen => true,
+            PgError::Connect { .. }
+            | PgError::Broken
+            | PgError::TransactionOpen
+            | PgError::ResetFailed(_) => true,
             PgError::Config { .. } | PgError::NamedStatementsDisabled { .. } => false,
         }
     }

@@ -43,21 +43,30 @@
 //! # Ok(()) }
 //! ```
 
+mod cancel;
+mod checkin;
 mod config;
 mod connection;
 mod connector;
 mod error;
+mod pipeline;
 mod raw_connect;
 mod reset;
+mod row_stream;
 mod runtime;
 mod session;
+mod state;
 mod statement_cache;
+mod tracker;
+mod transaction;
 
 pub use config::{PgConfig, Profile};
-pub use connection::{Params, PgConnection, PgTransaction, TypedParams};
+pub use connection::{Params, PgConnection, TypedParams};
+pub use row_stream::PgRowStream;
+pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
 pub use raw_connect::connect_raw;
-pub use reset::{CLEAN_SQL, ResetStrategy};
+pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
 pub use runtime::PgRuntime;
 pub use tokio_postgres;

@@ -135,7 +135,11 @@ impl Poolable for PgConnection {
             return Err(PgError::Broken);
         }
         let seen = self.state.tracker.snapshot();
-        let flags = if seen.raw { SqlFlags::UNKNOWN } else { seen.flags };
+        let flags = if seen.raw {
+            SqlFlags::UNKNOWN
+        } else {
+            seen.flags
+        };
         // Superseded: this reset proves everything itself.
         drop(self.state.take_pending());
         self.prove_idle().await?;

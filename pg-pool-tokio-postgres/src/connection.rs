@@ -328,7 +328,11 @@ impl PgConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn query_typed_raw<P, I>(&self, sql: &str, params: I) -> Result<PgRowStream<'_>, PgError>
+    pub async fn query_typed_raw<P, I>(
+        &self,
+        sql: &str,
+        params: I,
+    ) -> Result<PgRowStream<'_>, PgError>
     where
         P: BorrowToSql,
         I: IntoIterator<Item = (P, Type)>,

@@ -62,11 +62,11 @@ mod transaction;
 
 pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
-pub use row_stream::PgRowStream;
-pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
 pub use raw_connect::connect_raw;
 pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
+pub use row_stream::PgRowStream;
 pub use runtime::PgRuntime;
 pub use tokio_postgres;
+pub use transaction::{PgTransaction, PgTransactionBuilder};

@@ -15,12 +15,12 @@ pub(crate) type Pending = Pin<Box<SimpleQueryStream>>;
 /// Queues `sql` as a simple query without waiting for it: `simple_query_raw` hands the
 /// request to the connection task on its first poll. `None` if it did not complete on that
 /// poll (then nothing is queued and the caller resets the ordinary way).
-pub(crate) fn queue(
-    client: &Client,
-    sql: &str,
-) -> Option<Result<Pending, tokio_postgres::Error>> {
+pub(crate) fn queue(client: &Client, sql: &str) -> Option<Result<Pending, tokio_postgres::Error>> {
     let mut future = std::pin::pin!(client.simple_query_raw(sql));
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(result) => Some(result.map(Box::pin)),
         Poll::Pending => None,
     }

@@ -36,7 +36,11 @@ impl fmt::Debug for PgRowStream<'_> {
 }
 
 impl<'a> PgRowStream<'a> {
-    pub(crate) async fn start<F>(state: &'a State, flags: SqlFlags, start: F) -> Result<Self, PgError>
+    pub(crate) async fn start<F>(
+        state: &'a State,
+        flags: SqlFlags,
+        start: F,
+    ) -> Result<Self, PgError>
     where
         F: Future<Output = Result<RowStream, tokio_postgres::Error>>,
     {

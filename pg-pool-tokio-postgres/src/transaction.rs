@@ -48,7 +48,9 @@ impl<'a> PgTransaction<'a> {
     /// transaction; whether the commit happened is then unknown.
     pub async fn commit(self) -> Result<(), PgError> {
         let state = self.state;
-        state.run(SqlFlags::default(), false, self.inner.commit()).await
+        state
+            .run(SqlFlags::default(), false, self.inner.commit())
+            .await
     }
 
     /// Rolls the transaction back.
@@ -62,7 +64,9 @@ impl<'a> PgTransaction<'a> {
     /// As [`commit`](Self::commit).
     pub async fn rollback(self) -> Result<(), PgError> {
         let state = self.state;
-        state.run(SqlFlags::default(), false, self.inner.rollback()).await
+        state
+            .run(SqlFlags::default(), false, self.inner.rollback())
+            .await
     }
 
     /// Runs `sql` and returns its rows, as [`PgConnection::query`] does.
@@ -77,7 +81,11 @@ impl<'a> PgTransaction<'a> {
     pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let flags = classify(sql);
         match self.profile {
-            Profile::Session => self.state.run(flags, false, self.inner.query(sql, params)).await,
+            Profile::Session => {
+                self.state
+                    .run(flags, false, self.inner.query(sql, params))
+                    .await
+            }
             Profile::PoolerSafe if params.is_empty() => {
                 self.state
                     .run(flags, false, self.inner.query_typed(sql, &[]))
@@ -250,7 +258,9 @@ impl<'a> PgTransactionBuilder<'a> {
         if let Some(deferrable) = self.deferrable {
             builder = builder.deferrable(deferrable);
         }
-        let inner = state.run(SqlFlags::default(), false, builder.start()).await?;
+        let inner = state
+            .run(SqlFlags::default(), false, builder.start())
+            .await?;
         Ok(PgTransaction {
             inner,
             state,

@@ -239,6 +239,33 @@ async fn session_profile_leaks<R: PgRuntime>(tag: &'static str) {
             .unwrap();
     }
 
+    // The pooler-safe profile cannot stop a session-level SET from leaking either (its
+    // docs say so): another client sees it.
+    let seen = {
+        let conn = safe.get().await.unwrap();
+        conn.batch_execute("SET work_mem = '1235kB'").await.unwrap();
+        drop(conn);
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(show_work_mem().await);
+        }
+        seen
+    };
+    println!("[{tag}] another client's SHOW work_mem after a pooler-safe SET: {seen:?}");
+    assert!(
+        seen.iter().any(|v| v == "1235kB"),
+        "[{tag}] the documented leak did not happen: {seen:?}"
+    );
+    for _ in 0..4 {
+        observer
+            .get()
+            .await
+            .unwrap()
+            .batch_execute("RESET ALL")
+            .await
+            .unwrap();
+    }
+
     // The pooler-safe way: SET LOCAL inside a transaction, never seen by anyone else.
     {
         let mut conn = safe.get().await.unwrap();

@@ -13,7 +13,8 @@ pub(crate) struct Tracker {
     /// The raw `Client` (or a raw `Transaction`) was reached: the wrapper saw nothing of
     /// what it did, so the return path must prove the session idle and reset it fully.
     raw: AtomicBool,
-    /// SQL that may have opened a transaction block was sent.
+    /// SQL that may have opened a transaction block was sent, or a `PgTransaction` was
+    /// begun and not dropped (a leaked one never queues its `ROLLBACK`).
     opens_transaction: AtomicBool,
     /// SQL that may have created SQL-level prepared statements was sent.
     prepares: AtomicBool,
@@ -64,6 +65,17 @@ impl Tracker {
             tracker: self,
             finished: false,
         }
+    }
+
+    /// A `PgTransaction` began: until [`Tracker::transaction_ended`], its end is unknown.
+    pub(crate) fn transaction_began(&self) {
+        self.opens_transaction.store(true, Ordering::Relaxed);
+    }
+
+    /// The `PgTransaction` was dropped (after its commit or rollback, or having queued its
+    /// `ROLLBACK`): the session is outside it, as far as the wrapper can see.
+    pub(crate) fn transaction_ended(&self) {
+        self.opens_transaction.store(false, Ordering::Relaxed);
     }
 
     /// Records raw access.

@@ -21,7 +21,8 @@ use crate::state::State;
 /// for tokio-postgres; as with the connection's deref, the wrapper then sees nothing of
 /// what is done, and the session takes the checked return path.
 pub struct PgTransaction<'a> {
-    inner: Transaction<'a>,
+    /// `None` once committed or rolled back.
+    inner: Option<Transaction<'a>>,
     state: &'a State,
     profile: Profile,
 }
@@ -46,11 +47,21 @@ impl<'a> PgTransaction<'a> {
     ///
     /// Cancel safe in that the session is reused only once proven idle and outside any
     /// transaction; whether the commit happened is then unknown.
-    pub async fn commit(self) -> Result<(), PgError> {
-        let state = self.state;
-        state
-            .run(SqlFlags::default(), false, self.inner.commit())
+    pub async fn commit(mut self) -> Result<(), PgError> {
+        let inner = self.take();
+        self.state
+            .run(SqlFlags::default(), false, inner.commit())
             .await
+    }
+
+    fn take(&mut self) -> Transaction<'a> {
+        self.inner.take().expect("a transaction is ended only once")
+    }
+
+    fn inner(&self) -> &Transaction<'a> {
+        self.inner
+            .as_ref()
+            .expect("a transaction is ended only once")
     }
 
     /// Rolls the transaction back.
@@ -62,10 +73,10 @@ impl<'a> PgTransaction<'a> {
     /// # Cancel safety
     ///
     /// As [`commit`](Self::commit).
-    pub async fn rollback(self) -> Result<(), PgError> {
-        let state = self.state;
-        state
-            .run(SqlFlags::default(), false, self.inner.rollback())
+    pub async fn rollback(mut self) -> Result<(), PgError> {
+        let inner = self.take();
+        self.state
+            .run(SqlFlags::default(), false, inner.rollback())
             .await
     }
 
@@ -83,12 +94,12 @@ impl<'a> PgTransaction<'a> {
         match self.profile {
             Profile::Session => {
                 self.state
-                    .run(flags, false, self.inner.query(sql, params))
+                    .run(flags, false, self.inner().query(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 self.state
-                    .run(flags, false, self.inner.query_typed(sql, &[]))
+                    .run(flags, false, self.inner().query_typed(sql, &[]))
                     .await
             }
             Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled {
@@ -112,13 +123,13 @@ impl<'a> PgTransaction<'a> {
         match self.profile {
             Profile::Session => {
                 self.state
-                    .run(flags, false, self.inner.execute(sql, params))
+                    .run(flags, false, self.inner().execute(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 let messages = self
                     .state
-                    .run(flags, false, self.inner.simple_query(sql))
+                    .run(flags, false, self.inner().simple_query(sql))
                     .await?;
                 Ok(rows_affected(&messages))
             }
@@ -143,7 +154,7 @@ impl<'a> PgTransaction<'a> {
         params: TypedParams<'_>,
     ) -> Result<Vec<Row>, PgError> {
         self.state
-            .run(classify(sql), false, self.inner.query_typed(sql, params))
+            .run(classify(sql), false, self.inner().query_typed(sql, params))
             .await
     }
 
@@ -158,7 +169,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`commit`](Self::commit).
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
         self.state
-            .run(classify(sql), false, self.inner.simple_query(sql))
+            .run(classify(sql), false, self.inner().simple_query(sql))
             .await
     }
 
@@ -173,7 +184,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`commit`](Self::commit).
     pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
         self.state
-            .run(classify(sql), false, self.inner.batch_execute(sql))
+            .run(classify(sql), false, self.inner().batch_execute(sql))
             .await
     }
 }
@@ -184,7 +195,17 @@ impl<'a> Deref for PgTransaction<'a> {
     /// The raw transaction; counts as raw use of the session.
     fn deref(&self) -> &Transaction<'a> {
         self.state.tracker.mark_raw();
-        &self.inner
+        self.inner()
+    }
+}
+
+impl Drop for PgTransaction<'_> {
+    /// Drops the transaction first (tokio-postgres queues its `ROLLBACK` unless it was
+    /// committed or rolled back), then tells the tracker it ended. A transaction leaked
+    /// with `mem::forget` never gets here, so its session takes the checked return path.
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        self.state.tracker.transaction_ended();
     }
 }
 
@@ -261,8 +282,9 @@ impl<'a> PgTransactionBuilder<'a> {
         let inner = state
             .run(SqlFlags::default(), false, builder.start())
             .await?;
+        state.tracker.transaction_began();
         Ok(PgTransaction {
-            inner,
+            inner: Some(inner),
             state,
             profile,
         })

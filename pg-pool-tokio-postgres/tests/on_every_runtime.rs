@@ -21,6 +21,7 @@ macro_rules! on_runtime {
                 in_flight::stalled_connection_not_handed_out,
                 in_flight::dead_session_destroyed_on_return,
                 in_flight::generic_client_code_runs,
+                in_flight::failed_pipelined_reset_destroys,
             );
         }
     };

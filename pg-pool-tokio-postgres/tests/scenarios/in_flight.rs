@@ -259,3 +259,81 @@ pub(crate) async fn generic_client_code_runs<R: PgRuntime>(tag: &'static str) {
     drop(conn);
     pool.drain().await;
 }
+
+/// A transaction leaked with `mem::forget` (no `ROLLBACK` queued): the session takes the
+/// checked path and is destroyed; had it been pipelined, the reset would have failed and
+/// destroyed it all the same. Neither the session nor its open transaction reaches the
+/// next user.
+pub(crate) async fn failed_pipelined_reset_destroys<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let mut config = pool_config(1);
+    config.test_on_checkout = false;
+    let pool = pool::<R>(
+        pg_config(cluster, None, &format!("tp-forget-{tag}")),
+        config,
+    )
+    .await;
+    let pid = {
+        let mut conn = pool.get().await.unwrap();
+        let pid = conn.backend_pid().await.unwrap();
+        let txn = conn.transaction().await.unwrap();
+        txn.batch_execute("SET LOCAL work_mem = '2MB'")
+            .await
+            .unwrap();
+        std::mem::forget(txn);
+        pid
+    };
+    let conn = pool.get().await.unwrap();
+    match conn.backend_pid().await {
+        Ok(other) => {
+            assert_ne!(
+                other, pid,
+                "[{tag}] the session with an open transaction was reused"
+            );
+            drop(conn);
+        }
+        Err(err) => {
+            println!("[{tag}] first call after a failed pipelined reset: {err}");
+            assert!(
+                matches!(err, pg_pool_tokio_postgres::PgError::ResetFailed(_)),
+                "[{tag}] {err:?}"
+            );
+            drop(conn);
+            let conn = pool.get().await.unwrap();
+            assert_ne!(conn.backend_pid().await.unwrap(), pid);
+        }
+    }
+    let m = pool.metrics();
+    let destroyed =
+        m.destroys_for(DestroyReason::Broken) + m.destroys_for(DestroyReason::ResetFailed);
+    assert_eq!(destroyed, 1, "[{tag}] {m:?}");
+
+    // A pipelined reset that fails: the backend is terminated after the reset was queued.
+    let pid = {
+        let conn = pool.get().await.unwrap();
+        conn.batch_execute("SET work_mem = '1234kB'").await.unwrap();
+        conn.backend_pid().await.unwrap()
+    };
+    let q = format!("SELECT pg_terminate_backend({pid})");
+    blocking(move || cluster.sql(&q).unwrap()).await;
+    let conn = pool.get().await.unwrap();
+    match conn
+        .query_one("SELECT current_setting('work_mem')", &[])
+        .await
+    {
+        Ok(row) => {
+            let work_mem: String = row.get(0);
+            println!("[{tag}] after a terminated backend: a fresh session ({work_mem})");
+            assert_eq!(work_mem, "4MB", "[{tag}] the old session came back");
+        }
+        Err(err) => {
+            println!("[{tag}] first call on a session whose queued reset failed: {err}");
+            assert!(err.is_fatal(), "[{tag}] {err:?}");
+        }
+    }
+    drop(conn);
+    let conn = pool.get().await.unwrap();
+    assert_ne!(conn.backend_pid().await.unwrap(), pid);
+    drop(conn);
+    pool.drain().await;
+}

@@ -74,12 +74,14 @@ pub(crate) async fn cancel_on_tokio(
 }
 
 /// Sends the request on `stream`, then waits for the server to close it: by then the server
-/// has signalled the backend.
-async fn send_and_wait<S>(token: &CancelToken, mut stream: S) -> io::Result<()>
+/// has signalled the backend. The write side is not shut down first (as libpq does not):
+/// pgbouncer takes a half-closed cancel connection for a client gone and drops the request.
+async fn send_and_wait<S>(token: &CancelToken, stream: S) -> io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::AsyncReadExt as _;
+    let mut stream = NoShutdown(stream);
     token
         .cancel_query_raw(&mut stream, tokio_postgres::NoTls)
         .await
@@ -87,6 +89,43 @@ where
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest).await;
     Ok(())
+}
+
+/// A stream whose shutdown only flushes.
+struct NoShutdown<S>(S);
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NoShutdown<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for NoShutdown<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
 }
 
 /// Whether any host took the request, else the last error.

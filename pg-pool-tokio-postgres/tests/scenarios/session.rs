@@ -225,4 +225,40 @@ pub(crate) async fn state_never_leaks<R: PgRuntime>(tag: &'static str) {
     );
     drop(conn);
     pool.drain().await;
+
+    // The default's documented gap: SQL `PREPARE` run by dynamic SQL inside a function,
+    // called with SQL that does not say `PREPARE`, survives the reset.
+    let app = format!("tp-session-{tag}-gap");
+    let mut config = pool_config(1);
+    config.test_on_checkout = false;
+    let pool = crate::common::pool::<R>(pg_config(cluster, None, &app), config).await;
+    let function = format!("tp_dynamic_prepare_{tag}");
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS void LANGUAGE plpgsql AS \
+             $f$BEGIN EXECUTE 'PREPARE gap_stmt AS SELECT 1'; END$f$"
+        ))
+        .await
+        .unwrap();
+    pool.get()
+        .await
+        .unwrap()
+        .query(&format!("SELECT {function}()"), &[])
+        .await
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    let survived = first_row(
+        &conn
+            .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE from_sql")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(survived, ["1"], "the documented gap of ResetStrategy::Full");
+    conn.batch_execute(&format!("DEALLOCATE ALL; DROP FUNCTION {function}()"))
+        .await
+        .unwrap();
+    drop(conn);
+    pool.drain().await;
 }

@@ -55,7 +55,9 @@ pub enum PgError {
     TransactionOpen,
     /// The reset queued for this session when it was last returned (read ahead of this
     /// call, whose statement went out behind it) failed: the call's statement may have run
-    /// on a session that was not clean. The session is destroyed on return.
+    /// on a session that was not clean. The session is destroyed on return. (The default
+    /// reset's first statement fails with `22012` division by zero when the session is,
+    /// against the wrapper's knowledge, inside a transaction block.)
     #[error("the session's reset failed, so this call's result cannot be trusted: {}", DriverDisplay(.0))]
     ResetFailed(#[source] tokio_postgres::Error),
     /// The connection broke earlier (closed, or a fatal server error was seen).

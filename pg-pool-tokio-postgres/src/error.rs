@@ -119,9 +119,16 @@ pub(crate) fn is_fatal_driver_error(e: &tokio_postgres::Error) -> bool {
     }
     match e.as_db_error() {
         Some(db) => is_fatal_db_error(db),
-        // Db errors are per statement; I/O and protocol errors break the session. Errors
-        // made on the client side (serializing a parameter, reading a column) do not.
-        None => e.code().is_none() && e.source().is_some_and(|s| s.is::<io::Error>()),
+        // Db errors are per statement; I/O errors, a response that cannot be parsed and an
+        // unexpected message (the protocol is out of step) break the session. Errors made
+        // on the client side (serializing a parameter, reading a column, encoding a query
+        // with a NUL byte) do not. The driver exposes no kind for these, only messages.
+        None => {
+            let text = e.to_string();
+            (e.source().is_some_and(|s| s.is::<io::Error>())
+                && !text.starts_with("error encoding message"))
+                || text.starts_with("unexpected message from server")
+        }
     }
 }
 

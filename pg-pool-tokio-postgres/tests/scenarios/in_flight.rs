@@ -85,10 +85,11 @@ pub(crate) async fn abandoned_query_is_cancelled<R: PgRuntime>(tag: &'static str
 
     // Through the raw client, as tokio-postgres code would.
     let conn = pool.get().await.unwrap();
+    let raw: &pg_pool_tokio_postgres::tokio_postgres::Client = &conn;
     let outcome = timeout(
         &runtime,
         Duration::from_millis(100),
-        conn.simple_query("SELECT pg_sleep(30)"),
+        raw.simple_query("SELECT pg_sleep(30)"),
     )
     .await;
     assert!(outcome.is_none());

@@ -5,13 +5,12 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use tokio_postgres::types::{BorrowToSql, ToSql, Type};
-use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, SimpleQueryMessage};
 
 use crate::cancel::SessionRuntime;
 use crate::config::{PgConfig, Profile};
 use crate::error::PgError;
-use crate::row_stream::PgRowStream;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
 use crate::transaction::{PgTransaction, PgTransactionBuilder};
@@ -33,7 +32,7 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 ///   change session state, because a plain `SELECT f()` can `SET`, take an advisory lock or
 ///   create a temporary table inside `f`.
 /// - whether a call is **in flight**: a call dropped before its response was read (a
-///   timeout around it, a `select!`, a [`PgRowStream`] dropped early) leaves an exchange
+///   timeout around it, a `select!`, a [`PgRowStream`](crate::PgRowStream) dropped early) leaves an exchange
 ///   outstanding. Such a session is never handed out as is: on its return the pool waits
 ///   for every earlier request to finish, sends a server-side cancel if that takes more
 ///   than a moment, and destroys the session if it is not idle within `checkin_timeout`.
@@ -170,7 +169,7 @@ impl PgConnection {
         Ok(row.get(0))
     }
 
-    fn named_allowed(&self, what: &'static str) -> Result<(), PgError> {
+    pub(crate) fn named_allowed(&self, what: &'static str) -> Result<(), PgError> {
         match self.config.profile {
             Profile::Session => Ok(()),
             Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled { what }),
@@ -315,161 +314,6 @@ impl PgConnection {
         self.state
             .run(classify(sql), false, self.client.execute_typed(sql, params))
             .await
-    }
-
-    /// Runs `sql` as an unnamed statement with typed parameters and streams its rows. The
-    /// exchange counts as in flight until the stream has ended: dropping it early makes
-    /// the pool cancel and wait out the rest before reusing the session.
-    ///
-    /// # Errors
-    ///
-    /// As [`query`](Self::query).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_typed_raw<P, I>(
-        &self,
-        sql: &str,
-        params: I,
-    ) -> Result<PgRowStream<'_>, PgError>
-    where
-        P: BorrowToSql,
-        I: IntoIterator<Item = (P, Type)>,
-    {
-        PgRowStream::start(
-            &self.state,
-            classify(sql),
-            self.client.query_typed_raw(sql, params),
-        )
-        .await
-    }
-
-    /// Runs a prepared statement and streams its rows; see
-    /// [`query_typed_raw`](Self::query_typed_raw) for what dropping the stream early does.
-    ///
-    /// # Errors
-    ///
-    /// As [`query_prepared`](Self::query_prepared).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_raw<P, I>(
-        &self,
-        statement: &Statement,
-        params: I,
-    ) -> Result<PgRowStream<'_>, PgError>
-    where
-        P: BorrowToSql,
-        I: IntoIterator<Item = P>,
-        I::IntoIter: ExactSizeIterator,
-    {
-        let flags = self.state.cache().prepared_flags();
-        PgRowStream::start(&self.state, flags, self.client.query_raw(statement, params)).await
-    }
-
-    /// Runs a prepared statement and returns its rows.
-    ///
-    /// # Errors
-    ///
-    /// As [`query`](Self::query) (for a statement discarded by a `DISCARD ALL` reset:
-    /// `26000` prepared statement does not exist).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_prepared(
-        &self,
-        statement: &Statement,
-        params: Params<'_>,
-    ) -> Result<Vec<Row>, PgError> {
-        let flags = self.state.cache().prepared_flags();
-        self.state
-            .run(flags, false, self.client.query(statement, params))
-            .await
-    }
-
-    /// Runs a prepared statement and returns the number of rows it affected.
-    ///
-    /// # Errors
-    ///
-    /// As [`query_prepared`](Self::query_prepared).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn execute_prepared(
-        &self,
-        statement: &Statement,
-        params: Params<'_>,
-    ) -> Result<u64, PgError> {
-        let flags = self.state.cache().prepared_flags();
-        self.state
-            .run(flags, false, self.client.execute(statement, params))
-            .await
-    }
-
-    /// Prepares a named statement (not cached).
-    ///
-    /// # Errors
-    ///
-    /// As [`query`](Self::query); [`PgError::NamedStatementsDisabled`] under
-    /// [`Profile::PoolerSafe`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn prepare(&self, sql: &str) -> Result<Statement, PgError> {
-        self.named_allowed("prepare")?;
-        let statement = self
-            .state
-            .run(SqlFlags::default(), false, self.client.prepare(sql))
-            .await?;
-        self.state.cache().remember(classify(sql));
-        Ok(statement)
-    }
-
-    /// Returns the cached statement for `sql`, preparing and caching it on a miss.
-    ///
-    /// The cache belongs to this connection (statements live in one server session),
-    /// evicts the least recently used statement beyond its capacity, survives the default
-    /// [`ResetStrategy::Full`](crate::ResetStrategy::Full) and is cleared when a reset drops
-    /// the session's prepared statements
-    /// ([`ResetStrategy::discards_statements`](crate::ResetStrategy::discards_statements)),
-    /// so a cached statement is never stale.
-    ///
-    /// # Errors
-    ///
-    /// As [`prepare`](Self::prepare).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: a statement is cached only once prepared.
-    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
-        self.named_allowed("prepare_cached")?;
-        if let Some((statement, _)) = self.state.cache().get(sql) {
-            return Ok(statement);
-        }
-        let statement = self
-            .state
-            .run(SqlFlags::default(), false, self.client.prepare(sql))
-            .await?;
-        let flags = classify(sql);
-        let mut cache = self.state.cache();
-        cache.remember(flags);
-        cache.insert(sql, statement.clone(), flags);
-        Ok(statement)
-    }
-
-    /// How many statements the cache holds.
-    pub fn cached_statements(&self) -> usize {
-        self.state.cache().len()
-    }
-
-    /// Empties the statement cache (closing the statements on the server).
-    pub fn clear_statement_cache(&self) {
-        self.state.cache().clear();
     }
 
     /// Runs `;`-separated statements with the simple query protocol.

@@ -64,6 +64,7 @@ mod connection;
 mod connector;
 mod error;
 mod pipeline;
+mod prepared;
 mod raw_connect;
 mod reset;
 mod row_stream;

@@ -1,7 +1,7 @@
 //! What the wrapper saw of a session since its last reset: use, raw access, SQL that may open
 //! a transaction or prepare, calls abandoned mid-way, fatal errors.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::session::SqlFlags;
 
@@ -22,6 +22,9 @@ pub(crate) struct Tracker {
     abandoned: AtomicBool,
     /// An error proved the session dead.
     fatal: AtomicBool,
+    /// Calls begun and not yet dropped: more than zero at checkin only if one was leaked
+    /// (`mem::forget` of a row stream), its exchange perhaps never to be read.
+    in_flight: AtomicUsize,
 }
 
 /// What the return path needs to know, read once.
@@ -45,6 +48,7 @@ impl Tracker {
     /// Starts a call that sends SQL with `flags`; the call is abandoned unless
     /// [`Call::finish`] runs.
     pub(crate) fn begin(&self, flags: SqlFlags) -> Call<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.used.store(true, Ordering::Relaxed);
         if flags.opens_transaction {
             self.opens_transaction.store(true, Ordering::Relaxed);
@@ -61,6 +65,7 @@ impl Tracker {
     /// Starts a call that changes nothing in the session (a ping, `pg_backend_pid()`): it
     /// does not count as use, but is still tracked until its response is read.
     pub(crate) fn begin_quiet(&self) -> Call<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Call {
             tracker: self,
             finished: false,
@@ -104,7 +109,8 @@ impl Tracker {
                 opens_transaction: self.opens_transaction.load(Ordering::Relaxed),
                 prepares: self.prepares.load(Ordering::Relaxed),
             },
-            abandoned: self.abandoned.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed)
+                || self.in_flight.load(Ordering::Relaxed) > 0,
         }
     }
 
@@ -141,6 +147,7 @@ impl Drop for Call<'_> {
         if !self.finished {
             self.tracker.abandoned.store(true, Ordering::Relaxed);
         }
+        self.tracker.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -161,5 +168,9 @@ mod tests {
         assert!(!tracker.is_used());
         tracker.begin(SqlFlags::UNKNOWN).finish();
         assert!(tracker.snapshot().needs_checked_path());
+        tracker.clear();
+        let leaked = tracker.begin(SqlFlags::default());
+        std::mem::forget(leaked);
+        assert!(tracker.snapshot().needs_checked_path(), "a leaked call");
     }
 }

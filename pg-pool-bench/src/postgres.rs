@@ -30,6 +30,15 @@ pub enum PgKind {
     /// pg-pool-tokio-postgres's `PgConnection`, `ResetStrategy::None` (like deadpool's
     /// `RecyclingMethod::Fast`: no round trip on return).
     PgPoolTokioPostgres,
+    /// deadpool-postgres, `RecyclingMethod::Fast`, `prepare_cached` then `query_one`.
+    DeadpoolPrepareCached,
+    /// deadpool-postgres, `RecyclingMethod::Fast`, plain `query_one`.
+    DeadpoolQueryOne,
+    /// pg-pool-tokio-postgres at its defaults (the pipelined `Full` reset), `prepare_cached`
+    /// then `query_prepared`.
+    TokioPostgresDefaultsPrepareCached,
+    /// pg-pool-tokio-postgres at its defaults, plain `query_one`.
+    TokioPostgresDefaultsQueryOne,
 }
 
 impl PgKind {
@@ -50,6 +59,12 @@ impl PgKind {
             Self::PgPoolWire => "pg-pool-wire (WirePoolable)",
             Self::PgPoolAsyncWire => "pg-pool-wire (AsyncWirePoolable)",
             Self::PgPoolTokioPostgres => "pg-pool-tokio-postgres",
+            Self::DeadpoolPrepareCached => "deadpool-postgres (prepare_cached)",
+            Self::DeadpoolQueryOne => "deadpool-postgres (query_one)",
+            Self::TokioPostgresDefaultsPrepareCached => {
+                "pg-pool-tokio-postgres defaults (prepare_cached)"
+            }
+            Self::TokioPostgresDefaultsQueryOne => "pg-pool-tokio-postgres defaults (query_one)",
         }
     }
 }
@@ -142,6 +157,32 @@ struct Bb8(bb8::Pool<TokioPostgresManager>);
 struct Wire(pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>);
+struct DeadpoolPrepared(deadpool_postgres::Pool);
+struct DeadpoolOne(deadpool_postgres::Pool);
+struct TokioPostgresPrepared(pg_pool_tokio::ConnPool<PgConnection>);
+struct TokioPostgresOne(pg_pool_tokio::ConnPool<PgConnection>);
+
+impl PgBench for DeadpoolPrepared {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = quanta::Instant::now();
+        let client = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        let statement = client.prepare_cached("SELECT 1").await.ok()?;
+        client.query_one(&statement, &[]).await.ok()?;
+        Some(waited)
+    }
+}
+
+impl PgBench for TokioPostgresPrepared {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = quanta::Instant::now();
+        let conn = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        let statement = conn.prepare_cached("SELECT 1").await.ok()?;
+        conn.query_prepared(&statement, &[]).await.ok()?;
+        Some(waited)
+    }
+}
 
 /// The same cycle for every pool: a timed checkout, one `SELECT 1`, the return.
 macro_rules! select_one_cycle {
@@ -162,6 +203,8 @@ macro_rules! select_one_cycle {
 
 select_one_cycle!(TokioPostgres, conn => conn.simple_query("SELECT 1"));
 select_one_cycle!(Deadpool, client => client.simple_query("SELECT 1"));
+select_one_cycle!(DeadpoolOne, client => client.query_one("SELECT 1", &[]));
+select_one_cycle!(TokioPostgresOne, conn => conn.query_one("SELECT 1", &[]));
 select_one_cycle!(Bb8, client => client.simple_query("SELECT 1"));
 select_one_cycle!(Wire, conn => conn.simple_query("SELECT 1"));
 select_one_cycle!(AsyncWire, conn => conn.submit(simple_query_message("SELECT 1"), ResponseCollector::Rows));
@@ -308,6 +351,53 @@ pub fn run_once(
 ) -> Option<PgRun> {
     let rt = runtime();
     let result = match kind {
+        PgKind::DeadpoolPrepareCached | PgKind::DeadpoolQueryOne => {
+            let config: tokio_postgres::Config = url.parse().expect("cluster URL parses");
+            let manager = deadpool_postgres::Manager::from_config(
+                config,
+                NoTls,
+                deadpool_postgres::ManagerConfig {
+                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+                },
+            );
+            let pool = deadpool_postgres::Pool::builder(manager)
+                .max_size(max_size)
+                .build()
+                .expect("deadpool-postgres builds");
+            if kind == PgKind::DeadpoolQueryOne {
+                drive(&rt, Arc::new(DeadpoolOne(pool)), tasks, warm, measure)
+            } else {
+                drive(&rt, Arc::new(DeadpoolPrepared(pool)), tasks, warm, measure)
+            }
+        }
+        PgKind::TokioPostgresDefaultsPrepareCached | PgKind::TokioPostgresDefaultsQueryOne => {
+            // Every setting at its default but the pool size.
+            let config = PgConfig::from_url(url).expect("cluster URL parses");
+            let mut pool_config = config.pool_config();
+            pool_config.max_size = max_size;
+            let pool = rt
+                .block_on(async {
+                    pg_pool_core::ConnPool::builder(
+                        PgConnector::<pg_pool_tokio::Tokio>::current(config)
+                            .expect("inside the runtime"),
+                    )
+                    .config(pool_config)
+                    .build()
+                    .await
+                })
+                .expect("pg-pool builds");
+            if kind == PgKind::TokioPostgresDefaultsQueryOne {
+                drive(&rt, Arc::new(TokioPostgresOne(pool)), tasks, warm, measure)
+            } else {
+                drive(
+                    &rt,
+                    Arc::new(TokioPostgresPrepared(pool)),
+                    tasks,
+                    warm,
+                    measure,
+                )
+            }
+        }
         PgKind::DeadpoolPostgres => {
             let config: tokio_postgres::Config = url.parse().expect("cluster URL parses");
             let manager = deadpool_postgres::Manager::from_config(

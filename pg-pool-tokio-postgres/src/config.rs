@@ -21,13 +21,21 @@ pub enum Profile {
     #[default]
     Session,
     /// For pgbouncer in transaction mode, where consecutive transactions of one client may
-    /// run on different server sessions and session state leaks between clients:
-    /// no named statements (statements are sent unnamed, as `query_typed` does; `prepare`,
-    /// `prepare_cached` and parameterised `query` are refused), no reset round trip (the
-    /// reset strategy is ignored), and the ping is an empty query, which pgbouncer must
-    /// pass to a server, so the bounded probe notices a PostgreSQL that is down even though
-    /// the TCP link to pgbouncer is up. Keep session state (`SET`, advisory locks, `LISTEN`,
-    /// temporary tables) inside transactions (`SET LOCAL`, `pg_advisory_xact_lock`).
+    /// run on different server sessions: no named statements (statements are sent unnamed,
+    /// as `query_typed` does; `prepare`, `prepare_cached` and parameterised `query` are
+    /// refused), no reset round trip (the reset strategy is ignored: a reset would run on
+    /// whichever server session pgbouncer picks), and the ping is an empty query, which
+    /// pgbouncer must pass to a server, so the bounded probe notices a PostgreSQL that is
+    /// down even though the TCP link to pgbouncer is up.
+    ///
+    /// What it guarantees: named statements never break or collide across server sessions,
+    /// and transaction-scoped state (`SET LOCAL`, `pg_advisory_xact_lock`) never outlives
+    /// its transaction. What it cannot: **session-level state leaks** to other clients of
+    /// pgbouncer, at once and whatever this pool does: a plain `SET`, `set_config(.., false)`,
+    /// session advisory locks, `LISTEN`, temporary tables and SQL `PREPARE` stay on the
+    /// server session, which pgbouncer hands to the next client as soon as the statement
+    /// ends. Keep such state inside transactions (`SET LOCAL`, `pg_advisory_xact_lock`).
+    /// `tests/pgbouncer.rs` checks both sides.
     PoolerSafe,
 }
 
@@ -84,7 +92,7 @@ pub struct PgConfig {
     /// What the pool does with sessions. Default: [`Profile::Session`].
     pub profile: Profile,
     /// How a returned session is cleaned (ignored by [`Profile::PoolerSafe`]).
-    /// Default: [`ResetStrategy::DiscardAll`], which can leak nothing.
+    /// Default: [`ResetStrategy::Full`], pipelined, keeping the statement cache.
     pub reset: ResetStrategy,
     /// Most statements [`prepare_cached`](crate::PgConnection::prepare_cached) keeps per
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
@@ -130,12 +138,12 @@ fn default_pg() -> tokio_postgres::Config {
 }
 
 impl PgConfig {
-    /// Session profile, `DISCARD ALL` reset, a 256-statement cache.
+    /// Session profile, [`ResetStrategy::Full`] reset, a 256-statement cache.
     pub fn new(pg: tokio_postgres::Config) -> Self {
         Self {
             pg,
             profile: Profile::Session,
-            reset: ResetStrategy::DiscardAll,
+            reset: ResetStrategy::Full,
             statement_cache_capacity: 256,
             tls: TlsSettings::default(),
             pool: PoolSettings::default(),
@@ -302,8 +310,9 @@ impl PgConfig {
     fn set_pool_param(&mut self, key: &str, value: &str) -> Result<(), PgError> {
         match key {
             "pool_reset" => {
-                self.reset = ResetStrategy::from_param(value)
-                    .ok_or_else(|| PgError::config(key, "must be none, discard_all or clean"))?;
+                self.reset = ResetStrategy::from_param(value).ok_or_else(|| {
+                    PgError::config(key, "must be none, full, discard_all or clean")
+                })?;
             }
             "pool_profile" => match value {
                 "session" => self.profile = Profile::Session,

@@ -176,7 +176,7 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                 }
                 None => this.runtime.open(&this.config.pg, tls).await?,
             };
-            Ok(PgConnection::new(client, this.config))
+            Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))
         }
     }
 }

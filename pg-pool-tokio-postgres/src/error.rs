@@ -68,6 +68,13 @@ pub enum PgError {
     /// never rolled back and reused.
     #[error("connection returned inside a transaction; it will not be reused")]
     TransactionOpen,
+    /// The reset queued for this session when it was last returned (read ahead of this
+    /// call, whose statement went out behind it) failed: the call's statement may have run
+    /// on a session that was not clean. The session is destroyed on return. (The default
+    /// reset's first statement fails with `22012` division by zero when the session is,
+    /// against the wrapper's knowledge, inside a transaction block.)
+    #[error("the session's reset failed, so this call's result cannot be trusted: {}", DriverDisplay(.0))]
+    ResetFailed(#[source] tokio_postgres::Error),
     /// The connection broke earlier (closed, or a fatal server error was seen).
     #[error("connection is broken and cannot be used again")]
     Broken,
@@ -87,7 +94,7 @@ impl PgError {
     /// The server's error response behind this error, if the server sent one.
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
-            PgError::Driver(e) => e.as_db_error(),
+            PgError::Driver(e) | PgError::ResetFailed(e) => e.as_db_error(),
             _ => None,
         }
     }
@@ -107,7 +114,8 @@ impl PgError {
             PgError::Connect { .. }
             | PgError::Broken
             | PgError::TransactionOpen
-            | PgError::PasswordProvider { .. } => true,
+            | PgError::PasswordProvider { .. }
+            | PgError::ResetFailed(_) => true,
             PgError::Config { .. }
             | PgError::ConnInfo(_)
             | PgError::NamedStatementsDisabled { .. } => false,
@@ -129,9 +137,16 @@ pub(crate) fn is_fatal_driver_error(e: &tokio_postgres::Error) -> bool {
     }
     match e.as_db_error() {
         Some(db) => is_fatal_db_error(db),
-        // Db errors are per statement; I/O and protocol errors break the session. Errors
-        // made on the client side (serializing a parameter, reading a column) do not.
-        None => e.code().is_none() && e.source().is_some_and(|s| s.is::<io::Error>()),
+        // Db errors are per statement; I/O errors, a response that cannot be parsed and an
+        // unexpected message (the protocol is out of step) break the session. Errors made
+        // on the client side (serializing a parameter, reading a column, encoding a query
+        // with a NUL byte) do not. The driver exposes no kind for these, only messages.
+        None => {
+            let text = e.to_string();
+            (e.source().is_some_and(|s| s.is::<io::Error>())
+                && !text.starts_with("error encoding message"))
+                || text.starts_with("unexpected message from server")
+        }
     }
 }
 

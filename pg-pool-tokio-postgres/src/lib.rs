@@ -1,9 +1,11 @@
 //! [tokio-postgres](https://docs.rs/tokio-postgres) sessions for pg-pool, on tokio,
 //! async-std and smol.
 //!
-//! - [`PgConnection`]: a pooled `tokio_postgres::Client` that tracks whether its session
-//!   was used, may be inside a transaction, or saw a fatal error, with a per-connection
-//!   statement cache ([`PgConnection::prepare_cached`]).
+//! - [`PgConnection`]: a pooled `tokio_postgres::Client` (it dereferences to one, so
+//!   tokio-postgres code and `GenericClient` functions run on it) that tracks whether its
+//!   session was used, has a call in flight, may be inside a transaction, or saw a fatal
+//!   error, with a per-connection LRU statement cache ([`PgConnection::prepare_cached`]) that
+//!   survives the default reset; [`PgTransaction`], [`PgRowStream`].
 //! - [`PgConnector`]: opens sessions on the pool's runtime `R` ([`PgRuntime`]) and drives
 //!   each `Connection` future with `R::spawn`. On tokio it uses `Config::connect`; on smol
 //!   and async-std it dials with `async-net`, adapts the stream with `tokio-util`'s compat
@@ -24,12 +26,24 @@
 //!
 //! # When is a session reset?
 //!
-//! When it comes back after any use (a statement sent through any method). A session that
-//! was checked out and not used is provably unchanged and returns synchronously. SQL text
-//! cannot prove a session unchanged (`SELECT f()` may `SET` inside `f`), so the wrapper
-//! does not try. A session that may be inside a transaction is destroyed instead; so is one
-//! that saw a fatal error. The pooler-safe profile keeps no session state and has no reset
-//! round trip.
+//! When it comes back after any use (a statement sent through any method, or a deref to the
+//! raw [`tokio_postgres::Client`]). A session that was checked out and not used is provably
+//! unchanged and returns synchronously. SQL text cannot prove a session unchanged
+//! (`SELECT f()` may `SET` inside `f`), so the wrapper does not try.
+//!
+//! A session used only through [`PgConnection`]'s methods, every call read to its end and no
+//! transaction it cannot see the end of, gets the default [`ResetStrategy::Full`] pipelined:
+//! queued at checkin without waiting, it precedes the next user's first statement on the
+//! wire, and its outcome is read before that statement's result is handed back (a failure
+//! destroys the session). Anything else takes the checked path on a pool task within
+//! `checkin_timeout`: every earlier request is waited out (a server-side cancel is sent
+//! through the pool's runtime if that takes more than 50 ms), the transaction status is
+//! checked (a session inside a transaction is destroyed), then the reset runs. A session
+//! whose call was abandoned mid-way is thus never handed out with its exchange still in
+//! flight. Errors that prove a session dead (I/O, closed, protocol desync, `FATAL`, class
+//! `08`, `57P01`/`02`/`03`/`05`) destroy it on return. The pooler-safe profile keeps no
+//! session state and runs no reset (see [`Profile::PoolerSafe`] for what that cannot
+//! prevent).
 //!
 //! # Examples
 //!
@@ -39,7 +53,7 @@
 //! use pg_pool_tokio::Tokio;
 //! use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgPool};
 //!
-//! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop?pool_reset=clean")?;
+//! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop")?;
 //! let pool = PgPool::<Tokio>::builder(PgConnector::<Tokio>::current(config)?).build().await?;
 //! let conn = pool.get().await?;
 //! let statement = conn.prepare_cached("SELECT $1::int + 1").await?;
@@ -48,8 +62,10 @@
 //! # Ok(()) }
 //! ```
 
+mod cancel;
 #[cfg(feature = "tls")]
 mod channel_binding;
+mod checkin;
 mod config;
 mod connection;
 mod connector;
@@ -57,23 +73,31 @@ mod credentials;
 #[cfg(feature = "raw-connect")]
 mod dial;
 mod error;
+mod pipeline;
+mod prepared;
 mod raw_connect;
 mod reset;
+mod row_stream;
 mod runtime;
 mod session;
 mod sslmode;
+mod state;
 mod statement_cache;
 #[cfg(feature = "tls")]
 mod tls;
+mod tracker;
+mod transaction;
 
 pub use config::{PgConfig, Profile};
-pub use connection::{Params, PgConnection, PgTransaction, TypedParams};
+pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use credentials::PasswordProvider;
 pub use error::PgError;
 pub use pg_pool_conninfo;
 pub use raw_connect::{DialTarget, connect_raw};
-pub use reset::{CLEAN_SQL, ResetStrategy};
+pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
+pub use row_stream::PgRowStream;
 pub use runtime::PgRuntime;
 pub use sslmode::PgTls;
 pub use tokio_postgres;
+pub use transaction::{PgTransaction, PgTransactionBuilder};

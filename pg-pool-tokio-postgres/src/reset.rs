@@ -1,9 +1,32 @@
 //! How a returned session is brought back to a clean state.
 
+use crate::session::SqlFlags;
+
 /// SQL of [`ResetStrategy::Clean`]: everything `DISCARD ALL` does except
 /// `DEALLOCATE ALL`, so prepared statements (and the statement cache) survive.
 pub const CLEAN_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
      UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
+/// SQL of [`ResetStrategy::Full`]: everything `DISCARD ALL` does except `DEALLOCATE ALL`;
+/// SQL-level prepared statements are deallocated separately ([`DEALLOCATE_SQL_PREPARED`]).
+pub const FULL_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+     UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
+/// Deallocates the statements made with SQL `PREPARE` (`from_sql`), keeping those prepared
+/// through the protocol, which the statement cache holds.
+pub const DEALLOCATE_SQL_PREPARED: &str = "DO $pgpool$DECLARE s text; BEGIN \
+     FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP \
+     EXECUTE pg_catalog.format('DEALLOCATE %I', s); END LOOP; END$pgpool$";
+
+/// [`FULL_SQL`] behind the transaction check, which also releases the advisory locks.
+const PIPELINED_FULL_SQL: &str = "SELECT 1 / (pg_catalog.now() = \
+     pg_catalog.statement_timestamp())::int, pg_catalog.pg_advisory_unlock_all(); \
+     CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; DISCARD TEMP; \
+     DISCARD SEQUENCES";
+
+/// The transaction check alone, ahead of the statement-keeping clean sequence.
+const ASSERT_IDLE_SQL: &str =
+    "SELECT 1 / (pg_catalog.now() = pg_catalog.statement_timestamp())::int";
 
 /// A query that answers `t` outside a transaction block and `f` inside one (and fails in
 /// a failed one): outside a block every statement of a query message starts its own
@@ -15,7 +38,23 @@ pub(crate) const IDLE_CHECK_SQL: &str =
 ///
 /// Whatever the strategy, a session returned inside a transaction is destroyed, never
 /// reset: `DISCARD ALL` refuses to run in one, and the other strategies run a transaction
-/// check first (in the same round trip for [`ResetStrategy::Clean`]).
+/// check first (in the same message).
+///
+/// # When the reset runs, and what it costs
+///
+/// A session nobody sent a statement to is not reset. A session used only through
+/// [`PgConnection`](crate::PgConnection)'s own methods, outside any transaction it cannot
+/// see the end of, with every call read to its end, gets a **pipelined** reset
+/// ([`ResetStrategy::Full`], [`ResetStrategy::Clean`], [`ResetStrategy::DiscardAll`]): the
+/// reset is queued on the connection when it is returned, without waiting, and goes out
+/// ahead of the next user's first statement, in the same write; its outcome is read before
+/// that statement's result is handed back, and a failed reset fails that call
+/// ([`PgError::ResetFailed`](crate::PgError::ResetFailed)) and destroys the session. Any other
+/// used session (raw [`Client`](tokio_postgres::Client) access, a call dropped mid-way, SQL
+/// that may have opened a transaction, a [`ResetStrategy::Custom`] reset) takes the
+/// **checked** path on a pool task within `checkin_timeout`: wait for every earlier request
+/// to finish (sending a server-side cancel if that takes long), check the transaction status,
+/// then run the reset.
 ///
 /// # Examples
 ///
@@ -34,9 +73,21 @@ pub enum ResetStrategy {
     /// the transaction check runs, and only when the session may have opened one.
     None,
     /// `DISCARD ALL`: the session is as good as new, and its prepared statements are gone
-    /// (the statement cache is cleared). One round trip. The default: nothing can leak.
-    #[default]
+    /// (the statement cache is cleared, so `prepare_cached` prepares again after every use).
     DiscardAll,
+    /// The default: everything `DISCARD ALL` resets ([`FULL_SQL`]: cursors, session
+    /// authorization, every setting, `LISTEN`s, advisory locks, temporary tables, sequence
+    /// state) and SQL-level prepared statements ([`DEALLOCATE_SQL_PREPARED`], run when the
+    /// session sent SQL mentioning `PREPARE` or was reached raw), while the statements of the
+    /// statement cache survive, so [`prepare_cached`](crate::PgConnection::prepare_cached)
+    /// stays warm across users.
+    ///
+    /// One gap: a statement prepared with SQL `PREPARE` by *dynamic SQL inside a function*
+    /// (`EXECUTE 'PREPARE ...'` in PL/pgSQL), called through the wrapper's methods with SQL
+    /// that does not mention `PREPARE`, survives. Use [`ResetStrategy::DiscardAll`] if your
+    /// functions do that.
+    #[default]
+    Full,
     /// [`CLEAN_SQL`]: like `DISCARD ALL` but keeps prepared statements, so the statement
     /// cache stays warm. Statements prepared with SQL `PREPARE` survive too.
     Clean,
@@ -56,6 +107,7 @@ impl ResetStrategy {
         match self {
             ResetStrategy::None => None,
             ResetStrategy::DiscardAll => Some("DISCARD ALL"),
+            ResetStrategy::Full => Some(FULL_SQL),
             ResetStrategy::Clean => Some(CLEAN_SQL),
             ResetStrategy::Custom { sql, .. } => Some(sql),
         }
@@ -64,7 +116,7 @@ impl ResetStrategy {
     /// Whether the reset drops the session's prepared statements.
     pub fn discards_statements(&self) -> bool {
         match self {
-            ResetStrategy::None | ResetStrategy::Clean => false,
+            ResetStrategy::None | ResetStrategy::Clean | ResetStrategy::Full => false,
             ResetStrategy::DiscardAll => true,
             ResetStrategy::Custom {
                 discards_statements,
@@ -73,10 +125,40 @@ impl ResetStrategy {
         }
     }
 
-    /// Parses the `pool_reset` URL parameter: `none`, `discard_all`, `clean`.
+    /// The reset queued without waiting at checkin, when the wrapper saw everything the
+    /// session did (see the type's docs); `None` for strategies that are never pipelined.
+    pub(crate) fn pipelined_sql(&self, flags: SqlFlags) -> Option<String> {
+        match self {
+            ResetStrategy::None | ResetStrategy::Custom { .. } => None,
+            ResetStrategy::DiscardAll => Some("DISCARD ALL".into()),
+            ResetStrategy::Clean => Some(format!("{ASSERT_IDLE_SQL}; {CLEAN_SQL}")),
+            ResetStrategy::Full => {
+                let mut sql = PIPELINED_FULL_SQL.to_owned();
+                if flags.prepares {
+                    sql.push_str("; ");
+                    sql.push_str(DEALLOCATE_SQL_PREPARED);
+                }
+                Some(sql)
+            }
+        }
+    }
+
+    /// The reset run on the checked path, once the session is known idle.
+    pub(crate) fn checked_sql(&self, flags: SqlFlags) -> Option<String> {
+        match self {
+            ResetStrategy::None => None,
+            ResetStrategy::Full if flags.prepares => {
+                Some(format!("{FULL_SQL}; {DEALLOCATE_SQL_PREPARED}"))
+            }
+            other => other.sql().map(str::to_owned),
+        }
+    }
+
+    /// Parses the `pool_reset` URL parameter: `none`, `full`, `discard_all`, `clean`.
     pub(crate) fn from_param(value: &str) -> Option<Self> {
         match value {
             "none" => Some(ResetStrategy::None),
+            "full" => Some(ResetStrategy::Full),
             "discard_all" | "discard" => Some(ResetStrategy::DiscardAll),
             "clean" => Some(ResetStrategy::Clean),
             _ => None,

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use pg_pool_core::Runtime;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{CancelToken, Client, Config};
 
 use crate::error::PgError;
 use crate::sslmode::PgTls;
@@ -39,6 +39,25 @@ pub trait PgRuntime: Runtime {
         config: &Config,
         tls: &PgTls,
     ) -> impl Future<Output = Result<Client, PgError>> + Send;
+
+    /// Sends a server-side cancel (`CancelRequest`) for `token`'s session, opened with
+    /// `config`, dialling on this runtime: the pool cancels the query still running on a
+    /// session that came back with a call abandoned mid-way.
+    ///
+    /// The default dials with `async-net` (features `smol` or `async-std`) and otherwise
+    /// fails, in which case the session is waited for within `checkin_timeout`, then
+    /// destroyed. The tokio impl dials with tokio's TCP streams.
+    ///
+    /// # Errors
+    ///
+    /// No host could be reached.
+    fn cancel(
+        &self,
+        token: CancelToken,
+        config: &Config,
+    ) -> impl Future<Output = Result<(), PgError>> + Send {
+        crate::cancel::cancel_default(token, config.clone())
+    }
 }
 
 /// Spawns the driver's `Connection` future on `runtime`; it ends when the client is
@@ -83,6 +102,10 @@ impl PgRuntime for pg_pool_tokio::Tokio {
             },
             Attempt::Tls { .. } => open_tokio(self, config, tls, attempt).await,
         }
+    }
+
+    async fn cancel(&self, token: CancelToken, config: &Config) -> Result<(), PgError> {
+        crate::cancel::cancel_on_tokio(token, config.clone()).await
     }
 }
 

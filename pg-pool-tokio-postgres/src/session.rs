@@ -1,39 +1,89 @@
 //! What the wrapper can tell about a session from the SQL it sent.
+//!
+//! Only ever used to add work (a transaction check, deallocating SQL-level prepared
+//! statements), never to skip any: a word missed here costs safety only where the docs say
+//! so, a word matched by accident costs one round trip.
 
-/// Whether `sql` may open a transaction block (`BEGIN`, `START TRANSACTION`), so the
-/// transaction status at return is unknown and must be checked.
-///
-/// Errs on the safe side: `BEGIN` inside a `DO` block or a function body also counts, at
-/// the cost of one check round trip on return.
-pub(crate) fn may_open_transaction(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    let mut words = lower
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty());
-    let mut previous = "";
-    for word in words.by_ref() {
-        if word == "begin" || (previous == "start" && word == "transaction") {
-            return true;
-        }
-        previous = word;
+/// What a piece of SQL text may do to the session beyond what every reset undoes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SqlFlags {
+    /// It may open a transaction block (`BEGIN`, `START TRANSACTION`), so the transaction
+    /// status at return is unknown and must be checked.
+    pub(crate) opens_transaction: bool,
+    /// It may create SQL-level prepared statements (`PREPARE`), which the statement-keeping
+    /// resets must deallocate.
+    pub(crate) prepares: bool,
+}
+
+impl SqlFlags {
+    /// Both flags: nothing is known.
+    pub(crate) const UNKNOWN: SqlFlags = SqlFlags {
+        opens_transaction: true,
+        prepares: true,
+    };
+
+    /// Whether any flag is set.
+    #[cfg(test)]
+    pub(crate) fn any(self) -> bool {
+        self.opens_transaction || self.prepares
     }
-    false
+
+    /// The union of two sets of flags.
+    pub(crate) fn or(self, other: SqlFlags) -> SqlFlags {
+        SqlFlags {
+            opens_transaction: self.opens_transaction || other.opens_transaction,
+            prepares: self.prepares || other.prepares,
+        }
+    }
+}
+
+/// Classifies `sql` by its words (ASCII letters, digits, `_`), case-insensitively, without
+/// allocating. Errs on the safe side: `BEGIN` inside a `DO` block or a string also counts.
+pub(crate) fn classify(sql: &str) -> SqlFlags {
+    let mut flags = SqlFlags::default();
+    let mut previous_was_start = false;
+    for word in sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+    {
+        if word.eq_ignore_ascii_case("begin")
+            || (previous_was_start && word.eq_ignore_ascii_case("transaction"))
+        {
+            flags.opens_transaction = true;
+        }
+        if word.eq_ignore_ascii_case("prepare") {
+            flags.prepares = true;
+        }
+        previous_was_start = word.eq_ignore_ascii_case("start");
+    }
+    flags
 }
 
 #[cfg(test)]
 mod tests {
-    use super::may_open_transaction;
+    use super::classify;
+
+    fn opens(sql: &str) -> bool {
+        classify(sql).opens_transaction
+    }
 
     #[test]
     fn spots_transaction_starts() {
-        assert!(may_open_transaction("BEGIN"));
-        assert!(may_open_transaction(
-            "select 1; begin isolation level serializable"
-        ));
-        assert!(may_open_transaction("START   TRANSACTION READ ONLY"));
-        assert!(may_open_transaction("DO $$ BEGIN PERFORM 1; END $$"));
-        assert!(!may_open_transaction("SELECT begins FROM t"));
-        assert!(!may_open_transaction("INSERT INTO t VALUES (1)"));
-        assert!(!may_open_transaction("SELECT 'started'"));
+        assert!(opens("BEGIN"));
+        assert!(opens("select 1; begin isolation level serializable"));
+        assert!(opens("START   TRANSACTION READ ONLY"));
+        assert!(opens("DO $$ BEGIN PERFORM 1; END $$"));
+        assert!(!opens("SELECT begins FROM t"));
+        assert!(!opens("INSERT INTO t VALUES (1)"));
+        assert!(!opens("SELECT 'started'"));
+        assert!(!opens("SELECT 1"));
+    }
+
+    #[test]
+    fn spots_prepare() {
+        assert!(classify("PREPARE s AS SELECT 1").prepares);
+        assert!(classify("select 1; prepare x(int) as select $1").prepares);
+        assert!(!classify("SELECT prepared FROM t").prepares);
+        assert!(!classify("SELECT 1").any());
     }
 }

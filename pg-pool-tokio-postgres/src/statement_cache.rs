@@ -1,17 +1,35 @@
-//! A bounded per-connection cache of prepared statements, keyed by SQL text.
+//! A bounded per-connection cache of prepared statements, keyed by SQL text, least recently
+//! used evicted first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use tokio_postgres::Statement;
 
-/// Prepared statements by SQL text, dropping the oldest beyond `capacity` (a dropped
-/// `Statement` closes itself on the server).
+use crate::session::SqlFlags;
+
+/// One cached statement, with what its SQL may do and when it was last used.
+#[derive(Debug)]
+struct Entry {
+    statement: Statement,
+    flags: SqlFlags,
+    last_used: u64,
+}
+
+/// Prepared statements by SQL text, dropping the least recently used beyond `capacity` (a
+/// dropped `Statement` closes itself on the server).
+///
+/// Also remembers what the SQL of any statement prepared on this connection may do: a
+/// `Statement` does not tell its SQL, so running one by statement
+/// ([`PgConnection::query_prepared`](crate::PgConnection::query_prepared)) counts as running
+/// SQL with the union of the flags of every statement prepared on the session so far
+/// (usually none).
 #[derive(Debug, Default)]
 pub(crate) struct StatementCache {
     capacity: usize,
-    statements: HashMap<String, Statement>,
-    /// Insertion order, oldest first.
-    order: VecDeque<String>,
+    statements: HashMap<String, Entry>,
+    tick: u64,
+    /// The union of the flags of the statements prepared on this session.
+    prepared_flags: SqlFlags,
 }
 
 impl StatementCache {
@@ -22,27 +40,53 @@ impl StatementCache {
         }
     }
 
-    pub(crate) fn get(&self, sql: &str) -> Option<Statement> {
-        self.statements.get(sql).cloned()
+    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, SqlFlags)> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.statements.get_mut(sql).map(|entry| {
+            entry.last_used = tick;
+            (entry.statement.clone(), entry.flags)
+        })
     }
 
-    pub(crate) fn insert(&mut self, sql: &str, statement: Statement) {
+    pub(crate) fn insert(&mut self, sql: &str, statement: Statement, flags: SqlFlags) {
         if self.capacity == 0 || self.statements.contains_key(sql) {
             return;
         }
         while self.statements.len() >= self.capacity {
-            let Some(oldest) = self.order.pop_front() else {
+            let Some(oldest) = self
+                .statements
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
+            else {
                 break;
             };
             self.statements.remove(&oldest);
         }
-        self.order.push_back(sql.to_owned());
-        self.statements.insert(sql.to_owned(), statement);
+        self.tick += 1;
+        self.statements.insert(
+            sql.to_owned(),
+            Entry {
+                statement,
+                flags,
+                last_used: self.tick,
+            },
+        );
+    }
+
+    /// Remembers that a statement with `flags` was prepared on this session.
+    pub(crate) fn remember(&mut self, flags: SqlFlags) {
+        self.prepared_flags = self.prepared_flags.or(flags);
+    }
+
+    /// What running any statement prepared on this session may do.
+    pub(crate) fn prepared_flags(&self) -> SqlFlags {
+        self.prepared_flags
     }
 
     pub(crate) fn clear(&mut self) {
         self.statements.clear();
-        self.order.clear();
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -17,6 +17,11 @@ macro_rules! on_runtime {
                 failures::wrong_password_fails_at_once,
                 failures::blackhole_times_out,
                 drain::no_backend_remains,
+                in_flight::abandoned_query_is_cancelled,
+                in_flight::stalled_connection_not_handed_out,
+                in_flight::dead_session_destroyed_on_return,
+                in_flight::generic_client_code_runs,
+                in_flight::failed_pipelined_reset_destroys,
             );
         }
     };

@@ -239,6 +239,33 @@ async fn session_profile_leaks<R: PgRuntime>(tag: &'static str) {
             .unwrap();
     }
 
+    // The pooler-safe profile cannot stop a session-level SET from leaking either (its
+    // docs say so): another client sees it.
+    let seen = {
+        let conn = safe.get().await.unwrap();
+        conn.batch_execute("SET work_mem = '1235kB'").await.unwrap();
+        drop(conn);
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(show_work_mem().await);
+        }
+        seen
+    };
+    println!("[{tag}] another client's SHOW work_mem after a pooler-safe SET: {seen:?}");
+    assert!(
+        seen.iter().any(|v| v == "1235kB"),
+        "[{tag}] the documented leak did not happen: {seen:?}"
+    );
+    for _ in 0..4 {
+        observer
+            .get()
+            .await
+            .unwrap()
+            .batch_execute("RESET ALL")
+            .await
+            .unwrap();
+    }
+
     // The pooler-safe way: SET LOCAL inside a transaction, never seen by anyone else.
     {
         let mut conn = safe.get().await.unwrap();
@@ -300,4 +327,88 @@ fn tokio_session_profile_leaks_through_pgbouncer() {
 #[test]
 fn smol_session_profile_leaks_through_pgbouncer() {
     common::SmolRt::block_on(session_profile_leaks::<pg_pool_smol::Smol>("smol"));
+}
+
+/// Pooler-safe profile through pgbouncer: a query abandoned by its caller's timeout is
+/// cancelled (the cancel request goes through pgbouncer) and the connection is not handed
+/// out until its exchange has ended.
+async fn abandoned_query_through_bouncer<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let bouncer = bouncer(cluster).await;
+    let pg = bouncer_config(
+        &bouncer,
+        &format!("tp-bouncer-cancel-{tag}"),
+        Profile::PoolerSafe,
+    );
+    let mut config = pool_config(1);
+    config.test_on_checkout = false;
+    let pool = pool::<R>(pg, config).await;
+    let runtime = R::current().unwrap();
+    let marker = format!("tp-bouncer-cancel-{tag}");
+    let sql = format!("SELECT pg_sleep(30) /* {marker} */");
+    let conn = pool.get().await.unwrap();
+    let outcome = timeout(
+        &runtime,
+        Duration::from_millis(100),
+        conn.query_typed(&sql, &[]),
+    )
+    .await;
+    assert!(outcome.is_none(), "[{tag}] the sleep finished early?");
+    drop(conn);
+    let dropped = Instant::now();
+    let running = move || {
+        let q = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+        );
+        cluster.sql(&q).unwrap()
+    };
+    let mut still = String::new();
+    while dropped.elapsed() < Duration::from_secs(3) {
+        still = blocking(running.clone()).await;
+        if still == "0" {
+            break;
+        }
+        sleep::<R>(Duration::from_millis(20)).await;
+    }
+    let cancelled_after = dropped.elapsed();
+    println!(
+        "[{tag}] pgbouncer: abandoned pg_sleep(30) gone from the server after {cancelled_after:?}"
+    );
+    assert_eq!(
+        still,
+        "0",
+        "[{tag}] the abandoned query still runs; pgbouncer log: {}",
+        bouncer.log_tail(3000)
+    );
+    assert!(
+        cancelled_after < Duration::from_secs(1),
+        "[{tag}] {cancelled_after:?}"
+    );
+    let started = Instant::now();
+    let conn = match pool.get().await {
+        Ok(conn) => conn,
+        Err(e) => panic!("[{tag}] {e}; pgbouncer log: {}", bouncer.log_tail(3000)),
+    };
+    let rows = conn.query_typed("SELECT 1", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i32>(0), 1);
+    println!(
+        "[{tag}] pgbouncer: next checkout and query took {:?}",
+        started.elapsed()
+    );
+    drop(conn);
+    pool.drain().await;
+}
+
+#[test]
+fn tokio_abandoned_query_through_pgbouncer() {
+    common::TokioMt::block_on(abandoned_query_through_bouncer::<pg_pool_tokio::Tokio>(
+        "tokio_mt",
+    ));
+}
+
+#[test]
+fn smol_abandoned_query_through_pgbouncer() {
+    common::SmolRt::block_on(abandoned_query_through_bouncer::<pg_pool_smol::Smol>(
+        "smol",
+    ));
 }

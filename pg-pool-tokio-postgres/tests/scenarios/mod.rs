@@ -4,6 +4,7 @@
 
 pub(crate) mod drain;
 pub(crate) mod failures;
+pub(crate) mod in_flight;
 pub(crate) mod kill;
 pub(crate) mod restart;
 pub(crate) mod session;

@@ -29,18 +29,26 @@ const DIRTY_SQL: &str = "SET work_mem = '1234kB'; SET search_path = pg_catalog; 
 /// or failed) is destroyed under every strategy; an unused session is not reset at all.
 pub(crate) async fn state_never_leaks<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
-    for (strategy, keeps_statements) in [
-        (ResetStrategy::DiscardAll, false),
-        (ResetStrategy::Clean, true),
+    // (strategy, `None` for the default configuration untouched; whether the statement
+    // cache survives; whether SQL-level prepared statements survive)
+    for (strategy, keeps_cache, keeps_sql_prepared) in [
+        (None, true, false),
+        (Some(ResetStrategy::DiscardAll), false, false),
+        (Some(ResetStrategy::Clean), true, true),
     ] {
-        let app = format!("tp-session-{tag}-{}", keeps_statements as u8);
+        let app = format!(
+            "tp-session-{tag}-{}{}",
+            keeps_cache as u8, keeps_sql_prepared as u8
+        );
         let mut config = pool_config(1);
         config.test_on_checkout = false;
-        let pool = pool::<R>(
-            pg_config(cluster, None, &app).with_reset(strategy.clone()),
-            config,
-        )
-        .await;
+        let pg = match &strategy {
+            Some(strategy) => pg_config(cluster, None, &app).with_reset(strategy.clone()),
+            None => pg_config(cluster, None, &app),
+        };
+        let strategy = strategy.unwrap_or_default();
+        assert_eq!(pg.reset, strategy, "the default is {strategy:?}");
+        let pool = pool::<R>(pg, config).await;
 
         // 1. Settings, a temp table, a prepared statement, an advisory lock, LISTEN, and a
         //    statement in the cache.
@@ -64,7 +72,7 @@ pub(crate) async fn state_never_leaks<R: PgRuntime>(tag: &'static str) {
             );
             // The clean sequence keeps prepared statements by design, SQL-level ones too.
             let mut expected = CLEAN.map(str::to_owned);
-            if keeps_statements {
+            if keeps_sql_prepared {
                 expected[3] = "1".into();
             }
             assert_eq!(
@@ -72,10 +80,10 @@ pub(crate) async fn state_never_leaks<R: PgRuntime>(tag: &'static str) {
                 expected,
                 "{strategy:?}: session not clean"
             );
-            if keeps_statements {
+            if keeps_sql_prepared {
                 conn.batch_execute("DEALLOCATE leak_stmt").await.unwrap();
             }
-            if keeps_statements {
+            if keeps_cache {
                 assert_eq!(conn.cached_statements(), 1);
                 let again = conn.prepare_cached("SELECT $1::int4 * 2").await.unwrap();
                 let rows = conn.query_prepared(&again, &[&21i32]).await.unwrap();
@@ -215,6 +223,42 @@ pub(crate) async fn state_never_leaks<R: PgRuntime>(tag: &'static str) {
         pid,
         "None strategy: open transaction reused"
     );
+    drop(conn);
+    pool.drain().await;
+
+    // The default's documented gap: SQL `PREPARE` run by dynamic SQL inside a function,
+    // called with SQL that does not say `PREPARE`, survives the reset.
+    let app = format!("tp-session-{tag}-gap");
+    let mut config = pool_config(1);
+    config.test_on_checkout = false;
+    let pool = crate::common::pool::<R>(pg_config(cluster, None, &app), config).await;
+    let function = format!("tp_dynamic_prepare_{tag}");
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS void LANGUAGE plpgsql AS \
+             $f$BEGIN EXECUTE 'PREPARE gap_stmt AS SELECT 1'; END$f$"
+        ))
+        .await
+        .unwrap();
+    pool.get()
+        .await
+        .unwrap()
+        .query(&format!("SELECT {function}()"), &[])
+        .await
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    let survived = first_row(
+        &conn
+            .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE from_sql")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(survived, ["1"], "the documented gap of ResetStrategy::Full");
+    conn.batch_execute(&format!("DEALLOCATE ALL; DROP FUNCTION {function}()"))
+        .await
+        .unwrap();
     drop(conn);
     pool.drain().await;
 }

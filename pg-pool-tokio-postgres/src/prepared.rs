@@ -1,0 +1,171 @@
+//! [`PgConnection`]'s named statements (the statement cache) and streamed rows.
+
+use tokio_postgres::types::{BorrowToSql, Type};
+use tokio_postgres::{Row, Statement};
+
+use crate::connection::{Params, PgConnection};
+use crate::error::PgError;
+use crate::row_stream::PgRowStream;
+use crate::session::{SqlFlags, classify};
+
+impl PgConnection {
+    /// Runs `sql` as an unnamed statement with typed parameters and streams its rows. The
+    /// exchange counts as in flight until the stream has ended: dropping it early makes
+    /// the pool cancel and wait out the rest before reusing the session.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_typed_raw<P, I>(
+        &self,
+        sql: &str,
+        params: I,
+    ) -> Result<PgRowStream<'_>, PgError>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = (P, Type)>,
+    {
+        PgRowStream::start(
+            &self.state,
+            classify(sql),
+            self.raw_client().query_typed_raw(sql, params),
+        )
+        .await
+    }
+
+    /// Runs a prepared statement and streams its rows; see
+    /// [`query_typed_raw`](Self::query_typed_raw) for what dropping the stream early does.
+    ///
+    /// # Errors
+    ///
+    /// As [`query_prepared`](Self::query_prepared).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_raw<P, I>(
+        &self,
+        statement: &Statement,
+        params: I,
+    ) -> Result<PgRowStream<'_>, PgError>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let flags = self.state.cache().prepared_flags();
+        PgRowStream::start(
+            &self.state,
+            flags,
+            self.raw_client().query_raw(statement, params),
+        )
+        .await
+    }
+
+    /// Runs a prepared statement and returns its rows.
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query) (for a statement discarded by a `DISCARD ALL` reset:
+    /// `26000` prepared statement does not exist).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_prepared(
+        &self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, PgError> {
+        let flags = self.state.cache().prepared_flags();
+        self.state
+            .run(flags, false, self.raw_client().query(statement, params))
+            .await
+    }
+
+    /// Runs a prepared statement and returns the number of rows it affected.
+    ///
+    /// # Errors
+    ///
+    /// As [`query_prepared`](Self::query_prepared).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn execute_prepared(
+        &self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<u64, PgError> {
+        let flags = self.state.cache().prepared_flags();
+        self.state
+            .run(flags, false, self.raw_client().execute(statement, params))
+            .await
+    }
+
+    /// Prepares a named statement (not cached).
+    ///
+    /// # Errors
+    ///
+    /// As [`query`](Self::query); [`PgError::NamedStatementsDisabled`] under
+    /// [`Profile::PoolerSafe`](crate::Profile::PoolerSafe).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn prepare(&self, sql: &str) -> Result<Statement, PgError> {
+        self.named_allowed("prepare")?;
+        let statement = self
+            .state
+            .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
+            .await?;
+        self.state.cache().remember(classify(sql));
+        Ok(statement)
+    }
+
+    /// Returns the cached statement for `sql`, preparing and caching it on a miss.
+    ///
+    /// The cache belongs to this connection (statements live in one server session),
+    /// evicts the least recently used statement beyond its capacity, survives the default
+    /// [`ResetStrategy::Full`](crate::ResetStrategy::Full) and is cleared when a reset drops
+    /// the session's prepared statements
+    /// ([`ResetStrategy::discards_statements`](crate::ResetStrategy::discards_statements)),
+    /// so a cached statement is never stale.
+    ///
+    /// # Errors
+    ///
+    /// As [`prepare`](Self::prepare).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a statement is cached only once prepared.
+    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
+        self.named_allowed("prepare_cached")?;
+        if let Some((statement, _)) = self.state.cache().get(sql) {
+            return Ok(statement);
+        }
+        let statement = self
+            .state
+            .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
+            .await?;
+        let flags = classify(sql);
+        let mut cache = self.state.cache();
+        cache.remember(flags);
+        cache.insert(sql, statement.clone(), flags);
+        Ok(statement)
+    }
+
+    /// How many statements the cache holds.
+    pub fn cached_statements(&self) -> usize {
+        self.state.cache().len()
+    }
+
+    /// Empties the statement cache (closing the statements on the server).
+    pub fn clear_statement_cache(&self) {
+        self.state.cache().clear();
+    }
+}

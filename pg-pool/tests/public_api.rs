@@ -101,7 +101,7 @@ mod every_name_resolves {
 
     fn seed_example_compiles<T: Connect>(config: ConnPoolConfig, hooks: LifecycleHooks<T>) {
         #[cfg(feature = "tokio")]
-        let _ = pg_pool::ConnPool::<T>::new(config, hooks);
+        drop(pg_pool::ConnPool::<T>::new(config, hooks));
         #[cfg(not(feature = "tokio"))]
         let _ = (config, hooks);
     }

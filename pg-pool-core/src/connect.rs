@@ -90,7 +90,14 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
             let mut st = shared.lock();
             let error = shared.record_failure(&mut st, error, rejected, now, &mut fx);
             st.failures = st.failures.saturating_add(1);
-            st.backoff_until = Some(after(now, backoff(&shared.config, st.failures)));
+            // Right after a failover signal, retry at the base delay: the new primary
+            // may answer any moment now.
+            let failures = if st.failover_until.is_some_and(|until| now < until) {
+                1
+            } else {
+                st.failures
+            };
+            st.backoff_until = Some(after(now, backoff(&shared.config, failures)));
             if permanent {
                 // Every attempt with these settings would fail the same way: everyone
                 // queued now gets the error at once.
@@ -194,6 +201,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         st.counters.connect_time.record(now - started);
         st.failures = 0;
         st.backoff_until = None;
+        st.failover_until = None;
         st.last_error = None;
         let conn = Conn::new(
             raw,

@@ -19,7 +19,7 @@ use futures_lite::FutureExt;
 use std::time::Duration;
 use tracing::Instrument;
 
-use crate::clock::Instant;
+use crate::clock::{Instant, after};
 
 use event_listener::Event;
 
@@ -37,6 +37,11 @@ use crate::sweeper::{Nudge, SweeperState};
 use crate::sync::{Mutex, MutexGuard, lock};
 use crate::waiters::{Grant, Queue, Waiter};
 
+/// How long after a server change connects retry at the base backoff instead of growing
+/// it: long enough to cover a promotion (seconds to tens of seconds), after which ordinary
+/// backoff protects a server that stays down.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(30);
+
 pub(crate) type WaiterOf<T> = Waiter<T, <T as Poolable>::Error>;
 pub(crate) type PoolErrorOf<T> = PoolError<<T as Poolable>::Error>;
 
@@ -53,6 +58,10 @@ pub(crate) struct State<T: Poolable> {
     pub(crate) next_waiter: u64,
     /// Consecutive failed connects; reset by a successful one.
     pub(crate) failures: u32,
+    /// Until when connects retry at the base backoff, after a connection showed the server
+    /// changed: a failover's outage should not grow the backoff past the new primary's
+    /// arrival.
+    pub(crate) failover_until: Option<Instant>,
     pub(crate) backoff_until: Option<Instant>,
     pub(crate) backoff_timer_armed: bool,
     pub(crate) last_error: Option<Arc<ConnectError<T::Error>>>,
@@ -222,6 +231,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             runtime_gone: false,
             next_waiter: 0,
             failures: 0,
+            failover_until: None,
             backoff_until: None,
             backoff_timer_armed: false,
             last_error: None,
@@ -384,6 +394,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             // The server answered: whatever backoff an outage built up no longer applies.
             st.failures = 0;
             st.backoff_until = None;
+            st.failover_until = Some(after(Instant::now(), FAILOVER_WINDOW));
             self.generation()
         });
         tracing::warn!(

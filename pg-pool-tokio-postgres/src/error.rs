@@ -130,6 +130,43 @@ impl PgError {
     }
 }
 
+/// What a failed call says about the server, for `Poolable::server_changed`: it became a
+/// read-only standby (`25006` on a write), is shutting down or refusing connections
+/// (`57P01`, `57P02`, `57P03`), or the connection was lost (class `08`, closed, I/O).
+pub(crate) fn server_change(e: &tokio_postgres::Error) -> Option<&'static str> {
+    if e.is_closed() {
+        return Some("connection lost");
+    }
+    match e.as_db_error() {
+        Some(db) => match db.code().code() {
+            "25006" => Some("25006 read_only_sql_transaction"),
+            "57P01" => Some("57P01 admin_shutdown"),
+            "57P02" => Some("57P02 crash_shutdown"),
+            "57P03" => Some("57P03 cannot_connect_now"),
+            code if code.starts_with("08") => Some("08 connection_exception"),
+            _ => None,
+        },
+        None => e
+            .source()
+            .is_some_and(|s| s.is::<io::Error>())
+            .then_some("connection lost"),
+    }
+}
+
+/// Whether a failed connect fails the same way every time with these settings: wrong
+/// password or user, unknown database, no `pg_hba.conf` entry, insufficient privilege, or
+/// settings this driver cannot honour.
+pub(crate) fn is_permanent_connect_error(e: &PgError) -> bool {
+    match e {
+        PgError::Config { .. } | PgError::ConnInfo(_) => true,
+        PgError::Driver(e) => e.as_db_error().is_some_and(|db| {
+            let code = db.code().code();
+            code.starts_with("28") || matches!(code, "3D000" | "42501")
+        }),
+        _ => false,
+    }
+}
+
 /// Whether a driver error ends the session.
 pub(crate) fn is_fatal_driver_error(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {

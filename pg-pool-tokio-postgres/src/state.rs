@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::error::{PgError, is_fatal_driver_error};
+use crate::error::{PgError, is_fatal_driver_error, server_change};
 use crate::pipeline::{self, Pending};
 use crate::session::SqlFlags;
 use crate::statement_cache::StatementCache;
@@ -115,6 +115,9 @@ impl State {
         result.map_err(|e| {
             if is_fatal_driver_error(&e) {
                 self.tracker.mark_fatal();
+            }
+            if let Some(cause) = server_change(&e) {
+                self.tracker.note_server_change(cause);
             }
             PgError::Driver(e)
         })

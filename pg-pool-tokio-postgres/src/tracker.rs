@@ -22,6 +22,8 @@ pub(crate) struct Tracker {
     abandoned: AtomicBool,
     /// An error proved the session dead.
     fatal: AtomicBool,
+    /// What a failed call said about the server (`Poolable::server_changed`).
+    server_change: std::sync::Mutex<Option<&'static str>>,
     /// Calls begun and not yet dropped: more than zero at checkin only if one was leaked
     /// (`mem::forget` of a row stream), its exchange perhaps never to be read.
     in_flight: AtomicUsize,
@@ -87,6 +89,22 @@ impl Tracker {
     pub(crate) fn mark_raw(&self) {
         self.used.store(true, Ordering::Relaxed);
         self.raw.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes what a failed call said about the server.
+    pub(crate) fn note_server_change(&self, cause: &'static str) {
+        *self
+            .server_change
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cause);
+    }
+
+    /// What a failed call said about the server, if anything.
+    pub(crate) fn server_change(&self) -> Option<&'static str> {
+        *self
+            .server_change
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn mark_fatal(&self) {

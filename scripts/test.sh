@@ -3,15 +3,16 @@
 #
 #   bash scripts/test.sh
 #
-# Installs what the real-PostgreSQL tests need when it is missing (PostgreSQL server
-# binaries, psql, pgbouncer), then runs formatting, clippy, the whole test suite with doc
-# tests, the runtime-free check of pg-pool-core, and the shuttle models.
+# Installs what the real-server tests need when it is missing (PostgreSQL server binaries,
+# psql, pgbouncer, openssl, Prometheus), then runs formatting, clippy, the documentation
+# with warnings as errors, the whole test suite with doc tests, the runtime-free check of
+# pg-pool-core, the shuttle models, and packages every publishable crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "test dependencies (PostgreSQL, psql, pgbouncer)"
+step "test dependencies (PostgreSQL, psql, pgbouncer, openssl, Prometheus)"
 bash scripts/install-test-deps.sh
 
 step "cargo fmt --check"
@@ -27,10 +28,18 @@ if [ -n "$forbidden" ]; then
 fi
 echo "ok: no tokio, async-std, async-io, smol or async-executor in pg-pool-core's tree"
 
+step "cargo doc (workspace, all features, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
 step "cargo test (workspace, all features, unit + integration + doc tests)"
 cargo test --workspace --all-features
 
 step "shuttle models of the hand-off and accounting (cfg(shuttle))"
 RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle
+
+step "cargo package: every publishable crate packages and builds from its package"
+cargo package --workspace --allow-dirty \
+  --exclude pg-pool-bench --exclude pg-pool-examples \
+  --exclude pg-pool-conformance --exclude pg-pool-test-support
 
 step "all checks passed"

@@ -103,9 +103,10 @@ impl<T: Poolable, R: Runtime, C: Connector<T>> Builder<T, R, C> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Config`] for an invalid config, [`BuildError::NoRuntime`] when no
-    /// runtime was given and none is running, [`BuildError::Connect`] when one of the first
-    /// `min_idle` connections cannot be opened.
+    /// [`BuildError::Config`] for an invalid config, [`BuildError::Connector`] for connector
+    /// settings that cannot work, [`BuildError::NoRuntime`] when no runtime was given and
+    /// none is running, [`BuildError::Connect`] when one of the first `min_idle` connections
+    /// cannot be opened.
     ///
     /// # Cancel safety
     ///
@@ -128,7 +129,7 @@ impl<T: Poolable, R: Runtime, C: Connector<T>> Builder<T, R, C> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::Config`] or [`BuildError::NoRuntime`].
+    /// [`BuildError::Config`], [`BuildError::Connector`] or [`BuildError::NoRuntime`].
     pub fn build_lazy(self) -> Result<ConnPool<T, R>, BuildError<T::Error>> {
         let pool = self.create()?;
         pool.start();
@@ -141,6 +142,7 @@ impl<T: Poolable, R: Runtime, C: Connector<T>> Builder<T, R, C> {
             None => self.connector.pool_config().unwrap_or_default(),
         };
         config.validate()?;
+        self.connector.validate().map_err(BuildError::Connector)?;
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => R::current()?,

@@ -240,6 +240,8 @@ pub enum BuildError<E> {
     /// One of the first `min_idle` connections could not be opened: a bad address or
     /// password fails the build with its real error.
     Connect(Arc<ConnectError<E>>),
+    /// The connector refused its own settings ([`Connector::validate`](crate::Connector::validate)).
+    Connector(E),
 }
 
 impl<E> BuildError<E> {
@@ -253,6 +255,9 @@ impl<E> BuildError<E> {
 
     /// The driver's error behind this error, if a driver error caused it.
     pub fn driver_error(&self) -> Option<&E> {
+        if let BuildError::Connector(e) = self {
+            return Some(e);
+        }
         match self.connect_error()? {
             ConnectError::Driver(e) => Some(e),
             _ => None,
@@ -266,6 +271,7 @@ impl<E: fmt::Display> fmt::Display for BuildError<E> {
             BuildError::Config(e) => e.fmt(f),
             BuildError::NoRuntime(e) => e.fmt(f),
             BuildError::Connect(e) => write!(f, "opening the pool's first connections: {e}"),
+            BuildError::Connector(e) => write!(f, "the connector's settings cannot work: {e}"),
         }
     }
 }
@@ -276,6 +282,7 @@ impl<E: Error + 'static> Error for BuildError<E> {
             BuildError::Config(e) => Some(e),
             BuildError::NoRuntime(e) => Some(e),
             BuildError::Connect(e) => Some(&**e),
+            BuildError::Connector(e) => Some(e),
         }
     }
 }

@@ -177,6 +177,19 @@ pub trait Connector<T: Poolable>: Send + Sync + 'static {
     fn pool_config(&self) -> Option<crate::ConnPoolConfig> {
         None
     }
+
+    /// Checks the connector's own settings before a pool is built on it, so that settings
+    /// that can never work (a TLS file that does not exist, a NUL byte in a startup value)
+    /// fail the build rather than every connect. Called once by
+    /// [`ConnPool::builder`](crate::ConnPool::builder). Default: `Ok(())`.
+    ///
+    /// # Errors
+    ///
+    /// The driver's error naming the setting; the build fails with
+    /// [`BuildError::Connector`](crate::BuildError::Connector).
+    fn validate(&self) -> Result<(), T::Error> {
+        Ok(())
+    }
 }
 
 impl<T, F, Fut> Connector<T> for F

@@ -161,6 +161,12 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
         Some(self.config.pool_config())
     }
 
+    /// [`PgConfig::validate`] and the TLS settings ([`PgConnector::tls`]).
+    fn validate(&self) -> Result<(), PgError> {
+        self.config.validate()?;
+        self.tls().map(drop)
+    }
+
     fn connect(&self) -> impl Future<Output = Result<PgConnection, PgError>> + Send {
         let this = self.clone();
         async move {

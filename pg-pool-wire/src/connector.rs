@@ -134,6 +134,12 @@ impl Connector<WirePoolable> for WireConnector {
         Some(self.config().pool_config())
     }
 
+    /// [`WireConfig::validate`] and the TLS settings ([`WireConnector::tls`]).
+    fn validate(&self) -> Result<(), WireError> {
+        self.config().validate()?;
+        self.tls().map(drop)
+    }
+
     fn connect(&self) -> impl Future<Output = Result<WirePoolable, WireError>> + Send {
         let this = self.clone();
         async move { Ok(WirePoolable::new(this.open().await?)) }
@@ -144,6 +150,12 @@ impl Connector<AsyncWirePoolable> for WireConnector {
     /// [`WireConfig::pool_config`]: the sizes, timeouts and name the URL asks for.
     fn pool_config(&self) -> Option<ConnPoolConfig> {
         Some(self.config().pool_config())
+    }
+
+    /// [`WireConfig::validate`] and the TLS settings ([`WireConnector::tls`]).
+    fn validate(&self) -> Result<(), WireError> {
+        self.config().validate()?;
+        self.tls().map(drop)
     }
 
     fn connect(&self) -> impl Future<Output = Result<AsyncWirePoolable, WireError>> + Send {

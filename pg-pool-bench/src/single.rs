@@ -6,7 +6,7 @@ use futures_lite::future;
 use serde::Serialize;
 
 use crate::contestant::{Contestant, PoolKind};
-use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// Reads a process-wide allocation counter (allocations plus reallocations so far).
 pub type AllocCounter = fn() -> u64;
@@ -86,6 +86,7 @@ pub fn single_task(
 ) -> SingleStats {
     match pool {
         PoolKind::PgPool => on_tokio::<PgPool<pg_pool_tokio::Tokio>>(max_size, counter, quick),
+        PoolKind::PgPoolDefaults => on_tokio::<PgPoolDefaults>(max_size, counter, quick),
         PoolKind::Deadpool => on_tokio::<Deadpool>(max_size, counter, quick),
         PoolKind::Bb8 => on_tokio::<Bb8>(max_size, counter, quick),
         PoolKind::Mobc => on_tokio::<Mobc>(max_size, counter, quick),
@@ -97,4 +98,89 @@ pub fn single_task(
             PgPool<pg_pool_async_std::AsyncStd>,
         >(max_size, counter, quick)),
     }
+}
+
+/// One pool's single-task figures in the plain comparison.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PlainSingle {
+    /// The pool.
+    pub pool: PoolKind,
+    /// Median over repetitions of the nanoseconds per cycle.
+    pub ns_per_cycle: f64,
+    /// Median over repetitions of (this pool's ns per cycle / deadpool's) in the same
+    /// repetition.
+    pub ratio_to_deadpool: Option<f64>,
+    /// Instructions per cycle under callgrind, when valgrind is installed.
+    pub instructions_per_cycle: Option<f64>,
+}
+
+/// Measures every pool of `pools` (which must include deadpool for the ratio) with one task,
+/// `reps` times with the order rotated by one place per repetition; `instructions` gives
+/// each pool's instructions per cycle (or `None`).
+pub fn plain_single(
+    pools: &[PoolKind],
+    reps: usize,
+    quick: bool,
+    instructions: impl Fn(PoolKind) -> Option<f64>,
+) -> Vec<PlainSingle> {
+    let mut ns = vec![vec![f64::NAN; reps]; pools.len()];
+    for rep in 0..reps {
+        for offset in 0..pools.len() {
+            let index = (rep + offset) % pools.len();
+            ns[index][rep] = single_task(pools[index], 4, None, quick).ns_per_cycle;
+        }
+    }
+    let deadpool = pools.iter().position(|&p| p == PoolKind::Deadpool);
+    pools
+        .iter()
+        .enumerate()
+        .map(|(index, &pool)| PlainSingle {
+            pool,
+            ns_per_cycle: crate::stats::median(&mut ns[index].clone()),
+            ratio_to_deadpool: deadpool.map(|d| {
+                let mut ratios: Vec<f64> = (0..reps).map(|r| ns[index][r] / ns[d][r]).collect();
+                crate::stats::median(&mut ratios)
+            }),
+            instructions_per_cycle: instructions(pool),
+        })
+        .collect()
+}
+
+/// Runs `n` single-task cycles of `pool` (tokio pools: on a current-thread runtime) and
+/// nothing else: the body of `pg-pool-bench --cycles`, run under callgrind to count
+/// instructions per cycle. The pool is built first; the cycles then run inside
+/// [`measured_cycles`], which callgrind's `--toggle-collect` can single out.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio.
+pub fn cycles_only(pool: PoolKind, n: u64) {
+    fn go<P: Contestant>(n: u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime builds");
+        let pool = rt.block_on(P::build(4));
+        // One cycle outside the measurement, so that lazy set-up (clock calibration) is not
+        // counted.
+        rt.block_on(cycles(&pool, 1));
+        measured_cycles(&rt, &pool, n);
+    }
+    match pool {
+        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(n),
+        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
+        PoolKind::Deadpool => go::<Deadpool>(n),
+        PoolKind::Bb8 => go::<Bb8>(n),
+        PoolKind::Mobc => go::<Mobc>(n),
+        PoolKind::Qp => go::<Qp>(n),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("--cycles runs tokio pools only")
+        }
+    }
+}
+
+/// `n` cycles of `pool` on `rt`; never inlined, so that its name marks the measured part.
+#[inline(never)]
+pub fn measured_cycles<P: BenchPool>(rt: &tokio::runtime::Runtime, pool: &P, n: u64) {
+    rt.block_on(cycles(pool, n));
 }

@@ -8,7 +8,7 @@ use pg_pool_smol::Smol;
 use pg_pool_tokio::Tokio;
 use serde::Serialize;
 
-use crate::noop::{self, Bb8, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
+use crate::noop::{self, Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// A pool that can be built inside the runtime it is measured on.
 pub trait Contestant: BenchPool + Sized {
@@ -56,6 +56,12 @@ impl Contestant for Bb8 {
     }
 }
 
+impl Contestant for Bb8Defaults {
+    async fn build(max_size: usize) -> Self {
+        Bb8Defaults::new(max_size)
+    }
+}
+
 impl Contestant for Mobc {
     async fn build(max_size: usize) -> Self {
         Mobc::new(max_size)
@@ -78,8 +84,10 @@ pub enum PoolKind {
     PgPoolDefaults,
     /// deadpool 0.13 (managed).
     Deadpool,
-    /// bb8 0.9.
+    /// bb8 0.9, `test_on_check_out(false)`, no lifetime or idle timeout.
     Bb8,
+    /// bb8 0.9 at its defaults except the size.
+    Bb8Defaults,
     /// mobc 0.9.
     Mobc,
     /// qp 0.2.
@@ -106,7 +114,7 @@ impl PoolKind {
         Self::PgPoolDefaults,
         Self::PgPool,
         Self::Deadpool,
-        Self::Bb8,
+        Self::Bb8Defaults,
         Self::Mobc,
         Self::Qp,
     ];
@@ -128,7 +136,8 @@ impl PoolKind {
             Self::PgPool => "pg-pool (trimmed)",
             Self::PgPoolDefaults => "pg-pool (defaults)",
             Self::Deadpool => "deadpool",
-            Self::Bb8 => "bb8",
+            Self::Bb8 => "bb8 (trimmed)",
+            Self::Bb8Defaults => "bb8 (defaults)",
             Self::Mobc => "mobc",
             Self::Qp => "qp",
             Self::PgPoolSmol => "pg-pool (smol)",
@@ -143,12 +152,14 @@ impl PoolKind {
 
     /// Parses [`PoolKind::name`] (`pg-pool` alone means the trimmed config).
     pub fn from_name(name: &str) -> Option<Self> {
-        if name == "pg-pool" {
-            return Some(Self::PgPool);
+        match name {
+            "pg-pool" => return Some(Self::PgPool),
+            "bb8" => return Some(Self::Bb8),
+            _ => {}
         }
         Self::ALL
             .into_iter()
-            .chain([Self::PgPoolDefaults])
+            .chain([Self::PgPoolDefaults, Self::Bb8Defaults])
             .find(|kind| kind.name() == name)
     }
 }

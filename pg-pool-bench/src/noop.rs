@@ -217,6 +217,30 @@ impl BenchPool for Bb8 {
     }
 }
 
+/// bb8 at its defaults except the size (test on check-out, which calls the no-op
+/// `is_valid`; 30 s connection timeout; lifetime and idle timeout).
+#[derive(Debug)]
+pub struct Bb8Defaults(pub bb8::Pool<Bb8Manager>);
+
+impl Bb8Defaults {
+    /// A bb8 pool of `max_size` no-op connections, builder defaults otherwise.
+    pub fn new(max_size: usize) -> Self {
+        Self(
+            bb8::Pool::builder()
+                .max_size(u32::try_from(max_size).unwrap_or(u32::MAX))
+                .build_unchecked(Bb8Manager),
+        )
+    }
+}
+
+impl BenchPool for Bb8Defaults {
+    type Guard<'a> = bb8::PooledConnection<'a, Bb8Manager>;
+
+    async fn checkout(&self) -> Option<Self::Guard<'_>> {
+        self.0.get().await.ok()
+    }
+}
+
 /// mobc's manager: connecting returns at once, the health check does nothing.
 #[derive(Debug)]
 pub struct MobcManager;

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::contestant::{Contestant, PoolKind};
-use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
+use crate::noop::{Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// How a task yields while holding its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -78,6 +78,9 @@ pub struct PlainStats {
     pub least: u64,
     /// Tasks that completed no cycle in the window.
     pub starved: usize,
+    /// Share of checkouts that waited 1 µs or more (had to queue, or found the pool's
+    /// lock taken).
+    pub queued: f64,
 }
 
 impl PlainStats {
@@ -221,6 +224,7 @@ pub fn run(spec: PlainSpec, stall_after: Duration) -> PlainOutcome {
         PoolKind::PgPoolDefaults => host::<PgPoolDefaults>(spec, host_phase, tx),
         PoolKind::Deadpool => host::<Deadpool>(spec, host_phase, tx),
         PoolKind::Bb8 => host::<Bb8>(spec, host_phase, tx),
+        PoolKind::Bb8Defaults => host::<Bb8Defaults>(spec, host_phase, tx),
         PoolKind::Mobc => host::<Mobc>(spec, host_phase, tx),
         PoolKind::Qp => host::<Qp>(spec, host_phase, tx),
         PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
@@ -269,5 +273,10 @@ fn summarise(stats: &[TaskStats], elapsed: Duration) -> PlainStats {
         most,
         least: if stats.is_empty() { 0 } else { least },
         starved,
+        queued: if wait.is_empty() {
+            0.0
+        } else {
+            1.0 - wait.count_between(0, 999) as f64 / wait.len() as f64
+        },
     }
 }

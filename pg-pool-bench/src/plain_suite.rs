@@ -69,11 +69,12 @@ pub struct PlainResult {
     pub ratio_of_medians: Option<f64>,
 }
 
-/// The plain cells and the factor cells for a full or `--quick` run.
-pub fn plan(quick: bool) -> Vec<PlainCell> {
+/// The plain cells (`reps` repetitions) and the factor cells (`factor_reps`) for a full or
+/// `--quick` run (one repetition each).
+pub fn plan(quick: bool, reps: usize, factor_reps: usize) -> Vec<PlainCell> {
     let (warm, measure) = (Duration::from_millis(100), Duration::from_millis(500));
     let (short_warm, short_measure) = (Duration::from_millis(40), Duration::from_millis(200));
-    let reps = if quick { 1 } else { 3 };
+    let (reps, factor_reps) = if quick { (1, 1) } else { (reps, factor_reps) };
     let (sizes, tasks, factor_tasks): (&[usize], &[usize], &[usize]) = if quick {
         (&[4], &[64, 1024], &[256])
     } else {
@@ -129,7 +130,7 @@ pub fn plan(quick: bool) -> Vec<PlainCell> {
                 clock,
                 warm: short_warm,
                 measure: short_measure,
-                reps,
+                reps: factor_reps,
                 pools: vec![PoolKind::PgPool, PoolKind::PgPoolDefaults, PoolKind::Deadpool],
             });
         }
@@ -252,5 +253,6 @@ fn median_stats(runs: &[Option<PlainOutcome>]) -> Option<PlainStats> {
         most: field(|s| s.most as f64) as u64,
         least: field(|s| s.least as f64) as u64,
         starved: field(|s| s.starved as f64) as usize,
+        queued: field(|s| s.queued),
     })
 }

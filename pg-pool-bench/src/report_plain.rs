@@ -29,7 +29,7 @@ pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
     out.push_str("## Workload A, plain harness: pg-pool at its defaults and trimmed\n\n");
     let _ = writeln!(
         out,
-        "Built like an application's own harness: each task loops {{ `t0 = std::time::Instant::now()`; `get().await`; record `t0.elapsed()` in its own HdrHistogram (2 significant figures); touch the connection; `tokio::task::yield_now().await` while holding it; drop }}, checking a stop flag once per loop; a fresh pool and a fresh 2-worker tokio runtime per run, {} ms warm-up, {} ms measured, {} repetitions with the pools interleaved and their order rotated by one place per repetition. `× deadpool` is the median of the per-repetition ratios. Every pool at its defaults except the size and what the no-op manager does (nothing), except `pg-pool (trimmed)`: `test_on_checkout = false`, no idle timeout, no lifetime (the original grid's config). Most/least: cycles completed by the busiest and the idlest task (median run); starved: tasks that completed no cycle in the window.\n",
+        "Built like an application's own harness: each task loops {{ `t0 = std::time::Instant::now()`; `get().await`; record `t0.elapsed()` in its own HdrHistogram (2 significant figures); touch the connection; `tokio::task::yield_now().await` while holding it; drop }}, checking a stop flag once per loop; a fresh pool and a fresh 2-worker tokio runtime per run, {} ms warm-up, {} ms measured, {} repetitions with the pools interleaved and their order rotated by one place per repetition. `× deadpool` is the median of the per-repetition ratios. Every pool at its defaults except the size and what the no-op manager does (nothing), except `pg-pool (trimmed)`: `test_on_checkout = false`, no idle timeout, no lifetime (the original grid's config). Most/least: cycles completed by the busiest and the idlest task (median run); starved: tasks that completed no cycle in the window; queued: share of checkouts that waited 1 µs or more. `bb8 (defaults)` tests on check-out (the no-op `is_valid`); mobc keeps `max_idle = max_open` (its size); qp checks out with `acquire_unchecked`. A STALLED pool left tasks that had not finished 4 s after the stop flag was set (stuck in `get`).\n",
         first.cell.warm.as_millis(),
         first.cell.measure.as_millis(),
         first.cell.reps
@@ -39,7 +39,7 @@ pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
     sizes.dedup();
     for size in sizes {
         let _ = writeln!(out, "### pool of {size}, hold across one `tokio::task::yield_now()`\n");
-        out.push_str("| tasks | pool | cycles/s | × deadpool | wait p50 | wait p99 | wait max | most / least per task | starved tasks |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("| tasks | pool | cycles/s | × deadpool | wait p50 | wait p99 | wait max | most / least per task | starved tasks | queued |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in rows.iter().filter(|r| r.cell.max_size == size) {
             let _ = write!(out, "| {} | {} |", r.cell.tasks, r.pool.name());
             match (&r.median, r.stalled) {
@@ -47,7 +47,7 @@ pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
                     let done = r.runs.iter().filter(|o| o.done().is_some()).count();
                     let _ = writeln!(
                         out,
-                        " **STALLED** ({done} of {} runs finished) | | | | | | |",
+                        " **STALLED** ({done} of {} runs finished) | | | | | | | |",
                         r.cell.reps
                     );
                 }
@@ -60,16 +60,17 @@ pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
                     };
                     let _ = writeln!(
                         out,
-                        " {} | {} | {} | {} | {} | {fair} | {} |",
+                        " {} | {} | {} | {} | {} | {fair} | {} | {:.0}% |",
                         human(m.cycles_per_sec),
                         ratio(r.ratio_to_deadpool),
                         us(m.wait_p50_ns),
                         us(m.wait_p99_ns),
                         us(m.wait_max_ns),
-                        m.starved
+                        m.starved,
+                        m.queued * 100.0
                     );
                 }
-                (None, false) => out.push_str(" – | | | | | | |\n"),
+                (None, false) => out.push_str(" – | | | | | | | |\n"),
             }
         }
         out.push('\n');
@@ -87,7 +88,8 @@ pub fn factor_table(out: &mut String, results: &[PlainResult]) {
     }
     out.push_str("## Why the original grid and a plain harness disagree (pool of 4, 2 tokio workers)\n\n");
     out.push_str("The same three pools measured with one factor of the task loop changed at a time, each cell with its own rotated, interleaved repetitions. `median ratio` is the median of per-repetition ratios; `ratio of medians` is the original grid's method (median throughput over deadpool's median throughput). The last row of each group is the plain cell itself (tokio `yield_now`, `std::time::Instant`, 100 + 500 ms).\n\n");
-    out.push_str("| tasks | task loop | deadpool cycles/s | trimmed × deadpool (median ratio) | trimmed (ratio of medians) | defaults × deadpool (median ratio) | defaults (ratio of medians) |\n|---:|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("`queued` is the share of checkouts that waited 1 µs or more, for deadpool / pg-pool trimmed / pg-pool defaults: with futures-lite's `yield_now` a holder is re-polled at once from tokio's LIFO slot and gives its connection back before any other task runs, so few checkouts ever queue and the cell measures the uncontended fast path, not hand-offs to waiters.\n\n");
+    out.push_str("| tasks | task loop | deadpool cycles/s | trimmed × deadpool (median ratio) | trimmed (ratio of medians) | defaults × deadpool (median ratio) | defaults (ratio of medians) | queued |\n|---:|---|---:|---:|---:|---:|---:|---:|\n");
     let mut tasks: Vec<usize> = rows.iter().map(|r| r.cell.tasks).collect();
     tasks.sort_unstable();
     tasks.dedup();
@@ -124,13 +126,20 @@ pub fn factor_table(out: &mut String, results: &[PlainResult]) {
                 .map_or("–".into(), |m| human(m.cycles_per_sec));
             let trimmed = find(PoolKind::PgPool);
             let defaults = find(PoolKind::PgPoolDefaults);
+            let queued = |r: Option<&&PlainResult>| {
+                r.and_then(|r| r.median)
+                    .map_or("–".into(), |m| format!("{:.0}%", m.queued * 100.0))
+            };
             let _ = writeln!(
                 out,
-                "| {n} | {variant} | {dp} | {} | {} | {} | {} |",
+                "| {n} | {variant} | {dp} | {} | {} | {} | {} | {} / {} / {} |",
                 ratio(trimmed.and_then(|r| r.ratio_to_deadpool)),
                 ratio(trimmed.and_then(|r| r.ratio_of_medians)),
                 ratio(defaults.and_then(|r| r.ratio_to_deadpool)),
                 ratio(defaults.and_then(|r| r.ratio_of_medians)),
+                queued(find(PoolKind::Deadpool)),
+                queued(trimmed),
+                queued(defaults),
             );
         }
     }
@@ -143,8 +152,8 @@ pub fn single_table(out: &mut String, single: &[PlainSingle]) {
         return;
     }
     out.push_str("## Single task, uncontended: pg-pool at its defaults and trimmed\n\n");
-    out.push_str("One task checks out, touches and returns a no-op connection in a tight loop on a current-thread tokio runtime (pool of 4, nothing timed per checkout). Each repetition builds a fresh pool for every pool in rotated order and times a fixed number of cycles (median of 7 batches); `× deadpool` is the median of per-repetition ratios. Instructions per cycle are counted by `valgrind --tool=callgrind` (difference between two cycle counts, so set-up is excluded), which does not depend on the machine's load.\n\n");
-    out.push_str("| pool | ns per cycle | × deadpool | instructions per cycle | instructions × deadpool |\n|---|---:|---:|---:|---:|\n");
+    out.push_str("One task checks out, touches and returns a no-op connection on a current-thread tokio runtime, pool of 4. Tight loop: nothing else. Timed loop: as an application's harness would, each checkout timed with `std::time::Instant` and recorded in an HdrHistogram; this adds the same few tens of nanoseconds to every pool, so the ratio moves towards 1 while the difference in nanoseconds stays. Each repetition builds a fresh pool for every pool in rotated order and times a fixed number of cycles (median of 7 batches); `× deadpool` is the median of per-repetition ratios. Instructions per cycle (tight loop) are counted by `valgrind --tool=callgrind` inside the cycle loop only (difference between two cycle counts), which does not depend on the machine's load.\n\n");
+    out.push_str("| pool | tight: ns per cycle | tight: × deadpool | timed: ns per cycle | timed: × deadpool | instructions per cycle | instructions × deadpool |\n|---|---:|---:|---:|---:|---:|---:|\n");
     let dp_instr = single
         .iter()
         .find(|s| s.pool == PoolKind::Deadpool)
@@ -152,10 +161,12 @@ pub fn single_table(out: &mut String, single: &[PlainSingle]) {
     for s in single {
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {} | {} | {} |",
+            "| {} | {:.1} | {} | {:.1} | {} | {} | {} |",
             s.pool.name(),
             s.ns_per_cycle,
             ratio(s.ratio_to_deadpool),
+            s.timed_ns_per_cycle,
+            ratio(s.timed_ratio_to_deadpool),
             s.instructions_per_cycle
                 .map_or("–".into(), |i| format!("{i:.0}")),
             match (s.instructions_per_cycle, dp_instr) {

@@ -6,7 +6,7 @@ use futures_lite::future;
 use serde::Serialize;
 
 use crate::contestant::{Contestant, PoolKind};
-use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
+use crate::noop::{Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// Reads a process-wide allocation counter (allocations plus reallocations so far).
 pub type AllocCounter = fn() -> u64;
@@ -33,18 +33,53 @@ async fn cycles<P: BenchPool>(pool: &P, n: u64) {
     }
 }
 
+/// The same cycle timed the way an application's harness would: `std::time::Instant` around
+/// each checkout, the wait recorded in an HdrHistogram (2 significant figures).
+async fn cycles_timed<P: BenchPool>(pool: &P, n: u64, wait: &mut hdrhistogram::Histogram<u64>) {
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let guard = pool.checkout().await.expect("a no-op checkout succeeds");
+        wait.saturating_record(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        std::hint::black_box(guard.touched);
+        drop(guard);
+    }
+}
+
+async fn run_cycles<P: BenchPool>(
+    pool: &P,
+    n: u64,
+    wait: Option<&mut hdrhistogram::Histogram<u64>>,
+) {
+    match wait {
+        Some(wait) => cycles_timed(pool, n, wait).await,
+        None => cycles(pool, n).await,
+    }
+}
+
 async fn measure<P: Contestant>(
     max_size: usize,
     counter: Option<AllocCounter>,
     quick: bool,
 ) -> SingleStats {
+    measure_loop::<P>(max_size, counter, quick, false).await
+}
+
+async fn measure_loop<P: Contestant>(
+    max_size: usize,
+    counter: Option<AllocCounter>,
+    quick: bool,
+    timed: bool,
+) -> SingleStats {
     let pool = P::build(max_size).await;
     let scale = if quick { 10 } else { 1 };
-    cycles(&pool, WARM / scale).await;
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
+        .expect("valid histogram bounds");
+    let mut wait = timed.then_some(&mut hist);
+    run_cycles(&pool, WARM / scale, wait.as_deref_mut()).await;
     let mut samples: Vec<f64> = Vec::with_capacity(REPS);
     for _ in 0..if quick { 3 } else { REPS } {
         let started = Instant::now();
-        cycles(&pool, CYCLES / scale).await;
+        run_cycles(&pool, CYCLES / scale, wait.as_deref_mut()).await;
         samples.push(started.elapsed().as_nanos() as f64 / (CYCLES / scale) as f64);
     }
     let allocs_per_cycle = match counter {
@@ -89,6 +124,7 @@ pub fn single_task(
         PoolKind::PgPoolDefaults => on_tokio::<PgPoolDefaults>(max_size, counter, quick),
         PoolKind::Deadpool => on_tokio::<Deadpool>(max_size, counter, quick),
         PoolKind::Bb8 => on_tokio::<Bb8>(max_size, counter, quick),
+        PoolKind::Bb8Defaults => on_tokio::<Bb8Defaults>(max_size, counter, quick),
         PoolKind::Mobc => on_tokio::<Mobc>(max_size, counter, quick),
         PoolKind::Qp => on_tokio::<Qp>(max_size, counter, quick),
         PoolKind::PgPoolSmol => future::block_on(measure::<PgPool<pg_pool_smol::Smol>>(
@@ -112,6 +148,40 @@ pub struct PlainSingle {
     pub ratio_to_deadpool: Option<f64>,
     /// Instructions per cycle under callgrind, when valgrind is installed.
     pub instructions_per_cycle: Option<f64>,
+    /// Median nanoseconds per cycle with each checkout timed by `std::time::Instant` and
+    /// recorded in an HdrHistogram.
+    pub timed_ns_per_cycle: f64,
+    /// The timed loop's median of per-repetition ratios to deadpool.
+    pub timed_ratio_to_deadpool: Option<f64>,
+}
+
+/// One task, the timed loop (see [`PlainSingle::timed_ns_per_cycle`]), on a current-thread
+/// tokio runtime, pool of 4.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio.
+pub fn single_task_timed(pool: PoolKind, quick: bool) -> f64 {
+    fn go<P: Contestant>(quick: bool) -> f64 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime builds")
+            .block_on(measure_loop::<P>(4, None, quick, true))
+            .ns_per_cycle
+    }
+    match pool {
+        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(quick),
+        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(quick),
+        PoolKind::Deadpool => go::<Deadpool>(quick),
+        PoolKind::Bb8 => go::<Bb8>(quick),
+        PoolKind::Bb8Defaults => go::<Bb8Defaults>(quick),
+        PoolKind::Mobc => go::<Mobc>(quick),
+        PoolKind::Qp => go::<Qp>(quick),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("the timed single-task loop runs tokio pools only")
+        }
+    }
 }
 
 /// Measures every pool of `pools` (which must include deadpool for the ratio) with one task,
@@ -124,24 +194,33 @@ pub fn plain_single(
     instructions: impl Fn(PoolKind) -> Option<f64>,
 ) -> Vec<PlainSingle> {
     let mut ns = vec![vec![f64::NAN; reps]; pools.len()];
+    let mut timed = vec![vec![f64::NAN; reps]; pools.len()];
     for rep in 0..reps {
         for offset in 0..pools.len() {
             let index = (rep + offset) % pools.len();
             ns[index][rep] = single_task(pools[index], 4, None, quick).ns_per_cycle;
+            timed[index][rep] = single_task_timed(pools[index], quick);
         }
     }
     let deadpool = pools.iter().position(|&p| p == PoolKind::Deadpool);
+    let ratio = |values: &[Vec<f64>], index: usize| {
+        deadpool.map(|d| {
+            let mut ratios: Vec<f64> = (0..reps)
+                .map(|r| values[index][r] / values[d][r])
+                .collect();
+            crate::stats::median(&mut ratios)
+        })
+    };
     pools
         .iter()
         .enumerate()
         .map(|(index, &pool)| PlainSingle {
             pool,
             ns_per_cycle: crate::stats::median(&mut ns[index].clone()),
-            ratio_to_deadpool: deadpool.map(|d| {
-                let mut ratios: Vec<f64> = (0..reps).map(|r| ns[index][r] / ns[d][r]).collect();
-                crate::stats::median(&mut ratios)
-            }),
+            ratio_to_deadpool: ratio(&ns, index),
             instructions_per_cycle: instructions(pool),
+            timed_ns_per_cycle: crate::stats::median(&mut timed[index].clone()),
+            timed_ratio_to_deadpool: ratio(&timed, index),
         })
         .collect()
 }
@@ -171,6 +250,7 @@ pub fn cycles_only(pool: PoolKind, n: u64) {
         PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
         PoolKind::Deadpool => go::<Deadpool>(n),
         PoolKind::Bb8 => go::<Bb8>(n),
+        PoolKind::Bb8Defaults => go::<Bb8Defaults>(n),
         PoolKind::Mobc => go::<Mobc>(n),
         PoolKind::Qp => go::<Qp>(n),
         PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {

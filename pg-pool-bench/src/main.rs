@@ -347,7 +347,7 @@ fn plain_single(quick: bool) -> Vec<pg_pool_bench::single::PlainSingle> {
 }
 
 /// `PG_POOL_BENCH_PLAIN_REPS` (default 3, as an application's harness would) and
-/// `PG_POOL_BENCH_FACTOR_REPS` (default 5): repetitions of the plain and the factor cells.
+/// `PG_POOL_BENCH_FACTOR_REPS` (default 9): repetitions of the plain and the factor cells.
 fn plain_cells(quick: bool) -> Vec<pg_pool_bench::plain_suite::PlainResult> {
     let reps = |name: &str, default: usize| {
         std::env::var(name)
@@ -359,7 +359,7 @@ fn plain_cells(quick: bool) -> Vec<pg_pool_bench::plain_suite::PlainResult> {
     let cells = pg_pool_bench::plain_suite::plan(
         quick,
         reps("PG_POOL_BENCH_PLAIN_REPS", 3),
-        reps("PG_POOL_BENCH_FACTOR_REPS", 5),
+        reps("PG_POOL_BENCH_FACTOR_REPS", 9),
     );
     eprintln!("Plain harness: {} cells", cells.len());
     let progress = bar(pg_pool_bench::plain_suite::run_count(&cells));

@@ -25,6 +25,6 @@ pub mod postgres;
 pub mod report;
 pub mod report_plain;
 pub mod single;
-pub mod storm;
 pub mod stats;
+pub mod storm;
 pub mod suite;

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use pg_pool_bench::contestant::PoolKind;
 use pg_pool_bench::postgres::{self, PgCellResult, PgKind};
-use pg_pool_bench::storm::{self, PgPoolStorm};
 use pg_pool_bench::report::Report;
 use pg_pool_bench::single::single_task;
 use pg_pool_bench::stats::median;
+use pg_pool_bench::storm::{self, PgPoolStorm};
 use pg_pool_bench::suite::{self, Settings};
 
 fn bar(len: u64) -> ProgressBar {
@@ -209,7 +209,10 @@ fn workload_b(quick: bool, report: &mut Report) {
                 let i = (rep * 5 + offset) % kinds.len();
                 let kind = kinds[i];
                 progress.set_message(format!("B: {n} tasks {}", kind.name()));
-                runs[i][rep] = postgres::run_once(kind, &url, 16, n, warm, measure);
+                let run = postgres::run_once(kind, &url, 16, n, warm, measure);
+                if let Some(slot) = runs[i].get_mut(rep) {
+                    *slot = run;
+                }
                 progress.inc(1);
             }
         }

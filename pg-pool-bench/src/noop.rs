@@ -79,14 +79,9 @@ pub async fn build_pg_pool_with<R: pg_pool_core::Runtime>(
     config: ConnPoolConfig,
     runtime: R,
 ) -> pg_pool_core::ConnPool<Noop, R> {
-    pg_pool_core::ConnPool::build(
-        config,
-        LifecycleHooks::default(),
-        runtime,
-        open_noop,
-    )
-    .await
-    .expect("a no-op pool builds")
+    pg_pool_core::ConnPool::build(config, LifecycleHooks::default(), runtime, open_noop)
+        .await
+        .expect("a no-op pool builds")
 }
 
 /// pg-pool on any runtime.

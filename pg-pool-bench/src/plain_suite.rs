@@ -131,7 +131,11 @@ pub fn plan(quick: bool, reps: usize, factor_reps: usize) -> Vec<PlainCell> {
                 warm: short_warm,
                 measure: short_measure,
                 reps: factor_reps,
-                pools: vec![PoolKind::PgPool, PoolKind::PgPoolDefaults, PoolKind::Deadpool],
+                pools: vec![
+                    PoolKind::PgPool,
+                    PoolKind::PgPoolDefaults,
+                    PoolKind::Deadpool,
+                ],
             });
         }
     }
@@ -144,7 +148,11 @@ pub fn run_count(cells: &[PlainCell]) -> u64 {
 }
 
 /// Runs every cell (see the module documentation for the order and the ratios).
-pub fn run_all(cells: &[PlainCell], stall_after: Duration, progress: &ProgressBar) -> Vec<PlainResult> {
+pub fn run_all(
+    cells: &[PlainCell],
+    stall_after: Duration,
+    progress: &ProgressBar,
+) -> Vec<PlainResult> {
     let mut results = Vec::new();
     for cell in cells {
         results.extend(run_cell(cell, stall_after, progress));
@@ -194,7 +202,9 @@ fn run_cell(cell: &PlainCell, stall_after: Duration, progress: &ProgressBar) -> 
                     cell.tasks
                 ));
             }
-            runs[index][rep] = Some(outcome);
+            if let Some(slot) = runs[index].get_mut(rep) {
+                *slot = Some(outcome);
+            }
         }
     }
     let deadpool = cell.pools.iter().position(|&p| p == PoolKind::Deadpool);
@@ -210,8 +220,7 @@ fn run_cell(cell: &PlainCell, stall_after: Duration, progress: &ProgressBar) -> 
                 let mut ratios: Vec<f64> = (0..cell.reps)
                     .filter_map(|rep| Some(throughput(index, rep)? / throughput(d, rep)?))
                     .collect();
-                (!ratios.is_empty() && !stalled[index] && !stalled[d])
-                    .then(|| median(&mut ratios))
+                (!ratios.is_empty() && !stalled[index] && !stalled[d]).then(|| median(&mut ratios))
             });
             let ratio_of_medians = match (deadpool.and_then(|d| medians[d]), medians[index]) {
                 (Some(d), Some(m)) if !stalled[index] => Some(m.cycles_per_sec / d.cycles_per_sec),
@@ -240,7 +249,11 @@ fn run_cell(cell: &PlainCell, stall_after: Duration, progress: &ProgressBar) -> 
 }
 
 fn median_stats(runs: &[Option<PlainOutcome>]) -> Option<PlainStats> {
-    let done: Vec<PlainStats> = runs.iter().flatten().filter_map(PlainOutcome::done).collect();
+    let done: Vec<PlainStats> = runs
+        .iter()
+        .flatten()
+        .filter_map(PlainOutcome::done)
+        .collect();
     if done.is_empty() {
         return None;
     }

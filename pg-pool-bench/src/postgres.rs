@@ -135,9 +135,9 @@ impl PgKind {
     /// The pool and driver.
     pub fn pool_name(self) -> &'static str {
         match self {
-            Self::DeadpoolPostgresPrepared | Self::DeadpoolPostgresQueryOne | Self::DeadpoolPostgres => {
-                "deadpool-postgres"
-            }
+            Self::DeadpoolPostgresPrepared
+            | Self::DeadpoolPostgresQueryOne
+            | Self::DeadpoolPostgres => "deadpool-postgres",
             Self::Bb8PostgresDefaults | Self::Bb8Postgres => "bb8 + tokio-postgres",
             Self::PgPoolWireDefaults | Self::PgPoolWire => "pg-pool-wire (WirePoolable)",
             Self::PgPoolAsyncWireDefaults | Self::PgPoolAsyncWire => {
@@ -384,7 +384,10 @@ pub struct PgCellResult {
     pub ratio_same_query: Option<f64>,
 }
 
-pub(crate) async fn pg_task<P: PgBench>(pool: Arc<P>, phase: Arc<AtomicU8>) -> (u64, u64, Histogram<u32>) {
+pub(crate) async fn pg_task<P: PgBench>(
+    pool: Arc<P>,
+    phase: Arc<AtomicU8>,
+) -> (u64, u64, Histogram<u32>) {
     let mut hist = Histogram::<u32>::new_with_bounds(1, 600_000_000_000, 2).expect("valid bounds");
     let (mut done, mut errors) = (0, 0);
     loop {
@@ -530,10 +533,9 @@ async fn tokio_postgres_pool(
             .build_pool(Some(pool_config))
             .await
     } else {
-        let connector = PgConnector::<pg_pool_tokio::Tokio>::current(
-            config.with_reset(ResetStrategy::None),
-        )
-        .expect("inside the runtime");
+        let connector =
+            PgConnector::<pg_pool_tokio::Tokio>::current(config.with_reset(ResetStrategy::None))
+                .expect("inside the runtime");
         pg_pool_tokio::ConnPool::<PgConnection>::with_connector(
             pg_pool_config(url, max_size),
             LifecycleHooks::default(),

@@ -11,8 +11,8 @@ use crate::charts::{self, Series, human};
 use crate::contestant::PoolKind;
 use crate::overhead::{Hold, Sched};
 use crate::postgres::{PgCellResult, PgKind};
-use crate::storm::StormResult;
 use crate::single::SingleStats;
+use crate::storm::StormResult;
 use crate::suite::{self, CellResult, Settings};
 
 /// Everything one run measured.
@@ -223,7 +223,9 @@ impl Report {
             let name = format!("plain-throughput-max{size}.svg");
             charts::line_chart(
                 &dir.join(&name),
-                &format!("Plain harness: cycles/s, pool of {size}, hold across tokio yield_now (STALLED runs omitted)"),
+                &format!(
+                    "Plain harness: cycles/s, pool of {size}, hold across tokio yield_now (STALLED runs omitted)"
+                ),
                 "cycles per second",
                 &series(|m| m.cycles_per_sec),
             )?;
@@ -231,7 +233,9 @@ impl Report {
             let name = format!("plain-wait-p99-max{size}.svg");
             charts::line_chart(
                 &dir.join(&name),
-                &format!("Plain harness: checkout wait p99 (ns), pool of {size}, hold across tokio yield_now"),
+                &format!(
+                    "Plain harness: checkout wait p99 (ns), pool of {size}, hold across tokio yield_now"
+                ),
                 "wait p99 (ns)",
                 &series(|m| m.wait_p99_ns as f64),
             )?;

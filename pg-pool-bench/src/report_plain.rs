@@ -22,7 +22,10 @@ fn ratio(r: Option<f64>) -> String {
 
 /// The plain cells: one table per pool size.
 pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
-    let rows: Vec<&PlainResult> = results.iter().filter(|r| r.cell.scenario == PLAIN).collect();
+    let rows: Vec<&PlainResult> = results
+        .iter()
+        .filter(|r| r.cell.scenario == PLAIN)
+        .collect();
     let Some(first) = rows.first() else {
         return;
     };
@@ -38,7 +41,10 @@ pub fn plain_tables(out: &mut String, results: &[PlainResult]) {
     sizes.sort_unstable();
     sizes.dedup();
     for size in sizes {
-        let _ = writeln!(out, "### pool of {size}, hold across one `tokio::task::yield_now()`\n");
+        let _ = writeln!(
+            out,
+            "### pool of {size}, hold across one `tokio::task::yield_now()`\n"
+        );
         out.push_str("| tasks | pool | cycles/s | × deadpool | wait p50 | wait p99 | wait max | most / least per task | starved tasks | queued |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in rows.iter().filter(|r| r.cell.max_size == size) {
             let _ = write!(out, "| {} | {} |", r.cell.tasks, r.pool.name());
@@ -86,7 +92,9 @@ pub fn factor_table(out: &mut String, results: &[PlainResult]) {
     if rows.is_empty() {
         return;
     }
-    out.push_str("## Why the original grid and a plain harness disagree (pool of 4, 2 tokio workers)\n\n");
+    out.push_str(
+        "## Why the original grid and a plain harness disagree (pool of 4, 2 tokio workers)\n\n",
+    );
     out.push_str("The same three pools measured with one factor of the task loop changed at a time, each cell with its own rotated, interleaved repetitions (short 40 + 200 ms windows, as in the original grid, so that many repetitions fit). `median ratio` is the median of per-repetition ratios; `ratio of medians` is the original grid's method (median throughput over deadpool's median throughput). The last row of each group is the plain cell itself (tokio `yield_now`, `std::time::Instant`, 100 + 500 ms).\n\n");
     out.push_str("| tasks | task loop | deadpool cycles/s | trimmed × deadpool (median ratio) | trimmed (ratio of medians) | defaults × deadpool (median ratio) | defaults (ratio of medians) | wait p50 deadpool / trimmed / defaults |\n|---:|---|---:|---:|---:|---:|---:|---:|\n");
     let mut tasks: Vec<usize> = rows.iter().map(|r| r.cell.tasks).collect();

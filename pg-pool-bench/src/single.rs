@@ -205,9 +205,7 @@ pub fn plain_single(
     let deadpool = pools.iter().position(|&p| p == PoolKind::Deadpool);
     let ratio = |values: &[Vec<f64>], index: usize| {
         deadpool.map(|d| {
-            let mut ratios: Vec<f64> = (0..reps)
-                .map(|r| values[index][r] / values[d][r])
-                .collect();
+            let mut ratios: Vec<f64> = (0..reps).map(|r| values[index][r] / values[d][r]).collect();
             crate::stats::median(&mut ratios)
         })
     };

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 /// One line of a chart: a name and its (tasks, value) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-const COLORS: [RGBColor; 8] = [
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -17,6 +17,8 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Draws a log-log line chart of `series` to `path`.

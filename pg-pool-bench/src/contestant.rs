@@ -8,7 +8,7 @@ use pg_pool_smol::Smol;
 use pg_pool_tokio::Tokio;
 use serde::Serialize;
 
-use crate::noop::{self, Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+use crate::noop::{self, Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// A pool that can be built inside the runtime it is measured on.
 pub trait Contestant: BenchPool + Sized {
@@ -20,6 +20,15 @@ impl Contestant for PgPool<Tokio> {
     async fn build(max_size: usize) -> Self {
         let runtime = Tokio::current().expect("built inside a tokio runtime");
         PgPool(noop::build_pg_pool(max_size, runtime).await)
+    }
+}
+
+impl Contestant for PgPoolDefaults {
+    async fn build(max_size: usize) -> Self {
+        let runtime = Tokio::current().expect("built inside a tokio runtime");
+        PgPoolDefaults(
+            noop::build_pg_pool_with(noop::pg_pool_default_config(max_size), runtime).await,
+        )
     }
 }
 
@@ -47,6 +56,12 @@ impl Contestant for Bb8 {
     }
 }
 
+impl Contestant for Bb8Defaults {
+    async fn build(max_size: usize) -> Self {
+        Bb8Defaults::new(max_size)
+    }
+}
+
 impl Contestant for Mobc {
     async fn build(max_size: usize) -> Self {
         Mobc::new(max_size)
@@ -62,12 +77,17 @@ impl Contestant for Qp {
 /// A pool in the Workload A line-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 pub enum PoolKind {
-    /// pg-pool on tokio.
+    /// pg-pool on tokio, trimmed configuration (no test-on-checkout, idle timeout or
+    /// lifetime): the cheapest it can be.
     PgPool,
+    /// pg-pool on tokio at its defaults except the size.
+    PgPoolDefaults,
     /// deadpool 0.13 (managed).
     Deadpool,
-    /// bb8 0.9.
+    /// bb8 0.9, `test_on_check_out(false)`, no lifetime or idle timeout.
     Bb8,
+    /// bb8 0.9 at its defaults except the size.
+    Bb8Defaults,
     /// mobc 0.9.
     Mobc,
     /// qp 0.2.
@@ -88,7 +108,18 @@ impl PoolKind {
         Self::Qp,
     ];
 
-    /// Every pool, in table order.
+    /// The line-up of the plain-harness cells: pg-pool at its defaults and trimmed, and its
+    /// tokio peers.
+    pub const PLAIN: [PoolKind; 6] = [
+        Self::PgPoolDefaults,
+        Self::PgPool,
+        Self::Deadpool,
+        Self::Bb8Defaults,
+        Self::Mobc,
+        Self::Qp,
+    ];
+
+    /// Every pool of the original grid, in table order (pg-pool trimmed).
     pub const ALL: [PoolKind; 7] = [
         Self::PgPool,
         Self::Deadpool,
@@ -102,9 +133,11 @@ impl PoolKind {
     /// The name used in tables and charts.
     pub fn name(self) -> &'static str {
         match self {
-            Self::PgPool => "pg-pool",
+            Self::PgPool => "pg-pool (trimmed)",
+            Self::PgPoolDefaults => "pg-pool (defaults)",
             Self::Deadpool => "deadpool",
-            Self::Bb8 => "bb8",
+            Self::Bb8 => "bb8 (trimmed)",
+            Self::Bb8Defaults => "bb8 (defaults)",
             Self::Mobc => "mobc",
             Self::Qp => "qp",
             Self::PgPoolSmol => "pg-pool (smol)",
@@ -117,8 +150,16 @@ impl PoolKind {
         !matches!(self, Self::PgPoolSmol | Self::PgPoolAsyncStd)
     }
 
-    /// Parses [`PoolKind::name`].
+    /// Parses [`PoolKind::name`] (`pg-pool` alone means the trimmed config).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name)
+        match name {
+            "pg-pool" => return Some(Self::PgPool),
+            "bb8" => return Some(Self::Bb8),
+            _ => {}
+        }
+        Self::ALL
+            .into_iter()
+            .chain([Self::PgPoolDefaults, Self::Bb8Defaults])
+            .find(|kind| kind.name() == name)
     }
 }

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pg_pool_bench::contestant::PoolKind;
-use pg_pool_bench::postgres::{self, PgCellResult, PgKind, PgPoolStorm};
+use pg_pool_bench::postgres::{self, PgCellResult, PgKind};
 use pg_pool_bench::report::Report;
 use pg_pool_bench::single::single_task;
 use pg_pool_bench::stats::median;
+use pg_pool_bench::storm::{self, PgPoolStorm};
 use pg_pool_bench::suite::{self, Settings};
 
 fn bar(len: u64) -> ProgressBar {
@@ -101,6 +102,7 @@ fn meta(quick: bool) -> BTreeMap<String, String> {
         })
         .unwrap_or_default();
     m.insert("machine".into(), format!("{cpus} CPUs ({model}), shared and noisy; async-std's and smol's executors get 2 threads, tokio's multi-thread runtime 2 workers"));
+    m.insert("load average at start".into(), load_average());
     m.insert(
         "rustc".into(),
         Command::new("rustc")
@@ -136,9 +138,16 @@ fn meta(quick: bool) -> BTreeMap<String, String> {
     );
     m.insert(
         "Workload B configs".into(),
-        "pool size 16, `SELECT 1` with the simple query protocol per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). pg-pool-wire: `test_on_checkout = false`, no idle timeout/lifetime. deadpool-postgres: `RecyclingMethod::Fast`. bb8: `test_on_check_out(false)`. pg-pool-tokio-postgres: `ResetStrategy::None` (no round trip on return, like deadpool's Fast), same pool config as pg-pool-wire.".into(),
+        "pool size 16, `SELECT 1` per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). Rows at defaults: only the size is set (deadpool-postgres: `ManagerConfig::default()`, i.e. `RecyclingMethod::Fast`; bb8: its builder's defaults, so `test_on_check_out` runs an empty query per checkout; pg-pool-wire: `WireConfig::pool_config()`; pg-pool-tokio-postgres: `PgConfig::from_url` and `PgConfig::pool_config()`, built with `ConnPool::builder`). Tuned rows: pg-pool-wire with `test_on_checkout = false`, no idle timeout or lifetime; bb8 with `test_on_check_out(false)`; pg-pool-tokio-postgres with `ResetStrategy::None` (no round trip on return, like deadpool's Fast) and the same trimmed pool config. Each checkout is timed with `std::time::Instant`.".into(),
     );
     m
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages (the machine is shared).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn alloc_counts() -> BTreeMap<String, f64> {
@@ -190,17 +199,32 @@ fn workload_b(quick: bool, report: &mut Report) {
     } else {
         (Duration::from_millis(300), Duration::from_millis(1500))
     };
-    let progress = bar((tasks.len() * reps * PgKind::ALL.len()) as u64);
+    let kinds = PgKind::ALL;
+    let progress = bar((tasks.len() * reps * kinds.len()) as u64);
     for &n in tasks {
-        let mut runs: Vec<Vec<Option<postgres::PgRun>>> = vec![Vec::new(); PgKind::ALL.len()];
-        for _ in 0..reps {
-            for (i, kind) in PgKind::ALL.into_iter().enumerate() {
+        // runs[kind][rep]; the order is rotated by one place per repetition.
+        let mut runs: Vec<Vec<Option<postgres::PgRun>>> = vec![vec![None; reps]; kinds.len()];
+        for rep in 0..reps {
+            for offset in 0..kinds.len() {
+                let i = (rep * 5 + offset) % kinds.len();
+                let kind = kinds[i];
                 progress.set_message(format!("B: {n} tasks {}", kind.name()));
-                runs[i].push(postgres::run_once(kind, &url, 16, n, warm, measure));
+                let run = postgres::run_once(kind, &url, 16, n, warm, measure);
+                if let Some(slot) = runs[i].get_mut(rep) {
+                    *slot = run;
+                }
                 progress.inc(1);
             }
         }
-        for (i, kind) in PgKind::ALL.into_iter().enumerate() {
+        let index = |k: PgKind| kinds.iter().position(|&o| o == k).expect("listed");
+        let ratio = |i: usize, reference: PgKind| {
+            let r = index(reference);
+            let mut ratios: Vec<f64> = (0..reps)
+                .filter_map(|rep| Some(runs[i][rep]?.qps / runs[r][rep]?.qps))
+                .collect();
+            (!ratios.is_empty()).then(|| median(&mut ratios))
+        };
+        for (i, kind) in kinds.into_iter().enumerate() {
             let done: Vec<postgres::PgRun> = runs[i].iter().flatten().copied().collect();
             let med = |f: fn(&postgres::PgRun) -> f64| {
                 median(&mut done.iter().map(f).collect::<Vec<_>>())
@@ -219,6 +243,8 @@ fn workload_b(quick: bool, report: &mut Report) {
                 tasks: n,
                 runs: runs[i].clone(),
                 median: median_run,
+                ratio_to_reference: ratio(i, PgKind::DeadpoolPostgresPrepared),
+                ratio_same_query: ratio(i, kind.same_query_reference()),
             });
         }
     }
@@ -228,7 +254,7 @@ fn workload_b(quick: bool, report: &mut Report) {
     }
     eprintln!("Connection storm (100 connections, 4 s lifetime)");
     let lifetime = Duration::from_secs(4);
-    report.storms.push(postgres::storm_pg_pool(
+    report.storms.push(storm::storm_pg_pool(
         &url,
         100,
         lifetime,
@@ -237,7 +263,7 @@ fn workload_b(quick: bool, report: &mut Report) {
             max_connecting: 2,
         },
     ));
-    report.storms.push(postgres::storm_pg_pool(
+    report.storms.push(storm::storm_pg_pool(
         &url,
         100,
         lifetime,
@@ -246,7 +272,7 @@ fn workload_b(quick: bool, report: &mut Report) {
             max_connecting: 100,
         },
     ));
-    report.storms.push(postgres::storm_bb8(&url, 100, lifetime));
+    report.storms.push(storm::storm_bb8(&url, 100, lifetime));
 }
 
 /// `--cell POOL MAX TASKS HOLD MS`: runs one Workload A cell once (for profiling) and prints
@@ -288,10 +314,75 @@ fn single_cell(args: &[String]) {
     );
 }
 
+/// `--cycles POOL N`: `N` single-task cycles of a tokio pool and nothing else (run under
+/// callgrind to count instructions per cycle).
+fn cycles_mode(args: &[String]) {
+    let usage = "usage: pg-pool-bench --cycles POOL N";
+    let pool = args
+        .first()
+        .and_then(|p| PoolKind::from_name(p))
+        .expect(usage);
+    let n = args.get(1).and_then(|v| v.parse().ok()).expect(usage);
+    pg_pool_bench::single::cycles_only(pool, n);
+}
+
+/// `--plain [--quick]`: the plain-harness cells, the factor table and the single-task
+/// comparison only, printed as markdown (nothing is written to `bench-results/`).
+fn plain_mode(quick: bool) {
+    let mut out = String::new();
+    let single = plain_single(quick);
+    pg_pool_bench::report_plain::single_table(&mut out, &single);
+    let results = plain_cells(quick);
+    pg_pool_bench::report_plain::plain_tables(&mut out, &results);
+    pg_pool_bench::report_plain::factor_table(&mut out, &results);
+    println!("{out}");
+}
+
+fn plain_single(quick: bool) -> Vec<pg_pool_bench::single::PlainSingle> {
+    eprintln!("Single task, pg-pool at its defaults and trimmed (rotated repetitions, callgrind)");
+    let exe = std::env::current_exe().expect("current exe");
+    let has_valgrind = Command::new("valgrind").arg("--version").output().is_ok();
+    pg_pool_bench::single::plain_single(&PoolKind::PLAIN, 3, quick, |pool| {
+        has_valgrind
+            .then(|| pg_pool_bench::callgrind::instructions_per_cycle(&exe, pool))
+            .flatten()
+    })
+}
+
+/// `PG_POOL_BENCH_PLAIN_REPS` (default 3, as an application's harness would) and
+/// `PG_POOL_BENCH_FACTOR_REPS` (default 9): repetitions of the plain and the factor cells.
+fn plain_cells(quick: bool) -> Vec<pg_pool_bench::plain_suite::PlainResult> {
+    let reps = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default)
+    };
+    let cells = pg_pool_bench::plain_suite::plan(
+        quick,
+        reps("PG_POOL_BENCH_PLAIN_REPS", 3),
+        reps("PG_POOL_BENCH_FACTOR_REPS", 9),
+    );
+    eprintln!("Plain harness: {} cells", cells.len());
+    let progress = bar(pg_pool_bench::plain_suite::run_count(&cells));
+    let results = pg_pool_bench::plain_suite::run_all(&cells, Duration::from_secs(4), &progress);
+    progress.finish_and_clear();
+    results
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--cell") {
         single_cell(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--cycles") {
+        cycles_mode(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--plain") {
+        plain_mode(args.iter().any(|a| a == "--quick"));
         return;
     }
     let started = Instant::now();
@@ -301,6 +392,8 @@ fn main() {
         meta: meta(quick),
         settings,
         single: Vec::new(),
+        plain_single: Vec::new(),
+        plain: Vec::new(),
         overhead: Vec::new(),
         postgres: Vec::new(),
         storms: Vec::new(),
@@ -314,14 +407,29 @@ fn main() {
         report.single.push((pool, stats));
     }
 
+    report.plain_single = plain_single(quick);
+    report
+        .meta
+        .insert("load average before the plain cells".into(), load_average());
+    report.plain = plain_cells(quick);
+    report
+        .meta
+        .insert("load average after the plain cells".into(), load_average());
+
     let cells = suite::plan(&settings);
     eprintln!("Workload A: {} cells", cells.len());
     let progress = bar(suite::run_count(&cells, &settings));
     report.overhead = suite::run_all(&cells, &settings, &progress);
     progress.finish_and_clear();
 
+    report
+        .meta
+        .insert("load average before Workload B".into(), load_average());
     workload_b(quick, &mut report);
 
+    report
+        .meta
+        .insert("load average at end".into(), load_average());
     report.meta.insert(
         "total time".into(),
         format!("{:.0} s", started.elapsed().as_secs_f64()),

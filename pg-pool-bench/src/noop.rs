@@ -49,6 +49,15 @@ async fn open_noop() -> Result<Noop, io::Error> {
     Ok(Noop::default())
 }
 
+/// pg-pool at its defaults except the size: what a user who sets only `max_size` runs
+/// (test-on-checkout after 1 s idle, idle timeout, lifetime with jitter, 30 s checkout
+/// timeout, whatever [`ConnPoolConfig::default`] holds today).
+pub fn pg_pool_default_config(max_size: usize) -> ConnPoolConfig {
+    let mut config = ConnPoolConfig::default();
+    config.max_size = max_size;
+    config
+}
+
 /// Builds a pg-pool of [`Noop`] on the runtime `runtime`.
 ///
 /// # Panics
@@ -58,8 +67,20 @@ pub async fn build_pg_pool<R: pg_pool_core::Runtime>(
     max_size: usize,
     runtime: R,
 ) -> pg_pool_core::ConnPool<Noop, R> {
+    build_pg_pool_with(pg_pool_config(max_size), runtime).await
+}
+
+/// Builds a pg-pool of [`Noop`] with `config` on the runtime `runtime`.
+///
+/// # Panics
+///
+/// If the pool cannot be built (it cannot fail with a valid config and this connector).
+pub async fn build_pg_pool_with<R: pg_pool_core::Runtime>(
+    config: ConnPoolConfig,
+    runtime: R,
+) -> pg_pool_core::ConnPool<Noop, R> {
     pg_pool_core::ConnPool::builder(open_noop)
-        .config(pg_pool_config(max_size))
+        .config(config)
         .hooks(LifecycleHooks::default())
         .runtime(runtime)
         .build()
@@ -73,6 +94,18 @@ pub struct PgPool<R: pg_pool_core::Runtime>(pub pg_pool_core::ConnPool<Noop, R>)
 
 impl<R: pg_pool_core::Runtime> BenchPool for PgPool<R> {
     type Guard<'a> = pg_pool_core::PoolGuard<Noop, R>;
+
+    async fn checkout(&self) -> Option<Self::Guard<'_>> {
+        self.0.get().await.ok()
+    }
+}
+
+/// pg-pool on tokio at its default configuration ([`pg_pool_default_config`]).
+#[derive(Debug)]
+pub struct PgPoolDefaults(pub pg_pool_core::ConnPool<Noop, pg_pool_tokio::Tokio>);
+
+impl BenchPool for PgPoolDefaults {
+    type Guard<'a> = pg_pool_core::PoolGuard<Noop, pg_pool_tokio::Tokio>;
 
     async fn checkout(&self) -> Option<Self::Guard<'_>> {
         self.0.get().await.ok()
@@ -176,6 +209,30 @@ impl Bb8 {
 }
 
 impl BenchPool for Bb8 {
+    type Guard<'a> = bb8::PooledConnection<'a, Bb8Manager>;
+
+    async fn checkout(&self) -> Option<Self::Guard<'_>> {
+        self.0.get().await.ok()
+    }
+}
+
+/// bb8 at its defaults except the size (test on check-out, which calls the no-op
+/// `is_valid`; 30 s connection timeout; lifetime and idle timeout).
+#[derive(Debug)]
+pub struct Bb8Defaults(pub bb8::Pool<Bb8Manager>);
+
+impl Bb8Defaults {
+    /// A bb8 pool of `max_size` no-op connections, builder defaults otherwise.
+    pub fn new(max_size: usize) -> Self {
+        Self(
+            bb8::Pool::builder()
+                .max_size(u32::try_from(max_size).unwrap_or(u32::MAX))
+                .build_unchecked(Bb8Manager),
+        )
+    }
+}
+
+impl BenchPool for Bb8Defaults {
     type Guard<'a> = bb8::PooledConnection<'a, Bb8Manager>;
 
     async fn checkout(&self) -> Option<Self::Guard<'_>> {

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::contestant::{Contestant, PoolKind};
-use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+use crate::noop::{Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// How tasks are scheduled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -380,8 +380,10 @@ pub fn run(spec: CellSpec, stall_after: Duration) -> Outcome {
     let host_phase = Arc::clone(&phase);
     let host = move || match spec.pool {
         PoolKind::PgPool => host_tokio::<PgPool<pg_pool_tokio::Tokio>>(spec, host_phase, tx),
+        PoolKind::PgPoolDefaults => host_tokio::<PgPoolDefaults>(spec, host_phase, tx),
         PoolKind::Deadpool => host_tokio::<Deadpool>(spec, host_phase, tx),
         PoolKind::Bb8 => host_tokio::<Bb8>(spec, host_phase, tx),
+        PoolKind::Bb8Defaults => host_tokio::<Bb8Defaults>(spec, host_phase, tx),
         PoolKind::Mobc => host_tokio::<Mobc>(spec, host_phase, tx),
         PoolKind::Qp => host_tokio::<Qp>(spec, host_phase, tx),
         PoolKind::PgPoolSmol => host_smol(spec, host_phase, tx),

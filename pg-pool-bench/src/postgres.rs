@@ -1,5 +1,6 @@
-//! Workload B: real PostgreSQL. `SELECT 1` (simple query protocol) per checkout through each
-//! PostgreSQL pool, and a reconnect storm when many connections reach their lifetime together.
+//! Workload B: real PostgreSQL. `SELECT 1` per checkout through each PostgreSQL pool and
+//! driver, every one at its defaults (what a user who sets only the pool size gets) beside
+//! any tuned row, with the statement sent three ways ([`Query`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -9,63 +10,167 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
-use pg_pool_core::{ConnPoolConfig, Connector, LifecycleHooks};
+use pg_pool_core::ConnPoolConfig;
 use pg_pool_tokio_postgres::{PgConfig, PgConnection, PgConnector, ResetStrategy};
 use pg_pool_wire::pg_wired::ResponseCollector;
 use pg_pool_wire::{AsyncWirePoolable, WireConnector, WirePoolable};
 use serde::Serialize;
 use tokio_postgres::NoTls;
 
-/// A PostgreSQL pool in Workload B.
+/// The statement each Workload B cycle runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Query {
+    /// `simple_query("SELECT 1")`: one round trip, simple query protocol.
+    Simple,
+    /// `query_one("SELECT 1", &[])`: tokio-postgres prepares an unnamed statement, then runs
+    /// it: two round trips.
+    QueryOne,
+    /// `prepare_cached("SELECT 1")` (a cache hit once warm), then `query_one` on the
+    /// statement: one round trip.
+    Prepared,
+}
+
+impl Query {
+    /// Label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Simple => "simple_query",
+            Self::QueryOne => "query_one",
+            Self::Prepared => "prepare_cached + query",
+        }
+    }
+}
+
+/// A PostgreSQL pool, driver, configuration and statement in Workload B.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum PgKind {
-    /// deadpool-postgres 0.14, `RecyclingMethod::Fast` (no query on recycle).
+    /// deadpool-postgres 0.14 at its defaults (`RecyclingMethod::Fast`, no query on
+    /// recycle), `prepare_cached` + `query_one`: the reference of the ratios.
+    DeadpoolPostgresPrepared,
+    /// deadpool-postgres at its defaults, plain `query_one`.
+    DeadpoolPostgresQueryOne,
+    /// deadpool-postgres at its defaults, `simple_query`.
     DeadpoolPostgres,
-    /// bb8 0.9 with a tokio-postgres manager equivalent to bb8-postgres', `test_on_check_out(false)`.
+    /// bb8 0.9 at its defaults (test on check-out), tokio-postgres manager, `simple_query`.
+    Bb8PostgresDefaults,
+    /// bb8 with `test_on_check_out(false)`, `simple_query`.
     Bb8Postgres,
-    /// pg-pool-wire's `WirePoolable`.
+    /// pg-pool-wire's `WirePoolable` at its defaults, `simple_query`.
+    PgPoolWireDefaults,
+    /// pg-pool-wire's `WirePoolable`, trimmed pool config, `simple_query`.
     PgPoolWire,
-    /// pg-pool-wire's pipelining `AsyncWirePoolable`.
+    /// pg-pool-wire's pipelining `AsyncWirePoolable` at its defaults.
+    PgPoolAsyncWireDefaults,
+    /// pg-pool-wire's `AsyncWirePoolable`, trimmed pool config.
     PgPoolAsyncWire,
-    /// pg-pool-tokio-postgres's `PgConnection`, `ResetStrategy::None` (like deadpool's
-    /// `RecyclingMethod::Fast`: no round trip on return).
+    /// pg-pool-tokio-postgres at its defaults (`PgConfig`'s and its `pool_config`'s), plain
+    /// `query_one`.
+    PgPoolTokioPostgresQueryOne,
+    /// pg-pool-tokio-postgres at its defaults, `prepare_cached` + `query_prepared`.
+    PgPoolTokioPostgresPrepared,
+    /// pg-pool-tokio-postgres at its defaults, `simple_query`.
+    PgPoolTokioPostgresSimple,
+    /// pg-pool-tokio-postgres tuned: `ResetStrategy::None` (no round trip on return, like
+    /// deadpool's `Fast`) and the trimmed pool config, `simple_query`.
     PgPoolTokioPostgres,
-    /// deadpool-postgres, `RecyclingMethod::Fast`, `prepare_cached` then `query_one`.
-    DeadpoolPrepareCached,
-    /// deadpool-postgres, `RecyclingMethod::Fast`, plain `query_one`.
-    DeadpoolQueryOne,
-    /// pg-pool-tokio-postgres at its defaults (the pipelined `Full` reset), `prepare_cached`
-    /// then `query_prepared`.
-    TokioPostgresDefaultsPrepareCached,
-    /// pg-pool-tokio-postgres at its defaults, plain `query_one`.
-    TokioPostgresDefaultsQueryOne,
+    /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_prepared`.
+    PgPoolTokioPostgresPreparedTuned,
 }
 
 impl PgKind {
-    /// Every pool, in table order.
-    pub const ALL: [PgKind; 5] = [
-        Self::PgPoolWire,
-        Self::PgPoolAsyncWire,
-        Self::PgPoolTokioPostgres,
+    /// Every row, in table order (and in the first repetition's run order).
+    pub const ALL: [PgKind; 14] = [
+        Self::DeadpoolPostgresPrepared,
+        Self::DeadpoolPostgresQueryOne,
         Self::DeadpoolPostgres,
+        Self::PgPoolTokioPostgresPrepared,
+        Self::PgPoolTokioPostgresQueryOne,
+        Self::PgPoolTokioPostgresSimple,
+        Self::PgPoolTokioPostgresPreparedTuned,
+        Self::PgPoolTokioPostgres,
+        Self::PgPoolWireDefaults,
+        Self::PgPoolWire,
+        Self::PgPoolAsyncWireDefaults,
+        Self::PgPoolAsyncWire,
+        Self::Bb8PostgresDefaults,
         Self::Bb8Postgres,
     ];
 
-    /// Name for tables.
-    pub fn name(self) -> &'static str {
+    /// The rows at their defaults (what a user who sets only the pool size gets).
+    pub fn at_defaults(self) -> bool {
+        matches!(
+            self,
+            Self::DeadpoolPostgresPrepared
+                | Self::DeadpoolPostgresQueryOne
+                | Self::DeadpoolPostgres
+                | Self::Bb8PostgresDefaults
+                | Self::PgPoolWireDefaults
+                | Self::PgPoolAsyncWireDefaults
+                | Self::PgPoolTokioPostgresQueryOne
+                | Self::PgPoolTokioPostgresPrepared
+                | Self::PgPoolTokioPostgresSimple
+        )
+    }
+
+    /// The statement the row runs.
+    pub fn query(self) -> Query {
         match self {
-            Self::DeadpoolPostgres => "deadpool-postgres",
-            Self::Bb8Postgres => "bb8 + tokio-postgres",
-            Self::PgPoolWire => "pg-pool-wire (WirePoolable)",
-            Self::PgPoolAsyncWire => "pg-pool-wire (AsyncWirePoolable)",
-            Self::PgPoolTokioPostgres => "pg-pool-tokio-postgres",
-            Self::DeadpoolPrepareCached => "deadpool-postgres (prepare_cached)",
-            Self::DeadpoolQueryOne => "deadpool-postgres (query_one)",
-            Self::TokioPostgresDefaultsPrepareCached => {
-                "pg-pool-tokio-postgres defaults (prepare_cached)"
-            }
-            Self::TokioPostgresDefaultsQueryOne => "pg-pool-tokio-postgres defaults (query_one)",
+            Self::DeadpoolPostgresPrepared
+            | Self::PgPoolTokioPostgresPrepared
+            | Self::PgPoolTokioPostgresPreparedTuned => Query::Prepared,
+            Self::DeadpoolPostgresQueryOne | Self::PgPoolTokioPostgresQueryOne => Query::QueryOne,
+            _ => Query::Simple,
         }
+    }
+
+    /// The deadpool-postgres row running the same statement.
+    pub fn same_query_reference(self) -> PgKind {
+        match self.query() {
+            Query::Prepared => Self::DeadpoolPostgresPrepared,
+            Query::QueryOne => Self::DeadpoolPostgresQueryOne,
+            Query::Simple => Self::DeadpoolPostgres,
+        }
+    }
+
+    /// The pool and driver.
+    pub fn pool_name(self) -> &'static str {
+        match self {
+            Self::DeadpoolPostgresPrepared
+            | Self::DeadpoolPostgresQueryOne
+            | Self::DeadpoolPostgres => "deadpool-postgres",
+            Self::Bb8PostgresDefaults | Self::Bb8Postgres => "bb8 + tokio-postgres",
+            Self::PgPoolWireDefaults | Self::PgPoolWire => "pg-pool-wire (WirePoolable)",
+            Self::PgPoolAsyncWireDefaults | Self::PgPoolAsyncWire => {
+                "pg-pool-wire (AsyncWirePoolable)"
+            }
+            Self::PgPoolTokioPostgresQueryOne
+            | Self::PgPoolTokioPostgresPrepared
+            | Self::PgPoolTokioPostgresSimple
+            | Self::PgPoolTokioPostgres
+            | Self::PgPoolTokioPostgresPreparedTuned => "pg-pool-tokio-postgres",
+        }
+    }
+
+    /// What differs from the defaults, or "defaults".
+    pub fn settings(self) -> &'static str {
+        match self {
+            Self::Bb8Postgres => "`test_on_check_out(false)`",
+            Self::PgPoolWire | Self::PgPoolAsyncWire => "trimmed pool config",
+            Self::PgPoolTokioPostgres | Self::PgPoolTokioPostgresPreparedTuned => {
+                "`ResetStrategy::None`, trimmed pool config"
+            }
+            _ => "defaults",
+        }
+    }
+
+    /// Name for tables and charts: pool, statement and settings.
+    pub fn name(self) -> String {
+        format!(
+            "{}, {} ({})",
+            self.pool_name(),
+            self.query().label(),
+            self.settings()
+        )
     }
 }
 
@@ -73,8 +178,8 @@ impl PgKind {
 /// default `parking_lot` feature, and with it tokio's, on the whole build).
 #[derive(Debug, Clone)]
 pub struct TokioPostgresManager {
-    config: tokio_postgres::Config,
-    connects: Option<ConnectLog>,
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) connects: Option<ConnectLog>,
 }
 
 impl bb8::ManageConnection for TokioPostgresManager {
@@ -107,7 +212,7 @@ impl bb8::ManageConnection for TokioPostgresManager {
 /// Timestamps of completed connects.
 #[derive(Debug, Clone)]
 pub struct ConnectLog {
-    start: Instant,
+    pub(crate) start: Instant,
     times: Arc<Mutex<Vec<Duration>>>,
 }
 
@@ -121,7 +226,7 @@ impl Default for ConnectLog {
 }
 
 impl ConnectLog {
-    fn record(&self) {
+    pub(crate) fn record(&self) {
         let at = self.start.elapsed();
         self.times
             .lock()
@@ -129,7 +234,7 @@ impl ConnectLog {
             .push(at);
     }
 
-    fn snapshot(&self) -> Vec<Duration> {
+    pub(crate) fn snapshot(&self) -> Vec<Duration> {
         self.times
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -137,8 +242,8 @@ impl ConnectLog {
     }
 }
 
-trait PgBench: Send + Sync + 'static {
-    /// Checks out, runs `SELECT 1`, returns; the checkout wait, `None` on error.
+pub(crate) trait PgBench: Send + Sync + 'static {
+    /// Checks out, runs the statement, returns; the checkout wait, `None` on error.
     fn cycle(&self) -> impl Future<Output = Option<Duration>> + Send;
 }
 
@@ -152,65 +257,83 @@ fn simple_query_message(sql: &str) -> BytesMut {
     buf
 }
 
-struct Deadpool(deadpool_postgres::Pool);
-struct Bb8(bb8::Pool<TokioPostgresManager>);
-struct Wire(pg_pool_tokio::ConnPool<WirePoolable>);
+struct Deadpool(deadpool_postgres::Pool, Query);
+pub(crate) struct Bb8(pub(crate) bb8::Pool<TokioPostgresManager>);
+pub(crate) struct Wire(pub(crate) pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
-struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>);
-struct DeadpoolPrepared(deadpool_postgres::Pool);
-struct DeadpoolOne(deadpool_postgres::Pool);
-struct TokioPostgresPrepared(pg_pool_tokio::ConnPool<PgConnection>);
-struct TokioPostgresOne(pg_pool_tokio::ConnPool<PgConnection>);
+struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>, Query);
 
-impl PgBench for DeadpoolPrepared {
+// Every cycle: a checkout timed with `std::time::Instant`, the statement, the return.
+
+impl PgBench for Deadpool {
     async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
+        let started = Instant::now();
         let client = self.0.get().await.ok()?;
         let waited = started.elapsed();
-        let statement = client.prepare_cached("SELECT 1").await.ok()?;
-        client.query_one(&statement, &[]).await.ok()?;
-        Some(waited)
-    }
-}
-
-impl PgBench for TokioPostgresPrepared {
-    async fn cycle(&self) -> Option<Duration> {
-        let started = quanta::Instant::now();
-        let conn = self.0.get().await.ok()?;
-        let waited = started.elapsed();
-        let statement = conn.prepare_cached("SELECT 1").await.ok()?;
-        conn.query_prepared(&statement, &[]).await.ok()?;
-        Some(waited)
-    }
-}
-
-/// The same cycle for every pool: a timed checkout, one `SELECT 1`, the return.
-macro_rules! select_one_cycle {
-    ($pool:ty, $conn:ident => $query:expr) => {
-        impl PgBench for $pool {
-            async fn cycle(&self) -> Option<Duration> {
-                let started = quanta::Instant::now();
-                // Only pg-wired's `WireConn` queries through `&mut`.
-                #[allow(unused_mut)]
-                let mut $conn = self.0.get().await.ok()?;
-                let waited = started.elapsed();
-                $query.await.ok()?;
-                Some(waited)
+        match self.1 {
+            Query::Simple => drop(client.simple_query("SELECT 1").await.ok()?),
+            Query::QueryOne => drop(client.query_one("SELECT 1", &[]).await.ok()?),
+            Query::Prepared => {
+                let statement = client.prepare_cached("SELECT 1").await.ok()?;
+                drop(client.query_one(&statement, &[]).await.ok()?);
             }
         }
-    };
+        Some(waited)
+    }
 }
 
-select_one_cycle!(TokioPostgres, conn => conn.simple_query("SELECT 1"));
-select_one_cycle!(Deadpool, client => client.simple_query("SELECT 1"));
-select_one_cycle!(DeadpoolOne, client => client.query_one("SELECT 1", &[]));
-select_one_cycle!(TokioPostgresOne, conn => conn.query_one("SELECT 1", &[]));
-select_one_cycle!(Bb8, client => client.simple_query("SELECT 1"));
-select_one_cycle!(Wire, conn => conn.simple_query("SELECT 1"));
-select_one_cycle!(AsyncWire, conn => conn.submit(simple_query_message("SELECT 1"), ResponseCollector::Rows));
+impl PgBench for Bb8 {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let client = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        client.simple_query("SELECT 1").await.ok()?;
+        Some(waited)
+    }
+}
 
-/// pg-pool's configuration for Workload B: its cheapest (no test-on-checkout; connections
-/// never sit idle for its 1 s threshold under this load anyway), no idle timeout or lifetime.
+impl PgBench for Wire {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let mut conn = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        conn.simple_query("SELECT 1").await.ok()?;
+        Some(waited)
+    }
+}
+
+impl PgBench for AsyncWire {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let conn = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        conn.submit(simple_query_message("SELECT 1"), ResponseCollector::Rows)
+            .await
+            .ok()?;
+        Some(waited)
+    }
+}
+
+impl PgBench for TokioPostgres {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let conn = self.0.get().await.ok()?;
+        let waited = started.elapsed();
+        match self.1 {
+            Query::Simple => drop(conn.simple_query("SELECT 1").await.ok()?),
+            Query::QueryOne => drop(conn.query_one("SELECT 1", &[]).await.ok()?),
+            Query::Prepared => {
+                let statement = conn.prepare_cached("SELECT 1").await.ok()?;
+                drop(conn.query_prepared(&statement, &[]).await.ok()?);
+            }
+        }
+        Some(waited)
+    }
+}
+
+/// pg-pool's trimmed configuration for Workload B: its cheapest (no test-on-checkout;
+/// connections never sit idle for its 1 s threshold under this load anyway), no idle
+/// timeout or lifetime.
 pub fn pg_pool_config(url: &str, max_size: usize) -> ConnPoolConfig {
     let mut config = WireConnector::from_url(url)
         .expect("cluster URL parses")
@@ -254,9 +377,17 @@ pub struct PgCellResult {
     pub runs: Vec<Option<PgRun>>,
     /// Field-by-field medians of the finished runs.
     pub median: Option<PgRun>,
+    /// Median over repetitions of (this row's qps / deadpool-postgres with `prepare_cached`)
+    /// in the same repetition.
+    pub ratio_to_reference: Option<f64>,
+    /// The same against deadpool-postgres running the same statement.
+    pub ratio_same_query: Option<f64>,
 }
 
-async fn pg_task<P: PgBench>(pool: Arc<P>, phase: Arc<AtomicU8>) -> (u64, u64, Histogram<u32>) {
+pub(crate) async fn pg_task<P: PgBench>(
+    pool: Arc<P>,
+    phase: Arc<AtomicU8>,
+) -> (u64, u64, Histogram<u32>) {
     let mut hist = Histogram::<u32>::new_with_bounds(1, 600_000_000_000, 2).expect("valid bounds");
     let (mut done, mut errors) = (0, 0);
     loop {
@@ -288,7 +419,7 @@ async fn pg_task<P: PgBench>(pool: Arc<P>, phase: Arc<AtomicU8>) -> (u64, u64, H
 
 /// Runs `tasks` tasks against `pool` on `rt` for `measure` after `warm`; `None` if the tasks do
 /// not finish within 20 s of being told to stop.
-fn drive<P: PgBench>(
+pub(crate) fn drive<P: PgBench>(
     rt: &tokio::runtime::Runtime,
     pool: Arc<P>,
     tasks: usize,
@@ -331,7 +462,7 @@ fn drive<P: PgBench>(
     })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -339,8 +470,83 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime builds")
 }
 
-/// Measures one pool once: builds it (filled to `max_size` by a burst of checkouts), drives
-/// `tasks` tasks, then drops it.
+fn deadpool_postgres(url: &str, max_size: usize, query: Query) -> Deadpool {
+    let config: tokio_postgres::Config = url.parse().expect("cluster URL parses");
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        deadpool_postgres::ManagerConfig::default(),
+    );
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .expect("deadpool-postgres builds");
+    Deadpool(pool, query)
+}
+
+async fn bb8_postgres(url: &str, max_size: usize, defaults: bool) -> Bb8 {
+    let manager = TokioPostgresManager {
+        config: url.parse().expect("cluster URL parses"),
+        connects: None,
+    };
+    let builder = bb8::Pool::builder().max_size(u32::try_from(max_size).unwrap_or(u32::MAX));
+    let builder = if defaults {
+        builder
+    } else {
+        builder
+            .test_on_check_out(false)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connection_timeout(Duration::from_secs(60))
+    };
+    Bb8(builder.build(manager).await.expect("bb8 builds"))
+}
+
+/// pg-pool-wire's pool config: its defaults except the size, or the trimmed one.
+fn wire_config(url: &str, max_size: usize, defaults: bool) -> ConnPoolConfig {
+    if defaults {
+        let mut config = WireConnector::from_url(url)
+            .expect("cluster URL parses")
+            .config()
+            .pool_config();
+        config.max_size = max_size;
+        config
+    } else {
+        pg_pool_config(url, max_size)
+    }
+}
+
+async fn tokio_postgres_pool(
+    url: &str,
+    max_size: usize,
+    defaults: bool,
+    query: Query,
+) -> TokioPostgres {
+    let config = PgConfig::from_url(url).expect("cluster URL parses");
+    let pool = if defaults {
+        // `PgConfig`'s defaults and its own pool config, whatever they are: what a user who
+        // sets only the pool size gets.
+        let mut pool_config = config.pool_config();
+        pool_config.max_size = max_size;
+        pg_pool_tokio::ConnPool::<PgConnection>::builder(
+            PgConnector::<pg_pool_tokio::Tokio>::current(config).expect("inside the runtime"),
+        )
+        .config(pool_config)
+        .build()
+        .await
+    } else {
+        let connector =
+            PgConnector::<pg_pool_tokio::Tokio>::current(config.with_reset(ResetStrategy::None))
+                .expect("inside the runtime");
+        pg_pool_tokio::ConnPool::<PgConnection>::builder(connector)
+            .config(pg_pool_config(url, max_size))
+            .build()
+            .await
+    };
+    TokioPostgres(pool.expect("pg-pool builds"), query)
+}
+
+/// Measures one pool once: builds it, drives `tasks` tasks, then drops it.
 pub fn run_once(
     kind: PgKind,
     url: &str,
@@ -350,97 +556,24 @@ pub fn run_once(
     measure: Duration,
 ) -> Option<PgRun> {
     let rt = runtime();
+    let defaults = kind.at_defaults();
+    let query = kind.query();
     let result = match kind {
-        PgKind::DeadpoolPrepareCached | PgKind::DeadpoolQueryOne => {
-            let config: tokio_postgres::Config = url.parse().expect("cluster URL parses");
-            let manager = deadpool_postgres::Manager::from_config(
-                config,
-                NoTls,
-                deadpool_postgres::ManagerConfig {
-                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                },
-            );
-            let pool = deadpool_postgres::Pool::builder(manager)
-                .max_size(max_size)
-                .build()
-                .expect("deadpool-postgres builds");
-            if kind == PgKind::DeadpoolQueryOne {
-                drive(&rt, Arc::new(DeadpoolOne(pool)), tasks, warm, measure)
-            } else {
-                drive(&rt, Arc::new(DeadpoolPrepared(pool)), tasks, warm, measure)
-            }
+        PgKind::DeadpoolPostgresPrepared
+        | PgKind::DeadpoolPostgresQueryOne
+        | PgKind::DeadpoolPostgres => {
+            let pool = rt.block_on(async { deadpool_postgres(url, max_size, query) });
+            drive(&rt, Arc::new(pool), tasks, warm, measure)
         }
-        PgKind::TokioPostgresDefaultsPrepareCached | PgKind::TokioPostgresDefaultsQueryOne => {
-            // Every setting at its default but the pool size.
-            let config = PgConfig::from_url(url).expect("cluster URL parses");
-            let mut pool_config = config.pool_config();
-            pool_config.max_size = max_size;
-            let pool = rt
-                .block_on(async {
-                    pg_pool_core::ConnPool::builder(
-                        PgConnector::<pg_pool_tokio::Tokio>::current(config)
-                            .expect("inside the runtime"),
-                    )
-                    .config(pool_config)
-                    .build()
-                    .await
-                })
-                .expect("pg-pool builds");
-            if kind == PgKind::TokioPostgresDefaultsQueryOne {
-                drive(&rt, Arc::new(TokioPostgresOne(pool)), tasks, warm, measure)
-            } else {
-                drive(
-                    &rt,
-                    Arc::new(TokioPostgresPrepared(pool)),
-                    tasks,
-                    warm,
-                    measure,
-                )
-            }
+        PgKind::Bb8PostgresDefaults | PgKind::Bb8Postgres => {
+            let pool = rt.block_on(bb8_postgres(url, max_size, defaults));
+            drive(&rt, Arc::new(pool), tasks, warm, measure)
         }
-        PgKind::DeadpoolPostgres => {
-            let config: tokio_postgres::Config = url.parse().expect("cluster URL parses");
-            let manager = deadpool_postgres::Manager::from_config(
-                config,
-                NoTls,
-                deadpool_postgres::ManagerConfig {
-                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                },
-            );
-            let pool = deadpool_postgres::Pool::builder(manager)
-                .max_size(max_size)
-                .build()
-                .expect("deadpool-postgres builds");
-            drive(&rt, Arc::new(Deadpool(pool)), tasks, warm, measure)
-        }
-        PgKind::Bb8Postgres => {
-            let manager = TokioPostgresManager {
-                config: url.parse().expect("cluster URL parses"),
-                connects: None,
-            };
-            let pool = rt.block_on(
-                bb8::Pool::builder()
-                    .max_size(u32::try_from(max_size).unwrap_or(u32::MAX))
-                    .test_on_check_out(false)
-                    .max_lifetime(None)
-                    .idle_timeout(None)
-                    .connection_timeout(Duration::from_secs(60))
-                    .build(manager),
-            );
-            drive(
-                &rt,
-                Arc::new(Bb8(pool.expect("bb8 builds"))),
-                tasks,
-                warm,
-                measure,
-            )
-        }
-        PgKind::PgPoolWire => {
+        PgKind::PgPoolWireDefaults | PgKind::PgPoolWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
             let pool = rt.block_on(
                 pg_pool_tokio::ConnPool::<WirePoolable>::builder(connector)
-                    .config(pg_pool_config(url, max_size))
-                    .hooks(LifecycleHooks::default())
+                    .config(wire_config(url, max_size, defaults))
                     .build(),
             );
             drive(
@@ -451,12 +584,11 @@ pub fn run_once(
                 measure,
             )
         }
-        PgKind::PgPoolAsyncWire => {
+        PgKind::PgPoolAsyncWireDefaults | PgKind::PgPoolAsyncWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
             let pool = rt.block_on(
                 pg_pool_tokio::ConnPool::<AsyncWirePoolable>::builder(connector)
-                    .config(pg_pool_config(url, max_size))
-                    .hooks(LifecycleHooks::default())
+                    .config(wire_config(url, max_size, defaults))
                     .build(),
             );
             drive(
@@ -467,208 +599,17 @@ pub fn run_once(
                 measure,
             )
         }
-        PgKind::PgPoolTokioPostgres => {
-            let config = PgConfig::from_url(url)
-                .expect("cluster URL parses")
-                .with_reset(ResetStrategy::None);
-            let pool = rt.block_on(async {
-                let connector = PgConnector::<pg_pool_tokio::Tokio>::current(config)
-                    .expect("inside the runtime");
-                pg_pool_tokio::ConnPool::<PgConnection>::builder(connector)
-                    .config(pg_pool_config(url, max_size))
-                    .hooks(LifecycleHooks::default())
-                    .build()
-                    .await
-            });
-            drive(
-                &rt,
-                Arc::new(TokioPostgres(pool.expect("pg-pool builds"))),
-                tasks,
-                warm,
-                measure,
-            )
+        PgKind::PgPoolTokioPostgresQueryOne
+        | PgKind::PgPoolTokioPostgresPrepared
+        | PgKind::PgPoolTokioPostgresSimple
+        | PgKind::PgPoolTokioPostgres
+        | PgKind::PgPoolTokioPostgresPreparedTuned => {
+            let pool = rt.block_on(tokio_postgres_pool(url, max_size, defaults, query));
+            drive(&rt, Arc::new(pool), tasks, warm, measure)
         }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
-    rt.shutdown_timeout(Duration::from_secs(2));
-    result
-}
-
-/// A reconnect storm measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct StormResult {
-    /// Which pool and settings.
-    pub label: String,
-    /// Connections in the pool.
-    pub size: usize,
-    /// Max lifetime, seconds.
-    pub lifetime_s: f64,
-    /// How long filling the pool took, seconds.
-    pub fill_s: f64,
-    /// Connects completed in the observation window (lifetime plus 3 s after the pool was full).
-    pub reconnects: usize,
-    /// Most connects completed in any 100 ms, as a rate per second.
-    pub peak_connects_per_s: f64,
-    /// Time from the first to the last reconnect of the first wave (the first `size`), seconds.
-    pub wave_s: f64,
-    /// Checkout wait p99 of a 64-task `SELECT 1` load during the window, nanoseconds.
-    pub wait_p99_ns: u64,
-    /// Checkout wait maximum during the window, nanoseconds.
-    pub wait_max_ns: u64,
-    /// Queries per second of that load during the window.
-    pub qps: f64,
-}
-
-fn storm_stats(
-    label: String,
-    size: usize,
-    lifetime: Duration,
-    fill: Duration,
-    log: &ConnectLog,
-    from: Duration,
-    run: Option<PgRun>,
-) -> StormResult {
-    let times: Vec<Duration> = log.snapshot().into_iter().filter(|t| *t >= from).collect();
-    let mut peak = 0;
-    for (i, t) in times.iter().enumerate() {
-        let within = times[i..]
-            .iter()
-            .take_while(|u| **u < *t + Duration::from_millis(100))
-            .count();
-        peak = peak.max(within);
-    }
-    let wave: Vec<&Duration> = times.iter().take(size).collect();
-    let wave_s = match (wave.first(), wave.last()) {
-        (Some(a), Some(b)) => (**b - **a).as_secs_f64(),
-        _ => 0.0,
-    };
-    StormResult {
-        label,
-        size,
-        lifetime_s: lifetime.as_secs_f64(),
-        fill_s: fill.as_secs_f64(),
-        reconnects: times.len(),
-        peak_connects_per_s: peak as f64 * 10.0,
-        wave_s,
-        wait_p99_ns: run.map_or(0, |r| r.wait_p99_ns),
-        wait_max_ns: run.map_or(0, |r| r.wait_max_ns),
-        qps: run.map_or(0.0, |r| r.qps),
-    }
-}
-
-/// pg-pool's storm settings: lifetime, jitter, `max_connecting`.
-#[derive(Debug, Clone, Copy)]
-pub struct PgPoolStorm {
-    /// `max_lifetime_jitter`.
-    pub jitter: Duration,
-    /// `max_connecting`.
-    pub max_connecting: usize,
-}
-
-/// A storm against pg-pool-wire: `size` connections kept by `min_idle = size`, all opened at
-/// start, with `lifetime`; a 64-task `SELECT 1` load runs through the lifetime and 3 s more.
-pub fn storm_pg_pool(
-    url: &str,
-    size: usize,
-    lifetime: Duration,
-    settings: PgPoolStorm,
-) -> StormResult {
-    let rt = runtime();
-    let log = ConnectLog::default();
-    let mut config = pg_pool_config(url, size);
-    config.min_idle = size;
-    config.max_lifetime = Some(lifetime);
-    config.max_lifetime_jitter = settings.jitter;
-    config.max_connecting = settings.max_connecting;
-    config.reaper_interval = Duration::from_millis(250);
-    let connector = WireConnector::from_url(url).expect("cluster URL parses");
-    let counted = {
-        let log = log.clone();
-        move || {
-            let (connector, log) = (connector.clone(), log.clone());
-            async move {
-                let conn = Connector::<WirePoolable>::connect(&connector).await?;
-                log.record();
-                Ok(conn)
-            }
-        }
-    };
-    let fill_started = log.start.elapsed();
-    let pool = rt
-        .block_on(
-            pg_pool_tokio::ConnPool::<WirePoolable>::builder(counted)
-                .config(config)
-                .hooks(LifecycleHooks::default())
-                .runtime(pg_pool_tokio::Tokio::from_handle(rt.handle().clone()))
-                .build(),
-        )
-        .expect("pg-pool builds");
-    let full = log.start.elapsed();
-    let run = drive(
-        &rt,
-        Arc::new(Wire(pool)),
-        64,
-        Duration::ZERO,
-        lifetime + Duration::from_secs(3),
-    );
-    let label = format!(
-        "pg-pool-wire, jitter {} ms, max_connecting {}",
-        settings.jitter.as_millis(),
-        settings.max_connecting
-    );
-    let result = storm_stats(label, size, lifetime, full - fill_started, &log, full, run);
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
-    rt.shutdown_timeout(Duration::from_secs(2));
-    result
-}
-
-/// The same storm against bb8 (tokio-postgres): `min_idle = size`, `max_lifetime`, reaper
-/// every 250 ms.
-pub fn storm_bb8(url: &str, size: usize, lifetime: Duration) -> StormResult {
-    let rt = runtime();
-    let log = ConnectLog::default();
-    let manager = TokioPostgresManager {
-        config: url.parse().expect("cluster URL parses"),
-        connects: Some(log.clone()),
-    };
-    let pool = rt
-        .block_on(
-            bb8::Pool::builder()
-                .max_size(u32::try_from(size).unwrap_or(u32::MAX))
-                .min_idle(u32::try_from(size).unwrap_or(u32::MAX))
-                .test_on_check_out(false)
-                .max_lifetime(lifetime)
-                .idle_timeout(None)
-                .reaper_rate(Duration::from_millis(250))
-                .connection_timeout(Duration::from_secs(60))
-                .build(manager),
-        )
-        .expect("bb8 builds");
-    // bb8's build returns before `min_idle` is reached: wait for it.
-    let fill_deadline = Instant::now() + Duration::from_secs(30);
-    while (pool.state().connections as usize) < size && Instant::now() < fill_deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
-    let full = log.start.elapsed();
-    let first = log.snapshot().first().copied().unwrap_or_default();
-    let run = drive(
-        &rt,
-        Arc::new(Bb8(pool)),
-        64,
-        Duration::ZERO,
-        lifetime + Duration::from_secs(3),
-    );
-    let result = storm_stats(
-        "bb8 + tokio-postgres (no jitter, no connect cap)".into(),
-        size,
-        lifetime,
-        full.saturating_sub(first),
-        &log,
-        full,
-        run,
-    );
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
     rt.shutdown_timeout(Duration::from_secs(2));
     result
 }

@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::charts::{self, Series, human};
 use crate::contestant::PoolKind;
 use crate::overhead::{Hold, Sched};
-use crate::postgres::{PgCellResult, PgKind, StormResult};
+use crate::postgres::{PgCellResult, PgKind};
 use crate::single::SingleStats;
+use crate::storm::StormResult;
 use crate::suite::{self, CellResult, Settings};
 
 /// Everything one run measured.
@@ -23,6 +24,10 @@ pub struct Report {
     pub settings: Settings,
     /// Single-task uncontended cycle cost, per pool.
     pub single: Vec<(PoolKind, SingleStats)>,
+    /// Single-task figures of pg-pool at its defaults and trimmed, and its tokio peers.
+    pub plain_single: Vec<crate::single::PlainSingle>,
+    /// The plain-harness cells and the factor cells.
+    pub plain: Vec<crate::plain_suite::PlainResult>,
     /// Workload A.
     pub overhead: Vec<CellResult>,
     /// Workload B (`None` when PostgreSQL could not be started; see `meta`).
@@ -188,10 +193,59 @@ impl Report {
             )?;
             files.push(name);
         }
+        let mut plain_sizes: Vec<usize> = self
+            .plain
+            .iter()
+            .filter(|r| r.cell.scenario == crate::plain_suite::PLAIN)
+            .map(|r| r.cell.max_size)
+            .collect();
+        plain_sizes.sort_unstable();
+        plain_sizes.dedup();
+        for size in plain_sizes {
+            let series = |f: fn(&crate::plain::PlainStats) -> f64| -> Vec<Series> {
+                PoolKind::PLAIN
+                    .iter()
+                    .map(|&p| {
+                        let pts = self
+                            .plain
+                            .iter()
+                            .filter(|r| {
+                                r.cell.scenario == crate::plain_suite::PLAIN
+                                    && r.cell.max_size == size
+                                    && r.pool == p
+                            })
+                            .filter_map(|r| r.median.as_ref().map(|m| (r.cell.tasks as f64, f(m))))
+                            .collect();
+                        (p.name().to_owned(), pts)
+                    })
+                    .collect()
+            };
+            let name = format!("plain-throughput-max{size}.svg");
+            charts::line_chart(
+                &dir.join(&name),
+                &format!(
+                    "Plain harness: cycles/s, pool of {size}, hold across tokio yield_now (STALLED runs omitted)"
+                ),
+                "cycles per second",
+                &series(|m| m.cycles_per_sec),
+            )?;
+            files.push(name);
+            let name = format!("plain-wait-p99-max{size}.svg");
+            charts::line_chart(
+                &dir.join(&name),
+                &format!(
+                    "Plain harness: checkout wait p99 (ns), pool of {size}, hold across tokio yield_now"
+                ),
+                "wait p99 (ns)",
+                &series(|m| m.wait_p99_ns as f64),
+            )?;
+            files.push(name);
+        }
         if !self.postgres.is_empty() {
             let series = |f: fn(&crate::postgres::PgRun) -> f64| -> Vec<Series> {
                 PgKind::ALL
                     .iter()
+                    .filter(|p| p.at_defaults())
                     .map(|&p| {
                         let pts = self
                             .postgres
@@ -205,13 +259,13 @@ impl Report {
             };
             charts::line_chart(
                 &dir.join("pg-throughput.svg"),
-                "Workload B: SELECT 1 per checkout, pool 16",
+                "Workload B: SELECT 1 per checkout, pool 16, every pool at its defaults",
                 "queries per second",
                 &series(|m| m.qps),
             )?;
             charts::line_chart(
                 &dir.join("pg-wait-p99.svg"),
-                "Workload B: checkout wait p99 (ns), pool 16",
+                "Workload B: checkout wait p99 (ns), pool 16, every pool at its defaults",
                 "wait p99 (ns)",
                 &series(|m| m.wait_p99_ns as f64),
             )?;
@@ -394,10 +448,17 @@ impl Report {
                 .find(|r| r.pool == kind && r.tasks == tasks)
                 .and_then(|r| r.median)
         };
-        let peers = [PgKind::DeadpoolPostgres, PgKind::Bb8Postgres];
+        let peers = [
+            PgKind::DeadpoolPostgres,
+            PgKind::Bb8Postgres,
+            PgKind::Bb8PostgresDefaults,
+        ];
         for ours in [
+            PgKind::PgPoolWireDefaults,
             PgKind::PgPoolWire,
+            PgKind::PgPoolAsyncWireDefaults,
             PgKind::PgPoolAsyncWire,
+            PgKind::PgPoolTokioPostgresSimple,
             PgKind::PgPoolTokioPostgres,
         ] {
             if let Some(m) = find(ours, 16) {
@@ -489,7 +550,10 @@ impl Report {
             );
         }
         out.push('\n');
-        out.push_str("## Workload A: pure pool overhead\n\n");
+        crate::report_plain::single_table(&mut out, &self.plain_single);
+        crate::report_plain::plain_tables(&mut out, &self.plain);
+        crate::report_plain::factor_table(&mut out, &self.plain);
+        out.push_str("## Workload A: pure pool overhead (original grid, pg-pool trimmed)\n\n");
         let sections = [
             (suite::GRID, "Grid: checkout, touch, (hold), return"),
             (
@@ -530,31 +594,26 @@ impl Report {
             }
         }
         if !self.postgres.is_empty() {
-            out.push_str("## Workload B: PostgreSQL, `SELECT 1` per checkout (simple query protocol), pool size 16\n\n");
-            out.push_str("| tasks | pool | queries/s | × best peer | wait p50 | wait p99 | wait p99.9 | wait max | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            out.push_str("## Workload B: PostgreSQL, `SELECT 1` per checkout, pool size 16, 2 tokio workers\n\n");
+            out.push_str("Every pool and driver has a row at its defaults (only the pool size set: what a user gets) beside any tuned row. The statement is sent three ways: `simple_query` (one round trip, simple query protocol), plain `query_one` (tokio-postgres prepares an unnamed statement and then runs it: two round trips) and `prepare_cached` followed by a query on the cached statement (one round trip once the cache is warm). pg-pool-tokio-postgres's defaults are `PgConfig::from_url`'s and `PgConfig::pool_config`'s, whatever they are in the build measured. The rows run interleaved, their order rotated between repetitions; both ratios are medians of per-repetition ratios: against deadpool-postgres with `prepare_cached` at its defaults (the reference), and against deadpool-postgres running the same statement at its defaults.\n\n");
+            out.push_str("| tasks | pool | statement | settings | queries/s | × deadpool-postgres prepare_cached | × deadpool-postgres same statement | wait p50 | wait p99 | wait p99.9 | wait max | errors |\n|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            let fmt_ratio = |r: Option<f64>| r.map_or("–".into(), |x| format!("{x:.2}"));
             for r in &self.postgres {
-                let best = self
-                    .postgres
-                    .iter()
-                    .filter(|o| {
-                        o.tasks == r.tasks
-                            && matches!(o.pool, PgKind::DeadpoolPostgres | PgKind::Bb8Postgres)
-                    })
-                    .filter_map(|o| o.median.map(|m| m.qps))
-                    .fold(0.0, f64::max);
+                let lead = format!(
+                    "| {} | {} | {} | {} |",
+                    r.tasks,
+                    r.pool.pool_name(),
+                    r.pool.query().label(),
+                    r.pool.settings()
+                );
                 match r.median {
                     Some(m) => {
                         let _ = writeln!(
                             out,
-                            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                            r.tasks,
-                            r.pool.name(),
+                            "{lead} {} | {} | {} | {} | {} | {} | {} | {} |",
                             human(m.qps),
-                            if best > 0.0 {
-                                format!("{:.2}", m.qps / best)
-                            } else {
-                                "–".into()
-                            },
+                            fmt_ratio(r.ratio_to_reference),
+                            fmt_ratio(r.ratio_same_query),
                             us(m.wait_p50_ns),
                             us(m.wait_p99_ns),
                             us(m.wait_p999_ns),
@@ -563,12 +622,7 @@ impl Report {
                         );
                     }
                     None => {
-                        let _ = writeln!(
-                            out,
-                            "| {} | {} | **STALLED** | | | | | | |",
-                            r.tasks,
-                            r.pool.name()
-                        );
+                        let _ = writeln!(out, "{lead} **STALLED** | | | | | | | |");
                     }
                 }
             }

@@ -6,7 +6,7 @@ use futures_lite::future;
 use serde::Serialize;
 
 use crate::contestant::{Contestant, PoolKind};
-use crate::noop::{Bb8, BenchPool, Deadpool, Mobc, PgPool, Qp};
+use crate::noop::{Bb8, Bb8Defaults, BenchPool, Deadpool, Mobc, PgPool, PgPoolDefaults, Qp};
 
 /// Reads a process-wide allocation counter (allocations plus reallocations so far).
 pub type AllocCounter = fn() -> u64;
@@ -33,18 +33,53 @@ async fn cycles<P: BenchPool>(pool: &P, n: u64) {
     }
 }
 
+/// The same cycle timed the way an application's harness would: `std::time::Instant` around
+/// each checkout, the wait recorded in an HdrHistogram (2 significant figures).
+async fn cycles_timed<P: BenchPool>(pool: &P, n: u64, wait: &mut hdrhistogram::Histogram<u64>) {
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let guard = pool.checkout().await.expect("a no-op checkout succeeds");
+        wait.saturating_record(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        std::hint::black_box(guard.touched);
+        drop(guard);
+    }
+}
+
+async fn run_cycles<P: BenchPool>(
+    pool: &P,
+    n: u64,
+    wait: Option<&mut hdrhistogram::Histogram<u64>>,
+) {
+    match wait {
+        Some(wait) => cycles_timed(pool, n, wait).await,
+        None => cycles(pool, n).await,
+    }
+}
+
 async fn measure<P: Contestant>(
     max_size: usize,
     counter: Option<AllocCounter>,
     quick: bool,
 ) -> SingleStats {
+    measure_loop::<P>(max_size, counter, quick, false).await
+}
+
+async fn measure_loop<P: Contestant>(
+    max_size: usize,
+    counter: Option<AllocCounter>,
+    quick: bool,
+    timed: bool,
+) -> SingleStats {
     let pool = P::build(max_size).await;
     let scale = if quick { 10 } else { 1 };
-    cycles(&pool, WARM / scale).await;
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
+        .expect("valid histogram bounds");
+    let mut wait = timed.then_some(&mut hist);
+    run_cycles(&pool, WARM / scale, wait.as_deref_mut()).await;
     let mut samples: Vec<f64> = Vec::with_capacity(REPS);
     for _ in 0..if quick { 3 } else { REPS } {
         let started = Instant::now();
-        cycles(&pool, CYCLES / scale).await;
+        run_cycles(&pool, CYCLES / scale, wait.as_deref_mut()).await;
         samples.push(started.elapsed().as_nanos() as f64 / (CYCLES / scale) as f64);
     }
     let allocs_per_cycle = match counter {
@@ -86,8 +121,10 @@ pub fn single_task(
 ) -> SingleStats {
     match pool {
         PoolKind::PgPool => on_tokio::<PgPool<pg_pool_tokio::Tokio>>(max_size, counter, quick),
+        PoolKind::PgPoolDefaults => on_tokio::<PgPoolDefaults>(max_size, counter, quick),
         PoolKind::Deadpool => on_tokio::<Deadpool>(max_size, counter, quick),
         PoolKind::Bb8 => on_tokio::<Bb8>(max_size, counter, quick),
+        PoolKind::Bb8Defaults => on_tokio::<Bb8Defaults>(max_size, counter, quick),
         PoolKind::Mobc => on_tokio::<Mobc>(max_size, counter, quick),
         PoolKind::Qp => on_tokio::<Qp>(max_size, counter, quick),
         PoolKind::PgPoolSmol => future::block_on(measure::<PgPool<pg_pool_smol::Smol>>(
@@ -97,4 +134,131 @@ pub fn single_task(
             PgPool<pg_pool_async_std::AsyncStd>,
         >(max_size, counter, quick)),
     }
+}
+
+/// One pool's single-task figures in the plain comparison.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PlainSingle {
+    /// The pool.
+    pub pool: PoolKind,
+    /// Median over repetitions of the nanoseconds per cycle.
+    pub ns_per_cycle: f64,
+    /// Median over repetitions of (this pool's ns per cycle / deadpool's) in the same
+    /// repetition.
+    pub ratio_to_deadpool: Option<f64>,
+    /// Instructions per cycle under callgrind, when valgrind is installed.
+    pub instructions_per_cycle: Option<f64>,
+    /// Median nanoseconds per cycle with each checkout timed by `std::time::Instant` and
+    /// recorded in an HdrHistogram.
+    pub timed_ns_per_cycle: f64,
+    /// The timed loop's median of per-repetition ratios to deadpool.
+    pub timed_ratio_to_deadpool: Option<f64>,
+}
+
+/// One task, the timed loop (see [`PlainSingle::timed_ns_per_cycle`]), on a current-thread
+/// tokio runtime, pool of 4.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio.
+pub fn single_task_timed(pool: PoolKind, quick: bool) -> f64 {
+    fn go<P: Contestant>(quick: bool) -> f64 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime builds")
+            .block_on(measure_loop::<P>(4, None, quick, true))
+            .ns_per_cycle
+    }
+    match pool {
+        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(quick),
+        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(quick),
+        PoolKind::Deadpool => go::<Deadpool>(quick),
+        PoolKind::Bb8 => go::<Bb8>(quick),
+        PoolKind::Bb8Defaults => go::<Bb8Defaults>(quick),
+        PoolKind::Mobc => go::<Mobc>(quick),
+        PoolKind::Qp => go::<Qp>(quick),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("the timed single-task loop runs tokio pools only")
+        }
+    }
+}
+
+/// Measures every pool of `pools` (which must include deadpool for the ratio) with one task,
+/// `reps` times with the order rotated by one place per repetition; `instructions` gives
+/// each pool's instructions per cycle (or `None`).
+pub fn plain_single(
+    pools: &[PoolKind],
+    reps: usize,
+    quick: bool,
+    instructions: impl Fn(PoolKind) -> Option<f64>,
+) -> Vec<PlainSingle> {
+    let mut ns = vec![vec![f64::NAN; reps]; pools.len()];
+    let mut timed = vec![vec![f64::NAN; reps]; pools.len()];
+    for rep in 0..reps {
+        for offset in 0..pools.len() {
+            let index = (rep + offset) % pools.len();
+            ns[index][rep] = single_task(pools[index], 4, None, quick).ns_per_cycle;
+            timed[index][rep] = single_task_timed(pools[index], quick);
+        }
+    }
+    let deadpool = pools.iter().position(|&p| p == PoolKind::Deadpool);
+    let ratio = |values: &[Vec<f64>], index: usize| {
+        deadpool.map(|d| {
+            let mut ratios: Vec<f64> = (0..reps).map(|r| values[index][r] / values[d][r]).collect();
+            crate::stats::median(&mut ratios)
+        })
+    };
+    pools
+        .iter()
+        .enumerate()
+        .map(|(index, &pool)| PlainSingle {
+            pool,
+            ns_per_cycle: crate::stats::median(&mut ns[index].clone()),
+            ratio_to_deadpool: ratio(&ns, index),
+            instructions_per_cycle: instructions(pool),
+            timed_ns_per_cycle: crate::stats::median(&mut timed[index].clone()),
+            timed_ratio_to_deadpool: ratio(&timed, index),
+        })
+        .collect()
+}
+
+/// Runs `n` single-task cycles of `pool` (tokio pools: on a current-thread runtime) and
+/// nothing else: the body of `pg-pool-bench --cycles`, run under callgrind to count
+/// instructions per cycle. The pool is built first; the cycles then run inside
+/// [`measured_cycles`], which callgrind's `--toggle-collect` can single out.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio.
+pub fn cycles_only(pool: PoolKind, n: u64) {
+    fn go<P: Contestant>(n: u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime builds");
+        let pool = rt.block_on(P::build(4));
+        // One cycle outside the measurement, so that lazy set-up (clock calibration) is not
+        // counted.
+        rt.block_on(cycles(&pool, 1));
+        measured_cycles(&rt, &pool, n);
+    }
+    match pool {
+        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(n),
+        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
+        PoolKind::Deadpool => go::<Deadpool>(n),
+        PoolKind::Bb8 => go::<Bb8>(n),
+        PoolKind::Bb8Defaults => go::<Bb8Defaults>(n),
+        PoolKind::Mobc => go::<Mobc>(n),
+        PoolKind::Qp => go::<Qp>(n),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("--cycles runs tokio pools only")
+        }
+    }
+}
+
+/// `n` cycles of `pool` on `rt`; never inlined, so that its name marks the measured part.
+#[inline(never)]
+pub fn measured_cycles<P: BenchPool>(rt: &tokio::runtime::Runtime, pool: &P, n: u64) {
+    rt.block_on(cycles(pool, n));
 }

@@ -72,6 +72,7 @@
 //! ```
 #![doc = include_str!("../README.md")]
 
+mod credentials;
 mod env;
 mod error;
 mod hosts;
@@ -87,6 +88,7 @@ mod secret;
 mod tls;
 mod url;
 
+pub use credentials::{PasswordProvider, ProviderError};
 pub use env::{ENV_VARS, process_env};
 pub use error::{ConnInfoError, ConnInfoErrorKind};
 pub use info::{ConnInfo, Host, HostPort, TargetSessionAttrs};

@@ -7,10 +7,10 @@ use pg_pool_core::{ConnPool, ConnPoolConfig, Connector, runtime::NoRuntime};
 
 use crate::config::PgConfig;
 use crate::connection::PgConnection;
-use crate::credentials::PasswordProvider;
 use crate::error::PgError;
 use crate::runtime::PgRuntime;
 use crate::sslmode::PgTls;
+use pg_pool_conninfo::PasswordProvider;
 
 /// A pool of tokio-postgres sessions on runtime `R`.
 pub type PgPool<R> = ConnPool<PgConnection, R>;
@@ -175,7 +175,10 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
             let tls = this.tls()?;
             let client = match &this.password {
                 Some(provider) => {
-                    let password = provider.fetch().await?;
+                    let password = provider
+                        .fetch()
+                        .await
+                        .map_err(|source| PgError::PasswordProvider { source })?;
                     let mut pg = this.config.pg.clone();
                     pg.password(password.expose());
                     this.runtime.open(&pg, tls).await?

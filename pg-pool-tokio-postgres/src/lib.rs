@@ -69,7 +69,6 @@ mod checkin;
 mod config;
 mod connection;
 mod connector;
-mod credentials;
 #[cfg(feature = "raw-connect")]
 mod dial;
 mod error;
@@ -91,9 +90,9 @@ mod transaction;
 pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
-pub use credentials::PasswordProvider;
 pub use error::PgError;
 pub use pg_pool_conninfo;
+pub use pg_pool_conninfo::PasswordProvider;
 pub use raw_connect::{DialTarget, connect_raw};
 pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
 pub use row_stream::PgRowStream;

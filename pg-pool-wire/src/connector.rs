@@ -7,10 +7,10 @@ use pg_pool_core::{ConnPoolConfig, Connector};
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::config::WireConfig;
-use crate::credentials::PasswordProvider;
 use crate::error::WireError;
 use crate::tls::WireTls;
 use crate::wire_poolable::WirePoolable;
+use pg_pool_conninfo::PasswordProvider;
 
 /// Opens [`WirePoolable`] or [`AsyncWirePoolable`] connections with a [`WireConfig`]:
 /// everything `ConnPool::new` cannot pass (startup parameters such as `application_name`,
@@ -115,7 +115,10 @@ impl WireConnector {
         let tls = self.tls()?;
         match &self.password {
             Some(provider) => {
-                let password = provider.fetch().await?;
+                let password = provider
+                    .fetch()
+                    .await
+                    .map_err(|source| WireError::PasswordProvider { source })?;
                 tls.connect(&self.config, password.expose()).await
             }
             None => tls.connect(&self.config, &self.config.password).await,

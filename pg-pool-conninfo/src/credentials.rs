@@ -6,13 +6,12 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::secret::Secret;
 use futures_lite::FutureExt as _;
-use pg_pool_conninfo::Secret;
 
-use crate::error::PgError;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type PasswordFuture = Pin<Box<dyn Future<Output = Result<Secret, BoxError>> + Send>>;
+/// The error a [`PasswordProvider`] reports: whatever its callback returned, boxed.
+pub type ProviderError = Box<dyn std::error::Error + Send + Sync>;
+type PasswordFuture = Pin<Box<dyn Future<Output = Result<Secret, ProviderError>> + Send>>;
 
 /// An async callback run before each connect attempt; its password is used for that
 /// attempt only (it replaces the config's password and is not stored), so rotating
@@ -21,14 +20,15 @@ type PasswordFuture = Pin<Box<dyn Future<Output = Result<Secret, BoxError>> + Se
 ///
 /// The pool calls it once per attempt and never retries an attempt on its own: a
 /// rejected password fails that attempt, and the pool's backoff spaces the next one.
-/// An error (or a panic, in the call or while it runs) fails the attempt with
-/// [`PgError::PasswordProvider`], whose `Display` does not repeat the provider's error
-/// (read it with `source()`), so a secret in it does not reach logs by accident.
+/// An error (or a panic, in the call or while it runs) fails the attempt with the driver's
+/// `PasswordProvider` error, whose `Display` does not repeat the provider's error (read it
+/// with `source()`), so a secret in it does not reach logs by accident. Both PostgreSQL
+/// drivers take the same provider.
 ///
 /// # Examples
 ///
 /// ```
-/// use pg_pool_tokio_postgres::PasswordProvider;
+/// use pg_pool_conninfo::PasswordProvider;
 ///
 /// let provider = PasswordProvider::new(|| async {
 ///     // e.g. an RDS IAM token or a Vault lease, fetched here
@@ -46,7 +46,7 @@ impl PasswordProvider {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<P, E>> + Send + 'static,
         P: Into<Secret>,
-        E: Into<BoxError>,
+        E: Into<ProviderError>,
     {
         Self(Arc::new(move || {
             let future = fetch();
@@ -58,14 +58,15 @@ impl PasswordProvider {
     ///
     /// # Errors
     ///
-    /// [`PgError::PasswordProvider`] when it fails, panics or returns a password with a
-    /// NUL byte (which the protocol cannot carry).
+    /// The callback's error when it fails; an error of its own when it panics or returns a
+    /// password with a NUL byte (which the protocol cannot carry). The drivers wrap it in
+    /// their `PasswordProvider` error.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future drops the callback's future.
-    pub(crate) async fn fetch(&self) -> Result<Secret, PgError> {
-        let failed = |source: BoxError| PgError::PasswordProvider { source };
+    pub async fn fetch(&self) -> Result<Secret, ProviderError> {
+        let failed = |source: ProviderError| source;
         let future = std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)()))
             .map_err(|_| failed("the password provider panicked".into()))?;
         let secret = AssertUnwindSafe(future)

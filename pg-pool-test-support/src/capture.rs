@@ -59,6 +59,18 @@ impl TraceCapture {
     }
 }
 
+/// An error as a log or a user could see it: its `Display` and `Debug`, and those of every
+/// error in its source chain, on one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = format!("{error} / {error:?}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(" / {cause} / {cause:?}"));
+        source = cause.source();
+    }
+    text
+}
+
 struct Text(String);
 
 impl Visit for Text {

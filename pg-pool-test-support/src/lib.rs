@@ -57,7 +57,7 @@ mod replicated;
 mod util;
 
 pub use bouncer::PgBouncer;
-pub use capture::TraceCapture;
+pub use capture::{TraceCapture, error_chain};
 pub use certs::TlsFiles;
 pub use cluster::{TestCluster, URL_ENV};
 pub use error::Error;

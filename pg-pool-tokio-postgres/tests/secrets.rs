@@ -3,25 +3,14 @@
 //! contains the password (right or wrong), and no error value carries it in its Display,
 //! its Debug or its source chain; neither do the config's and connector's Debug.
 
-use std::error::Error;
 use std::time::Duration;
 
 use pg_pool_core::ConnPoolConfig;
-use pg_pool_test_support::{TestCluster, TraceCapture};
+use pg_pool_test_support::{TestCluster, TraceCapture, error_chain};
 use pg_pool_tokio::Tokio;
 use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgPool};
 
 const WRONG: &str = "Wr0ng-Pa55word-zyx";
-
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = format!("{error} / {error:?}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(" / {cause} / {cause:?}"));
-        source = cause.source();
-    }
-    text
-}
 
 fn settings(max_size: usize) -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
@@ -59,7 +48,7 @@ async fn passwords_never_reach_logs_or_errors() {
         .build_lazy()
         .unwrap();
     let error = pool.get().await.unwrap_err();
-    texts.push(chain(&error));
+    texts.push(error_chain(&error));
     assert!(error.to_string().contains("28P01"), "{error}");
     texts.push(format!("{:?}", pool.config()));
     pool.drain().await;
@@ -79,10 +68,10 @@ async fn passwords_never_reach_logs_or_errors() {
                 match pool.get().await {
                     Ok(conn) => {
                         if let Err(e) = conn.simple_query("SELECT 1").await {
-                            errors.push(chain(&e));
+                            errors.push(error_chain(&e));
                         }
                     }
-                    Err(e) => errors.push(chain(&e)),
+                    Err(e) => errors.push(error_chain(&e)),
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

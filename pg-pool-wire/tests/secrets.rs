@@ -5,25 +5,14 @@
 
 mod common;
 
-use std::error::Error;
 use std::time::Duration;
 
 use common::{blocking, own_cluster, pool_config};
 use pg_pool_core::LifecycleHooks;
-use pg_pool_test_support::TraceCapture;
+use pg_pool_test_support::{TraceCapture, error_chain};
 use pg_pool_wire::{AsyncWirePoolable, WireConfig, WireConnector, WirePool};
 
 const WRONG: &str = "Wr0ng-Pa55word-zyx";
-
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = format!("{error} / {error:?}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(" / {cause} / {cause:?}"));
-        source = cause.source();
-    }
-    text
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_never_reach_logs_or_errors() {
@@ -58,7 +47,7 @@ async fn passwords_never_reach_logs_or_errors() {
         Some("28P01"),
         "{error}"
     );
-    texts.push(chain(&error));
+    texts.push(error_chain(&error));
     texts.push(format!("{:?}", pool.config()));
     pool.drain().await;
 
@@ -87,18 +76,18 @@ async fn passwords_never_reach_logs_or_errors() {
                 match pool.get().await {
                     Ok(mut conn) => {
                         if let Err(e) = conn.execute("SELECT 1").await {
-                            errors.push(chain(&e));
+                            errors.push(error_chain(&e));
                         }
                     }
-                    Err(e) => errors.push(chain(&e)),
+                    Err(e) => errors.push(error_chain(&e)),
                 }
                 match pipelined.get().await {
                     Ok(conn) => {
                         if let Err(e) = conn.exec_query("SELECT 1", &[], &[]).await {
-                            errors.push(chain(&e));
+                            errors.push(error_chain(&e));
                         }
                     }
-                    Err(e) => errors.push(chain(&e)),
+                    Err(e) => errors.push(error_chain(&e)),
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

@@ -269,3 +269,35 @@ pub(crate) async fn backoff_timer<T: Poolable, R: Runtime>(
     }
     shared.apply(fx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exponential from the base, jittered within the upper half, capped, and never
+    /// overflowing whatever the config says.
+    #[test]
+    fn backoff_grows_caps_and_saturates() {
+        let mut config = crate::ConnPoolConfig::default();
+        config.connect_backoff = Duration::from_millis(100);
+        config.connect_backoff_max = Duration::from_secs(1);
+        for failures in 0..40_u32 {
+            let expected = Duration::from_millis(100)
+                .saturating_mul(1 << failures.saturating_sub(1).min(20))
+                .min(Duration::from_secs(1));
+            for _ in 0..20 {
+                let delay = backoff(&config, failures);
+                assert!(
+                    delay >= expected / 2 && delay <= expected,
+                    "{failures} failures: {delay:?} outside [{:?}, {expected:?}]",
+                    expected / 2
+                );
+            }
+        }
+        assert!(backoff(&config, 1) <= Duration::from_millis(100));
+        assert!(backoff(&config, 30) >= Duration::from_millis(500));
+        config.connect_backoff = Duration::MAX;
+        config.connect_backoff_max = Duration::MAX;
+        assert!(backoff(&config, u32::MAX) >= Duration::MAX / 2);
+    }
+}

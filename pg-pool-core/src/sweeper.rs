@@ -4,7 +4,8 @@
 //! tokio a lock on the time driver) on every wait, which under contention is most of a
 //! checkout. Instead, queued callers only listen for their grant, and one task per pool
 //! sleeps until the earliest deadline in the queue, grants `TimedOut` to everyone past
-//! theirs, and goes back to sleep; it ends when the queue is empty. It holds a `Weak`
+//! theirs, and goes back to sleep; with nobody queued it sleeps until a caller queues, and
+//! it ends when the pool closes or is dropped. It holds a `Weak`
 //! reference while sleeping, and is woken early when a caller with an earlier deadline
 //! queues (a retry after a rejected connection keeps its original deadline) or the pool
 //! closes.
@@ -45,8 +46,9 @@ impl SweeperState {
             self.running = true;
             self.next = None;
             Nudge::Spawn
-        } else if self.next.is_some_and(|next| deadline < next) {
-            self.next = None;
+        } else if self.next.is_none_or(|next| deadline < next) {
+            // Provisionally: later callers need not wake it again before it has looked.
+            self.next = Some(deadline);
             Nudge::Wake
         } else {
             Nudge::None
@@ -56,7 +58,7 @@ impl SweeperState {
 
 impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Times out every queued caller whose deadline has passed; returns the earliest
-    /// deadline still ahead, or `None` (and marks the sweeper stopped) when nobody is queued.
+    /// deadline still ahead, or `None` when nobody is queued.
     fn sweep_once(&self, st: &mut State<T>, now: Instant, fx: &mut Effects<T>) -> Option<Instant> {
         let phase = st.waiting_phase();
         let mut timeouts = 0;
@@ -67,9 +69,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         });
         st.counters.timeouts += timeouts;
         st.sweeper.next = earliest;
-        if earliest.is_none() {
-            st.sweeper.running = false;
-        }
         earliest
     }
 }
@@ -82,19 +81,30 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(weak: Weak<Shared<T, R>>) {
             let nudged = shared.sweeper_event.listen();
             let mut fx = Effects::default();
             let now = Instant::now();
-            let next = {
+            let (next, stop) = {
                 let mut st = shared.lock();
-                shared.sweep_once(&mut st, now, &mut fx)
+                let next = shared.sweep_once(&mut st, now, &mut fx);
+                // A closed pool queues nobody again; otherwise stay, so that contention
+                // that comes and goes costs no task spawn per episode.
+                let stop = st.draining;
+                if stop {
+                    st.sweeper.running = false;
+                }
+                (next, stop)
             };
             shared.apply(fx);
-            let Some(next) = next else { return };
-            (
-                shared.runtime.sleep(next.saturating_duration_since(now)),
-                nudged,
-            )
+            if stop {
+                return;
+            }
+            let sleep = next.map(|next| shared.runtime.sleep(next.saturating_duration_since(now)));
+            (sleep, nudged)
             // The strong reference is dropped here, before sleeping.
         };
-        future::or(sleep, nudged).await;
+        match sleep {
+            Some(sleep) => future::or(sleep, nudged).await,
+            // Nobody queued: sleep until someone is.
+            None => nudged.await,
+        }
     }
 }
 

@@ -225,3 +225,73 @@ impl<T, E> Queue<T, E> {
         earliest
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    type TestQueue = Queue<(), std::io::Error>;
+
+    fn waiter(id: u64, deadline: Instant) -> Arc<Waiter<(), std::io::Error>> {
+        Arc::new(Waiter::new(id, Instant::now(), deadline))
+    }
+
+    /// FIFO order, front pushes for retries, abandonment in O(1) with the count right, the
+    /// sweep taking exactly the expired ones in queue order.
+    #[test]
+    fn queue_order_abandonment_and_sweep() {
+        let now = Instant::now();
+        let soon = now + Duration::from_millis(10);
+        let late = now + Duration::from_secs(10);
+        let mut queue = TestQueue::default();
+        let (a, b, c, d) = (
+            waiter(1, soon),
+            waiter(2, late),
+            waiter(3, soon),
+            waiter(4, late),
+        );
+        queue.push(Arc::clone(&a), false);
+        queue.push(Arc::clone(&b), false);
+        queue.push(Arc::clone(&c), false);
+        queue.push(Arc::clone(&d), true);
+        assert_eq!(queue.len(), 4);
+        assert_eq!(queue.nth_id(0), Some(4), "a retry goes to the front");
+        assert!(queue.abandon(&b));
+        assert!(!queue.abandon(&b), "abandoned once");
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.nth_id(1), Some(1));
+        assert_eq!(queue.nth_id(2), Some(3), "the abandoned one is skipped");
+        let mut expired = Vec::new();
+        let earliest = queue.sweep(now + Duration::from_secs(1), |w| expired.push(w.id));
+        assert_eq!(expired, [1, 3], "expired ones in queue order");
+        assert_eq!(earliest, Some(late));
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.pop().map(|w| w.id), Some(4));
+        assert!(queue.is_empty());
+        assert!(queue.pop().is_none());
+    }
+
+    /// Many abandonments compact the queue: what is left is the live waiters only.
+    #[test]
+    fn abandoned_entries_are_compacted() {
+        let late = Instant::now() + Duration::from_secs(10);
+        let mut queue = TestQueue::default();
+        let waiters: Vec<_> = (0..1000).map(|id| waiter(id, late)).collect();
+        for w in &waiters {
+            queue.push(Arc::clone(w), false);
+        }
+        for w in waiters.iter().filter(|w| w.id % 10 != 0) {
+            assert!(queue.abandon(w));
+        }
+        assert_eq!(queue.len(), 100);
+        assert!(
+            queue.entries.len() <= 2 * queue.len() + 64,
+            "compacted: {} entries for {} live",
+            queue.entries.len(),
+            queue.len()
+        );
+        let ids: Vec<u64> = std::iter::from_fn(|| queue.pop()).map(|w| w.id).collect();
+        assert_eq!(ids, (0..1000).step_by(10).collect::<Vec<u64>>());
+    }
+}

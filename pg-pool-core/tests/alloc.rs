@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-use common::{Inline, Noop, SPAWNS};
+use common::{Inline, Noop, SPAWNS, settle_spawned};
 use futures_lite::future::block_on;
 use pg_pool_core::{ConnPool, ConnPoolConfig, LifecycleHooks};
 
@@ -34,10 +34,12 @@ fn checkout_and_return_allocate_nothing() {
         .runtime(Inline)
         .build_lazy()
         .expect("valid config");
-    // Warm up: open the connection and let every lazily-allocated structure settle.
+    // Warm up: open the connection and let every lazily-allocated structure settle,
+    // background tasks included.
     for _ in 0..10 {
         drop(block_on(pool.get()).unwrap());
     }
+    settle_spawned();
     let spawns = SPAWNS.load(Ordering::SeqCst);
     let region = Region::new(GLOBAL);
     for _ in 0..10_000 {
@@ -79,6 +81,7 @@ fn queued_checkouts_allocate_nothing_once_warm() {
     for _ in 0..10 {
         cycle();
     }
+    settle_spawned();
     let region = Region::new(GLOBAL);
     for _ in 0..1_000 {
         cycle();

@@ -15,6 +15,16 @@ pub struct Inline;
 
 pub static SPAWNS: AtomicUsize = AtomicUsize::new(0);
 
+/// Spawned tasks that have been polled once.
+pub static FIRST_POLLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits until every task spawned so far has been polled once, however loaded the machine.
+pub fn settle_spawned() {
+    while FIRST_POLLS.load(Ordering::SeqCst) < SPAWNS.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 impl Runtime for Inline {
     type Sleep = Pending<()>;
 
@@ -28,7 +38,17 @@ impl Runtime for Inline {
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, future: F) {
         SPAWNS.fetch_add(1, Ordering::SeqCst);
-        std::thread::spawn(move || futures_lite::future::block_on(future));
+        std::thread::spawn(move || {
+            let mut future = std::pin::pin!(future);
+            // The first poll is where a background task makes its one-time allocations
+            // (listeners, thread-locals); count it, so a measurement can start after it.
+            let first =
+                futures_lite::future::block_on(futures_lite::future::poll_once(future.as_mut()));
+            FIRST_POLLS.fetch_add(1, Ordering::SeqCst);
+            if first.is_none() {
+                futures_lite::future::block_on(future);
+            }
+        });
     }
 }
 

@@ -278,9 +278,11 @@ mod tests {
     /// overflowing whatever the config says.
     #[test]
     fn backoff_grows_caps_and_saturates() {
-        let mut config = crate::ConnPoolConfig::default();
-        config.connect_backoff = Duration::from_millis(100);
-        config.connect_backoff_max = Duration::from_secs(1);
+        let mut config = crate::ConnPoolConfig {
+            connect_backoff: Duration::from_millis(100),
+            connect_backoff_max: Duration::from_secs(1),
+            ..Default::default()
+        };
         for failures in 0..40_u32 {
             let expected = Duration::from_millis(100)
                 .saturating_mul(1 << failures.saturating_sub(1).min(20))

@@ -38,6 +38,10 @@ step "shuttle models of the hand-off and accounting (cfg(shuttle))"
 RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle
 
 step "cargo package: every publishable crate packages and builds from its package"
+# Verification extracts each package into cargo's cache under the same name and version
+# every time; remove copies left by earlier runs, so the packages just made are the ones
+# built.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/pg-pool-*
 cargo package --workspace --allow-dirty \
   --exclude pg-pool-bench --exclude pg-pool-examples \
   --exclude pg-pool-conformance --exclude pg-pool-test-support

@@ -81,10 +81,13 @@ mod keys;
 mod keyvalue;
 mod passfile;
 mod pool;
+mod pool_env;
 mod raw;
 #[cfg(feature = "rustls")]
 pub mod rustls;
 mod secret;
+#[cfg(feature = "serde")]
+mod settings;
 mod tls;
 mod url;
 
@@ -95,5 +98,8 @@ pub use info::{ConnInfo, Host, HostPort, TargetSessionAttrs};
 pub use keys::STARTUP_SETTINGS;
 pub use passfile::{Passfile, PassfileError};
 pub use pool::PoolSettings;
+pub use pool_env::POOL_ENV_VARS;
 pub use secret::Secret;
+#[cfg(feature = "serde")]
+pub use settings::ConnSettings;
 pub use tls::{ChannelBinding, RootCerts, SslMode, TlsSettings};

@@ -98,3 +98,31 @@ async fn the_sample_builds_a_working_pool() {
     assert_eq!(pool.config().name, "config-file-example");
     pool.drain().await;
 }
+
+#[test]
+fn driver_keys_in_the_pool_table_reach_tokio_postgres() {
+    use pg_pool_tokio_postgres::PgConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pg.toml");
+    std::fs::write(
+        &path,
+        "url = \"postgres://app@127.0.0.1/shop\"\n[pool]\nmax_size = 4\nstatement_cache = 16\n",
+    )
+    .unwrap();
+    let settings = load(&path).unwrap();
+    let config = PgConfig::from_conninfo(settings.conninfo_with_env(env(&[])).unwrap()).unwrap();
+    println!("{config:?}");
+    assert_eq!(config.pool_config().max_size, 4);
+    assert_eq!(config.statement_cache_capacity, 16);
+
+    std::fs::write(
+        &path,
+        "url = \"postgres://app@127.0.0.1/shop\"\n[pool]\nstatement_cahce = 16\n",
+    )
+    .unwrap();
+    let settings = load(&path).unwrap();
+    let e = PgConfig::from_conninfo(settings.conninfo_with_env(env(&[])).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pool_statement_cahce"), "{e}");
+}

@@ -55,7 +55,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("connected; application_name = {}", row.unwrap_or_default());
     drop(conn);
     let m = pool.metrics();
-    println!("pool: size {} idle {} max {}", m.size, m.idle, pool.config().max_size);
+    println!(
+        "pool: size {} idle {} max {}",
+        m.size,
+        m.idle,
+        pool.config().max_size
+    );
     pool.drain().await;
     drop(db);
     Ok(())

@@ -20,7 +20,10 @@ fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 #[test]
 fn the_sample_file_parses_and_resolves() {
     let mut settings = load(&sample_path()).unwrap();
-    assert_eq!(settings.url, None, "the sample leaves the connection to the environment");
+    assert_eq!(
+        settings.url, None,
+        "the sample leaves the connection to the environment"
+    );
     settings.url = Some("postgres://app:pw-in-url@127.0.0.1:5439/shop".into());
     let (wire, config) = resolve(&settings, env(&[]), "sample-test").unwrap();
     assert_eq!(wire.addr, "127.0.0.1:5439");
@@ -64,12 +67,19 @@ fn a_bad_file_names_the_file_and_the_key() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[pool]\nmax_size = 8\ncheckout_timeout = \"5\"\n").unwrap();
     let e = load(&path).unwrap_err().to_string();
-    assert!(e.contains("bad.toml") && e.contains("pool_checkout_timeout"), "{e}");
+    assert!(
+        e.contains("bad.toml") && e.contains("pool_checkout_timeout"),
+        "{e}"
+    );
     std::fs::write(&path, "url = \"postgres://h\"\npasword = \"x\"\n").unwrap();
     let e = load(&path).unwrap_err().to_string();
     assert!(e.contains("pasword"), "{e}");
     // A driver key pg-pool-wire does not know is rejected when the driver config is built.
-    std::fs::write(&path, "url = \"postgres://h\"\n[pool]\nstatement_cache = 4\n").unwrap();
+    std::fs::write(
+        &path,
+        "url = \"postgres://h\"\n[pool]\nstatement_cache = 4\n",
+    )
+    .unwrap();
     let settings = load(&path).unwrap();
     let e = resolve(&settings, env(&[]), "t").unwrap_err().to_string();
     assert!(e.contains("pool_statement_cache"), "{e}");

@@ -18,15 +18,27 @@ pub const POOL_ENV_VARS: &[(&str, &str)] = &[
     ("PG_POOL_MAX_LIFETIME", "pool_max_lifetime"),
     ("PG_POOL_MAX_LIFETIME_JITTER", "pool_max_lifetime_jitter"),
     ("PG_POOL_REAPER_INTERVAL", "pool_reaper_interval"),
-    ("PG_POOL_HEALTH_CHECK_INTERVAL", "pool_health_check_interval"),
+    (
+        "PG_POOL_HEALTH_CHECK_INTERVAL",
+        "pool_health_check_interval",
+    ),
     ("PG_POOL_PROBE_TIMEOUT", "pool_probe_timeout"),
     ("PG_POOL_TEST_ON_CHECKOUT", "pool_test_on_checkout"),
-    ("PG_POOL_TEST_ON_CHECKOUT_AFTER", "pool_test_on_checkout_after"),
+    (
+        "PG_POOL_TEST_ON_CHECKOUT_AFTER",
+        "pool_test_on_checkout_after",
+    ),
     ("PG_POOL_IDLE_ORDER", "pool_idle_order"),
     ("PG_POOL_CONNECT_BACKOFF", "pool_connect_backoff"),
     ("PG_POOL_CONNECT_BACKOFF_MAX", "pool_connect_backoff_max"),
-    ("PG_POOL_LEAK_DETECTION_THRESHOLD", "pool_leak_detection_threshold"),
-    ("PG_POOL_SLOW_CHECKOUT_THRESHOLD", "pool_slow_checkout_threshold"),
+    (
+        "PG_POOL_LEAK_DETECTION_THRESHOLD",
+        "pool_leak_detection_threshold",
+    ),
+    (
+        "PG_POOL_SLOW_CHECKOUT_THRESHOLD",
+        "pool_slow_checkout_threshold",
+    ),
     ("PG_POOL_CHECKIN_TIMEOUT", "pool_checkin_timeout"),
 ];
 
@@ -100,7 +112,10 @@ impl PoolSettings {
         set(&mut self.health_check_interval, &over.health_check_interval);
         set(&mut self.probe_timeout, &over.probe_timeout);
         set(&mut self.test_on_checkout, &over.test_on_checkout);
-        set(&mut self.test_on_checkout_after, &over.test_on_checkout_after);
+        set(
+            &mut self.test_on_checkout_after,
+            &over.test_on_checkout_after,
+        );
         set(&mut self.idle_order, &over.idle_order);
         set(&mut self.connect_backoff, &over.connect_backoff);
         set(&mut self.connect_backoff_max, &over.connect_backoff_max);

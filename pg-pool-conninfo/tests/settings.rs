@@ -58,7 +58,11 @@ fn a_full_document_resolves_with_the_table_over_the_string() {
     );
     let p = &info.pool;
     assert_eq!(p.max_size, Some(16), "the table overrides the string");
-    assert_eq!(p.min_idle, Some(1), "the string's key the table leaves stays");
+    assert_eq!(
+        p.min_idle,
+        Some(1),
+        "the string's key the table leaves stays"
+    );
     assert_eq!(p.name.as_deref(), Some("orders"));
     assert_eq!(p.max_connecting, Some(3));
     assert_eq!(p.idle_timeout, Some(None));
@@ -66,7 +70,10 @@ fn a_full_document_resolves_with_the_table_over_the_string() {
     assert_eq!(p.reaper_interval, Some(Duration::from_millis(750)));
     assert_eq!(p.test_on_checkout, Some(false));
     assert_eq!(p.idle_order, Some(IdleOrder::Fifo));
-    assert_eq!(p.leak_detection_threshold, Some(Some(Duration::from_secs(60))));
+    assert_eq!(
+        p.leak_detection_threshold,
+        Some(Some(Duration::from_secs(60)))
+    );
     assert_eq!(
         p.driver,
         vec![("pool_statement_cache".to_owned(), "64".to_owned())]
@@ -83,10 +90,16 @@ fn a_full_document_resolves_with_the_table_over_the_string() {
 fn debug_shows_neither_password_nor_url() {
     let settings: ConnSettings = toml::from_str(FULL).unwrap();
     let shown = format!("{settings:?}");
-    assert!(!shown.contains("hunter2") && !shown.contains("url-pw-42"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("url-pw-42"),
+        "{shown}"
+    );
     let info = settings.conninfo_with_env(no_env).unwrap();
     let shown = format!("{info:?}");
-    assert!(!shown.contains("hunter2") && !shown.contains("url-pw-42"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("url-pw-42"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -109,7 +122,10 @@ fn bad_pool_values_name_the_key_and_the_table() {
         ("[pool]\nmax_size = -1", "pool_max_size"),
         ("[pool]\nmax_size = \"lots\"", "pool_max_size"),
         ("[pool]\nidle_order = \"random\"", "pool_idle_order"),
-        ("[pool]\ntest_on_checkout = \"maybe\"", "pool_test_on_checkout"),
+        (
+            "[pool]\ntest_on_checkout = \"maybe\"",
+            "pool_test_on_checkout",
+        ),
     ] {
         let e = toml::from_str::<ConnSettings>(doc).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains("`pool` table"), "{doc}: {e}");
@@ -165,7 +181,10 @@ fn the_settings_password_replaces_the_environment_one() {
     let info = settings
         .conninfo_with_env(env(&[("PGPASSWORD", "from-env")]))
         .unwrap();
-    assert_eq!(info.password.as_ref().map(|p| p.expose()), Some("from-file"));
+    assert_eq!(
+        info.password.as_ref().map(|p| p.expose()),
+        Some("from-file")
+    );
     let settings: ConnSettings = toml::from_str("url = \"host=h user=u\"").unwrap();
     let info = settings
         .conninfo_with_env(env(&[("PGPASSWORD", "from-env")]))

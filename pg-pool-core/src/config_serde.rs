@@ -106,7 +106,11 @@ impl Raw {
             "checkout_timeout",
             self.checkout_timeout,
         )?;
-        set_duration(&mut c.connect_timeout, "connect_timeout", self.connect_timeout)?;
+        set_duration(
+            &mut c.connect_timeout,
+            "connect_timeout",
+            self.connect_timeout,
+        )?;
         set_optional_duration(&mut c.idle_timeout, "idle_timeout", self.idle_timeout)?;
         set_optional_duration(&mut c.max_lifetime, "max_lifetime", self.max_lifetime)?;
         set_duration(
@@ -114,7 +118,11 @@ impl Raw {
             "max_lifetime_jitter",
             self.max_lifetime_jitter,
         )?;
-        set_duration(&mut c.reaper_interval, "reaper_interval", self.reaper_interval)?;
+        set_duration(
+            &mut c.reaper_interval,
+            "reaper_interval",
+            self.reaper_interval,
+        )?;
         set_optional_duration(
             &mut c.health_check_interval,
             "health_check_interval",
@@ -129,7 +137,11 @@ impl Raw {
         )?;
         set(&mut c.idle_order, self.idle_order);
         set(&mut c.max_connecting, self.max_connecting);
-        set_duration(&mut c.connect_backoff, "connect_backoff", self.connect_backoff)?;
+        set_duration(
+            &mut c.connect_backoff,
+            "connect_backoff",
+            self.connect_backoff,
+        )?;
         set_duration(
             &mut c.connect_backoff_max,
             "connect_backoff_max",
@@ -145,7 +157,11 @@ impl Raw {
             "slow_checkout_threshold",
             self.slow_checkout_threshold,
         )?;
-        set_duration(&mut c.checkin_timeout, "checkin_timeout", self.checkin_timeout)?;
+        set_duration(
+            &mut c.checkin_timeout,
+            "checkin_timeout",
+            self.checkin_timeout,
+        )?;
         c.validate()?;
         Ok(c)
     }
@@ -175,10 +191,7 @@ impl Serialize for ConnPoolConfig {
                 ))
             })
         }
-        fn optional<E: serde::ser::Error>(
-            field: &str,
-            d: Option<Duration>,
-        ) -> Result<String, E> {
+        fn optional<E: serde::ser::Error>(field: &str, d: Option<Duration>) -> Result<String, E> {
             d.map_or_else(|| Ok("off".to_owned()), |d| text(field, d))
         }
         let mut s = serializer.serialize_struct("ConnPoolConfig", 23)?;
@@ -212,4 +225,3 @@ impl Serialize for ConnPoolConfig {
         s.end()
     }
 }
-

@@ -114,18 +114,41 @@ mod tests {
 
     #[test]
     fn formats_and_parses_back() {
-        for ms in [0u64, 1, 999, 1000, 1500, 60_000, 5_400_000, 3_723_004, 365 * 24 * 3_600_000] {
+        for ms in [
+            0u64,
+            1,
+            999,
+            1000,
+            1500,
+            60_000,
+            5_400_000,
+            3_723_004,
+            365 * 24 * 3_600_000,
+        ] {
             let d = Duration::from_millis(ms);
             let text = format_duration(d).expect("in range");
             assert_eq!(parse_duration(&text), Ok(d), "{ms} ms written as {text}");
         }
         assert_eq!(format_duration(Duration::from_nanos(1)), None);
-        assert_eq!(format_duration(MAX_HUMAN_DURATION + Duration::from_millis(1)), None);
+        assert_eq!(
+            format_duration(MAX_HUMAN_DURATION + Duration::from_millis(1)),
+            None
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "30", "s", "1x", "-1s", "1.5s", " 1s", "8761h", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1x",
+            "-1s",
+            "1.5s",
+            " 1s",
+            "8761h",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

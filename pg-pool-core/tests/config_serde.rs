@@ -74,8 +74,14 @@ fn every_field_reads_and_round_trips_without_the_password() {
 
     let written = toml::to_string(&config).unwrap();
     println!("{written}");
-    assert!(!written.contains("hunter2"), "password serialized: {written}");
-    assert!(!written.contains("password"), "password key serialized: {written}");
+    assert!(
+        !written.contains("hunter2"),
+        "password serialized: {written}"
+    );
+    assert!(
+        !written.contains("password"),
+        "password key serialized: {written}"
+    );
     assert!(written.contains("idle_timeout = \"off\""), "{written}");
     assert!(written.contains("max_lifetime = \"1h30m\""), "{written}");
 
@@ -132,9 +138,17 @@ fn unknown_field_is_rejected_by_name() {
 #[test]
 fn bad_durations_name_the_field() {
     for (doc, field, why) in [
-        ("connect_timeout = \"30\"", "`connect_timeout`", "needs a unit"),
+        (
+            "connect_timeout = \"30\"",
+            "`connect_timeout`",
+            "needs a unit",
+        ),
         ("idle_timeout = \"5min\"", "`idle_timeout`", "unknown unit"),
-        ("reaper_interval = \"9000h\"", "`reaper_interval`", "too large"),
+        (
+            "reaper_interval = \"9000h\"",
+            "`reaper_interval`",
+            "too large",
+        ),
         ("probe_timeout = \"\"", "`probe_timeout`", "not a duration"),
     ] {
         let e = error(doc);
@@ -142,7 +156,10 @@ fn bad_durations_name_the_field() {
     }
     // A number where a duration string belongs is a type error at that key.
     let e = error("checkout_timeout = 30");
-    assert!(e.contains("checkout_timeout") && e.contains("string"), "{e}");
+    assert!(
+        e.contains("checkout_timeout") && e.contains("string"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -152,11 +169,20 @@ fn validate_errors_surface_naming_the_field() {
         ("max_size = 2\nmin_idle = 3", "`min_idle`"),
         ("max_connecting = 0", "`max_connecting`"),
         ("checkout_timeout = \"0s\"", "`checkout_timeout`"),
-        ("connect_backoff = \"2s\"\nconnect_backoff_max = \"1s\"", "`connect_backoff_max`"),
-        ("max_lifetime = \"1m\"\nmax_lifetime_jitter = \"1m\"", "`max_lifetime_jitter`"),
+        (
+            "connect_backoff = \"2s\"\nconnect_backoff_max = \"1s\"",
+            "`connect_backoff_max`",
+        ),
+        (
+            "max_lifetime = \"1m\"\nmax_lifetime_jitter = \"1m\"",
+            "`max_lifetime_jitter`",
+        ),
     ] {
         let e = error(doc);
-        assert!(e.contains("invalid pool config") && e.contains(field), "{doc}: {e}");
+        assert!(
+            e.contains("invalid pool config") && e.contains(field),
+            "{doc}: {e}"
+        );
     }
 }
 

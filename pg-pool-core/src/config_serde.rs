@@ -167,10 +167,36 @@ impl Raw {
     }
 }
 
-/// Reads the table described in the [module documentation](self): absent keys take their
-/// defaults, unknown keys and malformed durations are errors naming the key, and the result
-/// has passed [`ConnPoolConfig::validate`] (a failure is reported as the deserialization
-/// error, with the [`ConfigError`] message naming the field).
+/// Reads a table whose keys are the field names of [`ConnPoolConfig`]:
+///
+/// - every key is optional; an absent key takes the documented default;
+/// - unknown keys are errors naming the key;
+/// - durations are strings in the grammar of [`parse_duration`](crate::parse_duration)
+///   (`"500ms"`, `"30s"`, `"5m"`, `"1h30m"`); the fields that can be switched off
+///   (`idle_timeout`, `max_lifetime`, `health_check_interval`, `leak_detection_threshold`)
+///   also take `"off"`; a malformed one is an error naming the field;
+/// - `idle_order` is `"lifo"` or `"fifo"`;
+/// - the result has passed [`ConnPoolConfig::validate`]: a failure is the deserialization
+///   error, with the [`ConfigError`] message naming the field.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pg_pool_core::ConnPoolConfig;
+///
+/// let config: ConnPoolConfig = toml::from_str(
+///     "max_size = 4\ncheckout_timeout = \"2s\"\nidle_timeout = \"off\"",
+/// )?;
+/// assert_eq!(config.max_size, 4);
+/// assert_eq!(config.checkout_timeout, Duration::from_secs(2));
+/// assert_eq!(config.idle_timeout, None);
+/// assert_eq!(config.min_idle, 0); // the default
+///
+/// let error = toml::from_str::<ConnPoolConfig>("max_size = 2\nmin_idle = 3").unwrap_err();
+/// assert!(error.to_string().contains("`min_idle`"));
+/// # Ok::<(), toml::de::Error>(())
+/// ```
 impl<'de> Deserialize<'de> for ConnPoolConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Raw::deserialize(deserializer)?

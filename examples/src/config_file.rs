@@ -18,7 +18,8 @@ pub fn sample_path() -> PathBuf {
 /// # Errors
 ///
 /// When the file cannot be read or is not valid settings (unknown key, bad duration, ...);
-/// the message names the file and the key.
+/// the message names the file, the line and the key, and never quotes the line (which
+/// could hold a password).
 ///
 /// # Examples
 ///
@@ -30,7 +31,14 @@ pub fn sample_path() -> PathBuf {
 pub fn load(path: &Path) -> Result<ConnSettings, Box<dyn Error + Send + Sync>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
+    toml::from_str(&text).map_err(|e| {
+        // The message and the line, not toml's quote of the line: it could hold a password.
+        let line = e
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map_or(0, |before| before.matches('\n').count() + 1);
+        format!("{}:{line}: {}", path.display(), e.message().trim_end()).into()
+    })
 }
 
 /// Resolves `settings` with the environment `env` (libpq's `PG*` variables and

@@ -73,7 +73,11 @@ fn a_bad_file_names_the_file_and_the_key() {
     );
     std::fs::write(&path, "url = \"postgres://h\"\npasword = \"x\"\n").unwrap();
     let e = load(&path).unwrap_err().to_string();
-    assert!(e.contains("pasword"), "{e}");
+    assert!(e.contains("pasword") && e.contains("bad.toml:2:"), "{e}");
+    // The line is not quoted: a mistyped password stays out of the message.
+    std::fs::write(&path, "password = 73519246\n").unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(e.contains("bad.toml:1:") && !e.contains("7351"), "{e}");
     // A driver key pg-pool-wire does not know is rejected when the driver config is built.
     std::fs::write(
         &path,

@@ -211,3 +211,11 @@ fn overlay_replaces_driver_keys() {
     assert_eq!(base.driver, vec![("pool_reset".into(), "discard".into())]);
     assert_eq!(base.max_size, Some(5));
 }
+
+#[test]
+fn a_password_of_the_wrong_type_is_not_repeated() {
+    let e = toml::from_str::<ConnSettings>("password = 73519246").unwrap_err();
+    let message = e.message();
+    assert!(message.contains("must be a string"), "{message}");
+    assert!(!message.contains("7351"), "{message}");
+}

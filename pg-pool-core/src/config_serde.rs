@@ -33,7 +33,7 @@ use crate::duration::{format_duration, parse_duration};
 struct Raw {
     addr: Option<String>,
     user: Option<String>,
-    password: Option<String>,
+    password: Option<Password>,
     database: Option<String>,
     name: Option<String>,
     min_idle: Option<usize>,
@@ -56,6 +56,40 @@ struct Raw {
     slow_checkout_threshold: Option<String>,
     checkin_timeout: Option<String>,
 }
+
+/// A password: a string, and an error that never repeats a value given in its place (serde's
+/// usual "invalid type: integer `1234`" would print it).
+struct Password(String);
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Password;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Password, E> {
+                Ok(Password(v.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Password, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Password, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Password, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Password, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+const NOT_A_STRING: &str = "`password` must be a string (the value is not shown)";
 
 fn duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
     parse_duration(text).map_err(|why| ConfigError::new(field, format!("{text:?} {why}")))
@@ -96,7 +130,7 @@ impl Raw {
         let mut c = ConnPoolConfig::default();
         set(&mut c.addr, self.addr);
         set(&mut c.user, self.user);
-        set(&mut c.password, self.password);
+        set(&mut c.password, self.password.map(|p| p.0));
         set(&mut c.database, self.database);
         set(&mut c.name, self.name);
         set(&mut c.min_idle, self.min_idle);

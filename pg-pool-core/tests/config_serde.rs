@@ -215,3 +215,20 @@ fn durations_the_grammar_cannot_write_are_serialization_errors() {
     let e = toml::to_string(&config).unwrap_err().to_string();
     assert!(e.contains("`checkout_timeout`"), "{e}");
 }
+
+#[test]
+fn a_password_of_the_wrong_type_is_not_repeated() {
+    for doc in [
+        "password = 73519246",
+        "password = 7351.9246",
+        "password = true",
+    ] {
+        let e = toml::de::from_str::<ConnPoolConfig>(doc).unwrap_err();
+        let message = e.message();
+        assert!(message.contains("`password` must be a string"), "{message}");
+        assert!(
+            !message.contains("7351") && !message.contains("true"),
+            "{message}"
+        );
+    }
+}

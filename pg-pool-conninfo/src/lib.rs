@@ -56,6 +56,17 @@
 //! unset from libpq's variables (`PGHOST`, `PGPORT`, ...; see [`ENV_VARS`]) and then, when
 //! no password is given, from the passfile ([`Passfile`]).
 //!
+//! Pool settings have variables of their own, `PG_POOL_*` ([`POOL_ENV_VARS`]:
+//! `PG_POOL_MAX_SIZE=20` sets `pool_max_size`), read by [`PoolSettings::from_env`] and
+//! `ConnSettings`, not by [`ConnInfo::from_env`], and laid over the string's keys.
+//!
+//! # Configuration files
+//!
+//! With the `serde` feature, `ConnSettings` is a driver's settings as a file holds them: an
+//! optional `url`, an optional `password`, and a `pool` table of `pool_*` keys without the
+//! prefix, laid over the string's own. Durations everywhere use one grammar,
+//! [`pg_pool_core::parse_duration`].
+//!
 //! # Examples
 //!
 //! ```
@@ -81,10 +92,13 @@ mod keys;
 mod keyvalue;
 mod passfile;
 mod pool;
+mod pool_env;
 mod raw;
 #[cfg(feature = "rustls")]
 pub mod rustls;
 mod secret;
+#[cfg(feature = "serde")]
+mod settings;
 mod tls;
 mod url;
 
@@ -95,5 +109,8 @@ pub use info::{ConnInfo, Host, HostPort, TargetSessionAttrs};
 pub use keys::STARTUP_SETTINGS;
 pub use passfile::{Passfile, PassfileError};
 pub use pool::PoolSettings;
+pub use pool_env::POOL_ENV_VARS;
 pub use secret::Secret;
+#[cfg(feature = "serde")]
+pub use settings::ConnSettings;
 pub use tls::{ChannelBinding, RootCerts, SslMode, TlsSettings};

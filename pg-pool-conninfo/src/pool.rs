@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pg_pool_core::{ConnPoolConfig, IdleOrder};
+use pg_pool_core::{ConnPoolConfig, IdleOrder, parse_duration};
 
 use crate::error::{ConnInfoError, ConnInfoErrorKind, shown};
 use crate::raw::Origin;
@@ -91,7 +91,7 @@ const MAX_COUNT: usize = 262_143;
 
 /// The longest duration a key takes (a year): longer is a typo, and would overflow the
 /// clock's arithmetic.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = pg_pool_core::MAX_HUMAN_DURATION;
 
 /// One `pool_*` value being parsed.
 struct Value<'a> {
@@ -242,42 +242,4 @@ impl PoolSettings {
         );
         set(&mut config.checkin_timeout, &self.checkin_timeout);
     }
-}
-
-/// `500ms`, `30s`, `5m`, `1h`, or several in a row (`1h30m`). The error completes a
-/// sentence about the value.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, &'static str> {
-    const NEEDS_UNIT: &str =
-        "needs a unit: ms, s, m or h (for example 500ms, 30s, 5m, 1h); a bare number is ambiguous";
-    if text.is_empty() {
-        return Err("is not a duration (for example 500ms, 30s, 5m, 1h)");
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err("is not a duration (for example 500ms, 30s, 5m, 1h)");
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| "is too large")?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, after) = rest.split_at(unit_len);
-        let part = match unit {
-            "ms" => Some(Duration::from_millis(number)),
-            "s" => Some(Duration::from_secs(number)),
-            "m" => number.checked_mul(60).map(Duration::from_secs),
-            "h" => number.checked_mul(3600).map(Duration::from_secs),
-            "" => return Err(NEEDS_UNIT),
-            _ => return Err("has an unknown unit (use ms, s, m or h)"),
-        };
-        total = part
-            .and_then(|part| total.checked_add(part))
-            .ok_or("is too large")?;
-        rest = after;
-    }
-    if total > MAX_DURATION {
-        return Err("is too large (at most 8760h, a year)");
-    }
-    Ok(total)
 }

@@ -17,6 +17,9 @@ pub(crate) enum Origin {
     Env(&'static str),
     /// A setting made in code (validation of a built [`ConnInfo`](crate::ConnInfo)).
     Code,
+    /// The `pool` table of a deserialized settings document.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    PoolTable,
 }
 
 impl Origin {
@@ -30,6 +33,7 @@ impl Origin {
     pub(crate) fn label(self) -> String {
         match self {
             Origin::Env(var) => format!("environment variable {var}"),
+            Origin::PoolTable => "the settings' `pool` table".to_owned(),
             Origin::UrlHidden | Origin::UrlQuery | Origin::KeyValue | Origin::Code => String::new(),
         }
     }

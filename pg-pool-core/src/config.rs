@@ -5,7 +5,14 @@ use std::fmt;
 use std::time::Duration;
 
 /// Which idle connection a checkout takes first.
+///
+/// With the `serde` feature it is written `"lifo"` or `"fifo"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum IdleOrder {
     /// Most recently returned first. Keeps a hot working set warm and lets surplus connections
     /// age out through the idle timeout.
@@ -40,6 +47,10 @@ pub enum IdleOrder {
 /// Every duration may be as long as you like, `Duration::MAX` included: deadlines saturate
 /// at a hundred years from now, which no process outlives. `Debug` never prints the
 /// password.
+///
+/// With the `serde` feature it implements `Deserialize` (human durations such as `"30s"`,
+/// absent fields at their defaults, unknown fields rejected, [`ConnPoolConfig::validate`]
+/// applied) and `Serialize` (never the password).
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConnPoolConfig {

@@ -170,32 +170,15 @@ impl Poolable for PgConnection {
     }
 }
 
-/// How far behind its primary the server's replay is, for `ClusterPool`'s read routing:
-/// `None` on a server that is not a standby, zero when it has replayed all it received,
-/// otherwise the age of the last transaction it replayed (infinite when it is behind but
-/// has replayed none since it started).
-const LAG_SQL: &str = "SELECT CASE \
-    WHEN NOT pg_is_in_recovery() THEN NULL \
-    WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
-    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8, \
-                  'Infinity'::float8) END";
-
 impl pg_pool_core::ReplicaLag for PgConnection {
     /// A simple query, so it works under every profile (pgbouncer in transaction mode too).
     async fn replica_lag(&mut self) -> Result<Option<Duration>, PgError> {
-        let messages = self.simple_query(LAG_SQL).await?;
+        let messages = self.simple_query(pg_pool_conninfo::REPLICA_LAG_SQL).await?;
         let value = messages.iter().find_map(|message| match message {
             SimpleQueryMessage::Row(row) => Some(row.get(0)),
             _ => None,
         });
-        let Some(Some(text)) = value else {
-            return Ok(None);
-        };
-        let seconds: f64 = text
-            .parse()
-            .map_err(|_| PgError::config("replica_lag", format!("unexpected lag `{text}`")))?;
-        Ok(Some(
-            Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX),
-        ))
+        pg_pool_conninfo::parse_replica_lag(value.flatten())
+            .map_err(|reason| PgError::config("replica_lag", reason))
     }
 }

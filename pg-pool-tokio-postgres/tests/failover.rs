@@ -125,6 +125,18 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
     }
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    {
+        // The replica reports a lag (a standby); the primary reports none.
+        use pg_pool_core::ReplicaLag;
+        let mut members = pools.members();
+        let mut primary = members.next().unwrap().1.get().await.unwrap();
+        let mut replica = members.next().unwrap().1.get().await.unwrap();
+        let primary_lag = primary.replica_lag().await.unwrap();
+        let replica_lag = replica.replica_lag().await.unwrap();
+        println!("lag before the failover: primary {primary_lag:?}, replica {replica_lag:?}");
+        assert_eq!(primary_lag, None, "the primary is not a standby");
+        assert!(replica_lag.is_some(), "the replica is a standby");
+    }
     let before_kill = acks.lock().unwrap().len();
     assert!(before_kill > 0, "writes flowed before the failover");
     tokio::task::spawn_blocking(|| cluster.stop_immediate(0).unwrap())

@@ -38,10 +38,11 @@ step "shuttle models of the hand-off and accounting (cfg(shuttle))"
 RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle
 
 step "cargo package: every publishable crate packages and builds from its package"
-# Verification extracts each package into cargo's cache under the same name and version
-# every time; remove copies left by earlier runs, so the packages just made are the ones
-# built.
-rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/pg-pool-*
+# Verification extracts each package into cargo's cache and builds it as a registry crate,
+# under the same name and version every time, and cargo never rebuilds a registry crate it
+# has built: remove the extracted copies and the build fingerprints left by earlier runs, so
+# the packages just made are the ones built (a fresh checkout has neither).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/pg-pool-* target/debug/.fingerprint/pg-pool-*
 cargo package --workspace --allow-dirty \
   --exclude pg-pool-bench --exclude pg-pool-examples \
   --exclude pg-pool-conformance --exclude pg-pool-test-support

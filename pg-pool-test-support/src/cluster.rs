@@ -21,6 +21,20 @@ use crate::util::{self, RunAs};
 /// a throwaway cluster.
 pub const URL_ENV: &str = "PG_POOL_TEST_URL";
 
+/// What every throwaway cluster is initialised with: the admin user (password from a
+/// file), trust on the local socket for it, SCRAM over TCP, UTF-8, no fsync.
+pub(crate) const INITDB_ARGS: [&str; 9] = [
+    "-U",
+    ADMIN_USER,
+    "--auth-local=trust",
+    "--auth-host=scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--no-instructions",
+];
+
 const TEST_USER: &str = "pgpool";
 const TEST_PASSWORD: &str = "pgpool-test-pw";
 const TEST_DATABASE: &str = "pgpool";
@@ -598,17 +612,7 @@ impl LocalServer {
         let mut cmd = self.command(initdb);
         cmd.arg("-D")
             .arg(&self.data)
-            .args([
-                "-U",
-                ADMIN_USER,
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ])
+            .args(INITDB_ARGS)
             .arg(format!("--pwfile={}", pwfile.display()))
             .env_remove("PGDATA");
         let out = cmd

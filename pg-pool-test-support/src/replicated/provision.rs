@@ -87,17 +87,7 @@ pub(crate) fn init_primary(tools: &Tools, data: &Path) -> Result<(), Error> {
     let mut cmd = tools.command(&tools.initdb);
     cmd.arg("-D")
         .arg(data)
-        .args([
-            "-U",
-            ADMIN_USER,
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        ])
+        .args(crate::cluster::INITDB_ARGS)
         .arg(format!("--pwfile={}", pwfile.display()));
     let out = cmd
         .stdout(Stdio::piped())

@@ -8,6 +8,7 @@ use pg_pool_core::{ConnPool, ConnPoolConfig, Connector, runtime::NoRuntime};
 use crate::config::PgConfig;
 use crate::connection::PgConnection;
 use crate::error::PgError;
+use crate::opened::SessionOptions;
 use crate::runtime::PgRuntime;
 use crate::sslmode::PgTls;
 use pg_pool_conninfo::PasswordProvider;
@@ -181,10 +182,17 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                         .map_err(|source| PgError::PasswordProvider { source })?;
                     let mut pg = this.config.pg.clone();
                     pg.password(password.expose());
-                    this.runtime.open(&pg, tls).await?
+                    this.runtime
+                        .open(&pg, tls, &SessionOptions::default())
+                        .await?
                 }
-                None => this.runtime.open(&this.config.pg, tls).await?,
-            };
+                None => {
+                    this.runtime
+                        .open(&this.config.pg, tls, &SessionOptions::default())
+                        .await?
+                }
+            }
+            .into_client();
             Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))
         }
     }

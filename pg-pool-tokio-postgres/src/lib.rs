@@ -7,9 +7,11 @@
 //!   error, with a per-connection LRU statement cache ([`PgConnection::prepare_cached`]) that
 //!   survives the default reset; [`PgTransaction`], [`PgRowStream`].
 //! - [`PgConnector`]: opens sessions on the pool's runtime `R` ([`PgRuntime`]) and drives
-//!   each `Connection` future with `R::spawn`. On tokio it uses `Config::connect`; on smol
-//!   and async-std it dials with `async-net`, adapts the stream with `tokio-util`'s compat
-//!   layer and calls `Config::connect_raw` ([`connect_raw`]), so no tokio runtime is needed.
+//!   each `Connection` future with `R::spawn`. Every runtime goes through one host loop,
+//!   [`connect_raw`]: tokio dials with its own streams; smol and async-std dial with
+//!   `async-net` and adapt the stream with `tokio-util`'s compat layer, so no tokio runtime
+//!   is needed. A session can forward its `LISTEN`/`NOTIFY` notifications
+//!   ([`SessionOptions`], [`PgSession`]).
 //! - [`PgConfig`]: a `tokio_postgres::Config` (also from a `postgres://` URL, with several
 //!   hosts, `target_session_attrs`, `application_name`, `connect_timeout`), a
 //!   [`ResetStrategy`] and a [`Profile`] (`Session`, or `PoolerSafe` for pgbouncer in
@@ -69,9 +71,9 @@ mod checkin;
 mod config;
 mod connection;
 mod connector;
-#[cfg(feature = "raw-connect")]
 mod dial;
 mod error;
+mod opened;
 mod pipeline;
 mod prepared;
 mod raw_connect;
@@ -91,9 +93,10 @@ pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
+pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
-pub use raw_connect::{DialTarget, connect_raw};
+pub use raw_connect::{DialTarget, connect_raw, connect_raw_with};
 pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
 pub use row_stream::PgRowStream;
 pub use runtime::PgRuntime;

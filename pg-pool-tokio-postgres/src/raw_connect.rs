@@ -10,6 +10,7 @@ use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use crate::error::PgError;
+use crate::opened::{PgSession, SessionOptions, notification_channel};
 use crate::runtime::drive;
 use crate::sslmode::{Attempt, PgTls, refused_by_server};
 
@@ -32,8 +33,33 @@ pub enum DialTarget {
 }
 
 /// Opens a session with `config` over streams made by `dial`, secured as `tls` says,
-/// driving it on `runtime`: the runtime-neutral connect path of the smol and async-std
-/// adapters.
+/// driving it on `runtime`: the connect path of every runtime adapter (tokio, smol and
+/// async-std), with default [`SessionOptions`]; see [`connect_raw_with`].
+///
+/// # Errors
+///
+/// As [`connect_raw_with`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping the future drops the half-open stream and session.
+pub async fn connect_raw<R, D, F, S>(
+    runtime: &R,
+    config: &Config,
+    tls: &PgTls,
+    dial: D,
+) -> Result<PgSession, PgError>
+where
+    R: Runtime,
+    D: Fn(DialTarget) -> F + Send + Sync,
+    F: Future<Output = io::Result<S>> + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    connect_raw_with(runtime, config, tls, &SessionOptions::default(), dial).await
+}
+
+/// Opens a session with `config` over streams made by `dial`, secured as `tls` says,
+/// driving it on `runtime` as `options` asks.
 ///
 /// `config.connect_raw` alone uses only the user, password, database, options and
 /// application name; this adds what `Config::connect` does on tokio:
@@ -56,12 +82,13 @@ pub enum DialTarget {
 /// # Cancel safety
 ///
 /// Cancel safe: dropping the future drops the half-open stream and session.
-pub async fn connect_raw<R, D, F, S>(
+pub async fn connect_raw_with<R, D, F, S>(
     runtime: &R,
     config: &Config,
     tls: &PgTls,
+    options: &SessionOptions,
     dial: D,
-) -> Result<Client, PgError>
+) -> Result<PgSession, PgError>
 where
     R: Runtime,
     D: Fn(DialTarget) -> F + Send + Sync,
@@ -109,7 +136,7 @@ where
             DialTarget::Tcp { host, .. } => host.clone(),
             DialTarget::Unix { path } => path.display().to_string(),
         };
-        let attempt = connect_host(runtime, config, tls, &dial, target, tls_name);
+        let attempt = connect_host(runtime, config, tls, options, &dial, target, tls_name);
         let result = match config.get_connect_timeout() {
             Some(&limit) => timeout(runtime, limit, attempt).await.unwrap_or_else(|| {
                 Err(PgError::Connect {
@@ -124,7 +151,7 @@ where
             None => attempt.await,
         };
         match result {
-            Ok(client) => return Ok(client),
+            Ok(session) => return Ok(session),
             Err(e) => {
                 tracing::debug!(host = %label, port, error = %e, "could not connect to a host; trying the next");
                 last_error = Some(e);
@@ -141,10 +168,11 @@ async fn connect_host<R, D, F, S>(
     runtime: &R,
     config: &Config,
     tls: &PgTls,
+    options: &SessionOptions,
     dial: &D,
     target: DialTarget,
     tls_name: Option<String>,
-) -> Result<Client, PgError>
+) -> Result<PgSession, PgError>
 where
     R: Runtime,
     D: Fn(DialTarget) -> F + Send + Sync,
@@ -159,13 +187,14 @@ where
         runtime,
         config,
         tls,
+        options,
         dial,
         &target,
         tls_name.as_deref(),
         attempt,
     )
     .await;
-    let client = match (first, attempt) {
+    let session = match (first, attempt) {
         (Err(e), Attempt::Plain { then_tls: true }) if refused_by_server(&e) => {
             tracing::debug!(error = %e, "plain session refused under sslmode=allow; trying TLS");
             let retry = Attempt::Tls { required: true };
@@ -173,6 +202,7 @@ where
                 runtime,
                 config,
                 tls,
+                options,
                 dial,
                 &target,
                 tls_name.as_deref(),
@@ -182,20 +212,22 @@ where
         }
         (result, _) => result?,
     };
-    check_session_attrs(&client, config.get_target_session_attrs()).await?;
-    Ok(client)
+    check_session_attrs(&session.client, config.get_target_session_attrs()).await?;
+    Ok(session)
 }
 
 /// Dials `target` and runs the startup for one [`Attempt`].
+#[allow(clippy::too_many_arguments)]
 async fn start<R, D, F, S>(
     runtime: &R,
     config: &Config,
     tls: &PgTls,
+    options: &SessionOptions,
     dial: &D,
     target: &DialTarget,
     tls_name: Option<&str>,
     attempt: Attempt,
-) -> Result<Client, PgError>
+) -> Result<PgSession, PgError>
 where
     R: Runtime,
     D: Fn(DialTarget) -> F + Send + Sync,
@@ -219,11 +251,12 @@ where
         },
     })?;
     let config = tls.driver_config(config, attempt);
-    match attempt {
+    let (sink, notifications) = notification_channel(options);
+    let client = match attempt {
         Attempt::Plain { .. } => {
             let (client, connection) = config.connect_raw(stream, NoTls).await?;
-            drive(runtime, connection);
-            Ok(client)
+            drive(runtime, connection, sink);
+            client
         }
         Attempt::Tls { .. } => {
             #[cfg(feature = "tls")]
@@ -231,19 +264,23 @@ where
                 let connector =
                     crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or(""));
                 let (client, connection) = config.connect_raw(stream, connector).await?;
-                drive(runtime, connection);
-                Ok(client)
+                drive(runtime, connection, sink);
+                client
             }
             #[cfg(not(feature = "tls"))]
             {
-                let _ = (stream, tls_name);
-                Err(PgError::config(
+                let _ = (stream, tls_name, sink);
+                return Err(PgError::config(
                     "sslmode",
                     "TLS needs the `tls` feature of pg-pool-tokio-postgres",
-                ))
+                ));
             }
         }
-    }
+    };
+    Ok(PgSession {
+        client,
+        notifications,
+    })
 }
 
 /// Refuses a session that does not match `target_session_attrs`, as `Config::connect` does.

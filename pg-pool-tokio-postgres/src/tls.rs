@@ -1,6 +1,5 @@
-//! rustls for tokio-postgres: `TlsConnect` (any tokio-I/O stream, so also the async-net
-//! streams of smol and async-std) and `MakeTlsConnect` (for `Config::connect` on tokio),
-//! with `tls-server-end-point` channel binding.
+//! rustls for tokio-postgres: `TlsConnect` over any tokio-I/O stream (tokio's own, and the
+//! async-net streams of smol and async-std), with `tls-server-end-point` channel binding.
 
 use std::fmt;
 use std::future::Future;
@@ -89,27 +88,6 @@ where
             let stream = connector.connect(name, stream).await.map_err(error)?;
             Ok(RustlsStream(Box::new(stream)))
         })
-    }
-}
-
-/// `Config::connect`'s per-host factory: the host name it is given is the one verified.
-#[cfg(feature = "tokio")]
-#[derive(Clone)]
-pub(crate) struct MakeRustlsConnect {
-    pub(crate) config: Arc<ClientConfig>,
-}
-
-#[cfg(feature = "tokio")]
-impl<S> tokio_postgres::tls::MakeTlsConnect<S> for MakeRustlsConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = RustlsStream<S>;
-    type TlsConnect = RustlsConnect;
-    type Error = io::Error;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
-        Ok(RustlsConnect::new(Arc::clone(&self.config), domain))
     }
 }
 

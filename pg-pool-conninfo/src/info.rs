@@ -99,6 +99,13 @@ pub struct ConnInfo {
     pub connect_timeout: Option<Duration>,
     /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `channel_binding`.
     pub tls: TlsSettings,
+    /// `keepalives`, `keepalives_idle`, `keepalives_interval`, `keepalives_count`: TCP
+    /// keepalive, as in libpq.
+    pub keepalives: Keepalives,
+    /// `tcp_user_timeout` (milliseconds in the string): how long transmitted data may stay
+    /// unacknowledged before the connection is dropped (Linux `TCP_USER_TIMEOUT`). `None`:
+    /// the system default.
+    pub tcp_user_timeout: Option<Duration>,
     /// `target_session_attrs`.
     pub target_session_attrs: TargetSessionAttrs,
     /// Startup parameters sent to the server as given, in the order given:
@@ -110,6 +117,29 @@ pub struct ConnInfo {
     pub passfile: Option<PathBuf>,
     /// The `pool_*` keys.
     pub pool: PoolSettings,
+}
+
+/// TCP keepalive settings from a connection string. Unset fields take the driver's
+/// defaults (keepalive on; the operating system's idle time, interval and count, or the
+/// driver's own where it sets one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Keepalives {
+    /// `keepalives`: `1` (on) or `0` (off); `None` when not given.
+    pub enabled: Option<bool>,
+    /// `keepalives_idle`: seconds of silence before the first probe.
+    pub idle: Option<Duration>,
+    /// `keepalives_interval`: seconds between unanswered probes.
+    pub interval: Option<Duration>,
+    /// `keepalives_count`: unanswered probes before the connection is dropped.
+    pub count: Option<u32>,
+}
+
+impl Keepalives {
+    /// Whether the string set any of the keepalive keys.
+    pub fn is_set(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 impl FromStr for ConnInfo {

@@ -52,11 +52,6 @@ const FIXED: &[(&str, &[&str], &str)] = &[
 const UNSUPPORTED: &[&str] = &[
     "hostaddr",
     "require_auth",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
     "replication",
     "sslpassword",
     "sslcertmode",
@@ -151,6 +146,19 @@ pub(crate) fn build(raw: Raw) -> Result<ConnInfo, ConnInfoError> {
                     ("require", ChannelBinding::Require),
                 ])?;
             }
+            "keepalives" => {
+                info.keepalives.enabled = Some(ctx.one_of(&[("1", true), ("0", false)])?);
+            }
+            "keepalives_idle" => info.keepalives.idle = Some(ctx.positive_secs()?),
+            "keepalives_interval" => info.keepalives.interval = Some(ctx.positive_secs()?),
+            "keepalives_count" => {
+                let count = ctx.whole(i32::MAX as u64)?;
+                info.keepalives.count = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            }
+            "tcp_user_timeout" => {
+                let millis = ctx.whole(MAX_DURATION.as_millis() as u64)?;
+                info.tcp_user_timeout = (millis > 0).then(|| Duration::from_millis(millis));
+            }
             "target_session_attrs" => {
                 info.target_session_attrs = ctx.one_of(&[
                     ("any", TargetSessionAttrs::Any),
@@ -201,6 +209,11 @@ const HANDLED: &[&str] = &[
     "sslkey",
     "channel_binding",
     "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
 ];
 
 /// Whether `key` is a key this crate knows (handled, passed through, fixed, unsupported,
@@ -274,6 +287,34 @@ impl Ctx<'_> {
             ));
         }
         Ok((!negative && secs > 0).then(|| Duration::from_secs(secs)))
+    }
+
+    /// A whole number (an optional leading `+`, digits, trailing spaces) up to `max`.
+    fn whole(&self, max: u64) -> Result<u64, ConnInfoError> {
+        let text = self.value.trim_end();
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.error(
+                ConnInfoErrorKind::InvalidValue,
+                format!("{} is not a whole number", self.shown()),
+            ));
+        }
+        match digits.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(self.error(
+                ConnInfoErrorKind::InvalidValue,
+                format!("{} is too large (at most {max})", self.shown()),
+            )),
+        }
+    }
+
+    /// Whole seconds, at least one, at most [`MAX_DURATION`].
+    fn positive_secs(&self) -> Result<Duration, ConnInfoError> {
+        let secs = self.whole(MAX_DURATION.as_secs())?;
+        if secs == 0 {
+            return Err(self.error(ConnInfoErrorKind::InvalidValue, "must be at least 1 second"));
+        }
+        Ok(Duration::from_secs(secs))
     }
 
     /// A key that is not implemented: a fixed-value libpq key, an unsupported libpq key, or

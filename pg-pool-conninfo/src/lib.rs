@@ -36,6 +36,10 @@
 //! | `sslrootcert` | a PEM file, or `system` (then `sslmode` defaults to, and must be, `verify-full`, as libpq) |
 //! | `sslcert`, `sslkey` | client certificate and key files |
 //! | `channel_binding` | `disable`, `prefer` (default), `require` |
+//! | `keepalives` | `1` (default) or `0`: TCP keepalive on the connection |
+//! | `keepalives_idle`, `keepalives_interval` | seconds (whole, positive) before the first probe and between probes |
+//! | `keepalives_count` | unanswered probes before the connection is dropped |
+//! | `tcp_user_timeout` | milliseconds transmitted data may stay unacknowledged (`0`: the system default) |
 //! | `target_session_attrs` | `any` (default), `read-write`, `read-only`, `primary`, `standby`, `prefer-standby` |
 //! | `client_encoding`, `datestyle`, `intervalstyle`, `timezone`, `search_path`, `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`, `idle_session_timeout` | server settings sent at startup ([`ConnInfo::params`]); other settings go through `options=-c name=value` |
 //! | `gssencmode` (`disable`, `prefer`), `sslnegotiation` (`postgres`), `load_balance_hosts` (`disable`), `sslcompression` (`0`) | accepted with these values only, which are what pg-pool does |
@@ -47,8 +51,10 @@
 //! | `pool_idle_order` | `lifo` or `fifo` |
 //! | other `pool_*` | kept in [`PoolSettings::driver`] for the driver, which rejects those it does not know |
 //!
-//! Other libpq keys (`hostaddr`, `keepalives`, `sslcrl`, `service`, ...) are reported as
-//! not implemented rather than ignored.
+//! Other libpq keys (`hostaddr`, `sslcrl`, `service`, ...) are reported as not implemented
+//! rather than ignored. A driver that cannot honour a key it receives (pg-pool-wire cannot
+//! set socket options, so refuses the keepalive keys and `tcp_user_timeout`) says so when
+//! its config is built.
 //!
 //! # Environment
 //!
@@ -106,7 +112,7 @@ mod url;
 pub use credentials::{PasswordProvider, ProviderError};
 pub use env::{ENV_VARS, process_env};
 pub use error::{ConnInfoError, ConnInfoErrorKind};
-pub use info::{ConnInfo, Host, HostPort, TargetSessionAttrs};
+pub use info::{ConnInfo, Host, HostPort, Keepalives, TargetSessionAttrs};
 pub use keys::STARTUP_SETTINGS;
 pub use lag::{REPLICA_LAG_SQL, parse_replica_lag};
 pub use passfile::{Passfile, PassfileError};

@@ -144,9 +144,9 @@ fn libpq_semantics() {
     assert!(ConnInfo::parse("gssencmode=prefer load_balance_hosts=disable").is_ok());
     let e = ConnInfo::parse("gssencmode=require").unwrap_err();
     assert_eq!(e.kind(), ConnInfoErrorKind::Unsupported);
-    let e = ConnInfo::parse("host=h keepalives=1").unwrap_err();
+    let e = ConnInfo::parse("host=h hostaddr=10.0.0.1").unwrap_err();
     assert_eq!(e.kind(), ConnInfoErrorKind::Unsupported);
-    assert!(e.to_string().contains("`keepalives`"), "{e}");
+    assert!(e.to_string().contains("`hostaddr`"), "{e}");
     for mode in [
         "disable",
         "allow",
@@ -369,4 +369,41 @@ fn repeated_keys_keep_the_last_value_in_linear_time() {
     );
     let driver: Vec<&str> = c.pool.driver.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(driver, ["pool_zz1", "pool_zz2", "pool_zz0"]);
+}
+
+#[test]
+fn keepalives_and_tcp_user_timeout() {
+    let c = ConnInfo::parse(
+        "host=h keepalives=1 keepalives_idle=30 keepalives_interval=5 keepalives_count=3 \
+         tcp_user_timeout=1500",
+    )
+    .unwrap();
+    assert_eq!(c.keepalives.enabled, Some(true));
+    assert_eq!(c.keepalives.idle, Some(Duration::from_secs(30)));
+    assert_eq!(c.keepalives.interval, Some(Duration::from_secs(5)));
+    assert_eq!(c.keepalives.count, Some(3));
+    assert!(c.keepalives.is_set());
+    assert_eq!(c.tcp_user_timeout, Some(Duration::from_millis(1500)));
+    let url = ConnInfo::parse("postgres://h/db?keepalives=0&tcp_user_timeout=0").unwrap();
+    assert_eq!(url.keepalives.enabled, Some(false));
+    assert_eq!(
+        url.tcp_user_timeout, None,
+        "0 is the system default, as libpq"
+    );
+    let plain = ConnInfo::parse("host=h").unwrap();
+    assert!(!plain.keepalives.is_set());
+    for (bad, why) in [
+        ("keepalives=yes", "is not one of 1, 0"),
+        ("keepalives_idle=0", "at least 1 second"),
+        ("keepalives_idle=-5", "not a whole number"),
+        ("keepalives_interval=1.5", "not a whole number"),
+        ("keepalives_count=99999999999", "too large"),
+        ("tcp_user_timeout=abc", "not a whole number"),
+        ("keepalives_idle=999999999999", "too large"),
+    ] {
+        let e = err(&format!("host=h {bad}"));
+        assert!(e.contains(why), "{bad}: {e}");
+        let key = bad.split('=').next().unwrap();
+        assert!(e.contains(&format!("`{key}`")), "{bad}: {e}");
+    }
 }

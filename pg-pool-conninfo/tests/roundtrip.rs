@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{enc, render_kv, render_url};
 use pg_pool_conninfo::{
-    ChannelBinding, ConnInfo, ConnInfoErrorKind, Host, HostPort, PoolSettings, RootCerts,
-    STARTUP_SETTINGS, Secret, SslMode, TargetSessionAttrs,
+    ChannelBinding, ConnInfo, ConnInfoErrorKind, Host, HostPort, Keepalives, PoolSettings,
+    RootCerts, STARTUP_SETTINGS, Secret, SslMode, TargetSessionAttrs,
 };
 use pg_pool_core::IdleOrder;
 use proptest::prelude::*;
@@ -64,6 +64,26 @@ fn pool() -> impl Strategy<Value = PoolSettings> {
         )
 }
 
+/// The keepalive keys and `tcp_user_timeout` (boxed: the composed strategy is large).
+fn keepalives() -> BoxedStrategy<(Keepalives, Option<Duration>)> {
+    (
+        proptest::option::of(proptest::bool::ANY),
+        proptest::option::of(1u64..1_000_000),
+        proptest::option::of(1u64..1_000_000),
+        proptest::option::of(0u32..=i32::MAX as u32),
+        proptest::option::of(1u64..1_000_000_000),
+    )
+        .prop_map(|(enabled, idle, interval, count, user_timeout)| {
+            let mut k = Keepalives::default();
+            k.enabled = enabled;
+            k.idle = idle.map(Duration::from_secs);
+            k.interval = interval.map(Duration::from_secs);
+            k.count = count;
+            (k, user_timeout.map(Duration::from_millis))
+        })
+        .boxed()
+}
+
 prop_compose! {
     fn conninfo()(
         hosts in proptest::collection::vec((host(), 1u16..=65535), 0..4),
@@ -83,6 +103,7 @@ prop_compose! {
         params in proptest::sample::subsequence(STARTUP_SETTINGS.to_vec(), 0..4),
         values in proptest::collection::vec(text(8), 4),
         passfile in proptest::option::of(non_empty(8)),
+        keepalive in keepalives(),
         pool in pool(),
     ) -> ConnInfo {
         let mut c = ConnInfo::default();
@@ -94,6 +115,7 @@ prop_compose! {
         c.fallback_application_name = fallback;
         c.options = options;
         c.connect_timeout = timeout.map(Duration::from_secs);
+        (c.keepalives, c.tcp_user_timeout) = keepalive;
         c.tls.mode = [SslMode::Disable, SslMode::Allow, SslMode::Prefer, SslMode::Require,
             SslMode::VerifyCa, SslMode::VerifyFull][mode];
         c.tls.root_certs = root.map(|r| match r {

@@ -246,6 +246,21 @@ impl PgConfig {
         if let Some(limit) = info.connect_timeout {
             pg.connect_timeout(limit);
         }
+        if let Some(enabled) = info.keepalives.enabled {
+            pg.keepalives(enabled);
+        }
+        if let Some(idle) = info.keepalives.idle {
+            pg.keepalives_idle(idle);
+        }
+        if let Some(interval) = info.keepalives.interval {
+            pg.keepalives_interval(interval);
+        }
+        if let Some(count) = info.keepalives.count {
+            pg.keepalives_retries(count);
+        }
+        if let Some(limit) = info.tcp_user_timeout {
+            pg.tcp_user_timeout(limit);
+        }
         pg.ssl_mode(match info.tls.mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

@@ -1,6 +1,7 @@
 //! Dialing a [`DialTarget`]: with tokio's streams (feature `tokio`), or with `async-net`
 //! (smol, async-std) adapted to tokio's I/O traits with `tokio-util`'s compat layer. TCP
-//! sockets get `TCP_NODELAY` and the config's keepalive, as `Config::connect` sets them.
+//! sockets get `TCP_NODELAY`, the config's keepalive and `tcp_user_timeout`, as
+//! `Config::connect` sets them.
 
 use std::io;
 #[cfg(feature = "raw-connect")]
@@ -16,41 +17,57 @@ use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
 use crate::raw_connect::DialTarget;
 
-/// The TCP keepalive `config` asks for (`keepalives`, on by default with a two-hour idle
-/// time, as in tokio-postgres), or `None`.
-pub(crate) fn keepalive(config: &tokio_postgres::Config) -> Option<TcpKeepalive> {
-    if !config.get_keepalives() {
-        return None;
-    }
-    #[allow(unused_mut)]
-    let mut keepalive = TcpKeepalive::new().with_time(config.get_keepalives_idle());
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "freebsd"
-    ))]
-    {
-        if let Some(interval) = config.get_keepalives_interval() {
-            keepalive = keepalive.with_interval(interval);
-        }
-        if let Some(retries) = config.get_keepalives_retries() {
-            keepalive = keepalive.with_retries(retries);
-        }
-    }
-    Some(keepalive)
+/// The socket options a config asks for: TCP keepalive (`keepalives`, on by default with
+/// a two-hour idle time, as in tokio-postgres) and `tcp_user_timeout` (Linux only, as in
+/// libpq and tokio-postgres).
+#[derive(Debug, Clone)]
+pub(crate) struct SocketOptions {
+    keepalive: Option<TcpKeepalive>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    user_timeout: Option<std::time::Duration>,
 }
 
-/// Sets `TCP_NODELAY` and `keepalive` on a connected TCP socket.
+/// The socket options `config` asks for.
+pub(crate) fn socket_options(config: &tokio_postgres::Config) -> SocketOptions {
+    let keepalive = config.get_keepalives().then(|| {
+        #[allow(unused_mut)]
+        let mut keepalive = TcpKeepalive::new().with_time(config.get_keepalives_idle());
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "macos",
+            target_os = "freebsd"
+        ))]
+        {
+            if let Some(interval) = config.get_keepalives_interval() {
+                keepalive = keepalive.with_interval(interval);
+            }
+            if let Some(retries) = config.get_keepalives_retries() {
+                keepalive = keepalive.with_retries(retries);
+            }
+        }
+        keepalive
+    });
+    SocketOptions {
+        keepalive,
+        user_timeout: config.get_tcp_user_timeout().copied(),
+    }
+}
+
+/// Sets `TCP_NODELAY` and `options` on a connected TCP socket.
 #[cfg(any(feature = "raw-connect", feature = "tokio"))]
-fn tune<S>(socket: &S, keepalive: Option<&TcpKeepalive>) -> io::Result<()>
+fn tune<S>(socket: &S, options: &SocketOptions) -> io::Result<()>
 where
     for<'a> socket2::SockRef<'a>: From<&'a S>,
 {
     let socket = socket2::SockRef::from(socket);
     socket.set_tcp_nodelay(true)?;
-    if let Some(keepalive) = keepalive {
+    if let Some(keepalive) = &options.keepalive {
         socket.set_tcp_keepalive(keepalive)?;
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(limit) = options.user_timeout {
+        socket.set_tcp_user_timeout(Some(limit))?;
     }
     Ok(())
 }
@@ -69,12 +86,12 @@ pub(crate) enum TokioStream {
 #[cfg(feature = "tokio")]
 pub(crate) async fn dial_tokio(
     target: DialTarget,
-    keepalive: Option<TcpKeepalive>,
+    options: SocketOptions,
 ) -> io::Result<TokioStream> {
     match target {
         DialTarget::Tcp { host, port } => {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            tune(&stream, keepalive.as_ref())?;
+            tune(&stream, &options)?;
             Ok(TokioStream::Tcp(stream))
         }
         #[cfg(unix)]
@@ -149,12 +166,12 @@ pub(crate) enum AsyncNetStream {
 #[cfg(feature = "raw-connect")]
 pub(crate) async fn dial_async_net(
     target: DialTarget,
-    keepalive: Option<TcpKeepalive>,
+    options: SocketOptions,
 ) -> io::Result<AsyncNetStream> {
     match target {
         DialTarget::Tcp { host, port } => {
             let stream = async_net::TcpStream::connect((host.as_str(), port)).await?;
-            tune(&stream, keepalive.as_ref())?;
+            tune(&stream, &options)?;
             Ok(AsyncNetStream::Tcp(stream.compat()))
         }
         #[cfg(unix)]
@@ -208,5 +225,60 @@ impl AsyncWrite for AsyncNetStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         both!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+#[cfg(all(test, feature = "tokio", target_os = "linux"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DialTarget, TokioStream, dial_tokio, socket_options};
+
+    /// The options a config asks for are set on the socket the tokio dialer returns.
+    #[tokio::test]
+    async fn tokio_sockets_get_the_configured_options() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .keepalives_idle(Duration::from_secs(42))
+            .keepalives_interval(Duration::from_secs(7))
+            .keepalives_retries(4)
+            .tcp_user_timeout(Duration::from_millis(1500));
+        let target = DialTarget::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let stream = dial_tokio(target, socket_options(&config)).await.unwrap();
+        let TokioStream::Tcp(tcp) = &stream else {
+            panic!("a TCP target gives a TCP stream");
+        };
+        let socket = socket2::SockRef::from(tcp);
+        assert!(socket.tcp_nodelay().unwrap());
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(7)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+
+        config.keepalives(false);
+        let target = DialTarget::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let stream = dial_tokio(target, socket_options(&config)).await.unwrap();
+        let TokioStream::Tcp(tcp) = &stream else {
+            panic!("a TCP target gives a TCP stream");
+        };
+        assert!(!socket2::SockRef::from(tcp).keepalive().unwrap());
     }
 }

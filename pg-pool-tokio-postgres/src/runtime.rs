@@ -112,9 +112,9 @@ impl PgRuntime for pg_pool_tokio::Tokio {
         tls: &PgTls,
         options: &SessionOptions,
     ) -> Result<PgSession, PgError> {
-        let keepalive = crate::dial::keepalive(config);
+        let socket = crate::dial::socket_options(config);
         crate::raw_connect::connect_raw_with(self, config, tls, options, move |target| {
-            crate::dial::dial_tokio(target, keepalive.clone())
+            crate::dial::dial_tokio(target, socket.clone())
         })
         .await
     }
@@ -132,9 +132,9 @@ impl PgRuntime for pg_pool_smol::Smol {
         tls: &PgTls,
         options: &SessionOptions,
     ) -> Result<PgSession, PgError> {
-        let keepalive = crate::dial::keepalive(config);
+        let socket = crate::dial::socket_options(config);
         crate::raw_connect::connect_raw_with(self, config, tls, options, move |target| {
-            crate::dial::dial_async_net(target, keepalive.clone())
+            crate::dial::dial_async_net(target, socket.clone())
         })
         .await
     }
@@ -148,9 +148,9 @@ impl PgRuntime for pg_pool_async_std::AsyncStd {
         tls: &PgTls,
         options: &SessionOptions,
     ) -> Result<PgSession, PgError> {
-        let keepalive = crate::dial::keepalive(config);
+        let socket = crate::dial::socket_options(config);
         crate::raw_connect::connect_raw_with(self, config, tls, options, move |target| {
-            crate::dial::dial_async_net(target, keepalive.clone())
+            crate::dial::dial_async_net(target, socket.clone())
         })
         .await
     }

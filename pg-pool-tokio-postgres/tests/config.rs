@@ -229,3 +229,22 @@ async fn startup_settings_reach_the_server() {
     let got: Vec<String> = (0..4).map(|i| row.get(i)).collect();
     assert_eq!(got, ["1234kB", "4321ms", "\"a b\",public", "tp-conninfo"]);
 }
+
+#[test]
+fn keepalives_and_tcp_user_timeout_reach_the_driver_config() {
+    let c = PgConfig::from_url(
+        "host=h keepalives_idle=30 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=1500",
+    )
+    .unwrap();
+    let pg = &c.pg;
+    assert!(pg.get_keepalives());
+    assert_eq!(pg.get_keepalives_idle(), Duration::from_secs(30));
+    assert_eq!(pg.get_keepalives_interval(), Some(Duration::from_secs(5)));
+    assert_eq!(pg.get_keepalives_retries(), Some(3));
+    assert_eq!(
+        pg.get_tcp_user_timeout(),
+        Some(&Duration::from_millis(1500))
+    );
+    let off = PgConfig::from_url("host=h keepalives=0").unwrap();
+    assert!(!off.pg.get_keepalives());
+}

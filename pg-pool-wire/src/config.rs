@@ -229,6 +229,20 @@ impl WireConfig {
                  (pg-pool-tokio-postgres supports read-write and read-only)",
             ));
         }
+        if info.keepalives.is_set() {
+            return Err(WireError::config(
+                "keepalives",
+                "pg-pool-wire cannot set socket options (pg-wired owns its socket); \
+                 remove the keepalives keys or use pg-pool-tokio-postgres",
+            ));
+        }
+        if info.tcp_user_timeout.is_some() {
+            return Err(WireError::config(
+                "tcp_user_timeout",
+                "pg-pool-wire cannot set socket options (pg-wired owns its socket); \
+                 remove it or use pg-pool-tokio-postgres",
+            ));
+        }
         if let Some((key, _)) = info.pool.driver.first() {
             return Err(WireError::config(
                 key,

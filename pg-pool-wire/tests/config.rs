@@ -266,3 +266,20 @@ async fn startup_settings_reach_the_server() {
         ["1234kB", "4321ms", "pg_catalog,public", "conninfo-wire"]
     );
 }
+
+#[test]
+fn socket_options_it_cannot_set_are_refused() {
+    for s in [
+        "host=h keepalives=0",
+        "host=h keepalives_idle=30",
+        "postgres://h/db?keepalives_count=3",
+    ] {
+        let e = msg(s);
+        assert!(
+            e.contains("keepalives") && e.contains("socket options"),
+            "{s}: {e}"
+        );
+    }
+    let e = msg("host=h tcp_user_timeout=1000");
+    assert!(e.contains("tcp_user_timeout"), "{e}");
+}

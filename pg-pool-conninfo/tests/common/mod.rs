@@ -57,6 +57,21 @@ fn pairs(c: &ConnInfo) -> Vec<(String, String)> {
     if let Some(v) = c.connect_timeout {
         put("connect_timeout", v.as_secs().to_string());
     }
+    if let Some(on) = c.keepalives.enabled {
+        put("keepalives", if on { "1" } else { "0" }.to_owned());
+    }
+    if let Some(v) = c.keepalives.idle {
+        put("keepalives_idle", v.as_secs().to_string());
+    }
+    if let Some(v) = c.keepalives.interval {
+        put("keepalives_interval", v.as_secs().to_string());
+    }
+    if let Some(v) = c.keepalives.count {
+        put("keepalives_count", v.to_string());
+    }
+    if let Some(v) = c.tcp_user_timeout {
+        put("tcp_user_timeout", v.as_millis().to_string());
+    }
     let mode = match c.tls.mode {
         SslMode::Disable => "disable",
         SslMode::Allow => "allow",

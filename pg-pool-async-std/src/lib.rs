@@ -15,3 +15,7 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, AsyncStd>;
 
 /// A connection checked out of an async-std [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, AsyncStd>;
+
+/// A checkout future that can be named and does not borrow its pool
+/// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on async-std.
+pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, AsyncStd>;

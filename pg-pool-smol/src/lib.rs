@@ -13,3 +13,7 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, Smol>;
 
 /// A connection checked out of a smol [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Smol>;
+
+/// A checkout future that can be named and does not borrow its pool
+/// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on smol.
+pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Smol>;

@@ -14,3 +14,7 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, Tokio>;
 
 /// A connection checked out of a tokio [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Tokio>;
+
+/// A checkout future that can be named and does not borrow its pool
+/// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on tokio.
+pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Tokio>;

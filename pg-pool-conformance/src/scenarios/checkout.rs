@@ -271,3 +271,43 @@ pub async fn config_errors<R: Runtime>() {
         .unwrap_err();
     assert!(err.to_string().contains("checkout_timeout"), "{err}");
 }
+
+/// Checkouts with a name (`OwnedCheckout`): stored in a `Vec`, `'static`, served in order,
+/// cancel safe, and keeping the pool open while pending.
+pub async fn owned_checkouts<R: Runtime>() {
+    fn is_static_send<F: std::future::Future + Send + 'static>(_: &F) {}
+
+    let mut config = test_config();
+    config.max_size = 1;
+    config.checkout_timeout = Duration::from_secs(5);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    let held = pool.get().await.unwrap();
+    let id = held.id;
+    let mut pending: Vec<pg_pool_core::OwnedCheckout<crate::MockConn, R>> =
+        (0..3).map(|_| pool.get_owned()).collect();
+    is_static_send(&pending[0]);
+    // Polled once each, they queue in order.
+    for checkout in &mut pending {
+        assert!(futures_lite::future::poll_once(checkout).await.is_none());
+    }
+    assert_eq!(pool.metrics().waiters, 3);
+    // The first is dropped while queued: its place is given up, nothing is lost.
+    drop(pending.remove(0));
+    let waiting = pool.metrics().waiters;
+    assert_eq!(waiting, 2, "a dropped owned checkout leaves the queue");
+    // The pool's own handle goes away; the pending checkouts keep the pool open.
+    let metrics_handle = pool.clone();
+    drop(pool);
+    drop(held);
+    let first = pending
+        .remove(0)
+        .await
+        .expect("served while the pool is open");
+    assert_eq!(first.id, id, "the one connection, handed on");
+    drop(first);
+    let second = pending.remove(0).await.expect("the next one in the queue");
+    drop(second);
+    let m = settle(&metrics_handle, &control).await;
+    assert_eq!((m.creates, m.active, m.waiters), (1, 0, 0), "{m:?}");
+    check_invariants(&m, &control);
+}

@@ -123,7 +123,7 @@ impl Load {
         let primary = pool(config, "primary", 4, Duration::from_secs(2)).await?;
         let replica = pool(config, "replica", 2, Duration::from_millis(150)).await?;
         let pools = Pools::new();
-        pools.add(primary.clone()).add(replica.clone());
+        pools.add(primary.downgrade()).add(replica.downgrade());
         let exporter = Arc::new(PrometheusExporter::new(pools));
         let stop = Arc::new(AtomicBool::new(false));
         let (queries, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -19,3 +19,7 @@ pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, AsyncStd>;
 /// A checkout future that can be named and does not borrow its pool
 /// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on async-std.
 pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, AsyncStd>;
+
+/// A handle that observes a async-std [`ConnPool`] without keeping it open
+/// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
+pub type WeakPool<T> = pg_pool_core::WeakPool<T, AsyncStd>;

@@ -32,6 +32,7 @@ macro_rules! conformance_suite {
             checkout::retain_and_evict_all,
             checkout::config_errors,
             checkout::owned_checkouts,
+            checkout::weak_handles,
             cluster::cluster_routes_reads_and_writes,
             cluster::lagging_replica_gets_no_reads,
             cancellation::every_gate_every_drop_point,

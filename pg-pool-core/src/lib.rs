@@ -36,6 +36,7 @@ mod sweeper;
 mod sync;
 mod tasks;
 mod waiters;
+mod weak;
 
 pub use builder::Builder;
 pub use checkout::Checkout;
@@ -49,3 +50,4 @@ pub use owned::OwnedCheckout;
 pub use pool::{ConnPool, DrainReport};
 pub use poolable::{BoxFuture, Connect, ConnectTarget, Connector, Poolable};
 pub use runtime::Runtime;
+pub use weak::WeakPool;

@@ -131,6 +131,11 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         &self.shared
     }
 
+    /// A handle over `shared`, already counted in `shared.handles`.
+    pub(crate) fn from_shared(shared: Arc<Shared<T, R>>) -> Self {
+        Self { shared }
+    }
+
     /// Starts the background tasks and the connects `min_idle` asks for.
     pub(crate) fn start(&self) {
         self.shared.spawn_maintenance();

@@ -72,7 +72,7 @@ impl NameStyle {
 /// use pg_pool_metrics::facade::Publisher;
 ///
 /// let pools = Pools::new();
-/// // pools.add(pool.clone());
+/// // pools.add(pool.downgrade());
 /// let publisher = Publisher::new(pools);
 /// publisher.describe();
 /// publisher.publish(); // or: let _running = publisher.spawn(Duration::from_secs(5))?;

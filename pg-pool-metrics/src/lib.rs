@@ -19,9 +19,12 @@
 //!
 //! # Registering pools
 //!
-//! Exporters read a [`Pools`] set. Add any [`ConnPool<T, R>`](pg_pool_core::ConnPool) (it
-//! implements [`MetricsSource`] whatever `T` and `R`), or a closure returning
-//! `(name, Metrics)` through [`from_fn`]. The pool's name is its config's `name`.
+//! Exporters read a [`Pools`] set. Add a pool's weak handle, `pool.downgrade()`
+//! ([`WeakPool`](pg_pool_core::WeakPool): exported while the application keeps the pool,
+//! forgotten once it drops it), a [`ConnPool<T, R>`](pg_pool_core::ConnPool) itself (which
+//! keeps the pool open until removed), or a closure returning `(name, Metrics)` through
+//! [`from_fn`]. Each implements [`MetricsSource`] whatever `T` and `R`. The pool's name is its
+//! config's `name`.
 //!
 //! # Backends (features, all optional)
 //!
@@ -37,7 +40,7 @@
 //! use pg_pool_metrics::Pools;
 //!
 //! let pools = Pools::new();
-//! // pools.add(primary.clone()).add(replica.clone());
+//! // pools.add(primary.downgrade()).add(replica.downgrade());
 //! assert!(pools.snapshots().is_empty());
 //! ```
 

@@ -49,7 +49,7 @@ pub struct OtelMetrics {
 /// let pools = Pools::new();
 /// let meter = global::meter("pg-pool");
 /// let instruments = pg_pool_metrics::otel::register(&meter, pools.clone());
-/// // pools.add(pool.clone());
+/// // pools.add(pool.downgrade());
 /// instruments.record_histograms(); // periodically
 /// ```
 pub fn register(meter: &Meter, pools: Pools) -> OtelMetrics {

@@ -45,7 +45,7 @@ pub const POOL_LABEL: &str = "db_client_connection_pool_name";
 /// let pools = Pools::new();
 /// let mut registry = Registry::default();
 /// registry.register_collector(Box::new(PoolCollector::new(pools.clone())));
-/// // later: pools.add(pool.clone());
+/// // later: pools.add(pool.downgrade());
 /// ```
 #[derive(Debug, Clone)]
 pub struct PoolCollector {
@@ -142,7 +142,7 @@ fn encode_histogram(
 ///
 /// let pools = Pools::new();
 /// let exporter = PrometheusExporter::new(pools.clone());
-/// // pools.add(primary.clone()); pools.add(replica.clone());
+/// // pools.add(primary.downgrade()); pools.add(replica.downgrade());
 /// let body = exporter.render();
 /// assert!(body.is_empty(), "no pool yet, no series");
 /// ```

@@ -5,7 +5,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use pg_pool_core::{ConnPool, Poolable, Runtime, metrics::Metrics};
+use pg_pool_core::{ConnPool, Poolable, Runtime, WeakPool, metrics::Metrics};
 
 /// A pool's name and a snapshot of its metrics.
 #[derive(Debug, Clone)]
@@ -22,9 +22,11 @@ pub struct PoolSnapshot {
 /// through [`from_fn`], for closures. A source that returns `None` is gone: [`Pools`] skips
 /// it and forgets it.
 ///
-/// Holding a `ConnPool` handle keeps the pool open (a pool closes when its last handle is
-/// dropped). Remove it with [`Pools::remove`] when the application is done with the pool,
-/// drain the pool explicitly, or register a closure over a weak reference of your own.
+/// Also implemented for [`WeakPool`] (`pool.downgrade()`), which does not keep the pool
+/// open: the source is forgotten once the application drops its last handle. That is the
+/// usual choice. Holding a `ConnPool` handle keeps the pool open (a pool closes when its
+/// last handle is dropped); remove it with [`Pools::remove`] when the application is done
+/// with the pool, or drain the pool explicitly.
 ///
 /// # Examples
 ///
@@ -50,6 +52,15 @@ impl<T: Poolable, R: Runtime> MetricsSource for ConnPool<T, R> {
         Some(PoolSnapshot {
             name: self.config().name.clone(),
             metrics: self.metrics(),
+        })
+    }
+}
+
+impl<T: Poolable, R: Runtime> MetricsSource for WeakPool<T, R> {
+    fn snapshot(&self) -> Option<PoolSnapshot> {
+        Some(PoolSnapshot {
+            name: self.name()?,
+            metrics: self.metrics()?,
         })
     }
 }

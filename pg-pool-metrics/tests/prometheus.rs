@@ -202,3 +202,27 @@ async fn a_panicking_source_is_skipped() {
         "{open}"
     );
 }
+
+#[tokio::test]
+async fn a_weak_pool_is_exported_until_dropped_and_never_kept_open() {
+    let pool = common::pool("weakly-held").await;
+    let pools = Pools::new();
+    pools.add(pool.downgrade());
+    let exporter = PrometheusExporter::new(pools.clone());
+    let text = exporter.render();
+    assert!(
+        text.contains(
+            r#"db_client_connection_max{db_client_connection_pool_name="weakly-held"} 2"#
+        ),
+        "{text}"
+    );
+    // The exporter's handle does not keep the pool open: dropping the application's last
+    // handle closes it, and the source is forgotten at the next collection.
+    let weak = pool.downgrade();
+    drop(pool);
+    assert!(weak.upgrade().is_none(), "a closed pool never reopens");
+    assert!(weak.metrics().is_none());
+    let text = exporter.render();
+    assert!(!text.contains("weakly-held"), "{text}");
+    assert!(pools.is_empty(), "the gone pool is forgotten");
+}

@@ -17,3 +17,7 @@ pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Smol>;
 /// A checkout future that can be named and does not borrow its pool
 /// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on smol.
 pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Smol>;
+
+/// A handle that observes a smol [`ConnPool`] without keeping it open
+/// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
+pub type WeakPool<T> = pg_pool_core::WeakPool<T, Smol>;

@@ -18,3 +18,7 @@ pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Tokio>;
 /// A checkout future that can be named and does not borrow its pool
 /// ([`ConnPool::get_owned`](pg_pool_core::ConnPool::get_owned)), on tokio.
 pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Tokio>;
+
+/// A handle that observes a tokio [`ConnPool`] without keeping it open
+/// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
+pub type WeakPool<T> = pg_pool_core::WeakPool<T, Tokio>;

@@ -9,7 +9,7 @@ pub use pg_pool_core::{
 };
 
 #[cfg(feature = "tokio")]
-pub use pg_pool_tokio::{self, ConnPool, OwnedCheckout, PoolGuard, Tokio};
+pub use pg_pool_tokio::{self, ConnPool, OwnedCheckout, PoolGuard, Tokio, WeakPool};
 
 /// pg-wired connections: [`wire::WirePoolable`], [`wire::AsyncWirePoolable`], their config,
 /// connector and error (the `pg-pool-wire` crate).

@@ -97,7 +97,7 @@ mod every_name_resolves {
         ReadPolicy, ReplicaLag, Role, Runtime, TimeoutDetails, pg_pool_core,
     };
     #[cfg(feature = "tokio")]
-    use pg_pool::{ConnPool, OwnedCheckout, PoolGuard, Tokio, pg_pool_tokio};
+    use pg_pool::{ConnPool, OwnedCheckout, PoolGuard, Tokio, WeakPool, pg_pool_tokio};
 
     fn seed_example_compiles<T: Connect>(config: ConnPoolConfig, hooks: LifecycleHooks<T>) {
         #[cfg(feature = "tokio")]

@@ -311,3 +311,24 @@ pub async fn owned_checkouts<R: Runtime>() {
     assert_eq!((m.creates, m.active, m.waiters), (1, 0, 0), "{m:?}");
     check_invariants(&m, &control);
 }
+
+/// Weak handles observe a pool without keeping it open; upgrading one while the pool is
+/// open gives a full handle that keeps it open; a closed pool never reopens.
+pub async fn weak_handles<R: Runtime>() {
+    let (pool, control) = mock_pool::<R>(test_config(), LifecycleHooks::default()).await;
+    let weak = pool.downgrade();
+    drop(pool.get().await.unwrap());
+    assert_eq!(weak.metrics().map(|m| m.checkouts), Some(1));
+    assert_eq!(weak.name().as_deref(), Some(pool.config().name.as_str()));
+    let upgraded = weak.upgrade().expect("open");
+    drop(pool);
+    // The upgraded handle is a real one: the pool is still open and serves checkouts.
+    drop(upgraded.get().await.expect("still open"));
+    assert_eq!(weak.metrics().map(|m| m.checkouts), Some(2));
+    check_invariants(&upgraded.metrics(), &control);
+    drop(upgraded);
+    assert!(weak.upgrade().is_none(), "closed with its last handle");
+    assert!(weak.metrics().is_none());
+    assert!(weak.clone().name().is_none());
+    assert!(format!("{weak:?}").contains("open: false"), "{weak:?}");
+}

@@ -143,7 +143,7 @@ impl AsyncWirePoolable {
     ///
     /// Cancel safe: dropping the future closes the half-open socket.
     pub async fn open(config: &WireConfig) -> Result<Self, WireError> {
-        let conn = config.connect().await?;
+        let conn = config.connect().await?.conn;
         Self::new(conn)
     }
 
@@ -277,7 +277,7 @@ impl Connect for AsyncWirePoolable {
     /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
     /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConfig::from_target(target).connect().await?;
+        let conn = WireConfig::from_target(target).connect().await?.conn;
         Self::new(conn)
     }
 }

@@ -59,12 +59,14 @@
 //! ```
 
 mod async_accessors;
+mod attrs;
 mod async_poolable;
 mod async_requests;
 mod config;
 mod connector;
 mod error;
 mod exchange;
+mod hosts;
 mod lag;
 mod session;
 mod tls;
@@ -74,6 +76,7 @@ pub use async_poolable::AsyncWirePoolable;
 pub use config::WireConfig;
 pub use connector::WireConnector;
 pub use error::WireError;
+pub use hosts::{HostError, HostsError};
 pub use exchange::RowStream;
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;

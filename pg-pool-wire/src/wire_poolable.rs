@@ -5,12 +5,13 @@ use pg_pool_core::{Connect, ConnectTarget, Poolable};
 use pg_wired::protocol::types::BackendMsg;
 use pg_wired::{PgWireError, WireConn};
 
+use crate::attrs::Watch;
 use crate::config::WireConfig;
 use crate::error::{WireError, is_fatal_server_error, server_change, server_change_code};
 use crate::session::{TransactionStatus, changes_session};
 
 /// The `Terminate` message.
-const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
+pub(crate) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
 /// A row of a simple query: one text value per column, `None` for SQL `NULL`.
 pub type TextRow = Vec<Option<String>>;
@@ -83,6 +84,9 @@ pub struct WirePoolable {
     broken: bool,
     /// What a failed request said about the server (`Poolable::server_changed`).
     server_change: Option<&'static str>,
+    /// What the server's `ParameterStatus` reports can say against the
+    /// `target_session_attrs` the session was opened for.
+    watch: Watch,
 }
 
 /// What one simple-query exchange produced.
@@ -102,7 +106,14 @@ impl WirePoolable {
             in_flight: false,
             broken: false,
             server_change: None,
+            watch: Watch::Nothing,
         }
+    }
+
+    /// Sets what to watch in the server's reports (from the `target_session_attrs` check).
+    pub(crate) fn watching(mut self, watch: Watch) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// Opens a connection with `config`'s address, credentials and startup parameters.
@@ -119,8 +130,8 @@ impl WirePoolable {
     ///
     /// Cancel safe: dropping the future closes the half-open socket.
     pub async fn open(config: &WireConfig) -> Result<Self, WireError> {
-        let conn = config.connect().await?;
-        Ok(Self::new(conn))
+        let opened = config.connect().await?;
+        Ok(Self::new(opened.conn).watching(opened.watch))
     }
 
     /// Runs one or more `;`-separated statements with the simple query protocol and
@@ -281,7 +292,12 @@ impl WirePoolable {
                     }
                     error.get_or_insert(fields);
                 }
-                BackendMsg::ParameterStatus { .. } => self.session_changed = true,
+                BackendMsg::ParameterStatus { name, value } => {
+                    self.session_changed = true;
+                    if let Some(cause) = self.watch.server_change(&name, &value) {
+                        self.server_change = Some(cause);
+                    }
+                }
                 BackendMsg::CopyInResponse { .. } => {
                     let abort = frame(b'f', b"COPY FROM STDIN is not supported by simple_query");
                     if let Err(e) = self.conn.send_raw(&abort).await {
@@ -369,7 +385,7 @@ impl Connect for WirePoolable {
     /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
     /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConfig::from_target(target).connect().await?;
-        Ok(Self::new(conn))
+        let opened = WireConfig::from_target(target).connect().await?;
+        Ok(Self::new(opened.conn).watching(opened.watch))
     }
 }

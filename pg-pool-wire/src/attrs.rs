@@ -103,10 +103,8 @@ pub(crate) async fn check_session(conn: WireConn, want: Want) -> Result<Opened, 
 
 /// Whether the server matches `want`, and what to watch if it does.
 async fn judge(conn: &mut WirePoolable, want: Want) -> Result<Watch, WireError> {
-    let mismatch = |wanted: &'static str, found: &'static str| WireError::SessionAttrs {
-        wanted,
-        found,
-    };
+    let mismatch =
+        |wanted: &'static str, found: &'static str| WireError::SessionAttrs { wanted, found };
     match want {
         Want::Any => Ok(Watch::Nothing),
         Want::ReadWrite | Want::ReadOnly => {
@@ -162,13 +160,41 @@ mod tests {
     fn watches_only_what_ends_the_match() {
         let promoted = ("in_hot_standby", "off");
         let read_only = ("default_transaction_read_only", "on");
-        assert!(Watch::Promotion.server_change(promoted.0, promoted.1).is_some());
-        assert!(Watch::Promotion.server_change("in_hot_standby", "on").is_none());
-        assert!(Watch::Promotion.server_change(read_only.0, read_only.1).is_none());
-        assert!(Watch::ReadOnly.server_change(read_only.0, read_only.1).is_some());
-        assert!(Watch::ReadOnly.server_change(promoted.0, promoted.1).is_none());
-        assert!(Watch::Nothing.server_change(promoted.0, promoted.1).is_none());
-        assert!(Watch::Nothing.server_change(read_only.0, read_only.1).is_none());
+        assert!(
+            Watch::Promotion
+                .server_change(promoted.0, promoted.1)
+                .is_some()
+        );
+        assert!(
+            Watch::Promotion
+                .server_change("in_hot_standby", "on")
+                .is_none()
+        );
+        assert!(
+            Watch::Promotion
+                .server_change(read_only.0, read_only.1)
+                .is_none()
+        );
+        assert!(
+            Watch::ReadOnly
+                .server_change(read_only.0, read_only.1)
+                .is_some()
+        );
+        assert!(
+            Watch::ReadOnly
+                .server_change(promoted.0, promoted.1)
+                .is_none()
+        );
+        assert!(
+            Watch::Nothing
+                .server_change(promoted.0, promoted.1)
+                .is_none()
+        );
+        assert!(
+            Watch::Nothing
+                .server_change(read_only.0, read_only.1)
+                .is_none()
+        );
         assert_eq!(Want::from(TargetSessionAttrs::Any), Want::Any);
         assert_eq!(
             Want::from(TargetSessionAttrs::PreferStandby),
@@ -193,20 +219,34 @@ mod tests {
                 let mut conn = WirePoolable::new(config.connect().await.unwrap().conn);
                 assert!(conn.wire().params.contains_key("in_hot_standby"));
                 conn.wire_mut().params.remove("in_hot_standby");
-                conn.wire_mut().params.remove("default_transaction_read_only");
+                conn.wire_mut()
+                    .params
+                    .remove("default_transaction_read_only");
                 conn
             }
         };
         let mut conn = open(None).await;
-        assert_eq!(judge(&mut conn, Want::Primary).await.unwrap(), Watch::Nothing);
-        assert_eq!(judge(&mut conn, Want::ReadWrite).await.unwrap(), Watch::ReadOnly);
+        assert_eq!(
+            judge(&mut conn, Want::Primary).await.unwrap(),
+            Watch::Nothing
+        );
+        assert_eq!(
+            judge(&mut conn, Want::ReadWrite).await.unwrap(),
+            Watch::ReadOnly
+        );
         let e = judge(&mut conn, Want::Standby { preferred: false }).await;
-        assert_eq!(e.unwrap_err().to_string(), "server is not a standby (target_session_attrs=standby)");
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "server is not a standby (target_session_attrs=standby)"
+        );
         let e = judge(&mut conn, Want::ReadOnly).await.unwrap_err();
         assert!(e.to_string().contains("not read-only"), "{e}");
         // A session that is read-only by its own default.
         let mut conn = open(Some("-c%20default_transaction_read_only%3Don")).await;
-        assert_eq!(judge(&mut conn, Want::ReadOnly).await.unwrap(), Watch::Promotion);
+        assert_eq!(
+            judge(&mut conn, Want::ReadOnly).await.unwrap(),
+            Watch::Promotion
+        );
         let e = judge(&mut conn, Want::ReadWrite).await.unwrap_err();
         assert!(e.to_string().contains("server is read-only"), "{e}");
     }

@@ -327,7 +327,8 @@ impl WireConfig {
         }
         if !self.addr.contains('\0') {
             for addr in self.addrs() {
-                crate::hosts::check_addr(addr).map_err(|reason| WireError::config("addr", reason))?;
+                crate::hosts::check_addr(addr)
+                    .map_err(|reason| WireError::config("addr", reason))?;
             }
         }
         let fields = [

@@ -314,12 +314,16 @@ mod tests {
             ],
         };
         let text = error.to_string();
-        assert!(text.starts_with("could not connect to any of 3 hosts: "), "{text}");
-        assert!(text.contains("127.0.0.1:5433: I/O error: refused"), "{text}");
         assert!(
-            text.contains(
-                "127.0.0.1:5434: server is not a standby (target_session_attrs=standby)"
-            ),
+            text.starts_with("could not connect to any of 3 hosts: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.1:5433: I/O error: refused"),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.1:5434: server is not a standby (target_session_attrs=standby)"),
             "{text}"
         );
         assert!(text.contains("1 more not tried"), "{text}");

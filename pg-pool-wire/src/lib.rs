@@ -59,9 +59,9 @@
 //! ```
 
 mod async_accessors;
-mod attrs;
 mod async_poolable;
 mod async_requests;
+mod attrs;
 mod config;
 mod connector;
 mod error;
@@ -76,8 +76,8 @@ pub use async_poolable::AsyncWirePoolable;
 pub use config::WireConfig;
 pub use connector::WireConnector;
 pub use error::WireError;
-pub use hosts::{HostError, HostsError};
 pub use exchange::RowStream;
+pub use hosts::{HostError, HostsError};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use pg_wired;

@@ -316,12 +316,49 @@ impl WirePoolable {
             }
         }
         self.in_flight = false;
+        if self.conn.has_pending_data() {
+            self.read_unsolicited().await;
+        }
         match error {
             Some(fields) => Err(PgWireError::Pg(fields).into()),
             None => Ok(Outcome { rows, last_tag }),
         }
     }
+
+    /// Reads what the server sent after the exchange's `ReadyForQuery` and the last read
+    /// already brought in: typically the `FATAL` error of a server shutting down
+    /// (`57P01`) or of `pg_terminate_backend`, sent as the statement finished. Such an
+    /// error marks the connection broken and says why (`Poolable::server_changed`), so
+    /// the pool starts a new generation when it comes back instead of merely dropping
+    /// it; notices and notifications are read and dropped. Each read is bounded: a
+    /// message the server does not finish within a second marks the connection broken.
+    async fn read_unsolicited(&mut self) {
+        while self.conn.has_pending_data() && !self.broken {
+            let next = tokio::time::timeout(UNSOLICITED_LIMIT, self.conn.recv_msg()).await;
+            match next {
+                Ok(Ok(BackendMsg::ErrorResponse { fields })) => {
+                    self.broken = true;
+                    self.server_change = self.server_change.or(server_change_code(&fields.code));
+                }
+                Ok(Ok(BackendMsg::ParameterStatus { name, value })) => {
+                    self.session_changed = true;
+                    if let Some(cause) = self.watch.server_change(&name, &value) {
+                        self.server_change = Some(cause);
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    self.broken = true;
+                    self.server_change = self.server_change.or(server_change(&e));
+                }
+                Err(_) => self.broken = true,
+            }
+        }
+    }
 }
+
+/// How long [`WirePoolable::read_unsolicited`] waits for the rest of a message.
+const UNSOLICITED_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A frontend message: type byte, length, body, NUL terminator.
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -234,10 +234,10 @@ pub(crate) async fn connect(
             }
         }
     }
-    if addrs.len() == 1 {
-        if let Some(only) = errors.pop() {
-            return Err(only.error);
-        }
+    if addrs.len() == 1
+        && let Some(only) = errors.pop()
+    {
+        return Err(only.error);
     }
     Err(WireError::Hosts(HostsError {
         hosts: addrs.len(),

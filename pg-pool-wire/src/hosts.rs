@@ -13,7 +13,7 @@ use crate::tls::WireTls;
 
 /// One host's failed attempt, as part of a [`HostsError`].
 ///
-/// `Display` is `host:port: why`; the host's own error is [`HostError::error`], and
+/// `Display` is `host:port: why` (a TLS error names its host itself); the host's own error is [`HostError::error`], and
 /// `source()` is that error's source.
 #[derive(Debug)]
 pub struct HostError {
@@ -42,7 +42,11 @@ impl HostError {
 
 impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.addr, self.error)
+        match &self.error {
+            // Already names the host: "TLS with host:port failed: ...".
+            WireError::Tls { addr, .. } if *addr == self.addr => write!(f, "{}", self.error),
+            error => write!(f, "{}: {error}", self.addr),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use pg_pool_conninfo::TargetSessionAttrs;
+use pg_pool_core::ConnPoolConfig;
 use pg_wired::WireConn;
 
 use crate::attrs::{Want, Watch, check_session};
@@ -122,6 +123,50 @@ impl std::error::Error for HostsError {
         self.errors
             .first()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl WireConfig {
+    /// The addresses of [`WireConfig::addr`], in the order they are tried.
+    pub fn addrs(&self) -> impl Iterator<Item = &str> {
+        split_addrs(&self.addr)
+    }
+
+    /// The bound on each host's attempt (dial, TLS, startup, `target_session_attrs`):
+    /// [`WireConfig::connect_timeout`] when set, as in libpq. Without it, one host has no
+    /// bound of its own (the pool's `connect_timeout` bounds the attempt); several hosts
+    /// share the pool's connect timeout (`pool_connect_timeout`, else the default 10 s)
+    /// in equal parts, one per attempt a connect may make, so that a host that never
+    /// answers cannot keep the next from being tried. Set `connect_timeout` when you give
+    /// the pool a `connect_timeout` of your own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pg_pool_wire::WireConfig;
+    ///
+    /// let one = WireConfig::from_url("postgres://db1/shop")?;
+    /// assert_eq!(one.per_host_timeout(), None);
+    /// let two = WireConfig::from_url("postgres://db1,db2/shop")?;
+    /// assert_eq!(two.per_host_timeout(), Some(Duration::from_secs(5)));
+    /// let set = WireConfig::from_url("postgres://db1,db2/shop?connect_timeout=2")?;
+    /// assert_eq!(set.per_host_timeout(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), pg_pool_wire::WireError>(())
+    /// ```
+    pub fn per_host_timeout(&self) -> Option<Duration> {
+        if self.connect_timeout.is_some() {
+            return self.connect_timeout;
+        }
+        let attempts = attempts(self);
+        if attempts <= 1 {
+            return None;
+        }
+        let total = self
+            .pool
+            .connect_timeout
+            .unwrap_or(ConnPoolConfig::default().connect_timeout);
+        Some(total / attempts)
     }
 }
 

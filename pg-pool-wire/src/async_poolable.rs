@@ -77,6 +77,11 @@ use crate::exchange::Tracker;
 ///   it (that request fails), or earlier by a ping when `test_on_checkout` or the health
 ///   probe is on: pg-wired offers no cheap socket check.
 /// - Requests made on the raw connection are judged by the reset round trip only.
+/// - A server that stops being what `target_session_attrs` asked for while the session
+///   lives (a standby promoted, a primary turned read-only) is not noticed: pg-wired's
+///   reader task does not pass the server's `ParameterStatus` reports on.
+///   [`WirePoolable`](crate::WirePoolable) notices both. A write refused with `25006`
+///   is noticed by both.
 /// - pg-wired's reader task never exits, even after the connection is closed, so each
 ///   destroyed connection leaves a parked task and its socket behind until the process
 ///   exits (a pg-wired 0.4 limitation; the server session itself ends).
@@ -143,7 +148,7 @@ impl AsyncWirePoolable {
     ///
     /// Cancel safe: dropping the future closes the half-open socket.
     pub async fn open(config: &WireConfig) -> Result<Self, WireError> {
-        let conn = config.connect().await?;
+        let conn = config.connect().await?.conn;
         Self::new(conn)
     }
 
@@ -277,7 +282,7 @@ impl Connect for AsyncWirePoolable {
     /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
     /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConfig::from_target(target).connect().await?;
+        let conn = WireConfig::from_target(target).connect().await?.conn;
         Self::new(conn)
     }
 }

@@ -24,18 +24,66 @@ const RESERVED_PARAMS: [&str; 4] = ["user", "database", "application_name", "rep
 /// the startup message, so they are in effect from the first query and visible in
 /// `pg_stat_activity`; they survive `DISCARD ALL` and `RESET ALL`.
 ///
-/// pg-wired connects to one TCP address and does not check the server's role, so a string
-/// with several hosts, a unix socket directory or a `target_session_attrs` other than `any`
-/// is refused with [`WireError::Config`] naming the key (pg-pool-tokio-postgres supports
-/// them). `pool_*` keys flow into [`WireConfig::pool_config`]; pg-pool-wire has no
-/// driver-specific `pool_*` key, so an unknown one is an error.
+/// # Several hosts
+///
+/// A string may list several hosts (`host=a,b port=5432,5433`, or
+/// `postgres://u@a:5432,b:5433/db`; one port for all hosts, or one per host). They are
+/// kept in [`WireConfig::addr`] as `a:5432,b:5433` and tried **in order on every
+/// connect**, as libpq tries them:
+///
+/// - each host's attempt (dialing, with the name resolved anew each time; TLS, verified
+///   against that host's own name; startup; the `target_session_attrs` check) is bounded
+///   by [`WireConfig::per_host_timeout`]: `connect_timeout` per host, as in libpq;
+/// - a host that fails, or whose server is not what `target_session_attrs` asks for, is
+///   closed cleanly (`Terminate`) and the next one tried;
+/// - a server that **refuses the credentials or the database** (SQLSTATE class `28`, such
+///   as a wrong password, `3D000`, `42501`) ends the walk: the hosts after it are not
+///   tried. libpq does the same (checked with libpq 15: `psql` against a wrong password
+///   on the first host does not try the second, whose password is right);
+/// - when no host can be used, the error ([`WireError::Hosts`]) names every host and why
+///   each failed, for example `could not connect to any of 2 hosts: 127.0.0.1:5433: I/O
+///   error: Connection refused (os error 111); 127.0.0.1:5434: server is not a standby
+///   (target_session_attrs=standby)`; with one host, the error is that host's own.
+///
+/// `target_session_attrs` ([`WireConfig::target_session_attrs`]) takes libpq's values:
+///
+/// | value | accepts a server where |
+/// |---|---|
+/// | `any` (default) | always; no check |
+/// | `read-write` | `transaction_read_only` is off (neither `default_transaction_read_only` nor `in_hot_standby` is on) |
+/// | `read-only` | `transaction_read_only` is on |
+/// | `primary` | `pg_is_in_recovery()` is false (`in_hot_standby` off) |
+/// | `standby` | `pg_is_in_recovery()` is true (`in_hot_standby` on) |
+/// | `prefer-standby` | a standby, looking at every host; if none is, any host that answered, in order |
+///
+/// The check reads `in_hot_standby` and `default_transaction_read_only` from the
+/// server's startup report (PostgreSQL 14 and later) and costs no round trip; an older
+/// server is asked with one query (`SHOW transaction_read_only` or
+/// `SELECT pg_is_in_recovery()`). `prefer-standby`'s second pass goes back only to the
+/// hosts that answered but were not standbys (libpq walks every host again; a host that
+/// could not be reached a moment ago is not waited for twice).
+///
+/// A pooled [`WirePoolable`](crate::WirePoolable) keeps watching what its server reports:
+/// one opened as `standby`, `read-only` or `prefer-standby` on a standby reports a server
+/// change when the server says `in_hot_standby` turned off (the standby was promoted), one
+/// opened as `read-write` when `default_transaction_read_only` turned on; the pool then
+/// evicts every connection and the next connects walk the hosts again. Neither change is
+/// visible through [`AsyncWirePoolable`](crate::AsyncWirePoolable) (pg-wired's reader
+/// task does not pass `ParameterStatus` on).
+///
+/// A unix socket directory is refused with [`WireError::Config`] naming `host` (pg-wired
+/// dials TCP only; pg-pool-tokio-postgres supports them). `pool_*` keys flow into
+/// [`WireConfig::pool_config`]; pg-pool-wire has no driver-specific `pool_*` key, so an
+/// unknown one is an error.
 ///
 /// Server settings other than the ones the connection string accepts go through
 /// `options=-c name=value`, or in code through [`WireConfig::with_param`].
 ///
 /// pg-wired has no connect timeout of its own: the pool bounds every attempt by
-/// [`ConnPoolConfig::connect_timeout`]; a `connect_timeout` key is carried in
-/// [`WireConfig::connect_timeout`] and applied by [`WireConfig::pool_config`].
+/// [`ConnPoolConfig::connect_timeout`], and the connector bounds each host by
+/// [`WireConfig::per_host_timeout`]; a `connect_timeout` key is carried in
+/// [`WireConfig::connect_timeout`] (per host) and [`WireConfig::pool_config`] makes the
+/// pool's bound fit every host in turn.
 ///
 /// # Examples
 ///
@@ -51,12 +99,22 @@ const RESERVED_PARAMS: [&str; 4] = ["user", "database", "application_name", "rep
 /// assert_eq!(config.database, "orders");
 /// assert_eq!(config.application_name.as_deref(), Some("billing"));
 /// assert!(!format!("{config:?}").contains("p@ss"));
+///
+/// // Two hosts, the one that takes writes wins.
+/// let config = WireConfig::from_url(
+///     "host=db1,db2 port=5432,5433 user=app target_session_attrs=read-write connect_timeout=3",
+/// )?;
+/// assert_eq!(config.addr, "db1:5432,db2:5433");
+/// assert_eq!(config.addrs().collect::<Vec<_>>(), ["db1:5432", "db2:5433"]);
+/// assert_eq!(config.pool_config().connect_timeout.as_secs(), 6);
 /// # Ok::<(), pg_pool_wire::WireError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WireConfig {
-    /// Server address, `host:port` (IPv6 as `[::1]:5432`). Default: `"127.0.0.1:5432"`.
+    /// Server address, `host:port` (IPv6 as `[::1]:5432`), or several separated by commas
+    /// (`db1:5432,db2:5433`), tried in order on every connect. Host names are resolved
+    /// anew on every connect. Default: `"127.0.0.1:5432"`.
     pub addr: String,
     /// User name. Default: `"postgres"`.
     pub user: String,
@@ -70,9 +128,13 @@ pub struct WireConfig {
     /// Further startup parameters (`options`, `client_encoding`, any server setting such as
     /// `idle_session_timeout`), sent as given. Default: none.
     pub params: Vec<(String, String)>,
-    /// Connect timeout from the string, applied by [`WireConfig::pool_config`]. Default:
-    /// `None` (the pool's own default).
+    /// Connect timeout from the string: per host, as in libpq (see
+    /// [`WireConfig::per_host_timeout`]); [`WireConfig::pool_config`] multiplies it by the
+    /// attempts a connect may make. Default: `None` (the pool's own default).
     pub connect_timeout: Option<Duration>,
+    /// Which server of [`WireConfig::addr`]'s hosts is acceptable, with libpq's meaning
+    /// (see [Several hosts](WireConfig#several-hosts)). Default: `any`.
+    pub target_session_attrs: TargetSessionAttrs,
     /// TLS with libpq's meaning, as far as pg-wired can honour it (see
     /// [`WireTls`](crate::WireTls)). Default: `TlsSettings::default()` (`prefer`).
     pub tls: TlsSettings,
@@ -91,6 +153,7 @@ impl Default for WireConfig {
             application_name: None,
             params: Vec::new(),
             connect_timeout: None,
+            target_session_attrs: TargetSessionAttrs::Any,
             tls: TlsSettings::default(),
             pool: PoolSettings::default(),
         }
@@ -122,6 +185,7 @@ impl fmt::Debug for WireConfig {
             .field("application_name", &self.application_name)
             .field("params", &self.params)
             .field("connect_timeout", &self.connect_timeout)
+            .field("target_session_attrs", &self.target_session_attrs)
             .field("tls", &self.tls)
             .field("pool", &self.pool)
             .finish()
@@ -146,8 +210,7 @@ impl WireConfig {
     ///
     /// [`WireError::ConnInfo`] for a malformed string, an unknown key or an invalid value
     /// (never showing the user name or password); [`WireError::Config`] for a valid setting
-    /// pg-pool-wire cannot honour (several hosts, a unix socket, `target_session_attrs`, an
-    /// unknown `pool_*` key).
+    /// pg-pool-wire cannot honour (a unix socket, an unknown `pool_*` key).
     pub fn from_url(s: &str) -> Result<Self, WireError> {
         // No environment; only a `passfile` key given in the string is read.
         Self::from_conninfo(ConnInfo::parse_with_env(s, |_| None)?)
@@ -192,43 +255,29 @@ impl WireConfig {
     ///
     /// # Errors
     ///
-    /// [`WireError::Config`] naming the key pg-pool-wire cannot honour: several hosts, a
-    /// unix socket directory, a `target_session_attrs` other than `any`, an unknown
-    /// `pool_*` key; or a value [`WireConfig::validate`] refuses.
+    /// [`WireError::Config`] naming the key pg-pool-wire cannot honour: a unix socket
+    /// directory, an unknown `pool_*` key; or a value [`WireConfig::validate`] refuses.
     pub fn from_conninfo(info: ConnInfo) -> Result<Self, WireError> {
         let mut config = WireConfig::default();
-        match info.hosts.as_slice() {
-            [] => {}
-            [one] => match &one.host {
-                Host::Tcp(name) if name.contains(':') => {
-                    config.addr = format!("[{name}]:{}", one.port)
+        if !info.hosts.is_empty() {
+            let mut addrs = Vec::with_capacity(info.hosts.len());
+            for one in &info.hosts {
+                match &one.host {
+                    Host::Tcp(name) if name.contains(':') => {
+                        addrs.push(format!("[{name}]:{}", one.port));
+                    }
+                    Host::Tcp(name) => addrs.push(format!("{name}:{}", one.port)),
+                    _ => {
+                        return Err(WireError::config(
+                            "host",
+                            "is a unix socket directory; pg-wired connects over TCP only",
+                        ));
+                    }
                 }
-                Host::Tcp(name) => config.addr = format!("{name}:{}", one.port),
-                _ => {
-                    return Err(WireError::config(
-                        "host",
-                        "is a unix socket directory; pg-wired connects over TCP only",
-                    ));
-                }
-            },
-            several => {
-                return Err(WireError::config(
-                    "host",
-                    format!(
-                        "lists {} hosts; pg-pool-wire connects to exactly one \
-                         (pg-pool-tokio-postgres tries several in order)",
-                        several.len()
-                    ),
-                ));
             }
+            config.addr = addrs.join(",");
         }
-        if info.target_session_attrs != TargetSessionAttrs::Any {
-            return Err(WireError::config(
-                "target_session_attrs",
-                "pg-pool-wire does not check the server's role; only any is supported \
-                 (pg-pool-tokio-postgres supports read-write and read-only)",
-            ));
-        }
+        config.target_session_attrs = info.target_session_attrs;
         if info.keepalives.is_set() {
             return Err(WireError::config(
                 "keepalives",
@@ -271,7 +320,9 @@ impl WireConfig {
     /// Checks what goes into the startup message: no NUL byte in the user, password,
     /// database, application name or any startup parameter (one would end the value early
     /// and smuggle in parameters of its own), no empty or reserved parameter name (`user`,
-    /// `database`, `application_name`, `replication`, `_pq_.*`), a non-empty address.
+    /// `database`, `application_name`, `replication`, `_pq_.*`); and the address: one
+    /// `host:port` or several separated by commas, each with a host and a port from 1 to
+    /// 65535 (IPv6 in brackets), none a unix socket.
     /// Called by [`WireConfig::from_url`] and before every connection attempt, so a config
     /// built in code is checked too.
     ///
@@ -287,6 +338,12 @@ impl WireConfig {
         };
         if self.addr.is_empty() {
             return Err(WireError::config("addr", "is empty"));
+        }
+        if !self.addr.contains('\0') {
+            for addr in self.addrs() {
+                crate::hosts::check_addr(addr)
+                    .map_err(|reason| WireError::config("addr", reason))?;
+            }
         }
         let fields = [
             ("addr", self.addr.as_str()),
@@ -324,9 +381,10 @@ impl WireConfig {
     }
 
     /// A [`ConnPoolConfig`] with this address, user, password and database (for pools built
-    /// with `ConnPool::new`), this connect timeout if set, and the string's `pool_*`
-    /// settings (`pool_connect_timeout` wins over `connect_timeout`); every other field has
-    /// its default.
+    /// with `ConnPool::new`), this connect timeout if set (per host, times the attempts a
+    /// connect may make: every host, twice for `prefer-standby`, so that trying each host
+    /// in turn fits), and the string's `pool_*` settings (`pool_connect_timeout` wins over
+    /// `connect_timeout`); every other field has its default.
     ///
     /// # Examples
     ///
@@ -347,7 +405,7 @@ impl WireConfig {
         config.password.clone_from(&self.password);
         config.database.clone_from(&self.database);
         if let Some(limit) = self.connect_timeout {
-            config.connect_timeout = limit;
+            config.connect_timeout = limit.saturating_mul(crate::hosts::attempts(self).max(1));
         }
         self.pool.apply(&mut config);
         config
@@ -375,13 +433,12 @@ impl WireConfig {
             .collect()
     }
 
-    /// Opens a bare `WireConn` with this address, these credentials, startup parameters
-    /// and TLS settings; both pooled connection kinds start here. The config is validated
-    /// first, so nothing unchecked reaches the startup message.
-    pub(crate) async fn connect(&self) -> Result<pg_wired::WireConn, WireError> {
+    /// Opens a bare `WireConn` with these hosts, credentials, startup parameters, TLS
+    /// settings and `target_session_attrs`; both pooled connection kinds start here. The
+    /// config is validated first, so nothing unchecked reaches the startup message.
+    pub(crate) async fn connect(&self) -> Result<crate::hosts::Opened, WireError> {
         self.validate()?;
-        crate::tls::WireTls::new(self)?
-            .connect(self, &self.password)
-            .await
+        let tls = crate::tls::WireTls::new(self)?;
+        crate::hosts::connect(self, &tls, &self.password).await
     }
 }

@@ -8,6 +8,7 @@ use pg_pool_core::{ConnPoolConfig, Connector};
 use crate::async_poolable::AsyncWirePoolable;
 use crate::config::WireConfig;
 use crate::error::WireError;
+use crate::hosts::{self, Opened};
 use crate::tls::WireTls;
 use crate::wire_poolable::WirePoolable;
 use pg_pool_conninfo::PasswordProvider;
@@ -16,9 +17,14 @@ use pg_pool_conninfo::PasswordProvider;
 /// everything `ConnPool::new` cannot pass (startup parameters such as `application_name`,
 /// a URL).
 ///
-/// Hand it to `ConnPool::with_connector`; the pool then ignores the address and
-/// credentials of its own config. The pool bounds each attempt by its `connect_timeout`
-/// (pg-wired has none).
+/// Hand it to `ConnPool::builder`; the pool then ignores the address and credentials of
+/// its own config. The pool bounds each attempt by its `connect_timeout` (pg-wired has
+/// none), and the connector each host's by [`WireConfig::per_host_timeout`].
+///
+/// Every connect walks the config's hosts again, in order, as libpq does (see
+/// [Several hosts](WireConfig#several-hosts)), resolving host names anew; so after a
+/// server change (a failover: the pool starts a new generation) the next connects find
+/// whichever host now matches `target_session_attrs`.
 ///
 /// The TLS settings and address ([`WireTls`]) are checked and prepared once, here:
 /// [`try_new`](Self::try_new) and [`from_url`](Self::from_url) report what pg-wired
@@ -110,8 +116,9 @@ impl WireConnector {
             })
     }
 
-    /// Opens a bare `WireConn`: the provider's password (if any), then TLS as prepared.
-    async fn open(&self) -> Result<pg_wired::WireConn, WireError> {
+    /// Opens a bare `WireConn`: the provider's password (if any), then the hosts in order
+    /// with TLS as prepared.
+    async fn open(&self) -> Result<Opened, WireError> {
         let tls = self.tls()?;
         match &self.password {
             Some(provider) => {
@@ -119,9 +126,9 @@ impl WireConnector {
                     .fetch()
                     .await
                     .map_err(|source| WireError::PasswordProvider { source })?;
-                tls.connect(&self.config, password.expose()).await
+                hosts::connect(&self.config, tls, password.expose()).await
             }
-            None => tls.connect(&self.config, &self.config.password).await,
+            None => hosts::connect(&self.config, tls, &self.config.password).await,
         }
     }
 
@@ -145,7 +152,10 @@ impl Connector<WirePoolable> for WireConnector {
 
     fn connect(&self) -> impl Future<Output = Result<WirePoolable, WireError>> + Send {
         let this = self.clone();
-        async move { Ok(WirePoolable::new(this.open().await?)) }
+        async move {
+            let opened = this.open().await?;
+            Ok(WirePoolable::new(opened.conn).watching(opened.watch))
+        }
     }
 }
 
@@ -163,6 +173,6 @@ impl Connector<AsyncWirePoolable> for WireConnector {
 
     fn connect(&self) -> impl Future<Output = Result<AsyncWirePoolable, WireError>> + Send {
         let this = self.clone();
-        async move { AsyncWirePoolable::new(this.open().await?) }
+        async move { AsyncWirePoolable::new(this.open().await?.conn) }
     }
 }

@@ -1,7 +1,10 @@
 //! The error type of the pg-wired adapter.
 
+use std::time::Duration;
+
 use pg_wired::{PgError, PgWireError};
 
+use crate::hosts::HostsError;
 use crate::session::TransactionStatus;
 
 /// What went wrong talking to PostgreSQL through pg-wired, or configuring the connection.
@@ -79,6 +82,29 @@ pub enum WireError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Several hosts were given and none could be used: every host's own error, in the
+    /// order tried ([`HostsError::errors`]). `Display` names every host and why it failed;
+    /// `source()` is the first host's error.
+    #[error(transparent)]
+    Hosts(HostsError),
+    /// The server accepted the session but is not what `target_session_attrs` asks for
+    /// (for example a standby when `read-write` was asked); the session was closed.
+    #[error("server is {found} (target_session_attrs={wanted})")]
+    SessionAttrs {
+        /// The `target_session_attrs` value asked for: `read-write`, `read-only`,
+        /// `primary`, `standby` or `prefer-standby`.
+        wanted: &'static str,
+        /// What the server is instead: `read-only`, `not read-only`, `a standby`,
+        /// `not a standby`.
+        found: &'static str,
+    },
+    /// One host did not finish dialing, TLS, startup and the `target_session_attrs`
+    /// check within its `connect_timeout` (per host, as in libpq).
+    #[error("no session within connect_timeout ({limit:?}, per host)")]
+    HostTimeout {
+        /// The per-host limit that passed.
+        limit: Duration,
+    },
     /// A tokio runtime is needed (pg-wired's `AsyncConn` spawns tokio tasks) but none is
     /// running on this thread.
     #[error("pg-wired needs a tokio runtime, and none is running on this thread")]
@@ -99,13 +125,18 @@ impl WireError {
         }
     }
 
-    /// The server's error response behind this error, if the server sent one.
+    /// The server's error response behind this error, if the server sent one. Of
+    /// several hosts ([`WireError::Hosts`]): the error of the host that stopped the walk
+    /// (an authentication failure, see [`HostsError::stopped_early`]), if any.
     pub fn server_error(&self) -> Option<&PgError> {
         match self {
             WireError::Driver(e) => match &**e {
                 PgWireError::Pg(e) => Some(e),
                 _ => None,
             },
+            WireError::Hosts(hosts) if hosts.stopped_early() => {
+                hosts.errors().last().and_then(|h| h.error().server_error())
+            }
             _ => None,
         }
     }
@@ -164,9 +195,25 @@ pub(crate) fn server_change_code(code: &str) -> Option<&'static str> {
 
 /// Whether a failed connect will fail the same way every time with these settings: wrong
 /// password or user, unknown database, no `pg_hba.conf` entry, insufficient privilege.
+///
+/// Of several hosts: when every host tried failed so (the walk stops at such an error, as
+/// libpq's does, so a host after it is never reached with these settings).
 pub(crate) fn is_permanent_connect_error(e: &WireError) -> bool {
-    e.code()
-        .is_some_and(|code| code.starts_with("28") || matches!(code, "3D000" | "42501"))
+    match e {
+        WireError::Hosts(hosts) => {
+            !hosts.errors().is_empty()
+                && hosts
+                    .errors()
+                    .iter()
+                    .all(|h| is_permanent_connect_error(h.error()))
+        }
+        _ => e.code().is_some_and(is_permanent_code),
+    }
+}
+
+/// SQLSTATEs of a startup that will fail the same way every time with these settings.
+pub(crate) fn is_permanent_code(code: &str) -> bool {
+    code.starts_with("28") || matches!(code, "3D000" | "42501")
 }
 
 /// Whether a server error ends the session.

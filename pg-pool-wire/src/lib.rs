@@ -8,6 +8,11 @@
 //!   mirror `AsyncConn`'s; [`RowStream`] carries the rows of a streaming request.
 //! - [`WireConfig`] (also from a `postgres://` URL) and [`WireConnector`] for startup
 //!   parameters such as `application_name`.
+//! - **Several hosts**, tried in order on every connect as libpq does, with libpq's
+//!   `target_session_attrs` (`any`, `read-write`, `read-only`, `primary`, `standby`,
+//!   `prefer-standby`) and `connect_timeout` per host; when none can be used the error
+//!   ([`HostsError`]) names every host and why. See [`WireConfig`]'s
+//!   [Several hosts](WireConfig#several-hosts).
 //! - [`WireError`]: the driver's error, with the server's message, plus URL and config
 //!   errors.
 //!
@@ -35,6 +40,12 @@
 //!   statement; [`WirePoolable`] cannot (pg-wired's `WireConn` does not expose the cancel
 //!   key), so the server finishes the statement unless `client_connection_check_interval`
 //!   is set.
+//! - **A server that is no longer what the session was opened for**: a
+//!   [`WirePoolable`] opened as `standby`, `read-only` or `prefer-standby` on a standby
+//!   reports a server change when the server says `in_hot_standby` turned off (it was
+//!   promoted), one opened as `read-write` when `default_transaction_read_only` turned
+//!   on; with `25006`, `57P01/02/03`, class `08` and a lost connection this makes the
+//!   pool evict every connection and walk the hosts again.
 //! - **Raw access** to the driver's connection ([`WirePoolable::wire_mut`],
 //!   [`AsyncWirePoolable::async_conn`] or `Deref`) costs a `DISCARD ALL` at checkin, which
 //!   also proves the connection alive and idle, or gets it destroyed.
@@ -61,10 +72,12 @@
 mod async_accessors;
 mod async_poolable;
 mod async_requests;
+mod attrs;
 mod config;
 mod connector;
 mod error;
 mod exchange;
+mod hosts;
 mod lag;
 mod session;
 mod tls;
@@ -75,6 +88,7 @@ pub use config::WireConfig;
 pub use connector::WireConnector;
 pub use error::WireError;
 pub use exchange::RowStream;
+pub use hosts::{HostError, HostsError};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use pg_wired;

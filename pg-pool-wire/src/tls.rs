@@ -82,13 +82,10 @@ impl WireTls {
             setting: setting.to_owned(),
             reason,
         };
-        if config.addr.starts_with('/') || config.addr.starts_with('@') {
-            return Err(bad(
-                "host",
-                "unix sockets are not supported by pg-wired, which connects over TCP only; \
-                 use a TCP host, or pg-pool-tokio-postgres for unix sockets"
-                    .to_owned(),
-            ));
+        if crate::hosts::split_addrs(&config.addr)
+            .any(|addr| addr.starts_with('/') || addr.starts_with('@'))
+        {
+            return Err(bad("host", crate::hosts::UNIX_SOCKETS.to_owned()));
         }
         let settings = &config.tls;
         if settings.mode == SslMode::VerifyCa {
@@ -163,7 +160,8 @@ impl WireTls {
         self.mode
     }
 
-    /// Opens a `WireConn` for `config` with `password`, as the mode says.
+    /// Opens a `WireConn` to `addr` (one host of `config`) with `password`, as the mode
+    /// says; TLS verifies the certificate against that host's name.
     ///
     /// # Cancel safety
     ///
@@ -171,18 +169,19 @@ impl WireTls {
     pub(crate) async fn connect(
         &self,
         config: &WireConfig,
+        addr: &str,
         password: &str,
     ) -> Result<WireConn, WireError> {
         let conn = match self.mode {
-            SslMode::Disable => self.open(config, password, TlsMode::Disable).await?,
-            SslMode::Allow => match self.open(config, password, TlsMode::Disable).await {
+            SslMode::Disable => self.open(config, addr, password, TlsMode::Disable).await?,
+            SslMode::Allow => match self.open(config, addr, password, TlsMode::Disable).await {
                 Err(WireError::Driver(e)) if matches!(*e, PgWireError::Pg(_)) => {
-                    self.open(config, password, TlsMode::Require).await?
+                    self.open(config, addr, password, TlsMode::Require).await?
                 }
                 other => other?,
             },
-            SslMode::Prefer => self.open(config, password, TlsMode::Prefer).await?,
-            _ => self.open(config, password, TlsMode::Require).await?,
+            SslMode::Prefer => self.open(config, addr, password, TlsMode::Prefer).await?,
+            _ => self.open(config, addr, password, TlsMode::Require).await?,
         };
         if self.channel_binding == ChannelBinding::Require
             && conn.auth_mechanism() != "SCRAM-SHA-256-PLUS"
@@ -202,13 +201,14 @@ impl WireTls {
     async fn open(
         &self,
         config: &WireConfig,
+        addr: &str,
         password: &str,
         mode: TlsMode,
     ) -> Result<WireConn, WireError> {
         let params = config.startup_params();
         #[cfg(feature = "tls")]
         let result = WireConn::connect_with_tls_config(
-            &config.addr,
+            addr,
             &config.user,
             password,
             &config.database,
@@ -219,7 +219,7 @@ impl WireTls {
         .await;
         #[cfg(not(feature = "tls"))]
         let result = WireConn::connect_with_options(
-            &config.addr,
+            addr,
             &config.user,
             password,
             &config.database,
@@ -227,7 +227,7 @@ impl WireTls {
             mode,
         )
         .await;
-        result.map_err(|e| tls_error(&config.addr, mode, e))
+        result.map_err(|e| tls_error(addr, mode, e))
     }
 }
 

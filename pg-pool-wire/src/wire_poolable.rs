@@ -5,12 +5,13 @@ use pg_pool_core::{Connect, ConnectTarget, Poolable};
 use pg_wired::protocol::types::BackendMsg;
 use pg_wired::{PgWireError, WireConn};
 
+use crate::attrs::Watch;
 use crate::config::WireConfig;
 use crate::error::{WireError, is_fatal_server_error, server_change, server_change_code};
 use crate::session::{TransactionStatus, changes_session};
 
 /// The `Terminate` message.
-const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
+pub(crate) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
 /// A row of a simple query: one text value per column, `None` for SQL `NULL`.
 pub type TextRow = Vec<Option<String>>;
@@ -83,6 +84,9 @@ pub struct WirePoolable {
     broken: bool,
     /// What a failed request said about the server (`Poolable::server_changed`).
     server_change: Option<&'static str>,
+    /// What the server's `ParameterStatus` reports can say against the
+    /// `target_session_attrs` the session was opened for.
+    watch: Watch,
 }
 
 /// What one simple-query exchange produced.
@@ -102,7 +106,14 @@ impl WirePoolable {
             in_flight: false,
             broken: false,
             server_change: None,
+            watch: Watch::Nothing,
         }
+    }
+
+    /// Sets what to watch in the server's reports (from the `target_session_attrs` check).
+    pub(crate) fn watching(mut self, watch: Watch) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// Opens a connection with `config`'s address, credentials and startup parameters.
@@ -119,8 +130,8 @@ impl WirePoolable {
     ///
     /// Cancel safe: dropping the future closes the half-open socket.
     pub async fn open(config: &WireConfig) -> Result<Self, WireError> {
-        let conn = config.connect().await?;
-        Ok(Self::new(conn))
+        let opened = config.connect().await?;
+        Ok(Self::new(opened.conn).watching(opened.watch))
     }
 
     /// Runs one or more `;`-separated statements with the simple query protocol and
@@ -281,7 +292,12 @@ impl WirePoolable {
                     }
                     error.get_or_insert(fields);
                 }
-                BackendMsg::ParameterStatus { .. } => self.session_changed = true,
+                BackendMsg::ParameterStatus { name, value } => {
+                    self.session_changed = true;
+                    if let Some(cause) = self.watch.server_change(&name, &value) {
+                        self.server_change = Some(cause);
+                    }
+                }
                 BackendMsg::CopyInResponse { .. } => {
                     let abort = frame(b'f', b"COPY FROM STDIN is not supported by simple_query");
                     if let Err(e) = self.conn.send_raw(&abort).await {
@@ -300,12 +316,49 @@ impl WirePoolable {
             }
         }
         self.in_flight = false;
+        if self.conn.has_pending_data() {
+            self.read_unsolicited().await;
+        }
         match error {
             Some(fields) => Err(PgWireError::Pg(fields).into()),
             None => Ok(Outcome { rows, last_tag }),
         }
     }
+
+    /// Reads what the server sent after the exchange's `ReadyForQuery` and the last read
+    /// already brought in: typically the `FATAL` error of a server shutting down
+    /// (`57P01`) or of `pg_terminate_backend`, sent as the statement finished. Such an
+    /// error marks the connection broken and says why (`Poolable::server_changed`), so
+    /// the pool starts a new generation when it comes back instead of merely dropping
+    /// it; notices and notifications are read and dropped. Each read is bounded: a
+    /// message the server does not finish within a second marks the connection broken.
+    async fn read_unsolicited(&mut self) {
+        while self.conn.has_pending_data() && !self.broken {
+            let next = tokio::time::timeout(UNSOLICITED_LIMIT, self.conn.recv_msg()).await;
+            match next {
+                Ok(Ok(BackendMsg::ErrorResponse { fields })) => {
+                    self.broken = true;
+                    self.server_change = self.server_change.or(server_change_code(&fields.code));
+                }
+                Ok(Ok(BackendMsg::ParameterStatus { name, value })) => {
+                    self.session_changed = true;
+                    if let Some(cause) = self.watch.server_change(&name, &value) {
+                        self.server_change = Some(cause);
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    self.broken = true;
+                    self.server_change = self.server_change.or(server_change(&e));
+                }
+                Err(_) => self.broken = true,
+            }
+        }
+    }
 }
+
+/// How long [`WirePoolable::read_unsolicited`] waits for the rest of a message.
+const UNSOLICITED_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A frontend message: type byte, length, body, NUL terminator.
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -369,7 +422,7 @@ impl Connect for WirePoolable {
     /// Validated and through the TLS settings' default (libpq's `prefer`), as every other
     /// connect path of this crate.
     async fn connect(target: &ConnectTarget) -> Result<Self, WireError> {
-        let conn = WireConfig::from_target(target).connect().await?;
-        Ok(Self::new(conn))
+        let opened = WireConfig::from_target(target).connect().await?;
+        Ok(Self::new(opened.conn).watching(opened.watch))
     }
 }

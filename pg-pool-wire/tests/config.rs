@@ -82,13 +82,8 @@ fn tls_and_pool_settings_flow_through() {
 #[test]
 fn what_pg_wired_cannot_honour_is_refused_by_name() {
     let cases = [
-        ("postgres://a,b/d", "`host`", "exactly one"),
         ("host=/var/run/postgresql", "`host`", "TCP only"),
-        (
-            "postgres://h/d?target_session_attrs=read-write",
-            "`target_session_attrs`",
-            "role",
-        ),
+        ("host=h,/var/run/postgresql", "`host`", "TCP only"),
         (
             "postgres://h/d?pool_reset=clean",
             "`pool_reset`",
@@ -100,6 +95,64 @@ fn what_pg_wired_cannot_honour_is_refused_by_name() {
         assert!(matches!(e, WireError::Config { .. }), "{input}: {e:?}");
         let m = e.to_string();
         assert!(m.contains(key) && m.contains(why), "{input}: {m}");
+    }
+}
+
+#[test]
+fn several_hosts_and_every_target_session_attrs() {
+    use pg_pool_conninfo::TargetSessionAttrs as T;
+    let url = WireConfig::from_url("postgres://u@h1:5432,[::1]:5433,h3/d").unwrap();
+    assert_eq!(url.addr, "h1:5432,[::1]:5433,h3:5432");
+    assert_eq!(
+        url.addrs().collect::<Vec<_>>(),
+        ["h1:5432", "[::1]:5433", "h3:5432"]
+    );
+    assert_eq!(url.target_session_attrs, T::Any);
+    let kv = WireConfig::from_url("host=a,b port=5433").unwrap();
+    assert_eq!(kv.addr, "a:5433,b:5433", "one port for every host");
+    let kv = WireConfig::from_url("host=a,b port=5433,5434").unwrap();
+    assert_eq!(kv.addr, "a:5433,b:5434", "one port per host");
+    let e = msg("host=a,b,c port=1,2");
+    assert!(e.contains("`port`") && e.contains("3 hosts"), "{e}");
+    for (value, attrs) in [
+        ("any", T::Any),
+        ("read-write", T::ReadWrite),
+        ("read-only", T::ReadOnly),
+        ("primary", T::Primary),
+        ("standby", T::Standby),
+        ("prefer-standby", T::PreferStandby),
+    ] {
+        let c = WireConfig::from_url(&format!("host=a,b target_session_attrs={value}")).unwrap();
+        assert_eq!(c.target_session_attrs, attrs, "{value}");
+        assert!(format!("{c:?}").contains("target_session_attrs"));
+        // The pool's bound fits every attempt: two hosts, twice for prefer-standby.
+        let c = WireConfig::from_url(&format!(
+            "host=a,b target_session_attrs={value} connect_timeout=3"
+        ))
+        .unwrap();
+        let attempts = if attrs == T::PreferStandby { 4 } else { 2 };
+        assert_eq!(c.per_host_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            c.pool_config().connect_timeout,
+            Duration::from_secs(3 * attempts)
+        );
+    }
+    assert!(msg("host=a target_session_attrs=master").contains("`target_session_attrs`"));
+    // Without connect_timeout, several hosts share the pool's bound.
+    let c = WireConfig::from_url("host=a,b,c,d pool_connect_timeout=8s").unwrap();
+    assert_eq!(c.per_host_timeout(), Some(Duration::from_secs(2)));
+    assert_eq!(c.pool_config().connect_timeout, Duration::from_secs(8));
+    // Addresses built in code are checked one by one.
+    for (addr, why) in [
+        ("a:1,,b:2", "empty address"),
+        ("a:1,b", "without a port"),
+        ("a:1,::1:5432", "brackets"),
+        ("a:1,b:99999", "port"),
+    ] {
+        let mut c = WireConfig::default();
+        c.addr = addr.into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`addr`") && e.contains(why), "{addr}: {e}");
     }
 }
 

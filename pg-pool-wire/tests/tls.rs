@@ -293,3 +293,38 @@ async fn handshake_cost_is_measured() {
         );
     }
 }
+
+/// Of several hosts, each is verified against its own name: the certificate names
+/// `localhost` only, so `127.0.0.1` fails verification and the walk moves on to
+/// `localhost` on the same server, which passes; with neither name right, the error names
+/// the mismatch of each host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_host_is_verified_against_its_own_name() {
+    let cluster = tls_cluster().await;
+    let ca = Some(cluster.tls_files().unwrap().ca_cert());
+    let mut config = test_user(cluster, "127.0.0.1", SslMode::VerifyFull, ca);
+    config.addr = format!("127.0.0.1:{0},localhost:{0}", cluster.port());
+    let mut conn = connect(config.clone())
+        .await
+        .expect("the second host's name matches");
+    assert!(server_sees_tls(cluster, &mut conn).await);
+    config.addr = format!("localhost:{0},127.0.0.1:{0}", cluster.port());
+    connect(config.clone())
+        .await
+        .expect("the first host's name matches");
+    config.addr = format!("127.0.0.1:{0},127.0.0.1:{0}", cluster.port());
+    let error = match connect(config).await {
+        Ok(_) => panic!("connected with a certificate for another name"),
+        Err(WireError::Hosts(error)) => error,
+        Err(other) => panic!("{other:?}"),
+    };
+    println!("two hosts, both the wrong name: {error}");
+    assert_eq!(error.errors().len(), 2);
+    for host in error.errors() {
+        assert!(matches!(host.error(), WireError::Tls { .. }), "{host}");
+        assert!(
+            host.to_string().contains("do not match the host name"),
+            "{host}"
+        );
+    }
+}

@@ -13,11 +13,13 @@
 //!   is needed. A session can forward its `LISTEN`/`NOTIFY` notifications
 //!   ([`SessionOptions`], [`PgSession`]).
 //! - [`PgConfig`]: a `tokio_postgres::Config` (also from a `postgres://` URL, with several
-//!   hosts, `target_session_attrs`, `application_name`, `connect_timeout`), a
+//!   hosts, every libpq `target_session_attrs` value (`any`, `read-write`, `read-only`,
+//!   `primary`, `standby`, `prefer-standby`), `application_name`, `connect_timeout`), a
 //!   [`ResetStrategy`] and a [`Profile`] (`Session`, or `PoolerSafe` for pgbouncer in
 //!   transaction mode).
 //! - [`PgError`]: the driver's error with the server's message, plus config and session
-//!   errors.
+//!   errors; when every host of a multi-host config fails, one error naming each host and
+//!   why ([`HostFailures`]).
 //!
 //! Features: `tokio` (default), `tls` (default: rustls, libpq's `sslmode` from
 //! [`PgConfig::tls`], see [`PgTls`]), `smol`, `async-std`; any combination builds.
@@ -73,6 +75,7 @@ mod connection;
 mod connector;
 mod dial;
 mod error;
+mod host_errors;
 mod opened;
 mod pipeline;
 mod prepared;
@@ -81,6 +84,7 @@ mod reset;
 mod row_stream;
 mod runtime;
 mod session;
+mod session_attrs;
 mod sslmode;
 mod state;
 mod statement_cache;
@@ -93,6 +97,7 @@ pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
+pub use host_errors::{HostFailure, HostFailures};
 pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;

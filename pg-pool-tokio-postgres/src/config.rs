@@ -180,8 +180,9 @@ impl PgConfig {
     /// # Ok::<(), pg_pool_tokio_postgres::PgError>(())
     /// ```
     pub fn session_attrs(&self) -> TargetSessionAttrs {
-        self.target_session_attrs
-            .unwrap_or_else(|| crate::session_attrs::from_driver(self.pg.get_target_session_attrs()))
+        self.target_session_attrs.unwrap_or_else(|| {
+            crate::session_attrs::from_driver(self.pg.get_target_session_attrs())
+        })
     }
 
     /// The [`SessionOptions`] a session of this config is opened with: the

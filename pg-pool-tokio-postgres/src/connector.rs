@@ -182,15 +182,9 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                         .map_err(|source| PgError::PasswordProvider { source })?;
                     let mut pg = this.config.pg.clone();
                     pg.password(password.expose());
-                    this.runtime
-                        .open(&pg, tls, &options)
-                        .await?
+                    this.runtime.open(&pg, tls, &options).await?
                 }
-                None => {
-                    this.runtime
-                        .open(&this.config.pg, tls, &options)
-                        .await?
-                }
+                None => this.runtime.open(&this.config.pg, tls, &options).await?,
             }
             .into_client();
             Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))

@@ -195,7 +195,9 @@ pub(crate) fn server_change(e: &tokio_postgres::Error) -> Option<&'static str> {
 pub(crate) fn is_permanent_connect_error(e: &PgError) -> bool {
     match e {
         PgError::Config { .. } | PgError::ConnInfo(_) => true,
-        PgError::AllHostsFailed(hosts) => hosts.iter().all(|h| is_permanent_connect_error(h.error())),
+        PgError::AllHostsFailed(hosts) => {
+            hosts.iter().all(|h| is_permanent_connect_error(h.error()))
+        }
         PgError::Driver(e) => e.as_db_error().is_some_and(|db| {
             let code = db.code().code();
             code.starts_with("28") || matches!(code, "3D000" | "42501")

@@ -90,7 +90,10 @@ fn assert_names_each_host(e: &PgError, hosts: &[(u16, &str)], servers: &Servers)
         .host_failures()
         .unwrap_or_else(|| panic!("an error per host: {e:?}"));
     assert!(
-        text.starts_with(&format!("could not connect to any of {} hosts: ", hosts.len())),
+        text.starts_with(&format!(
+            "could not connect to any of {} hosts: ",
+            hosts.len()
+        )),
         "{text}"
     );
     assert_eq!(failures.len(), hosts.len(), "{text}");
@@ -102,7 +105,10 @@ fn assert_names_each_host(e: &PgError, hosts: &[(u16, &str)], servers: &Servers)
     }
     // `source()` is the first host's error.
     let source = e.source().expect("a source");
-    assert_eq!(source.to_string(), failures.as_slice()[0].error().to_string());
+    assert_eq!(
+        source.to_string(),
+        failures.as_slice()[0].error().to_string()
+    );
     assert!(e.is_fatal());
 }
 
@@ -135,7 +141,10 @@ async fn picks_the_right_server<R: PgRuntime>(s: Servers) {
     assert_names_each_host(
         &e,
         &[
-            (p, "server does not allow writes (target_session_attrs=read-write)"),
+            (
+                p,
+                "server does not allow writes (target_session_attrs=read-write)",
+            ),
             (st, "server does not allow writes"),
         ],
         &s,
@@ -212,7 +221,10 @@ async fn standby_down<R: PgRuntime>(s: Servers) {
     let (p, st) = (s.primary, s.standby);
     for order in [[p, st], [st, p]] {
         let got = reached::<R>(&s.conninfo(&order, "prefer-standby", "")).await;
-        assert_eq!(got, p, "prefer-standby falls back to the primary over {order:?}");
+        assert_eq!(
+            got, p,
+            "prefer-standby falls back to the primary over {order:?}"
+        );
     }
     let e = refused::<R>(&s.conninfo(&[p, st], "standby", "")).await;
     assert_names_each_host(
@@ -223,7 +235,10 @@ async fn standby_down<R: PgRuntime>(s: Servers) {
         ],
         &s,
     );
-    assert!(matches!(e.source().unwrap().downcast_ref::<PgError>(), Some(PgError::SessionAttrs { .. })));
+    assert!(matches!(
+        e.source().unwrap().downcast_ref::<PgError>(),
+        Some(PgError::SessionAttrs { .. })
+    ));
     assert!(!PgConnection::is_permanent_connect_error(&e));
 
     // The unreachable host first, then a wrong password: both listed; the server's code
@@ -233,11 +248,7 @@ async fn standby_down<R: PgRuntime>(s: Servers) {
         ..s.clone()
     };
     let e = refused::<R>(&wrong.conninfo(&[st, p], "any", "")).await;
-    assert_names_each_host(
-        &e,
-        &[(st, "connection refused"), (p, "28P01")],
-        &wrong,
-    );
+    assert_names_each_host(&e, &[(st, "connection refused"), (p, "28P01")], &wrong);
     assert!(!e.to_string().contains(&s.password));
     assert_eq!(e.code(), Some("28P01"));
     assert!(!PgConnection::is_permanent_connect_error(&e));
@@ -265,7 +276,11 @@ async fn all_down<R: PgRuntime>(s: Servers) {
         matches!(e, PgError::Connect { port, .. } if port == p),
         "{e:?}"
     );
-    assert!(e.to_string().starts_with(&format!("could not connect to 127.0.0.1:{p}: ")), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("could not connect to 127.0.0.1:{p}: ")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -278,9 +293,15 @@ fn every_value_picks_the_right_server_and_failures_name_every_host() {
     };
     assert!(cluster.is_in_recovery(1).unwrap());
 
-    TokioMt::block_on(picks_the_right_server::<pg_pool_tokio::Tokio>(servers.clone()));
-    SmolRt::block_on(picks_the_right_server::<pg_pool_smol::Smol>(servers.clone()));
-    AsyncStdRt::block_on(picks_the_right_server::<pg_pool_async_std::AsyncStd>(servers.clone()));
+    TokioMt::block_on(picks_the_right_server::<pg_pool_tokio::Tokio>(
+        servers.clone(),
+    ));
+    SmolRt::block_on(picks_the_right_server::<pg_pool_smol::Smol>(
+        servers.clone(),
+    ));
+    AsyncStdRt::block_on(picks_the_right_server::<pg_pool_async_std::AsyncStd>(
+        servers.clone(),
+    ));
 
     cluster.stop(1).expect("stop the standby");
     TokioMt::block_on(standby_down::<pg_pool_tokio::Tokio>(servers.clone()));
@@ -321,13 +342,11 @@ fn a_standby_pool_moves_on_after_its_standby_is_promoted() {
             settings.clone(),
         )
         .await;
-        let writes = common::pool::<pg_pool_tokio::Tokio>(
-            PgConfig::from_url(&primary).unwrap(),
-            settings,
-        )
-        .await;
-        assert_eq!(server_port(&*reads.get().await.unwrap()).await, m1);
-        assert_eq!(server_port(&*writes.get().await.unwrap()).await, m0);
+        let writes =
+            common::pool::<pg_pool_tokio::Tokio>(PgConfig::from_url(&primary).unwrap(), settings)
+                .await;
+        assert_eq!(server_port(&reads.get().await.unwrap()).await, m1);
+        assert_eq!(server_port(&writes.get().await.unwrap()).await, m0);
 
         common::blocking(move || {
             cluster.stop_immediate(0).expect("kill the primary");
@@ -381,9 +400,9 @@ fn a_standby_pool_moves_on_after_its_standby_is_promoted() {
         servers.clone(),
         ports.clone(),
     ));
-    AsyncStdRt::block_on(fresh_connect_after_failover::<
-        pg_pool_async_std::AsyncStd,
-    >(servers, ports));
+    AsyncStdRt::block_on(fresh_connect_after_failover::<pg_pool_async_std::AsyncStd>(
+        servers, ports,
+    ));
 }
 
 /// After the failover of the test above (member 0 down, 1 promoted, 2 stopped).

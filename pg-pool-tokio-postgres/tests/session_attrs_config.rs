@@ -12,11 +12,19 @@ use pg_pool_tokio_postgres::{DialTarget, PgConfig, SessionOptions};
 fn every_libpq_value_is_accepted_and_carried_to_the_session_options() {
     for (value, attrs, driver) in [
         ("any", TargetSessionAttrs::Any, Driver::Any),
-        ("read-write", TargetSessionAttrs::ReadWrite, Driver::ReadWrite),
+        (
+            "read-write",
+            TargetSessionAttrs::ReadWrite,
+            Driver::ReadWrite,
+        ),
         ("read-only", TargetSessionAttrs::ReadOnly, Driver::ReadOnly),
         ("primary", TargetSessionAttrs::Primary, Driver::Any),
         ("standby", TargetSessionAttrs::Standby, Driver::Any),
-        ("prefer-standby", TargetSessionAttrs::PreferStandby, Driver::Any),
+        (
+            "prefer-standby",
+            TargetSessionAttrs::PreferStandby,
+            Driver::Any,
+        ),
     ] {
         for input in [
             format!("postgres://u@a,b/d?target_session_attrs={value}"),
@@ -38,7 +46,11 @@ fn every_libpq_value_is_accepted_and_carried_to_the_session_options() {
             _ => None,
         })
         .unwrap();
-        assert_eq!(config.session_attrs(), attrs, "PGTARGETSESSIONATTRS={value}");
+        assert_eq!(
+            config.session_attrs(),
+            attrs,
+            "PGTARGETSESSIONATTRS={value}"
+        );
     }
     // Unknown values stay errors, naming the key.
     let e = PgConfig::from_url("host=a target_session_attrs=leader").unwrap_err();

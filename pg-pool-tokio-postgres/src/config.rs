@@ -60,7 +60,10 @@ pub enum Profile {
 /// - `target_session_attrs` is kept whole in [`PgConfig::target_session_attrs`] and checked
 ///   by this crate's own host loop on every runtime; `pg`'s own `target_session_attrs`
 ///   (tokio-postgres knows only `any`, `read-write` and `read-only`) gets the same value
-///   when it has it, and `any` otherwise.
+///   when it has it, and `any` otherwise. As in libpq, a server that refuses the session
+///   during startup (a wrong password, an unknown database) ends the search over the
+///   hosts, except with `57P03` (starting up or shutting down); when every host tried
+///   fails, one error names each host and why ([`PgError::AllHostsFailed`]).
 /// - `sslmode` is kept whole in [`PgConfig::tls`]; the driver's own mode gets the closest
 ///   it has: `disable`, `prefer` (also for `allow`, which succeeds wherever `prefer` does),
 ///   or `require` (for `require`, `verify-ca`, `verify-full`; verification is the TLS

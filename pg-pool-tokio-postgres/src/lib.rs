@@ -24,6 +24,17 @@
 //! Features: `tokio` (default), `tls` (default: rustls, libpq's `sslmode` from
 //! [`PgConfig::tls`], see [`PgTls`]), `smol`, `async-std`; any combination builds.
 //!
+//! # Several hosts
+//!
+//! Hosts are tried in order, as libpq does, each within `connect_timeout`, on every
+//! runtime; `target_session_attrs` chooses among them: `any`, `read-write`
+//! (`transaction_read_only` off), `read-only` (on), `primary` (not in recovery), `standby`
+//! (in recovery) and `prefer-standby` (a standby if one answers, otherwise any server),
+//! checked with one query after the startup. A server that refuses the session with an
+//! error (a wrong password) ends the search, as in libpq, except `57P03` (starting up,
+//! shutting down). When every host tried fails, [`PgError::AllHostsFailed`] names each
+//! host and why. See [`connect_raw_with`].
+//!
 //! Hosts given as a directory (`host_path`) are unix sockets on every runtime. A
 //! [`PasswordProvider`] fetches a fresh password before each connect (rotating
 //! credentials).

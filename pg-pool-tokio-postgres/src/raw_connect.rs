@@ -142,7 +142,8 @@ where
     let mut failures = Vec::new();
     for (pass, &accept) in passes.iter().enumerate() {
         failures.clear();
-        let mut mismatched = false;
+        // Whether any host got as far as the check (a later pass may accept it).
+        let mut reached = false;
         for (target, tls_name) in &hosts {
             let attempt = connect_host(
                 runtime,
@@ -167,20 +168,25 @@ where
                             ),
                         },
                         ends_search: false,
+                        reached: false,
                     })
                 }),
                 None => attempt.await,
             };
             match result {
                 Ok(session) => return Ok(session),
-                Err(Failed { error, ends_search }) => {
+                Err(Failed {
+                    error,
+                    ends_search,
+                    reached: got_there,
+                }) => {
                     tracing::debug!(
                         host = %target,
                         target_session_attrs = session_attrs::spelling(accept),
                         error = %error,
                         "could not use a host"
                     );
-                    mismatched |= matches!(error, PgError::SessionAttrs { .. });
+                    reached |= got_there;
                     failures.push(HostFailure::new(target.clone(), error));
                     if ends_search {
                         return Err(gathered(failures, hosts.len()));
@@ -188,7 +194,7 @@ where
                 }
             }
         }
-        if !mismatched {
+        if !reached {
             // Nothing was reachable: a further pass could find nothing the first did not.
             break;
         }
@@ -261,6 +267,8 @@ fn host_port(target: &DialTarget) -> (String, u16) {
 struct Failed {
     error: PgError,
     ends_search: bool,
+    /// The session was open when it failed (in the `target_session_attrs` check).
+    reached: bool,
 }
 
 impl Failed {
@@ -269,7 +277,11 @@ impl Failed {
     fn startup(error: PgError) -> Self {
         let ends_search = matches!(&error, PgError::Driver(e)
             if e.as_db_error().is_some_and(|db| db.code().code() != "57P03"));
-        Self { error, ends_search }
+        Self {
+            error,
+            ends_search,
+            reached: false,
+        }
     }
 }
 
@@ -342,6 +354,7 @@ where
         Err(error) => Err(Failed {
             error,
             ends_search: false,
+            reached: true,
         }),
     }
 }

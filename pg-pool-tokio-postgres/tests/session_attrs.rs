@@ -1,8 +1,8 @@
 //! libpq's `target_session_attrs` on a real primary and streaming standby, on tokio, smol
 //! and async-std: every value picks the right server from a two-host string in both
 //! orders, `prefer-standby` falls back to the primary while the standby is down, a
-//! server error during startup ends the host search (as in libpq), and when every host
-//! fails the one error names each host and why.
+//! server error during startup ends the host search except `57P03` (as in libpq), and
+//! when every host fails the one error names each host and why.
 //!
 //! One replicated cluster serves every case of every runtime (it is slow to start); the
 //! cases that stop servers run last.
@@ -216,6 +216,28 @@ async fn picks_the_right_server<R: PgRuntime>(s: Servers) {
     }
 }
 
+/// With the standby up but refusing sessions (`hot_standby = off`: 57P03).
+async fn cannot_connect_now<R: PgRuntime>(s: Servers) {
+    let (p, st) = (s.primary, s.standby);
+    let e = refused::<R>(&s.conninfo(&[st], "any", "")).await;
+    println!("a standby without hot standby: {e}");
+    assert_eq!(e.code(), Some("57P03"), "{e}");
+    assert!(!PgConnection::is_permanent_connect_error(&e));
+    for attrs in ["any", "prefer-standby", "read-write"] {
+        let got = reached::<R>(&s.conninfo(&[st, p], attrs, "")).await;
+        assert_eq!(got, p, "{attrs}: the search goes on after 57P03");
+    }
+    let e = refused::<R>(&s.conninfo(&[st, p], "standby", "")).await;
+    assert_names_each_host(
+        &e,
+        &[
+            (st, "57P03"),
+            (p, "server is not a standby (target_session_attrs=standby)"),
+        ],
+        &s,
+    );
+}
+
 /// With the standby stopped.
 async fn standby_down<R: PgRuntime>(s: Servers) {
     let (p, st) = (s.primary, s.standby);
@@ -300,6 +322,26 @@ fn every_value_picks_the_right_server_and_failures_name_every_host() {
         servers.clone(),
     ));
     AsyncStdRt::block_on(picks_the_right_server::<pg_pool_async_std::AsyncStd>(
+        servers.clone(),
+    ));
+
+    // A standby without hot standby answers every connection with 57P03: the one error
+    // after which libpq, and this crate, go on to the next host.
+    let conf = cluster
+        .member(1)
+        .unwrap()
+        .data_dir()
+        .join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("the standby's auto.conf");
+    text.push_str("\nhot_standby = off\n");
+    std::fs::write(&conf, text).expect("hot_standby off");
+    cluster.stop(1).expect("stop the standby");
+    cluster
+        .start_server(1)
+        .expect("the standby, without hot standby");
+    TokioMt::block_on(cannot_connect_now::<pg_pool_tokio::Tokio>(servers.clone()));
+    SmolRt::block_on(cannot_connect_now::<pg_pool_smol::Smol>(servers.clone()));
+    AsyncStdRt::block_on(cannot_connect_now::<pg_pool_async_std::AsyncStd>(
         servers.clone(),
     ));
 

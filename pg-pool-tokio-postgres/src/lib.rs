@@ -87,6 +87,7 @@ mod connector;
 mod dial;
 mod error;
 mod host_errors;
+mod hosts;
 mod opened;
 mod pipeline;
 mod prepared;

@@ -9,6 +9,7 @@ use pg_pool_conninfo::{
 use pg_pool_core::ConnPoolConfig;
 
 use crate::error::PgError;
+use crate::opened::SessionOptions;
 use crate::reset::ResetStrategy;
 
 /// How the pool treats sessions.
@@ -46,16 +47,23 @@ pub enum Profile {
 /// documents them) with [`PgConfig::from_url`] (also [`FromStr`]), or from libpq's
 /// environment variables with [`PgConfig::from_env`]. Several hosts
 /// (`postgres://u@h1:5432,h2:5433/db`, tried in order), unix socket directories,
-/// `target_session_attrs` (`any`, `read-write`, `read-only`), `application_name`,
-/// `connect_timeout`, `options`, `channel_binding` and the TLS keys are supported.
+/// `target_session_attrs` (every libpq value: `any`, `read-write`, `read-only`, `primary`,
+/// `standby`, `prefer-standby`; see [`PgConfig::target_session_attrs`]),
+/// `application_name`, `connect_timeout`, `options`, `channel_binding` and the TLS keys
+/// are supported.
 ///
 /// Mapping notes, all checked when the string is parsed:
 ///
 /// - The server settings a string may give (`search_path`, `statement_timeout`, ...) are
 ///   appended to `options` as `-c name=value`: tokio-postgres sends no other startup
 ///   parameters. `client_encoding` must be UTF8, which tokio-postgres always uses.
-/// - `target_session_attrs` `primary`, `standby` and `prefer-standby` are refused:
-///   tokio-postgres 0.7 checks only `read-write` and `read-only`.
+/// - `target_session_attrs` is kept whole in [`PgConfig::target_session_attrs`] and checked
+///   by this crate's own host loop on every runtime; `pg`'s own `target_session_attrs`
+///   (tokio-postgres knows only `any`, `read-write` and `read-only`) gets the same value
+///   when it has it, and `any` otherwise. As in libpq, a server that refuses the session
+///   during startup (a wrong password, an unknown database) ends the search over the
+///   hosts, except with `57P03` (starting up or shutting down); when every host tried
+///   fails, one error names each host and why ([`PgError::AllHostsFailed`]).
 /// - `sslmode` is kept whole in [`PgConfig::tls`]; the driver's own mode gets the closest
 ///   it has: `disable`, `prefer` (also for `allow`, which succeeds wherever `prefer` does),
 ///   or `require` (for `require`, `verify-ca`, `verify-full`; verification is the TLS
@@ -108,6 +116,12 @@ pub struct PgConfig {
     /// Pool settings from the string (`pool_max_size`, ...), applied by
     /// [`PgConfig::pool_config`]. Default: none.
     pub pool: PoolSettings,
+    /// Which server of the hosts is acceptable, with libpq's full set of values
+    /// (`any`, `read-write`, `read-only`, `primary`, `standby`, `prefer-standby`; see
+    /// [`connect_raw_with`](crate::connect_raw_with) for how each is checked). `None`
+    /// means `pg`'s own `target_session_attrs`, which knows only the first three. A
+    /// connection string always sets it. Default: `None`.
+    pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 impl Default for PgConfig {
@@ -147,7 +161,39 @@ impl PgConfig {
             statement_cache_capacity: 256,
             tls: TlsSettings::default(),
             pool: PoolSettings::default(),
+            target_session_attrs: None,
         }
+    }
+
+    /// The `target_session_attrs` in force: [`PgConfig::target_session_attrs`], or `pg`'s
+    /// own when that is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pg_pool_tokio_postgres::PgConfig;
+    /// use pg_pool_tokio_postgres::pg_pool_conninfo::TargetSessionAttrs;
+    ///
+    /// let config = PgConfig::from_url("host=a,b target_session_attrs=prefer-standby")?;
+    /// assert_eq!(config.session_attrs(), TargetSessionAttrs::PreferStandby);
+    ///
+    /// let mut pg = tokio_postgres::Config::new();
+    /// pg.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    /// assert_eq!(PgConfig::new(pg).session_attrs(), TargetSessionAttrs::ReadWrite);
+    /// # Ok::<(), pg_pool_tokio_postgres::PgError>(())
+    /// ```
+    pub fn session_attrs(&self) -> TargetSessionAttrs {
+        self.target_session_attrs.unwrap_or_else(|| {
+            crate::session_attrs::from_driver(self.pg.get_target_session_attrs())
+        })
+    }
+
+    /// The [`SessionOptions`] a session of this config is opened with: the
+    /// [`session_attrs`](Self::session_attrs) in force, nothing else asked for. Start from
+    /// these when opening sessions yourself with [`PgRuntime::open`](crate::PgRuntime::open),
+    /// so that `primary`, `standby` and `prefer-standby` are honoured.
+    pub fn session_options(&self) -> SessionOptions {
+        SessionOptions::default().with_target_session_attrs(self.session_attrs())
     }
 
     /// The [`Profile::PoolerSafe`] settings for `pg`: for pgbouncer in transaction mode.
@@ -271,19 +317,14 @@ impl PgConfig {
             ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
             _ => tokio_postgres::config::ChannelBinding::Prefer,
         });
+        // tokio-postgres's own enum gets what it can say; the whole value is kept below.
         pg.target_session_attrs(match info.target_session_attrs {
-            TargetSessionAttrs::Any => tokio_postgres::config::TargetSessionAttrs::Any,
             TargetSessionAttrs::ReadWrite => tokio_postgres::config::TargetSessionAttrs::ReadWrite,
             TargetSessionAttrs::ReadOnly => tokio_postgres::config::TargetSessionAttrs::ReadOnly,
-            _ => {
-                return Err(PgError::config(
-                    "target_session_attrs",
-                    "tokio-postgres 0.7 checks only read-write and read-only; \
-                     primary, standby and prefer-standby are not supported",
-                ));
-            }
+            _ => tokio_postgres::config::TargetSessionAttrs::Any,
         });
         let mut config = Self::new(pg);
+        config.target_session_attrs = Some(info.target_session_attrs);
         for (key, value) in &info.pool.driver {
             config.set_pool_param(key, value)?;
         }
@@ -377,9 +418,10 @@ impl PgConfig {
     /// A [`ConnPoolConfig`] matching these settings; every other field has its default.
     ///
     /// - `connect_timeout`: the URL's `connect_timeout` (per host, as in libpq) times the
-    ///   number of hosts, so trying every host in order fits; the pool enforces it over the
-    ///   whole startup (TCP connect, authentication, `target_session_attrs` check), which
-    ///   tokio-postgres's own timeout (TCP connect only) does not.
+    ///   number of hosts (twice that under `target_session_attrs=prefer-standby`, which may
+    ///   go over the hosts twice), so trying every host in order fits; the pool enforces it
+    ///   over the whole startup (TCP connect, authentication, `target_session_attrs`
+    ///   check), which tokio-postgres's own timeout (TCP connect only) does not.
     /// - `name`: the `application_name`, if any.
     /// - `addr`, `user`, `database`: the first host and the user and database, for logs
     ///   only (the pool opens connections through [`PgConnector`](crate::PgConnector)). The
@@ -398,7 +440,11 @@ impl PgConfig {
             .max(self.pg.get_hostaddrs().len())
             .max(1);
         if let Some(&per_host) = self.pg.get_connect_timeout() {
-            let hosts = u32::try_from(hosts).unwrap_or(u32::MAX);
+            let passes = match self.session_attrs() {
+                TargetSessionAttrs::PreferStandby => 2,
+                _ => 1,
+            };
+            let hosts = u32::try_from(hosts.saturating_mul(passes)).unwrap_or(u32::MAX);
             config.connect_timeout = per_host.saturating_mul(hosts);
         }
         if let Some(name) = self.pg.get_application_name() {

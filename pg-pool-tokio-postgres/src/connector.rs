@@ -8,7 +8,6 @@ use pg_pool_core::{ConnPool, ConnPoolConfig, Connector, runtime::NoRuntime};
 use crate::config::PgConfig;
 use crate::connection::PgConnection;
 use crate::error::PgError;
-use crate::opened::SessionOptions;
 use crate::runtime::PgRuntime;
 use crate::sslmode::PgTls;
 use pg_pool_conninfo::PasswordProvider;
@@ -174,6 +173,7 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
             // Nothing unchecked reaches a startup message, whoever built the config.
             this.config.validate()?;
             let tls = this.tls()?;
+            let options = this.config.session_options();
             let client = match &this.password {
                 Some(provider) => {
                     let password = provider
@@ -182,15 +182,9 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                         .map_err(|source| PgError::PasswordProvider { source })?;
                     let mut pg = this.config.pg.clone();
                     pg.password(password.expose());
-                    this.runtime
-                        .open(&pg, tls, &SessionOptions::default())
-                        .await?
+                    this.runtime.open(&pg, tls, &options).await?
                 }
-                None => {
-                    this.runtime
-                        .open(&this.config.pg, tls, &SessionOptions::default())
-                        .await?
-                }
+                None => this.runtime.open(&this.config.pg, tls, &options).await?,
             }
             .into_client();
             Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))

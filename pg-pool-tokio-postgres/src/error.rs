@@ -4,7 +4,11 @@ use std::error::Error as _;
 use std::fmt;
 use std::io;
 
+use pg_pool_conninfo::TargetSessionAttrs;
 use tokio_postgres::error::{DbError, SqlState};
+
+use crate::host_errors::HostFailures;
+use crate::session_attrs::spelling;
 
 /// What went wrong talking to PostgreSQL through tokio-postgres, or configuring the pool.
 ///
@@ -64,6 +68,22 @@ pub enum PgError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The server reached does not have the `target_session_attrs` asked for (for
+    /// example `server is not a standby (target_session_attrs=standby)`); the session was
+    /// closed. Not permanent for the pool: a failover can change the answer.
+    #[error("{reason} (target_session_attrs={})", spelling(*.wanted))]
+    SessionAttrs {
+        /// What was asked for in this pass over the hosts (`standby` in the first pass of
+        /// `prefer-standby`).
+        wanted: TargetSessionAttrs,
+        /// What the server is instead.
+        reason: &'static str,
+    },
+    /// Every host of a config with several hosts failed: the error names each host and
+    /// why, [`HostFailures`] gives each error, and `source()` is the first host's. A config
+    /// with one host reports that host's error alone.
+    #[error(transparent)]
+    AllHostsFailed(HostFailures),
     /// The connection came back inside a transaction (open or failed); it is destroyed,
     /// never rolled back and reused.
     #[error("connection returned inside a transaction; it will not be reused")]
@@ -91,10 +111,22 @@ pub enum PgError {
 }
 
 impl PgError {
-    /// The server's error response behind this error, if the server sent one.
+    /// The server's error response behind this error, if the server sent one; for
+    /// [`PgError::AllHostsFailed`], the first host's that did (so a wrong password on
+    /// every host still reads `28P01`).
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
             PgError::Driver(e) | PgError::ResetFailed(e) => e.as_db_error(),
+            PgError::AllHostsFailed(hosts) => hosts.iter().find_map(|h| h.error().db_error()),
+            _ => None,
+        }
+    }
+
+    /// Each host tried and why it failed, when every host of a multi-host config failed
+    /// ([`PgError::AllHostsFailed`]).
+    pub fn host_failures(&self) -> Option<&HostFailures> {
+        match self {
+            PgError::AllHostsFailed(hosts) => Some(hosts),
             _ => None,
         }
     }
@@ -112,6 +144,8 @@ impl PgError {
         match self {
             PgError::Driver(e) => is_fatal_driver_error(e),
             PgError::Connect { .. }
+            | PgError::SessionAttrs { .. }
+            | PgError::AllHostsFailed(_)
             | PgError::Broken
             | PgError::TransactionOpen
             | PgError::PasswordProvider { .. }
@@ -155,10 +189,15 @@ pub(crate) fn server_change(e: &tokio_postgres::Error) -> Option<&'static str> {
 
 /// Whether a failed connect fails the same way every time with these settings: wrong
 /// password or user, unknown database, no `pg_hba.conf` entry, insufficient privilege, or
-/// settings this driver cannot honour.
+/// settings this driver cannot honour; for several hosts, when every host failed so. A
+/// server without the `target_session_attrs` asked for is not permanent (a failover
+/// changes it).
 pub(crate) fn is_permanent_connect_error(e: &PgError) -> bool {
     match e {
         PgError::Config { .. } | PgError::ConnInfo(_) => true,
+        PgError::AllHostsFailed(hosts) => {
+            hosts.iter().all(|h| is_permanent_connect_error(h.error()))
+        }
         PgError::Driver(e) => e.as_db_error().is_some_and(|db| {
             let code = db.code().code();
             code.starts_with("28") || matches!(code, "3D000" | "42501")

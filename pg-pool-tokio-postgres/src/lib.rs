@@ -13,14 +13,27 @@
 //!   is needed. A session can forward its `LISTEN`/`NOTIFY` notifications
 //!   ([`SessionOptions`], [`PgSession`]).
 //! - [`PgConfig`]: a `tokio_postgres::Config` (also from a `postgres://` URL, with several
-//!   hosts, `target_session_attrs`, `application_name`, `connect_timeout`), a
+//!   hosts, every libpq `target_session_attrs` value (`any`, `read-write`, `read-only`,
+//!   `primary`, `standby`, `prefer-standby`), `application_name`, `connect_timeout`), a
 //!   [`ResetStrategy`] and a [`Profile`] (`Session`, or `PoolerSafe` for pgbouncer in
 //!   transaction mode).
 //! - [`PgError`]: the driver's error with the server's message, plus config and session
-//!   errors.
+//!   errors; when every host of a multi-host config fails, one error naming each host and
+//!   why ([`HostFailures`]).
 //!
 //! Features: `tokio` (default), `tls` (default: rustls, libpq's `sslmode` from
 //! [`PgConfig::tls`], see [`PgTls`]), `smol`, `async-std`; any combination builds.
+//!
+//! # Several hosts
+//!
+//! Hosts are tried in order, as libpq does, each within `connect_timeout`, on every
+//! runtime; `target_session_attrs` chooses among them: `any`, `read-write`
+//! (`transaction_read_only` off), `read-only` (on), `primary` (not in recovery), `standby`
+//! (in recovery) and `prefer-standby` (a standby if one answers, otherwise any server),
+//! checked with one query after the startup. A server that refuses the session with an
+//! error (a wrong password) ends the search, as in libpq, except `57P03` (starting up,
+//! shutting down). When every host tried fails, [`PgError::AllHostsFailed`] names each
+//! host and why. See [`connect_raw_with`].
 //!
 //! Hosts given as a directory (`host_path`) are unix sockets on every runtime. A
 //! [`PasswordProvider`] fetches a fresh password before each connect (rotating
@@ -73,6 +86,8 @@ mod connection;
 mod connector;
 mod dial;
 mod error;
+mod host_errors;
+mod hosts;
 mod opened;
 mod pipeline;
 mod prepared;
@@ -81,6 +96,7 @@ mod reset;
 mod row_stream;
 mod runtime;
 mod session;
+mod session_attrs;
 mod sslmode;
 mod state;
 mod statement_cache;
@@ -93,6 +109,7 @@ pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
+pub use host_errors::{HostFailure, HostFailures};
 pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;

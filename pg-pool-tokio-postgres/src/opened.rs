@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use pg_pool_conninfo::TargetSessionAttrs;
 use tokio_postgres::{Client, Notification};
 
 /// Options for opening one session with [`PgRuntime::open`](crate::PgRuntime::open) or
@@ -16,10 +17,24 @@ use tokio_postgres::{Client, Notification};
 /// let options = SessionOptions::default().with_notifications();
 /// assert!(options.notifications());
 /// ```
+///
+/// A [`PgConfig`](crate::PgConfig) gives the options that honour its whole
+/// `target_session_attrs` ([`PgConfig::session_options`](crate::PgConfig::session_options)):
+///
+/// ```
+/// use pg_pool_tokio_postgres::PgConfig;
+/// use pg_pool_tokio_postgres::pg_pool_conninfo::TargetSessionAttrs;
+///
+/// let config = PgConfig::from_url("postgres://h1,h2/db?target_session_attrs=standby")?;
+/// let options = config.session_options().with_notifications();
+/// assert_eq!(options.target_session_attrs(), Some(TargetSessionAttrs::Standby));
+/// # Ok::<(), pg_pool_tokio_postgres::PgError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionOptions {
     notifications: bool,
+    target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 impl SessionOptions {
@@ -35,6 +50,24 @@ impl SessionOptions {
     /// Whether notifications are forwarded.
     pub fn notifications(&self) -> bool {
         self.notifications
+    }
+
+    /// Asks for a server with these attributes, with libpq's full set of
+    /// `target_session_attrs` values (`primary`, `standby` and `prefer-standby` included),
+    /// in place of the `tokio_postgres::Config`'s own `target_session_attrs` (which knows
+    /// only `any`, `read-write` and `read-only`). See
+    /// [`connect_raw_with`](crate::connect_raw_with) for how each value is checked.
+    #[must_use]
+    pub fn with_target_session_attrs(mut self, attrs: TargetSessionAttrs) -> Self {
+        self.target_session_attrs = Some(attrs);
+        self
+    }
+
+    /// The attributes asked for with
+    /// [`with_target_session_attrs`](Self::with_target_session_attrs); `None` (the default)
+    /// means the `tokio_postgres::Config`'s own `target_session_attrs`.
+    pub fn target_session_attrs(&self) -> Option<TargetSessionAttrs> {
+        self.target_session_attrs
     }
 }
 

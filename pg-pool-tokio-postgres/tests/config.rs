@@ -97,14 +97,6 @@ fn server_settings_become_escaped_options() {
 #[test]
 fn what_tokio_postgres_cannot_honour_is_refused_by_name() {
     for (input, key) in [
-        (
-            "postgres://h/d?target_session_attrs=prefer-standby",
-            "`target_session_attrs`",
-        ),
-        (
-            "postgres://h/d?target_session_attrs=primary",
-            "`target_session_attrs`",
-        ),
         ("postgres://h/d?pool_bogus=1", "`pool_bogus`"),
         ("postgres://h/d?pool_reset=sometimes", "`pool_reset`"),
         ("postgres://h/d?pool_profile=x", "`pool_profile`"),

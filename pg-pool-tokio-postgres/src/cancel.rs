@@ -1,6 +1,7 @@
 //! Server-side cancel: a `CancelRequest` for a session whose query was abandoned, dialled on
 //! the pool's runtime.
 
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use pg_pool_core::BoxFuture;
 
 use tokio_postgres::CancelToken;
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 use tokio_postgres::config::Host;
 
 use crate::error::PgError;
@@ -76,6 +78,7 @@ pub(crate) async fn cancel_on_tokio(
 /// Sends the request on `stream`, then waits for the server to close it: by then the server
 /// has signalled the backend. The write side is not shut down first (as libpq does not):
 /// pgbouncer takes a half-closed cancel connection for a client gone and drops the request.
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 async fn send_and_wait<S>(token: &CancelToken, stream: S) -> io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -92,8 +95,10 @@ where
 }
 
 /// A stream whose shutdown only flushes.
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 struct NoShutdown<S>(S);
 
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NoShutdown<S> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
@@ -104,6 +109,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NoShutdown<S> {
     }
 }
 
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for NoShutdown<S> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
@@ -130,11 +136,13 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for NoShutdown<S> {
 
 /// Whether any host took the request, else the last error.
 #[derive(Default)]
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 struct Outcome {
     sent: bool,
     last_error: Option<PgError>,
 }
 
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 impl Outcome {
     fn record(&mut self, host: String, port: u16, result: io::Result<()>) {
         match result {
@@ -203,6 +211,7 @@ pub(crate) async fn cancel_default(
 }
 
 /// The TCP hosts of `config` with their ports, in order (`hostaddr` first, as libpq does).
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
 pub(crate) fn tcp_targets(config: &tokio_postgres::Config) -> Vec<(String, u16)> {
     let hosts = config.get_hosts();
     let hostaddrs = config.get_hostaddrs();

@@ -55,7 +55,6 @@ pub(crate) fn socket_options(config: &tokio_postgres::Config) -> SocketOptions {
 }
 
 /// Sets `TCP_NODELAY` and `options` on a connected TCP socket.
-#[cfg(any(feature = "raw-connect", feature = "tokio"))]
 fn tune<S>(socket: &S, options: &SocketOptions) -> io::Result<()>
 where
     for<'a> socket2::SockRef<'a>: From<&'a S>,

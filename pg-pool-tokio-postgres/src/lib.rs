@@ -84,6 +84,7 @@ mod checkin;
 mod config;
 mod connection;
 mod connector;
+#[cfg(any(feature = "raw-connect", feature = "tokio"))]
 mod dial;
 mod error;
 mod host_errors;

@@ -21,6 +21,12 @@ cargo fmt --all --check
 step "cargo clippy (all targets, all features, warnings are errors; incompatible_msrv checks rust-version)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "pg-pool-tokio-postgres builds for each runtime alone, and for none (a runtime of your own)"
+for features in "" "tokio" "smol" "async-std"; do
+  cargo clippy -p pg-pool-tokio-postgres --no-default-features --features "tls $features" -- -D warnings
+done
+cargo clippy -p pg-pool-tokio-postgres --no-default-features -- -D warnings
+
 step "pg-pool-core depends on no async runtime"
 forbidden=$(cargo tree -p pg-pool-core -e normal --prefix none | grep -E '^(tokio|async-std|async-io|smol|async-executor) ' || true)
 if [ -n "$forbidden" ]; then

@@ -12,6 +12,9 @@
 //!   `async-net` and adapt the stream with `tokio-util`'s compat layer, so no tokio runtime
 //!   is needed. A session can forward its `LISTEN`/`NOTIFY` notifications
 //!   ([`SessionOptions`], [`PgSession`]).
+//! - [`PgListener`]: `LISTEN`/`NOTIFY` on a dedicated session outside the pool, which
+//!   reconnects with backoff, listens again and reports the gap
+//!   ([`ListenerEvent::Reconnected`]).
 //! - [`PgConfig`]: a `tokio_postgres::Config` (also from a `postgres://` URL, with several
 //!   hosts, `target_session_attrs`, `application_name`, `connect_timeout`), a
 //!   [`ResetStrategy`] and a [`Profile`] (`Session`, or `PoolerSafe` for pgbouncer in
@@ -73,6 +76,7 @@ mod connection;
 mod connector;
 mod dial;
 mod error;
+mod listener;
 mod opened;
 mod pipeline;
 mod prepared;
@@ -93,6 +97,7 @@ pub use config::{PgConfig, Profile};
 pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
+pub use listener::{ChannelProblem, Gap, ListenerError, ListenerEvent, PgListener};
 pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;

@@ -159,7 +159,8 @@ pub(super) async fn open<R: PgRuntime>(
             notifications,
         })
     };
-    match timeout(connector.runtime(), settings.connect_timeout, attempt).await {
+    // Boxed: the connect path is a large future, and a listener's futures stay small.
+    match timeout(connector.runtime(), settings.connect_timeout, Box::pin(attempt)).await {
         Some(result) => result.map_err(ListenerError::Connect),
         None => Err(ListenerError::Timeout {
             after: settings.connect_timeout,
@@ -400,10 +401,8 @@ mod tests {
 
     #[test]
     fn settings_come_from_a_validated_pool_config() {
-        let config = ConnPoolConfig {
-            connect_backoff: Duration::ZERO,
-            ..ConnPoolConfig::default()
-        };
+        let mut config = ConnPoolConfig::default();
+        config.connect_backoff = Duration::ZERO;
         let err = Settings::from_pool_config(&config).unwrap_err();
         assert!(err.to_string().contains("connect_backoff"), "{err}");
         let settings = Settings::from_pool_config(&ConnPoolConfig::default()).unwrap();
@@ -411,3 +410,4 @@ mod tests {
         assert_eq!(settings.backoff_max, ConnPoolConfig::default().connect_backoff_max);
     }
 }
+

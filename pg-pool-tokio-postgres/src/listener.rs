@@ -18,6 +18,11 @@
 //! error that would repeat on every attempt (wrong password, unknown database or role,
 //! TLS settings that cannot work) is yielded as `Err` instead, and ends the listener.
 //!
+//! Nothing else uses the session, so the task also checks it with a round trip every
+//! `health_check_interval` (30 s when the config sets none), bounded by `probe_timeout`:
+//! a connection that died without a word (a peer gone behind a firewall) is replaced like
+//! a lost one instead of staying silent forever.
+//!
 //! Channel names are any identifier PostgreSQL keeps as given (1 to 63 bytes, no NUL)
 //! and are always sent quoted, so `Foo"bar` is the channel `NOTIFY "Foo""bar"` and
 //! `pg_notify('Foo"bar', ...)` reach, and nothing in a name reaches the wire as SQL. Being
@@ -52,6 +57,7 @@
 
 mod channel;
 mod event;
+mod settings;
 mod task;
 
 use std::collections::BTreeSet;
@@ -67,7 +73,8 @@ pub use event::{ChannelProblem, Gap, ListenerError, ListenerEvent};
 
 use crate::connector::PgConnector;
 use crate::runtime::PgRuntime;
-use task::{Command, Item, Reply, Settings, Task, Wanted};
+use settings::Settings;
+use task::{Command, Item, Reply, Task, Wanted};
 
 /// A dedicated `LISTEN` session on runtime `R` that reconnects when lost; see the
 /// [module docs](self) for the whole behaviour.
@@ -117,8 +124,8 @@ impl<R: PgRuntime> PgListener<R> {
     /// Opens the listener's session with `connector`'s settings, reconnecting later with
     /// the backoff and connect timeout of its connection string
     /// ([`PgConfig::pool_config`](crate::PgConfig::pool_config): `connect_timeout`,
-    /// `pool_connect_backoff`, `pool_connect_backoff_max`, or their defaults). It listens
-    /// to nothing yet.
+    /// `pool_connect_backoff`, `pool_connect_backoff_max`, `pool_health_check_interval`
+    /// and `pool_probe_timeout`, or their defaults). It listens to nothing yet.
     ///
     /// # Errors
     ///
@@ -135,8 +142,10 @@ impl<R: PgRuntime> PgListener<R> {
 
     /// Like [`connect`](Self::connect), with the connect timeout and backoff of `config`,
     /// for example a pool's own settings (`pool.config()`), so listener and pool back off
-    /// alike. Only `connect_timeout`, `connect_backoff` and `connect_backoff_max` are
-    /// used; the listener's session still does not count against that pool.
+    /// alike. Only `connect_timeout` (each attempt, and each `LISTEN`/`UNLISTEN`),
+    /// `connect_backoff`, `connect_backoff_max`, `health_check_interval` (the liveness
+    /// check, 30 s if `None`) and `probe_timeout` (its bound) are used; the listener's
+    /// session still does not count against that pool.
     ///
     /// # Errors
     ///

@@ -22,6 +22,7 @@ macro_rules! on_runtime {
                 names::bad_names_are_refused,
                 reconnect::reconnects_after_terminate,
                 reconnect::listen_while_down_applies_on_reconnect,
+                reconnect::silent_death_is_detected,
                 reconnect::wrong_password_is_reported_at_once,
                 reconnect::permanent_error_ends_the_listener,
             );

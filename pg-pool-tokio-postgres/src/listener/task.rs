@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::future;
-use pg_pool_core::{ConnPoolConfig, runtime::timeout};
+use pg_pool_core::runtime::timeout;
 use tokio_postgres::Client;
 
 use super::channel;
 use super::event::{Gap, ListenerError, ListenerEvent};
+use super::settings::Settings;
 use crate::connector::PgConnector;
 use crate::error::PgError;
 use crate::opened::{NotificationReceiver, SessionOptions};
@@ -27,42 +28,6 @@ pub(super) type Item = Result<ListenerEvent, ListenerError>;
 ///
 /// [`PgListener::listening`]: crate::PgListener::listening
 pub(super) type Wanted = Arc<Mutex<BTreeSet<String>>>;
-
-/// Reconnect settings, taken from a [`ConnPoolConfig`].
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Settings {
-    /// Bounds each connect attempt, and each `LISTEN`/`UNLISTEN` round trip.
-    pub(super) connect_timeout: Duration,
-    /// First delay after a failed attempt.
-    pub(super) backoff: Duration,
-    /// Longest delay between attempts.
-    pub(super) backoff_max: Duration,
-}
-
-impl Settings {
-    pub(super) fn from_pool_config(config: &ConnPoolConfig) -> Result<Self, ListenerError> {
-        config.validate()?;
-        Ok(Self {
-            connect_timeout: config.connect_timeout,
-            backoff: config.connect_backoff,
-            backoff_max: config.connect_backoff_max,
-        })
-    }
-
-    /// Delay before the next attempt after `failures` consecutive failures: exponential
-    /// from `backoff`, capped at `backoff_max`, jittered within its upper half (the pool's
-    /// own rule for its connects). Never zero: `backoff` is validated non-zero.
-    pub(super) fn delay(&self, failures: u32) -> Duration {
-        let exponent = failures.saturating_sub(1).min(20);
-        let base = self
-            .backoff
-            .saturating_mul(1 << exponent)
-            .min(self.backoff_max);
-        let half = base / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=nanos))
-    }
-}
 
 /// A request from the listener; each carries where to send its outcome.
 pub(super) enum Command {
@@ -221,17 +186,33 @@ impl<R: PgRuntime> Task<R> {
         enum Next<C, N> {
             Command(C),
             Notification(N),
+            Ping,
         }
+        let runtime = self.connector.runtime();
         let mut forwarded = 0_u32;
+        // One timer per interval, not one per notification.
+        let mut tick = Box::pin(runtime.sleep(self.settings.ping_interval));
         loop {
             // Requests first: they are rare, so a flood of notifications cannot starve
             // them, and they cannot starve notifications.
             let next = future::or(
                 async { Next::Command(self.commands.recv().await) },
-                async { Next::Notification(live.notifications.recv().await) },
+                future::or(
+                    async { Next::Notification(live.notifications.recv().await) },
+                    async {
+                        (&mut tick).await;
+                        Next::Ping
+                    },
+                ),
             )
             .await;
             match next {
+                Next::Ping => {
+                    if !self.ping(&live.client).await {
+                        return Served::SessionLost;
+                    }
+                    tick = Box::pin(runtime.sleep(self.settings.ping_interval));
+                }
                 Next::Command(Err(_)) => return Served::ListenerGone,
                 Next::Command(Ok(command)) => {
                     if !self.run_command(command, &live.client).await {
@@ -250,6 +231,25 @@ impl<R: PgRuntime> Task<R> {
                     }
                 }
                 Next::Notification(Err(_)) => return Served::SessionLost,
+            }
+        }
+    }
+
+    /// One round trip within the ping timeout; false if the session is lost.
+    async fn ping(&self, client: &Client) -> bool {
+        let runtime = self.connector.runtime();
+        match timeout(runtime, self.settings.ping_timeout, client.batch_execute("SELECT 1")).await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                tracing::warn!(error = %PgError::from(e), "the listener's session failed its check");
+                false
+            }
+            None => {
+                tracing::warn!(
+                    timeout = ?self.settings.ping_timeout,
+                    "the listener's session did not answer its check; it is replaced"
+                );
+                false
             }
         }
     }
@@ -369,45 +369,3 @@ impl<R: PgRuntime> Task<R> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The pool's rule: exponential from the base, jittered within the upper half,
-    /// capped, never zero, never overflowing.
-    #[test]
-    fn backoff_grows_caps_and_never_spins() {
-        let settings = Settings {
-            connect_timeout: Duration::from_secs(1),
-            backoff: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(5),
-        };
-        for failures in 1..64_u32 {
-            let full = Duration::from_millis(50)
-                .saturating_mul(1 << (failures - 1).min(20))
-                .min(Duration::from_secs(5));
-            for _ in 0..20 {
-                let delay = settings.delay(failures);
-                assert!(
-                    delay >= full / 2 && delay <= full,
-                    "{failures}: {delay:?} vs {full:?}"
-                );
-                assert!(delay >= Duration::from_millis(25));
-            }
-        }
-        assert!(settings.delay(u32::MAX) <= Duration::from_secs(5));
-    }
-
-    #[test]
-    fn settings_come_from_a_validated_pool_config() {
-        let mut config = ConnPoolConfig::default();
-        config.connect_backoff = Duration::ZERO;
-        let err = Settings::from_pool_config(&config).unwrap_err();
-        assert!(err.to_string().contains("connect_backoff"), "{err}");
-        let settings = Settings::from_pool_config(&ConnPoolConfig::default()).unwrap();
-        assert_eq!(settings.backoff, ConnPoolConfig::default().connect_backoff);
-        assert_eq!(settings.backoff_max, ConnPoolConfig::default().connect_backoff_max);
-    }
-}
-

@@ -92,6 +92,41 @@ pub(crate) async fn listen_while_down_applies_on_reconnect<R: PgRuntime>(tag: &'
     expect(&mut listener, &a, "a after").await;
 }
 
+pub(crate) async fn silent_death_is_detected<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let proxy = FaultProxy::start(cluster.addr()).expect("proxy");
+    let app = format!("tp-listen-silent-{tag}");
+    let channel = format!("silent_{tag}");
+    let mut config = settings();
+    config.health_check_interval = Some(Duration::from_millis(300));
+    config.probe_timeout = Duration::from_millis(500);
+    config.connect_timeout = Duration::from_secs(2);
+    let connector = connector::<R>(cluster, Some(proxy.addr()), &app);
+    let mut listener = PgListener::connect_with(&connector, &config)
+        .await
+        .expect("the listener connects");
+    listener.listen(&channel).await.expect("LISTEN");
+
+    // The path goes quiet, both ways, without closing: only the check can tell.
+    proxy.set_mode(ProxyMode::Stall);
+    let stalled_at = Instant::now();
+    let waited = try_next::<R>(&mut listener, Duration::from_millis(2500)).await;
+    assert!(waited.is_none(), "nothing while stalled: {waited:?}");
+    proxy.set_mode(ProxyMode::Pass);
+    match next_event(&mut listener, "the gap").await {
+        ListenerEvent::Reconnected(gap) => println!(
+            "[{tag}] silent session replaced; back {:?} after the stall began: {gap:?}",
+            stalled_at.elapsed()
+        ),
+        other => panic!("expected the gap first, got {other:?}"),
+    }
+    let sender = notifier::<R>(cluster, &format!("tp-listen-silent-tx-{tag}")).await;
+    notify(&sender, &channel, "after").await;
+    expect(&mut listener, &channel, "after").await;
+    let pids = backend_pids(cluster, &app).await;
+    assert!(pids.len() <= 2, "the old session is closed or closing: {pids:?}");
+}
+
 pub(crate) async fn wrong_password_is_reported_at_once<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
     let mut config = pg_config(cluster, None, &format!("tp-listen-password-{tag}"));

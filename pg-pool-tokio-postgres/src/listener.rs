@@ -41,7 +41,7 @@
 //! use pg_pool_tokio_postgres::{ListenerEvent, PgConfig, PgConnector, PgListener};
 //!
 //! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop")?;
-//! let connector = PgConnector::<Tokio>::try_new(Tokio::current()?, config)?;
+//! let connector = PgConnector::<Tokio>::current(config)?;
 //! let mut listener = PgListener::connect(&connector).await?;
 //! listener.listen("orders").await?;
 //! loop {
@@ -264,7 +264,10 @@ impl<R: PgRuntime> PgListener<R> {
             .unwrap_or(Err(ListenerError::Closed))
     }
 
-    async fn request(&mut self, command: impl FnOnce(Reply) -> Command) -> Result<(), ListenerError> {
+    async fn request(
+        &mut self,
+        command: impl FnOnce(Reply) -> Command,
+    ) -> Result<(), ListenerError> {
         let (reply, outcome) = async_channel::bounded(1);
         self.commands
             .try_send(command(reply))

@@ -136,7 +136,14 @@ mod tests {
 
     #[test]
     fn accepts_any_other_name() {
-        for name in ["a", "Foo\"bar", "with space", "UPPER", "Ünïcødé", "x\"; DROP TABLE t; --"] {
+        for name in [
+            "a",
+            "Foo\"bar",
+            "with space",
+            "UPPER",
+            "Ünïcødé",
+            "x\"; DROP TABLE t; --",
+        ] {
             check(name).unwrap_or_else(|e| panic!("{name:?}: {e}"));
         }
     }

@@ -94,7 +94,10 @@ mod tests {
         assert!(err.to_string().contains("connect_backoff"), "{err}");
         let settings = Settings::from_pool_config(&ConnPoolConfig::default()).unwrap();
         assert_eq!(settings.backoff, ConnPoolConfig::default().connect_backoff);
-        assert_eq!(settings.backoff_max, ConnPoolConfig::default().connect_backoff_max);
+        assert_eq!(
+            settings.backoff_max,
+            ConnPoolConfig::default().connect_backoff_max
+        );
         assert_eq!(settings.ping_interval, DEFAULT_PING_INTERVAL);
         let mut config = ConnPoolConfig::default();
         config.health_check_interval = Some(Duration::from_secs(3));
@@ -104,4 +107,3 @@ mod tests {
         assert_eq!(settings.ping_timeout, Duration::from_secs(1));
     }
 }
-

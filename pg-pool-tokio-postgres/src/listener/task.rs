@@ -125,7 +125,13 @@ pub(super) async fn open<R: PgRuntime>(
         })
     };
     // Boxed: the connect path is a large future, and a listener's futures stay small.
-    match timeout(connector.runtime(), settings.connect_timeout, Box::pin(attempt)).await {
+    match timeout(
+        connector.runtime(),
+        settings.connect_timeout,
+        Box::pin(attempt),
+    )
+    .await
+    {
         Some(result) => result.map_err(ListenerError::Connect),
         None => Err(ListenerError::Timeout {
             after: settings.connect_timeout,
@@ -161,7 +167,11 @@ impl<R: PgRuntime> Task<R> {
                 Served::SessionLost => {
                     // What arrived before the loss was sent while listening: deliver it.
                     while let Ok(n) = live.notifications.try_recv() {
-                        if self.events.try_send(Ok(ListenerEvent::Notification(n))).is_err() {
+                        if self
+                            .events
+                            .try_send(Ok(ListenerEvent::Notification(n)))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -220,11 +230,15 @@ impl<R: PgRuntime> Task<R> {
                     }
                 }
                 Next::Notification(Ok(n)) => {
-                    if self.events.try_send(Ok(ListenerEvent::Notification(n))).is_err() {
+                    if self
+                        .events
+                        .try_send(Ok(ListenerEvent::Notification(n)))
+                        .is_err()
+                    {
                         return Served::ListenerGone;
                     }
                     forwarded = forwarded.wrapping_add(1);
-                    if forwarded % 64 == 0 {
+                    if forwarded.is_multiple_of(64) {
                         // Channel receives use no runtime budget: give the thread back
                         // now and then while a backlog is forwarded.
                         future::yield_now().await;
@@ -238,7 +252,13 @@ impl<R: PgRuntime> Task<R> {
     /// One round trip within the ping timeout; false if the session is lost.
     async fn ping(&self, client: &Client) -> bool {
         let runtime = self.connector.runtime();
-        match timeout(runtime, self.settings.ping_timeout, client.batch_execute("SELECT 1")).await {
+        match timeout(
+            runtime,
+            self.settings.ping_timeout,
+            client.batch_execute("SELECT 1"),
+        )
+        .await
+        {
             Some(Ok(())) => true,
             Some(Err(e)) => {
                 tracing::warn!(error = %PgError::from(e), "the listener's session failed its check");
@@ -259,7 +279,13 @@ impl<R: PgRuntime> Task<R> {
     async fn run_command(&self, command: Command, client: &Client) -> bool {
         let (verb, sql) = command.sql();
         let runtime = self.connector.runtime();
-        match timeout(runtime, self.settings.connect_timeout, client.batch_execute(&sql)).await {
+        match timeout(
+            runtime,
+            self.settings.connect_timeout,
+            client.batch_execute(&sql),
+        )
+        .await
+        {
             Some(Ok(())) => {
                 command.finish(&self.wanted, Ok(()));
                 true
@@ -339,7 +365,12 @@ impl<R: PgRuntime> Task<R> {
             return Ok(live);
         }
         let runtime = self.connector.runtime();
-        match timeout(runtime, self.settings.connect_timeout, live.client.batch_execute(&sql)).await
+        match timeout(
+            runtime,
+            self.settings.connect_timeout,
+            live.client.batch_execute(&sql),
+        )
+        .await
         {
             Some(Ok(())) => Ok(live),
             Some(Err(e)) => Err(ListenerError::Command {

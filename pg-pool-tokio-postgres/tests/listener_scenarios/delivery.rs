@@ -9,15 +9,18 @@ use pg_pool_core::runtime::timeout;
 use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::{ListenerEvent, PgRuntime};
 
-use super::support::{
-    WAIT, connector, expect, listener, notifier, notify, timed,
-};
+use super::support::{WAIT, connector, expect, listener, notifier, notify, timed};
 use crate::common::{backends, eventually, spawn};
 
 pub(crate) async fn order_and_payloads<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
     let channel = format!("order_{tag}");
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-order-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-order-{tag}"),
+    ))
+    .await;
     listener.listen(&channel).await.expect("LISTEN");
     assert_eq!(listener.listening(), BTreeSet::from([channel.clone()]));
 
@@ -50,14 +53,32 @@ pub(crate) async fn order_and_payloads<R: PgRuntime>(tag: &'static str) {
 pub(crate) async fn several_channels_and_unlisten<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
     let [a, b, c, d] = ["a", "b", "c", "d"].map(|x| format!("multi_{x}_{tag}"));
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-multi-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-multi-{tag}"),
+    ))
+    .await;
     for channel in [&a, &b, &c] {
         listener.listen(channel).await.expect("LISTEN");
     }
-    listener.listen(&a).await.expect("listening twice is harmless");
-    assert_eq!(listener.listening(), BTreeSet::from([a.clone(), b.clone(), c.clone()]));
+    listener
+        .listen(&a)
+        .await
+        .expect("listening twice is harmless");
+    assert_eq!(
+        listener.listening(),
+        BTreeSet::from([a.clone(), b.clone(), c.clone()])
+    );
     let sender = notifier::<R>(cluster, &format!("tp-listen-multi-tx-{tag}")).await;
-    let sent = [(&a, "a1"), (&b, "b1"), (&c, "c1"), (&a, "a2"), (&c, "c2"), (&b, "b2")];
+    let sent = [
+        (&a, "a1"),
+        (&b, "b1"),
+        (&c, "c1"),
+        (&a, "a2"),
+        (&c, "c2"),
+        (&b, "b2"),
+    ];
     for (channel, payload) in sent {
         notify(&sender, channel, payload).await;
     }
@@ -80,15 +101,25 @@ pub(crate) async fn several_channels_and_unlisten<R: PgRuntime>(tag: &'static st
     listener.listen(&d).await.expect("LISTEN");
     notify(&sender, &d, "sentinel").await;
     expect(&mut listener, &d, "sentinel").await;
-    listener.unlisten("never_listened").await.expect("unknown channels are fine");
-    println!("[{tag}] several channels interleaved in order; unlisten and unlisten_all stop delivery");
+    listener
+        .unlisten("never_listened")
+        .await
+        .expect("unknown channels are fine");
+    println!(
+        "[{tag}] several channels interleaved in order; unlisten and unlisten_all stop delivery"
+    );
 }
 
 pub(crate) async fn slow_consumer_loses_nothing<R: PgRuntime>(tag: &'static str) {
     const COUNT: usize = 2_000;
     let cluster = TestCluster::shared();
     let channel = format!("slow_{tag}");
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-slow-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-slow-{tag}"),
+    ))
+    .await;
     listener.listen(&channel).await.expect("LISTEN");
     let sender = notifier::<R>(cluster, &format!("tp-listen-slow-tx-{tag}")).await;
     // One transaction, distinct payloads: all delivered, in order, at commit.
@@ -102,10 +133,16 @@ pub(crate) async fn slow_consumer_loses_nothing<R: PgRuntime>(tag: &'static str)
     // The consumer reads nothing meanwhile: everything is buffered.
     let buffered = eventually::<R, _, _>(WAIT, || async { listener.buffered() == COUNT }).await;
     let took = buffered.unwrap_or_else(|| {
-        panic!("only {} of {COUNT} buffered within {WAIT:?}", listener.buffered())
+        panic!(
+            "only {} of {COUNT} buffered within {WAIT:?}",
+            listener.buffered()
+        )
     });
     println!("[{tag}] {COUNT} notifications buffered while the consumer slept, within {took:?}");
-    R::current().unwrap().sleep(Duration::from_millis(200)).await;
+    R::current()
+        .unwrap()
+        .sleep(Duration::from_millis(200))
+        .await;
     for i in 1..=COUNT {
         expect(&mut listener, &channel, &i.to_string()).await;
     }
@@ -116,7 +153,12 @@ pub(crate) async fn recv_is_cancel_safe<R: PgRuntime>(tag: &'static str) {
     const COUNT: usize = 300;
     let cluster = TestCluster::shared();
     let channel = format!("cancel_{tag}");
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-cancel-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-cancel-{tag}"),
+    ))
+    .await;
     listener.listen(&channel).await.expect("LISTEN");
     let sender = notifier::<R>(cluster, &format!("tp-listen-cancel-tx-{tag}")).await;
     let sending = {
@@ -131,7 +173,10 @@ pub(crate) async fn recv_is_cancel_safe<R: PgRuntime>(tag: &'static str) {
     let started = Instant::now();
     let (mut received, mut cancelled, mut round) = (0_usize, 0_usize, 0_usize);
     while received < COUNT {
-        assert!(started.elapsed() < WAIT, "only {received} of {COUNT} within {WAIT:?}");
+        assert!(
+            started.elapsed() < WAIT,
+            "only {received} of {COUNT} within {WAIT:?}"
+        );
         round += 1;
         // recv and the Stream, alternately, each dropped after 1 ms if nothing came.
         let event = if round % 2 == 0 {
@@ -162,7 +207,10 @@ pub(crate) async fn dropping_closes_the_session<R: PgRuntime>(tag: &'static str)
     let cluster = TestCluster::shared();
     let app = format!("tp-listen-drop-{tag}");
     let mut listener = listener(&connector::<R>(cluster, None, &app)).await;
-    listener.listen(&format!("drop_{tag}")).await.expect("LISTEN");
+    listener
+        .listen(&format!("drop_{tag}"))
+        .await
+        .expect("LISTEN");
     let up = eventually::<R, _, _>(WAIT, || async { backends(cluster, &app).await == 1 }).await;
     assert!(up.is_some(), "one backend while listening");
     let first = next_or_nothing::<R>(&mut listener).await;

@@ -9,7 +9,12 @@ use crate::common::blocking;
 
 pub(crate) async fn quoted_names_round_trip<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-names-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-names-{tag}"),
+    ))
+    .await;
     let mut names = vec![
         format!("Foo\"bar {tag}"),
         format!("with space {tag}"),
@@ -27,7 +32,10 @@ pub(crate) async fn quoted_names_round_trip<R: PgRuntime>(tag: &'static str) {
     assert_eq!(longest.len(), 63);
     names.push(longest);
     for name in &names {
-        listener.listen(name).await.unwrap_or_else(|e| panic!("LISTEN {name:?}: {e}"));
+        listener
+            .listen(name)
+            .await
+            .unwrap_or_else(|e| panic!("LISTEN {name:?}: {e}"));
     }
     assert_eq!(listener.listening().len(), names.len());
 
@@ -59,7 +67,12 @@ pub(crate) async fn injection_is_just_a_channel<R: PgRuntime>(tag: &'static str)
     let table = format!("listen_victim_{tag}");
     let create = format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int)");
     blocking(move || cluster.sql(&create).expect("create the table")).await;
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-inject-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-inject-{tag}"),
+    ))
+    .await;
     let hostile = [
         format!("x\"; DROP TABLE {table}; --"),
         format!("\"; DROP TABLE {table}"),
@@ -67,7 +80,10 @@ pub(crate) async fn injection_is_just_a_channel<R: PgRuntime>(tag: &'static str)
     ];
     for name in &hostile {
         assert!(name.len() < 64, "{name}");
-        listener.listen(name).await.unwrap_or_else(|e| panic!("LISTEN {name:?}: {e}"));
+        listener
+            .listen(name)
+            .await
+            .unwrap_or_else(|e| panic!("LISTEN {name:?}: {e}"));
     }
     let sender = notifier::<R>(cluster, &format!("tp-listen-inject-tx-{tag}")).await;
     for name in &hostile {
@@ -82,18 +98,30 @@ pub(crate) async fn injection_is_just_a_channel<R: PgRuntime>(tag: &'static str)
     assert_eq!(left.trim(), "1", "the table is still there");
     let drop_it = format!("DROP TABLE {table}");
     blocking(move || cluster.sql(&drop_it).expect("drop the table")).await;
-    println!("[{tag}] {} channel names holding SQL were channels; nothing was dropped", hostile.len());
+    println!(
+        "[{tag}] {} channel names holding SQL were channels; nothing was dropped",
+        hostile.len()
+    );
 }
 
 pub(crate) async fn bad_names_are_refused<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
-    let mut listener = listener(&connector::<R>(cluster, None, &format!("tp-listen-bad-{tag}"))).await;
+    let mut listener = listener(&connector::<R>(
+        cluster,
+        None,
+        &format!("tp-listen-bad-{tag}"),
+    ))
+    .await;
     let too_long = "L".repeat(64);
     let wide = "é".repeat(32); // 64 bytes in 32 characters
     let cases: [(&str, ChannelProblem, &str); 4] = [
         ("", ChannelProblem::Empty, "empty"),
         ("a\0b", ChannelProblem::Nul { at: 1 }, "NUL byte at 1"),
-        (&too_long, ChannelProblem::TooLong { bytes: 64 }, "64 bytes long"),
+        (
+            &too_long,
+            ChannelProblem::TooLong { bytes: 64 },
+            "64 bytes long",
+        ),
         (&wide, ChannelProblem::TooLong { bytes: 64 }, "63 at most"),
     ];
     for (name, problem, words) in cases {

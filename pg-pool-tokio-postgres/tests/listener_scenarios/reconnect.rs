@@ -64,7 +64,10 @@ pub(crate) async fn listen_while_down_applies_on_reconnect<R: PgRuntime>(tag: &'
 
     // A consumer waiting meanwhile just waits: no error, no gap yet.
     let waited = try_next::<R>(&mut listener, Duration::from_millis(1500)).await;
-    assert!(waited.is_none(), "nothing while the server is unreachable: {waited:?}");
+    assert!(
+        waited.is_none(),
+        "nothing while the server is unreachable: {waited:?}"
+    );
     let (listened, took) = timed::<R, _>("listen while down", listener.listen(&b)).await;
     listened.expect("remembered while down");
     println!("[{tag}] listen while down returned in {took:?}");
@@ -124,7 +127,10 @@ pub(crate) async fn silent_death_is_detected<R: PgRuntime>(tag: &'static str) {
     notify(&sender, &channel, "after").await;
     expect(&mut listener, &channel, "after").await;
     let pids = backend_pids(cluster, &app).await;
-    assert!(pids.len() <= 2, "the old session is closed or closing: {pids:?}");
+    assert!(
+        pids.len() <= 2,
+        "the old session is closed or closing: {pids:?}"
+    );
 }
 
 pub(crate) async fn wrong_password_is_reported_at_once<R: PgRuntime>(tag: &'static str) {
@@ -137,7 +143,10 @@ pub(crate) async fn wrong_password_is_reported_at_once<R: PgRuntime>(tag: &'stat
     println!("[{tag}] wrong password: {err} (after {took:?})");
     assert!(matches!(err, ListenerError::Connect(_)), "{err:?}");
     assert_eq!(err.pg_error().and_then(|e| e.code()), Some("28P01"));
-    assert!(err.to_string().contains("password authentication failed"), "{err}");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
     assert!(!format!("{err} {err:?}").contains("not-the-password"));
 }
 
@@ -167,16 +176,27 @@ pub(crate) async fn permanent_error_ends_the_listener<R: PgRuntime>(tag: &'stati
     };
     let took = started.elapsed();
     println!("[{tag}] the listener ended {took:?} after the kill: {err}");
-    assert_eq!(err.pg_error().and_then(|e| e.code()), Some("28P01"), "{err:?}");
+    assert_eq!(
+        err.pg_error().and_then(|e| e.code()),
+        Some("28P01"),
+        "{err:?}"
+    );
     assert!(!format!("{err} {err:?}").contains("second"));
 
     // Ended: later calls say so at once, the stream is over, and nothing retries.
     assert!(matches!(listener.recv().await, Err(ListenerError::Closed)));
-    assert!(matches!(listener.listen(&channel).await, Err(ListenerError::Closed)));
+    assert!(matches!(
+        listener.listen(&channel).await,
+        Err(ListenerError::Closed)
+    ));
     assert!(listener.next().await.is_none(), "the stream has ended");
     let attempts = proxy.accepted();
     R::current().unwrap().sleep(Duration::from_secs(1)).await;
-    assert_eq!(proxy.accepted(), attempts, "no attempt after the permanent error");
+    assert_eq!(
+        proxy.accepted(),
+        attempts,
+        "no attempt after the permanent error"
+    );
     println!("[{tag}] {attempts} connections through the proxy in all (first connect included)");
     assert!(attempts <= 3, "one attempt, not a loop: {attempts}");
     let drop_role = format!("DROP ROLE {role}");

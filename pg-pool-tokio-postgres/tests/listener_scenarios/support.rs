@@ -28,8 +28,7 @@ pub(crate) fn settings() -> ConnPoolConfig {
 
 /// A connector on the current runtime `R` for `config`.
 pub(crate) fn connector_for<R: PgRuntime>(config: PgConfig) -> PgConnector<R> {
-    PgConnector::try_new(R::current().expect("inside the runtime"), config)
-        .expect("valid settings")
+    PgConnector::try_new(R::current().expect("inside the runtime"), config).expect("valid settings")
 }
 
 /// A connector to `cluster` (or `addr` in front of it) tagged `app`.

@@ -1,59 +1,5 @@
 //! [`PgListener`]: `LISTEN`/`NOTIFY` on a dedicated session that reconnects by itself.
-//!
-//! Pooled sessions cannot listen: a session goes back to the pool after each use, its
-//! reset runs `UNLISTEN *`, and notifications that arrive while it sits idle are dropped.
-//! A listener keeps one session of its own, opened with the connector's settings (TLS,
-//! password provider, `target_session_attrs`, `application_name`) but outside any pool:
-//! it takes no pool capacity and a pool's `max_size` does not count it.
-//!
-//! A task on the connector's runtime owns the session. It forwards every notification
-//! into an unbounded buffer that [`PgListener::recv`] (or the [`Stream`]) reads, so a slow
-//! consumer loses nothing (and a consumer that stops reading lets the buffer grow). When
-//! the session is lost it reconnects with exponential backoff and jitter (the pool's
-//! `connect_backoff` and `connect_backoff_max`; each attempt bounded by
-//! `connect_timeout`), issues `LISTEN` again for every channel, and then yields
-//! [`ListenerEvent::Reconnected`] before any notification of the new session:
-//! notifications sent in between are lost, and the consumer must re-read whatever they
-//! describe. Failed attempts are logged (`WARN`); the consumer just keeps waiting. An
-//! error that would repeat on every attempt (wrong password, unknown database or role,
-//! TLS settings that cannot work) is yielded as `Err` instead, and ends the listener.
-//!
-//! Nothing else uses the session, so the task also checks it with a round trip every
-//! `health_check_interval` (30 s when the config sets none), bounded by `probe_timeout`:
-//! a connection that died without a word (a peer gone behind a firewall) is replaced like
-//! a lost one instead of staying silent forever.
-//!
-//! Channel names are any identifier PostgreSQL keeps as given (1 to 63 bytes, no NUL)
-//! and are always sent quoted, so `Foo"bar` is the channel `NOTIFY "Foo""bar"` and
-//! `pg_notify('Foo"bar', ...)` reach, and nothing in a name reaches the wire as SQL. Being
-//! quoted, names are case-sensitive: `listen("Jobs")` is not reached by `NOTIFY Jobs`
-//! (which means `jobs`); use `NOTIFY "Jobs"` or `pg_notify('Jobs', ...)`.
-//!
-//! The session needs a real PostgreSQL session: through pgbouncer, only session mode
-//! delivers notifications; a hot standby refuses `LISTEN`.
-//!
-//! # Examples
-//!
-//! ```no_run
-//! # #[cfg(feature = "tokio")]
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use pg_pool_tokio::Tokio;
-//! use pg_pool_tokio_postgres::{ListenerEvent, PgConfig, PgConnector, PgListener};
-//!
-//! let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop")?;
-//! let connector = PgConnector::<Tokio>::current(config)?;
-//! let mut listener = PgListener::connect(&connector).await?;
-//! listener.listen("orders").await?;
-//! loop {
-//!     match listener.recv().await? {
-//!         ListenerEvent::Notification(n) => println!("order {}", n.payload()),
-//!         ListenerEvent::Reconnected(gap) => {
-//!             println!("down for {:?}: notifications may be lost, re-reading orders", gap.down_for);
-//!         }
-//!     }
-//! }
-//! # }
-//! ```
+//! The type's documentation tells the whole behaviour (this module is private).
 
 mod channel;
 mod event;
@@ -76,17 +22,71 @@ use crate::runtime::PgRuntime;
 use settings::Settings;
 use task::{Command, Item, Reply, Task, Wanted};
 
-/// A dedicated `LISTEN` session on runtime `R` that reconnects when lost; see the
-/// [module docs](self) for the whole behaviour.
+/// A dedicated `LISTEN` session on runtime `R` that reconnects when lost.
 ///
 /// Made with [`PgListener::connect`] from the [`PgConnector`] a pool is built from (or
-/// any other); it lives outside the pool. Dropping it closes its session.
+/// any other). It yields [`ListenerEvent`]s through [`recv`](Self::recv) or as a
+/// [`Stream`] of `Result<ListenerEvent, ListenerError>` (which ends after the error that
+/// ends the listener). Dropping it closes its session.
 ///
-/// It yields [`ListenerEvent`]s through [`recv`](Self::recv) or as a [`Stream`] of
-/// `Result<ListenerEvent, ListenerError>` (which ends after the error that ends the
-/// listener).
+/// # Behaviour
+///
+/// Pooled sessions cannot listen: a session goes back to the pool after each use, its
+/// reset runs `UNLISTEN *`, and notifications that arrive while it sits idle are dropped.
+/// A listener keeps one session of its own, opened with the connector's settings (TLS,
+/// password provider, `target_session_attrs`, `application_name`) but outside any pool:
+/// it takes no pool capacity and a pool's `max_size` does not count it.
+///
+/// A task on the connector's runtime owns the session. It forwards every notification
+/// into an unbounded buffer that [`PgListener::recv`] (or the [`Stream`]) reads, so a slow
+/// consumer loses nothing (and a consumer that stops reading lets the buffer grow). When
+/// the session is lost it reconnects with exponential backoff and jitter (the pool's
+/// `connect_backoff` and `connect_backoff_max`; each attempt bounded by
+/// `connect_timeout`), issues `LISTEN` again for every channel, and then yields
+/// [`ListenerEvent::Reconnected`] before any notification of the new session:
+/// notifications sent in between are lost, and the consumer must re-read whatever they
+/// describe. Failed attempts are logged (`WARN`); the consumer just keeps waiting. An
+/// error that would repeat on every attempt (wrong password, unknown database or role,
+/// TLS settings that cannot work) is yielded as `Err` instead, and ends the listener.
+///
+/// Nothing else uses the session, so the task also checks it with a round trip every
+/// `health_check_interval` (30 s when the config sets none), bounded by `probe_timeout`:
+/// a connection that died without a word (a peer gone behind a firewall) is replaced like
+/// a lost one instead of staying silent forever.
+///
+/// Channel names are any identifier PostgreSQL keeps as given (1 to 63 bytes, no NUL)
+/// and are always sent quoted, so `Foo"bar` is the channel `NOTIFY "Foo""bar"` and
+/// `pg_notify('Foo"bar', ...)` reach, and nothing in a name reaches the wire as SQL. Being
+/// quoted, names are case-sensitive: `listen("Jobs")` is not reached by `NOTIFY Jobs`
+/// (which means `jobs`); use `NOTIFY "Jobs"` or `pg_notify('Jobs', ...)`.
+///
+/// It needs a real PostgreSQL session: through pgbouncer, only session mode
+/// delivers notifications; a hot standby refuses `LISTEN`.
 ///
 /// # Examples
+///
+/// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use pg_pool_tokio::Tokio;
+/// use pg_pool_tokio_postgres::{ListenerEvent, PgConfig, PgConnector, PgListener};
+///
+/// let config = PgConfig::from_url("postgres://app:secret@127.0.0.1/shop")?;
+/// let connector = PgConnector::<Tokio>::current(config)?;
+/// let mut listener = PgListener::connect(&connector).await?;
+/// listener.listen("orders").await?;
+/// loop {
+///     match listener.recv().await? {
+///         ListenerEvent::Notification(n) => println!("order {}", n.payload()),
+///         ListenerEvent::Reconnected(gap) => {
+///             println!("down for {:?}: notifications may be lost, re-reading orders", gap.down_for);
+///         }
+///     }
+/// }
+/// # }
+/// ```
+///
+/// As a [`Stream`], on smol:
 ///
 /// ```no_run
 /// # #[cfg(feature = "smol")]

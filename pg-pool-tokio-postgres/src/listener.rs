@@ -48,6 +48,8 @@ use task::{Command, Item, Reply, Task, Wanted};
 /// describe. Failed attempts are logged (`WARN`); the consumer just keeps waiting. An
 /// error that would repeat on every attempt (wrong password, unknown database or role,
 /// TLS settings that cannot work) is yielded as `Err` instead, and ends the listener.
+/// A new session that refuses the `LISTEN`s (a standby reached after a failover without
+/// `target_session_attrs=read-write`) counts as a failed attempt and is retried.
 ///
 /// Nothing else uses the session, so the task also checks it with a round trip every
 /// `health_check_interval` (30 s when the config sets none), bounded by `probe_timeout`:
@@ -293,5 +295,20 @@ impl<R: PgRuntime> fmt::Debug for PgListener<R> {
             .field("buffered", &self.buffered())
             .field("ended", &self.commands.is_closed())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A listener and what it yields can move between tasks and threads.
+    #[test]
+    fn listener_and_events_are_send_and_sync() {
+        fn send_sync<T: Send + Sync + Unpin>() {}
+        #[cfg(feature = "tokio")]
+        send_sync::<super::PgListener<pg_pool_tokio::Tokio>>();
+        #[cfg(feature = "smol")]
+        send_sync::<super::PgListener<pg_pool_smol::Smol>>();
+        send_sync::<super::ListenerEvent>();
+        send_sync::<super::ListenerError>();
     }
 }

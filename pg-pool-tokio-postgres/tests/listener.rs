@@ -17,6 +17,7 @@ macro_rules! on_runtime {
                 delivery::slow_consumer_loses_nothing,
                 delivery::recv_is_cancel_safe,
                 delivery::dropping_closes_the_session,
+                delivery::beside_a_pool_outside_its_capacity,
                 names::quoted_names_round_trip,
                 names::injection_is_just_a_channel,
                 names::bad_names_are_refused,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_lite::StreamExt;
 use pg_pool_core::runtime::timeout;
 use pg_pool_test_support::TestCluster;
-use pg_pool_tokio_postgres::{ListenerEvent, PgRuntime};
+use pg_pool_tokio_postgres::{ListenerEvent, PgListener, PgPool, PgRuntime};
 
 use super::support::{WAIT, connector, expect, listener, notifier, notify, timed};
 use crate::common::{backends, eventually, spawn};
@@ -232,4 +232,44 @@ async fn next_or_nothing<R: PgRuntime>(
     super::support::try_next::<R>(listener, Duration::from_millis(100))
         .await
         .map(|e| format!("{e:?}"))
+}
+
+pub(crate) async fn beside_a_pool_outside_its_capacity<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let app = format!("tp-listen-pool-{tag}");
+    let connector = connector::<R>(cluster, None, &app);
+    let mut config = crate::common::pool_config(1);
+    config.connect_backoff_max = Duration::from_millis(500);
+    let pool: PgPool<R> = PgPool::builder(connector.clone())
+        .config(config)
+        .build()
+        .await
+        .expect("pool builds");
+    // The pool's only connection is held: a listener inside its capacity would wait.
+    let held = pool.get().await.expect("the pool's one connection");
+    let (made, took) = timed::<R, _>(
+        "a listener beside a full pool",
+        PgListener::connect_with(&connector, &pool.config()),
+    )
+    .await;
+    let mut listener = made.expect("the listener connects");
+    println!("[{tag}] listener opened in {took:?} beside a pool whose one connection is held");
+    let channel = format!("pool_{tag}");
+    listener.listen(&channel).await.expect("LISTEN");
+    notify(&held, &channel, "from the pool").await;
+    expect(&mut listener, &channel, "from the pool").await;
+    let m = pool.metrics();
+    assert_eq!(
+        (m.size, m.active),
+        (1, 1),
+        "the pool counts only its own: {m:?}"
+    );
+    assert_eq!(
+        backends(cluster, &app).await,
+        2,
+        "the pool's session and the listener's"
+    );
+    drop(held);
+    pool.drain().await;
+    drop(listener);
 }

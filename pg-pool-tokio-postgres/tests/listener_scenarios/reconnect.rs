@@ -19,8 +19,11 @@ pub(crate) async fn reconnects_after_terminate<R: PgRuntime>(tag: &'static str) 
     let cluster = TestCluster::shared();
     let app = format!("tp-listen-kill-{tag}");
     let channel = format!("kill_{tag}");
+    let dropped = format!("kill_dropped_{tag}");
     let mut listener = listener(&connector::<R>(cluster, None, &app)).await;
     listener.listen(&channel).await.expect("LISTEN");
+    listener.listen(&dropped).await.expect("LISTEN");
+    listener.unlisten(&dropped).await.expect("UNLISTEN");
     let sender = notifier::<R>(cluster, &format!("tp-listen-kill-tx-{tag}")).await;
     notify(&sender, &channel, "before").await;
     expect(&mut listener, &channel, "before").await;
@@ -42,7 +45,9 @@ pub(crate) async fn reconnects_after_terminate<R: PgRuntime>(tag: &'static str) 
     assert_eq!(after.len(), 1, "one new backend: {after:?}");
     assert_ne!(after, before, "a new session");
     assert_eq!(listener.listening(), BTreeSet::from([channel.clone()]));
-    // LISTEN was issued again before the gap was reported: this arrives.
+    // LISTEN was issued again before the gap was reported: this arrives; the channel
+    // unlistened before the loss stays unlistened.
+    notify(&sender, &dropped, "not listened").await;
     notify(&sender, &channel, "after").await;
     expect(&mut listener, &channel, "after").await;
 }

@@ -88,7 +88,8 @@ pub(crate) async fn listen_while_down_applies_on_reconnect<R: PgRuntime>(tag: &'
                 down_since.elapsed()
             );
             assert!(gap.attempts > 1, "attempts were refused first: {gap:?}");
-            assert!(gap.down_for >= Duration::from_millis(1500), "{gap:?}");
+            // Refused for at least 1.5 s (less the moment the loss took to notice).
+            assert!(gap.down_for >= Duration::from_secs(1), "{gap:?}");
         }
         other => panic!("expected the gap first, got {other:?}"),
     }

@@ -117,6 +117,11 @@ impl<R: PgRuntime> PgConnector<R> {
         &self.runtime
     }
 
+    /// The password provider, if one was set.
+    pub(crate) fn password_provider(&self) -> Option<&PasswordProvider> {
+        self.password.as_ref()
+    }
+
     /// The prepared TLS settings.
     ///
     /// # Errors

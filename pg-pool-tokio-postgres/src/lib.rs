@@ -12,6 +12,9 @@
 //!   `async-net` and adapt the stream with `tokio-util`'s compat layer, so no tokio runtime
 //!   is needed. A session can forward its `LISTEN`/`NOTIFY` notifications
 //!   ([`SessionOptions`], [`PgSession`]).
+//! - [`PgListener`]: `LISTEN`/`NOTIFY` on a dedicated session outside the pool, which
+//!   reconnects with backoff, listens again and reports the gap
+//!   ([`ListenerEvent::Reconnected`]).
 //! - [`PgConfig`]: a `tokio_postgres::Config` (also from a `postgres://` URL, with several
 //!   hosts, every libpq `target_session_attrs` value (`any`, `read-write`, `read-only`,
 //!   `primary`, `standby`, `prefer-standby`), `application_name`, `connect_timeout`), a
@@ -89,6 +92,7 @@ mod dial;
 mod error;
 mod host_errors;
 mod hosts;
+mod listener;
 mod opened;
 mod pipeline;
 mod prepared;
@@ -111,6 +115,7 @@ pub use connection::{Params, PgConnection, TypedParams};
 pub use connector::{PgConnector, PgPool};
 pub use error::PgError;
 pub use host_errors::{HostFailure, HostFailures};
+pub use listener::{ChannelProblem, Gap, ListenerError, ListenerEvent, PgListener};
 pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;

@@ -19,7 +19,8 @@ pub mod wire {
 }
 
 /// tokio-postgres connections: [`postgres::PgConnection`], its config, connector, reset
-/// strategies and pooler-safe profile (the `pg-pool-tokio-postgres` crate).
+/// strategies and pooler-safe profile, and [`postgres::PgListener`] for `LISTEN`/`NOTIFY`
+/// on a session of its own (the `pg-pool-tokio-postgres` crate).
 #[cfg(feature = "tokio-postgres")]
 pub mod postgres {
     pub use pg_pool_tokio_postgres::*;

@@ -4,13 +4,10 @@
 //! `Config::connect` sets them.
 
 use std::io;
-#[cfg(feature = "raw-connect")]
 use std::pin::Pin;
-#[cfg(feature = "raw-connect")]
 use std::task::{Context, Poll};
 
 use socket2::TcpKeepalive;
-#[cfg(feature = "raw-connect")]
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[cfg(feature = "raw-connect")]
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
@@ -71,13 +68,35 @@ where
     Ok(())
 }
 
-/// A tokio stream: TCP, or a unix socket on unix.
-#[cfg(feature = "tokio")]
+/// A dialed stream: TCP, or a unix socket (on unix; elsewhere the variant is never made).
 #[derive(Debug)]
-pub(crate) enum TokioStream {
-    Tcp(tokio::net::TcpStream),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
+pub(crate) enum Dialed<T, U> {
+    Tcp(T),
+    Unix(U),
+}
+
+/// A tokio stream.
+#[cfg(all(feature = "tokio", unix))]
+pub(crate) type TokioStream = Dialed<tokio::net::TcpStream, tokio::net::UnixStream>;
+/// A tokio stream.
+#[cfg(all(feature = "tokio", not(unix)))]
+pub(crate) type TokioStream = Dialed<tokio::net::TcpStream, tokio::net::TcpStream>;
+
+/// An `async-net` stream, adapted to tokio's I/O traits.
+#[cfg(all(feature = "raw-connect", unix))]
+pub(crate) type AsyncNetStream =
+    Dialed<Compat<async_net::TcpStream>, Compat<async_net::unix::UnixStream>>;
+/// An `async-net` stream, adapted to tokio's I/O traits.
+#[cfg(all(feature = "raw-connect", not(unix)))]
+pub(crate) type AsyncNetStream = Dialed<Compat<async_net::TcpStream>, Compat<async_net::TcpStream>>;
+
+/// The error for a unix socket on a platform without them.
+#[cfg(not(unix))]
+fn no_unix_sockets() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unix sockets are not available on this platform",
+    )
 }
 
 /// Dials `target` with tokio's streams. A name resolving to several addresses is tried
@@ -91,74 +110,15 @@ pub(crate) async fn dial_tokio(
         DialTarget::Tcp { host, port } => {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             tune(&stream, &options)?;
-            Ok(TokioStream::Tcp(stream))
+            Ok(Dialed::Tcp(stream))
         }
         #[cfg(unix)]
-        DialTarget::Unix { path } => Ok(TokioStream::Unix(
-            tokio::net::UnixStream::connect(&path).await?,
-        )),
-        #[allow(unreachable_patterns)]
-        _ => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "unix sockets are not available on this platform",
-        )),
-    }
-}
-
-#[cfg(feature = "tokio")]
-macro_rules! tokio_both {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            TokioStream::Tcp($s) => $e,
-            #[cfg(unix)]
-            TokioStream::Unix($s) => $e,
+        DialTarget::Unix { path } => {
+            Ok(Dialed::Unix(tokio::net::UnixStream::connect(&path).await?))
         }
-    };
-}
-
-#[cfg(feature = "tokio")]
-impl tokio::io::AsyncRead for TokioStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        tokio_both!(self, s => std::pin::Pin::new(s).poll_read(cx, buf))
+        #[cfg(not(unix))]
+        DialTarget::Unix { .. } => Err(no_unix_sockets()),
     }
-}
-
-#[cfg(feature = "tokio")]
-impl tokio::io::AsyncWrite for TokioStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        tokio_both!(self, s => std::pin::Pin::new(s).poll_write(cx, buf))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        tokio_both!(self, s => std::pin::Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        tokio_both!(self, s => std::pin::Pin::new(s).poll_shutdown(cx))
-    }
-}
-
-/// An `async-net` stream: TCP, or a unix socket on unix.
-#[cfg(feature = "raw-connect")]
-#[derive(Debug)]
-pub(crate) enum AsyncNetStream {
-    Tcp(Compat<async_net::TcpStream>),
-    #[cfg(unix)]
-    Unix(Compat<async_net::unix::UnixStream>),
 }
 
 /// Dials `target` with `async-net` (any async-io based runtime).
@@ -171,34 +131,32 @@ pub(crate) async fn dial_async_net(
         DialTarget::Tcp { host, port } => {
             let stream = async_net::TcpStream::connect((host.as_str(), port)).await?;
             tune(&stream, &options)?;
-            Ok(AsyncNetStream::Tcp(stream.compat()))
+            Ok(Dialed::Tcp(stream.compat()))
         }
         #[cfg(unix)]
         DialTarget::Unix { path } => {
             let stream = async_net::unix::UnixStream::connect(&path).await?;
-            Ok(AsyncNetStream::Unix(stream.compat()))
+            Ok(Dialed::Unix(stream.compat()))
         }
-        #[allow(unreachable_patterns)]
-        _ => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "unix sockets are not available on this platform",
-        )),
+        #[cfg(not(unix))]
+        DialTarget::Unix { .. } => Err(no_unix_sockets()),
     }
 }
 
-#[cfg(feature = "raw-connect")]
 macro_rules! both {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
-            AsyncNetStream::Tcp($s) => $e,
-            #[cfg(unix)]
-            AsyncNetStream::Unix($s) => $e,
+            Dialed::Tcp($s) => $e,
+            Dialed::Unix($s) => $e,
         }
     };
 }
 
-#[cfg(feature = "raw-connect")]
-impl AsyncRead for AsyncNetStream {
+impl<T, U> AsyncRead for Dialed<T, U>
+where
+    T: AsyncRead + Unpin,
+    U: AsyncRead + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -208,8 +166,11 @@ impl AsyncRead for AsyncNetStream {
     }
 }
 
-#[cfg(feature = "raw-connect")]
-impl AsyncWrite for AsyncNetStream {
+impl<T, U> AsyncWrite for Dialed<T, U>
+where
+    T: AsyncWrite + Unpin,
+    U: AsyncWrite + Unpin,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -231,7 +192,7 @@ impl AsyncWrite for AsyncNetStream {
 mod tests {
     use std::time::Duration;
 
-    use super::{DialTarget, TokioStream, dial_tokio, socket_options};
+    use super::{DialTarget, dial_tokio, socket_options};
 
     /// The options a config asks for are set on the socket the tokio dialer returns.
     #[tokio::test]
@@ -249,7 +210,7 @@ mod tests {
             port,
         };
         let stream = dial_tokio(target, socket_options(&config)).await.unwrap();
-        let TokioStream::Tcp(tcp) = &stream else {
+        let super::Dialed::Tcp(tcp) = &stream else {
             panic!("a TCP target gives a TCP stream");
         };
         let socket = socket2::SockRef::from(tcp);
@@ -275,7 +236,7 @@ mod tests {
             port,
         };
         let stream = dial_tokio(target, socket_options(&config)).await.unwrap();
-        let TokioStream::Tcp(tcp) = &stream else {
+        let super::Dialed::Tcp(tcp) = &stream else {
             panic!("a TCP target gives a TCP stream");
         };
         assert!(!socket2::SockRef::from(tcp).keepalive().unwrap());

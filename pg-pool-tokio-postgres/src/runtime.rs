@@ -124,6 +124,21 @@ impl PgRuntime for pg_pool_tokio::Tokio {
     }
 }
 
+/// [`PgRuntime::open`] over `async-net` streams, for the async-io based runtimes.
+#[cfg(feature = "raw-connect")]
+async fn open_async_net<R: Runtime>(
+    runtime: &R,
+    config: &Config,
+    tls: &PgTls,
+    options: &SessionOptions,
+) -> Result<PgSession, PgError> {
+    let socket = crate::dial::socket_options(config);
+    crate::raw_connect::connect_raw_with(runtime, config, tls, options, move |target| {
+        crate::dial::dial_async_net(target, socket.clone())
+    })
+    .await
+}
+
 #[cfg(feature = "smol")]
 impl PgRuntime for pg_pool_smol::Smol {
     async fn open(
@@ -132,11 +147,7 @@ impl PgRuntime for pg_pool_smol::Smol {
         tls: &PgTls,
         options: &SessionOptions,
     ) -> Result<PgSession, PgError> {
-        let socket = crate::dial::socket_options(config);
-        crate::raw_connect::connect_raw_with(self, config, tls, options, move |target| {
-            crate::dial::dial_async_net(target, socket.clone())
-        })
-        .await
+        open_async_net(self, config, tls, options).await
     }
 }
 
@@ -148,10 +159,6 @@ impl PgRuntime for pg_pool_async_std::AsyncStd {
         tls: &PgTls,
         options: &SessionOptions,
     ) -> Result<PgSession, PgError> {
-        let socket = crate::dial::socket_options(config);
-        crate::raw_connect::connect_raw_with(self, config, tls, options, move |target| {
-            crate::dial::dial_async_net(target, socket.clone())
-        })
-        .await
+        open_async_net(self, config, tls, options).await
     }
 }

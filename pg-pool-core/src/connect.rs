@@ -242,14 +242,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
 /// Delay before the next attempt after `failures` consecutive failures: exponential from
 /// `connect_backoff`, capped at `connect_backoff_max`, with full jitter in its upper half.
 pub(crate) fn backoff(config: &crate::ConnPoolConfig, failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(20);
-    let base = config
-        .connect_backoff
-        .saturating_mul(1 << exponent)
-        .min(config.connect_backoff_max);
-    let half = base / 2;
-    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(fastrand::u64(0..=nanos))
+    crate::runtime::backoff_delay(config.connect_backoff, config.connect_backoff_max, failures)
 }
 
 /// Starts the connects that were held back by the backoff once it has passed.

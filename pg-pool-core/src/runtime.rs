@@ -182,3 +182,27 @@ pub fn poll_thread_budget(cx: &mut Context<'_>) -> Poll<()> {
         }
     })
 }
+
+/// The pool's reconnect delay after `failures` consecutive failed attempts: exponential from
+/// `base`, capped at `max`, with full jitter in its upper half (so never less than half of
+/// the unjittered delay, and never zero for a non-zero `base`). Exposed so that components
+/// that reconnect on their own (a listener, a custom health task) back off as the pool does.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pg_pool_core::runtime::backoff_delay;
+///
+/// let (base, max) = (Duration::from_millis(50), Duration::from_secs(5));
+/// let third = backoff_delay(base, max, 3);
+/// assert!(third >= Duration::from_millis(100) && third <= Duration::from_millis(200));
+/// assert!(backoff_delay(base, max, u32::MAX) <= max);
+/// ```
+pub fn backoff_delay(base: Duration, max: Duration, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let full = base.saturating_mul(1 << exponent).min(max);
+    let half = full / 2;
+    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(fastrand::u64(0..=nanos))
+}

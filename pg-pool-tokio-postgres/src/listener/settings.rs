@@ -44,14 +44,7 @@ impl Settings {
     /// from `backoff`, capped at `backoff_max`, jittered within its upper half (the pool's
     /// own rule for its connects). Never zero: `backoff` is validated non-zero.
     pub(super) fn delay(&self, failures: u32) -> Duration {
-        let exponent = failures.saturating_sub(1).min(20);
-        let base = self
-            .backoff
-            .saturating_mul(1 << exponent)
-            .min(self.backoff_max);
-        let half = base / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(fastrand::u64(0..=nanos))
+        pg_pool_core::runtime::backoff_delay(self.backoff, self.backoff_max, failures)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
 use crate::sweeper::Nudge;
-use crate::waiters::Grant;
+use crate::waiters::{Found, Grant};
 
 pin_project_lite::pin_project! {
     /// The future returned by [`ConnPool::get`](crate::ConnPool::get).
@@ -199,8 +199,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         PoolError::Closed
                     });
                 }
-                // An idle connection, and nobody queued ahead of us.
+                // An idle connection, and nobody queued ahead of us; or, with bounded
+                // fairness, nobody queued for longer than the bound.
                 let idle = if st.waiters.is_empty() {
+                    st.ledger.take_idle(self.config.idle_order)
+                } else if let Some(bound) = self.config.fairness.bound()
+                    && !st.waiters.head_starving(Instant::now(), bound)
+                {
                     st.ledger.take_idle(self.config.idle_order)
                 } else {
                     None
@@ -217,11 +222,23 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
                         let deadline = after(started, self.config.checkout_timeout);
-                        let waiter = st.new_waiter(Instant::now(), deadline);
+                        let now = Instant::now();
+                        // A retry goes ahead of the head: as old as the head at least, so
+                        // that ages never decrease from the head backwards.
+                        let since = if requeue_front {
+                            st.waiters.head().map_or(started, |head| head.since.min(started))
+                        } else {
+                            now
+                        };
+                        let waiter = st.new_waiter(now, since, deadline);
                         st.waiters.push(Arc::clone(&waiter), requeue_front);
                         match st.sweeper.on_enqueue(deadline) {
                             Nudge::None => {}
                             nudge => fx.rare().sweeper = Some(nudge),
+                        }
+                        if let Some(bound) = self.config.fairness.bound() {
+                            // Connections may be idle while the head is past the bound.
+                            self.serve(&mut st, now, bound, &mut fx);
                         }
                         self.plan_connects(&mut st, started, &mut fx);
                         Err(waiter)
@@ -271,14 +288,27 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             armed: true,
         };
         let grant = loop {
-            if let Some(grant) = slot.waiter.take() {
-                break grant;
+            let found = match slot.waiter.take_any() {
+                Some(found) => found,
+                None => {
+                    listener!(slot.waiter.event() => woken);
+                    match slot.waiter.take_any() {
+                        Some(found) => found,
+                        None => {
+                            woken.await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match found {
+                Found::Grant(grant) => break grant,
+                Found::Nudge => {
+                    if let Some(grant) = self.claim(&slot.waiter) {
+                        break grant;
+                    }
+                }
             }
-            listener!(slot.waiter.event() => woken);
-            if let Some(grant) = slot.waiter.take() {
-                break grant;
-            }
-            woken.await;
         };
         slot.armed = false;
         match grant {
@@ -288,6 +318,48 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),
             Grant::RuntimeGone => Err(PoolError::RuntimeGone),
         }
+    }
+
+    /// Bounded fairness: a nudged waiter looks for an idle connection. Takes one (leaving
+    /// the queue) if it is the head or the head has not waited past the bound; otherwise,
+    /// or if a newcomer took the connection first, it keeps its place and waits again.
+    /// Either way it no longer counts as the woken waiter, and the nudge passes on if a
+    /// connection is still idle. A grant that arrived meanwhile is returned instead.
+    fn claim(self: &Arc<Self>, waiter: &Arc<WaiterOf<T>>) -> Option<Grant<T, T::Error>> {
+        let bound = self.config.fairness.bound()?;
+        let mut fx = Effects::default();
+        let claimed = {
+            let mut st = self.lock();
+            st.waiters.looked(waiter.id);
+            if let Some(grant) = waiter.take() {
+                return Some(grant);
+            }
+            let now = Instant::now();
+            let mut claimed = None;
+            let may_take = !st.ledger.idle().is_empty()
+                && (st.waiters.head().is_some_and(|head| Arc::ptr_eq(head, waiter))
+                    || !st.waiters.head_starving(now, bound));
+            if may_take && let Some(conn) = st.ledger.take_idle(self.config.idle_order) {
+                if st.waiters.abandon(waiter) {
+                    st.counters.checkouts += 1;
+                    st.counters
+                        .wait_time
+                        .record(now.saturating_duration_since(waiter.enqueued));
+                    claimed = Some(Grant::Conn(conn));
+                } else {
+                    // Not reached: a waiter with no grant is still queued.
+                    st.ledger.release();
+                    st.ledger.park(conn);
+                }
+            }
+            self.serve(&mut st, now, bound, &mut fx);
+            if claimed.is_some() && st.ledger.min_idle() > 0 {
+                self.plan_connects(&mut st, now, &mut fx);
+            }
+            claimed
+        };
+        self.apply(fx);
+        claimed
     }
 
     /// The synchronous checks of a connection counted as active: generation, lifetime,

@@ -111,6 +111,10 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
                 waiter.grant(Grant::Failed(error));
                 fx.wake(waiter);
             }
+            if let Some(bound) = shared.config.fairness.bound() {
+                // The failed waiter may have been the nudged one: pass the nudge on.
+                shared.serve(&mut st, now, bound, &mut fx);
+            }
             shared.plan_connects(&mut st, now, &mut fx);
             fx.set_drained(st.is_drained());
         }

@@ -39,7 +39,7 @@ mod waiters;
 pub use builder::Builder;
 pub use checkout::Checkout;
 pub use cluster::{ClusterPool, ReadPolicy, ReplicaLag, Role};
-pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
+pub use config::{ConfigError, ConnPoolConfig, Fairness, IdleOrder};
 pub use duration::{MAX_HUMAN_DURATION, format_duration, parse_duration};
 pub use error::{BuildError, ConnectError, HeldCheckout, Phase, PoolError, TimeoutDetails};
 pub use guard::PoolGuard;

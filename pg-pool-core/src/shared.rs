@@ -84,16 +84,25 @@ impl<T: Poolable> State<T> {
     }
 
     /// A waiter for a new queued caller: a spare one if there is one, else a new one.
-    pub(crate) fn new_waiter(&mut self, enqueued: Instant, deadline: Instant) -> Arc<WaiterOf<T>> {
+    /// `since` is its age as bounded fairness counts it (see [`Waiter::since`]).
+    pub(crate) fn new_waiter(
+        &mut self,
+        enqueued: Instant,
+        since: Instant,
+        deadline: Instant,
+    ) -> Arc<WaiterOf<T>> {
         let id = self.next_waiter;
         self.next_waiter += 1;
         if let Some(mut waiter) = self.spare_waiters.pop()
             && let Some(spare) = Arc::get_mut(&mut waiter)
         {
             spare.reuse(id, enqueued, deadline);
+            spare.since = since;
             return waiter;
         }
-        Arc::new(Waiter::new(id, enqueued, deadline))
+        let mut waiter = Waiter::new(id, enqueued, deadline);
+        waiter.since = since;
+        Arc::new(waiter)
     }
 
     /// Keeps a finished waiter for reuse if nobody else still holds it (a waker on its way
@@ -310,6 +319,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             fx.destroy(conn, reason);
             return;
         }
+        if let Some(bound) = self.config.fairness.bound() {
+            st.ledger.park(conn);
+            self.serve(st, now, bound, fx);
+            return;
+        }
         if let Some(waiter) = st.waiters.pop() {
             st.ledger.grant();
             st.counters.checkouts += 1;
@@ -320,6 +334,47 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             fx.wake(waiter);
         } else {
             st.ledger.park(conn);
+        }
+    }
+
+    /// Bounded fairness: settles idle connections against queued callers at the end of a
+    /// critical section that may have brought them together (a connection parked, a caller
+    /// queued, a nudged caller gone or done looking).
+    ///
+    /// While both exist: if the head has waited longer than `bound`, it is handed an idle
+    /// connection directly (strict hand-off), and so on down the queue; otherwise the head is
+    /// nudged, unless a nudged caller has not looked yet (at most one woken at a time).
+    /// Afterwards, whenever a connection is idle and a caller queued, a nudged caller is on
+    /// its way to look: no connection sits idle while every waiter sleeps.
+    pub(crate) fn serve(
+        &self,
+        st: &mut State<T>,
+        now: Instant,
+        bound: Duration,
+        fx: &mut Effects<T>,
+    ) {
+        while !st.ledger.idle().is_empty() && !st.waiters.is_empty() {
+            if !st.waiters.head_starving(now, bound) {
+                if let Some(head) = st.waiters.nudge_head() {
+                    fx.wake(head);
+                }
+                return;
+            }
+            let Some(conn) = st.ledger.take_idle(self.config.idle_order) else {
+                return;
+            };
+            let Some(waiter) = st.waiters.pop() else {
+                // Not reached: the queue was just seen non-empty, under the lock.
+                st.ledger.release();
+                st.ledger.park(conn);
+                return;
+            };
+            st.counters.checkouts += 1;
+            st.counters
+                .wait_time
+                .record(now.saturating_duration_since(waiter.enqueued));
+            waiter.grant(Grant::Conn(conn));
+            fx.wake(waiter);
         }
     }
 
@@ -368,7 +423,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let out = {
             let mut st = self.lock();
             let out = change(&mut st, &mut fx);
-            self.plan_connects(&mut st, Instant::now(), &mut fx);
+            let now = Instant::now();
+            if let Some(bound) = self.config.fairness.bound() {
+                self.serve(&mut st, now, bound, &mut fx);
+            }
+            self.plan_connects(&mut st, now, &mut fx);
             fx.set_drained(st.is_drained());
             out
         };

@@ -84,6 +84,10 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(weak: Weak<Shared<T, R>>) {
             let (next, stop) = {
                 let mut st = shared.lock();
                 let next = shared.sweep_once(&mut st, now, &mut fx);
+                if let Some(bound) = shared.config.fairness.bound() {
+                    // A nudged waiter may have timed out: pass the nudge on.
+                    shared.serve(&mut st, now, bound, &mut fx);
+                }
                 // A closed pool queues nobody again; otherwise stay, so that contention
                 // that comes and goes costs no task spawn per episode.
                 let stop = st.draining;

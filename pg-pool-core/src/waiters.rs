@@ -41,17 +41,40 @@ pub(crate) enum Grant<T, E> {
     RuntimeGone,
 }
 
+/// What a waiting caller finds when it looks at its slot.
+#[derive(Debug)]
+pub(crate) enum Found<T, E> {
+    /// A grant: the wait is over.
+    Grant(Grant<T, E>),
+    /// A nudge (bounded fairness only): a connection went idle; look for it under the pool
+    /// lock, keeping the place in the queue if it is gone.
+    Nudge,
+}
+
+/// A waiter's slot: its grant, and whether it was nudged. Behind one lock, so that a
+/// nudge, like a grant, set before the caller registers its listener is seen by the
+/// re-check that follows the registration.
+#[derive(Debug)]
+struct Slot<T, E> {
+    grant: Option<Grant<T, E>>,
+    nudged: bool,
+}
+
 /// One caller waiting in the queue.
 #[derive(Debug)]
 pub(crate) struct Waiter<T, E> {
     pub(crate) id: u64,
     pub(crate) enqueued: Instant,
+    /// Since when this caller has been waiting for a connection, as bounded fairness counts
+    /// it: when it queued, or for a retry at the front of the queue, no later than the
+    /// waiter it went ahead of, so that ages never decrease from the head backwards.
+    pub(crate) since: Instant,
     /// When the caller's checkout deadline passes; enforced by the pool's sweeper.
     pub(crate) deadline: Instant,
     /// In the queue and not abandoned. Read and written only under the pool lock (the
     /// atomic only makes the shared `Arc` writable there).
     queued: AtomicBool,
-    slot: Mutex<Option<Grant<T, E>>>,
+    slot: Mutex<Slot<T, E>>,
     event: Event,
 }
 
@@ -60,9 +83,13 @@ impl<T, E> Waiter<T, E> {
         Self {
             id,
             enqueued,
+            since: enqueued,
             deadline,
             queued: AtomicBool::new(false),
-            slot: Mutex::new(None),
+            slot: Mutex::new(Slot {
+                grant: None,
+                nudged: false,
+            }),
             event: Event::new(),
         }
     }
@@ -70,22 +97,43 @@ impl<T, E> Waiter<T, E> {
     /// Readies a finished waiter for another caller; `Arc::get_mut` on a spare proves no
     /// one else holds it. Its event keeps its allocation, which is the point of reusing it.
     pub(crate) fn reuse(&mut self, id: u64, enqueued: Instant, deadline: Instant) {
-        debug_assert!(lock(&self.slot).is_none(), "a spare waiter holds no grant");
+        let mut slot = lock(&self.slot);
+        debug_assert!(slot.grant.is_none(), "a spare waiter holds no grant");
+        // A nudge may be left over from before a grant.
+        slot.nudged = false;
+        drop(slot);
         self.id = id;
         self.enqueued = enqueued;
+        self.since = enqueued;
         self.deadline = deadline;
     }
 
     /// Stores the grant. Called under the pool lock, right after the waiter left the queue;
     /// the caller wakes it with [`Waiter::wake`] once the pool lock is released.
     pub(crate) fn grant(&self, grant: Grant<T, E>) {
-        let previous = lock(&self.slot).replace(grant);
+        let previous = lock(&self.slot).grant.replace(grant);
         debug_assert!(previous.is_none(), "a waiter is granted at most once");
     }
 
     /// Takes the grant, if one has been made.
     pub(crate) fn take(&self) -> Option<Grant<T, E>> {
-        lock(&self.slot).take()
+        lock(&self.slot).grant.take()
+    }
+
+    /// Marks the waiter nudged (bounded fairness). Called under the pool lock, for the
+    /// queued waiter recorded as the queue's woken one; the caller wakes it with
+    /// [`Waiter::wake`] once the pool lock is released.
+    pub(crate) fn nudge(&self) {
+        lock(&self.slot).nudged = true;
+    }
+
+    /// Takes the grant if one has been made, else the nudge if there is one.
+    pub(crate) fn take_any(&self) -> Option<Found<T, E>> {
+        let mut slot = lock(&self.slot);
+        if let Some(grant) = slot.grant.take() {
+            return Some(Found::Grant(grant));
+        }
+        std::mem::take(&mut slot.nudged).then_some(Found::Nudge)
     }
 
     /// Wakes the waiter. Never called under the pool lock.
@@ -106,6 +154,10 @@ pub(crate) struct Queue<T, E> {
     entries: VecDeque<Arc<Waiter<T, E>>>,
     live: usize,
     abandoned: usize,
+    /// Bounded fairness: the queued waiter that was nudged and has not looked yet. Cleared
+    /// when it looks, and by every removal of that waiter from the queue, so whoever
+    /// removes it (a grant, a timeout, a cancellation) knows the nudge must be passed on.
+    woken: Option<u64>,
 }
 
 impl<T, E> Default for Queue<T, E> {
@@ -114,6 +166,7 @@ impl<T, E> Default for Queue<T, E> {
             entries: VecDeque::new(),
             live: 0,
             abandoned: 0,
+            woken: None,
         }
     }
 }
@@ -139,11 +192,45 @@ impl<T, E> Queue<T, E> {
         }
     }
 
+    /// The head waiter, still in the queue.
+    pub(crate) fn head(&self) -> Option<&Arc<Waiter<T, E>>> {
+        self.entries
+            .iter()
+            .find(|w| w.queued.load(Ordering::Relaxed))
+    }
+
+    /// Whether the head waiter has waited longer than `bound` at `now` (bounded fairness:
+    /// nobody may take a connection ahead of it any more).
+    pub(crate) fn head_starving(&self, now: Instant, bound: std::time::Duration) -> bool {
+        self.head()
+            .is_some_and(|w| now.saturating_duration_since(w.since) > bound)
+    }
+
+    /// Records the head as nudged and returns it, if there is a head and nobody is nudged
+    /// already.
+    pub(crate) fn nudge_head(&mut self) -> Option<Arc<Waiter<T, E>>> {
+        if self.woken.is_some() {
+            return None;
+        }
+        let head = Arc::clone(self.head()?);
+        self.woken = Some(head.id);
+        head.nudge();
+        Some(head)
+    }
+
+    /// The nudged waiter `id` has looked: nobody is nudged now.
+    pub(crate) fn looked(&mut self, id: u64) {
+        if self.woken == Some(id) {
+            self.woken = None;
+        }
+    }
+
     /// Takes the head waiter out of the queue.
     pub(crate) fn pop(&mut self) -> Option<Arc<Waiter<T, E>>> {
         while let Some(waiter) = self.entries.pop_front() {
             if waiter.queued.swap(false, Ordering::Relaxed) {
                 self.live -= 1;
+                self.looked(waiter.id);
                 return Some(waiter);
             }
             self.abandoned -= 1;
@@ -156,6 +243,7 @@ impl<T, E> Queue<T, E> {
         if !waiter.queued.swap(false, Ordering::Relaxed) {
             return false;
         }
+        self.looked(waiter.id);
         self.live -= 1;
         self.abandoned += 1;
         // Keep the head live, and the dead weight below the live count.
@@ -183,6 +271,7 @@ impl<T, E> Queue<T, E> {
         let waiter = self.entries.remove(index)?;
         waiter.queued.store(false, Ordering::Relaxed);
         self.live -= 1;
+        self.looked(waiter.id);
         Some(waiter)
     }
 
@@ -220,6 +309,7 @@ impl<T, E> Queue<T, E> {
         self.abandoned = 0;
         self.live -= out.len();
         for waiter in out {
+            self.looked(waiter.id);
             expired(waiter);
         }
         earliest

@@ -226,7 +226,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         // A retry goes ahead of the head: as old as the head at least, so
                         // that ages never decrease from the head backwards.
                         let since = if requeue_front {
-                            st.waiters.head().map_or(started, |head| head.since.min(started))
+                            st.waiters
+                                .head()
+                                .map_or(started, |head| head.since.min(started))
                         } else {
                             now
                         };
@@ -337,7 +339,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             let now = Instant::now();
             let mut claimed = None;
             let may_take = !st.ledger.idle().is_empty()
-                && (st.waiters.head().is_some_and(|head| Arc::ptr_eq(head, waiter))
+                && (st
+                    .waiters
+                    .head()
+                    .is_some_and(|head| Arc::ptr_eq(head, waiter))
                     || !st.waiters.head_starving(now, bound));
             if may_take && let Some(conn) = st.ledger.take_idle(self.config.idle_order) {
                 if st.waiters.abandon(waiter) {

@@ -114,6 +114,31 @@ impl<T: Poolable> State<T> {
         }
     }
 
+    /// Debug builds, on every lock: what the previous critical section left has no
+    /// connection idle while a caller sleeps in the queue. Strict: never both. Bounded:
+    /// both only while a nudged caller is on its way to look.
+    #[cfg(debug_assertions)]
+    fn check_served(&self, fairness: crate::config::Fairness) {
+        if self.ledger.idle().is_empty() || self.waiters.is_empty() {
+            return;
+        }
+        match fairness {
+            crate::config::Fairness::Strict => {
+                panic!(
+                    "strict fairness: {} idle connections while {} callers are queued",
+                    self.ledger.idle().len(),
+                    self.waiters.len()
+                );
+            }
+            crate::config::Fairness::Bounded(_) => assert!(
+                self.waiters.nudged_queued(),
+                "bounded fairness: {} idle connections while {} callers are queued and none of them is nudged",
+                self.ledger.idle().len(),
+                self.waiters.len()
+            ),
+        }
+    }
+
     /// The phase a waiter that runs out of time was in.
     pub(crate) fn waiting_phase(&self) -> Phase {
         if self.ledger.connecting() > 0 || self.last_error.is_some() {
@@ -278,7 +303,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+        let st = lock(&self.state);
+        #[cfg(debug_assertions)]
+        st.check_served(self.config.fairness);
+        st
     }
 
     pub(crate) fn metrics(&self) -> Metrics {

@@ -218,6 +218,16 @@ impl<T, E> Queue<T, E> {
         Some(head)
     }
 
+    /// Whether a nudged waiter is in the queue and has not looked yet (debug checks).
+    #[cfg(debug_assertions)]
+    pub(crate) fn nudged_queued(&self) -> bool {
+        self.woken.is_some_and(|id| {
+            self.entries
+                .iter()
+                .any(|w| w.id == id && w.queued.load(Ordering::Relaxed))
+        })
+    }
+
     /// The nudged waiter `id` has looked: nobody is nudged now.
     pub(crate) fn looked(&mut self, id: u64) {
         if self.woken == Some(id) {

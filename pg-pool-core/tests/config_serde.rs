@@ -208,8 +208,14 @@ fn fairness_spellings() {
             .contains("fairness = \"bounded:1s500ms\""),
     );
     for (doc, why) in [
-        ("fairness = \"fair\"", "must be `strict` or `bounded:<duration>`"),
-        ("fairness = \"bounded\"", "must be `strict` or `bounded:<duration>`"),
+        (
+            "fairness = \"fair\"",
+            "must be `strict` or `bounded:<duration>`",
+        ),
+        (
+            "fairness = \"bounded\"",
+            "must be `strict` or `bounded:<duration>`",
+        ),
         ("fairness = \"bounded:\"", "not a duration"),
         ("fairness = \"bounded:5\"", "needs a unit"),
         ("fairness = \"bounded:0ms\"", "zero bound"),

@@ -347,6 +347,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             fx.destroy(conn, reason);
             return;
         }
+        if st.waiters.is_empty() {
+            // Nobody queued: idle, whatever the fairness (the uncontended return).
+            st.ledger.park(conn);
+            return;
+        }
         if let Some(bound) = self.config.fairness.bound() {
             st.ledger.park(conn);
             self.serve(st, now, bound, fx);

@@ -322,51 +322,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
     }
 
-    /// Bounded fairness: a nudged waiter looks for an idle connection. Takes one (leaving
-    /// the queue) if it is the head or the head has not waited past the bound; otherwise,
-    /// or if a newcomer took the connection first, it keeps its place and waits again.
-    /// Either way it no longer counts as the woken waiter, and the nudge passes on if a
-    /// connection is still idle. A grant that arrived meanwhile is returned instead.
-    fn claim(self: &Arc<Self>, waiter: &Arc<WaiterOf<T>>) -> Option<Grant<T, T::Error>> {
-        let bound = self.config.fairness.bound()?;
-        let mut fx = Effects::default();
-        let claimed = {
-            let mut st = self.lock();
-            st.waiters.looked(waiter.id);
-            if let Some(grant) = waiter.take() {
-                return Some(grant);
-            }
-            let now = Instant::now();
-            let mut claimed = None;
-            let may_take = !st.ledger.idle().is_empty()
-                && (st
-                    .waiters
-                    .head()
-                    .is_some_and(|head| Arc::ptr_eq(head, waiter))
-                    || !st.waiters.head_starving(now, bound));
-            if may_take && let Some(conn) = st.ledger.take_idle(self.config.idle_order) {
-                if st.waiters.abandon(waiter) {
-                    st.counters.checkouts += 1;
-                    st.counters
-                        .wait_time
-                        .record(now.saturating_duration_since(waiter.enqueued));
-                    claimed = Some(Grant::Conn(conn));
-                } else {
-                    // Not reached: a waiter with no grant is still queued.
-                    st.ledger.release();
-                    st.ledger.park(conn);
-                }
-            }
-            self.serve(&mut st, now, bound, &mut fx);
-            if claimed.is_some() && st.ledger.min_idle() > 0 {
-                self.plan_connects(&mut st, now, &mut fx);
-            }
-            claimed
-        };
-        self.apply(fx);
-        claimed
-    }
-
     /// The synchronous checks of a connection counted as active: generation, lifetime,
     /// broken check, acquire hook. `Ok(None)`: destroyed, try another.
     ///

@@ -4,6 +4,8 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use crate::fairness::Fairness;
+
 /// Which idle connection a checkout takes first.
 ///
 /// With the `serde` feature it is written `"lifo"` or `"fifo"`.
@@ -20,126 +22,6 @@ pub enum IdleOrder {
     Lifo,
     /// Least recently returned first. Spreads use evenly over every idle connection.
     Fifo,
-}
-
-/// How a pool shares its connections when callers outnumber them.
-///
-/// [`Fairness::Strict`]: strict FIFO with direct hand-off. A returned connection goes
-/// straight to the caller that has waited longest, even when that caller's task has not run
-/// yet; a caller never takes a connection while anyone is queued. No caller is ever
-/// overtaken, at the price of a cross-thread wake-up per hand-off, during which the
-/// connection sits unused, while the task that returned it (which usually asks again at
-/// once) has to queue.
-///
-/// [`Fairness::Bounded`]: overtaking within a bound, after Go's `sync.Mutex`. A returned
-/// connection goes idle and wakes at most one queued caller (none if one is already woken
-/// and has not looked yet); any caller, the one that just returned a connection included,
-/// may take an idle connection although others are queued, *unless the caller at the head
-/// of the queue has waited longer than the bound*. From then on the pool is strict again:
-/// returns go straight to the head and newcomers queue, until the head has waited less
-/// than the bound. A woken caller that finds nothing keeps its place and waits again.
-/// So a queued caller may be overtaken only while it, and everyone ahead of it, has waited
-/// at most the bound: once it has waited longer, nobody takes a connection before it.
-/// The bound is measured with the pool's clock at each checkout and return; it is not a
-/// timer, so with no checkout and no return happening nothing changes (and nothing needs to).
-///
-/// # Which one
-///
-/// [`ConnPoolConfig::fairness`] defaults to [`Fairness::Strict`]. <!-- default-reason -->
-///
-/// With the `serde` feature, and in [`FromStr`](std::str::FromStr) and `Display`, it is
-/// written `"strict"` or `"bounded:<duration>"` (`"bounded:1ms"`), the duration in the
-/// grammar of [`parse_duration`](crate::parse_duration) (whole milliseconds; a shorter
-/// bound can be set in code).
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use pg_pool_core::{ConnPoolConfig, Fairness};
-///
-/// let mut config = ConnPoolConfig::default();
-/// config.fairness = Fairness::Bounded(Duration::from_millis(1));
-/// assert!(config.validate().is_ok());
-/// assert_eq!("bounded:1ms".parse::<Fairness>(), Ok(config.fairness));
-/// assert_eq!(config.fairness.to_string(), "bounded:1ms");
-///
-/// config.fairness = Fairness::Bounded(Duration::ZERO);
-/// assert_eq!(config.validate().unwrap_err().field(), "fairness");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Fairness {
-    /// Strict FIFO with direct hand-off: no caller is ever overtaken.
-    #[default]
-    Strict,
-    /// Callers may take an idle connection ahead of queued ones while the head of the queue
-    /// has waited at most this long. Must be greater than zero ([`Fairness::Strict`] is the
-    /// zero-overtaking policy); may be as long as you like, `Duration::MAX` included
-    /// (overtaking is then limited only by `checkout_timeout`).
-    Bounded(Duration),
-}
-
-impl Fairness {
-    /// The bound of [`Fairness::Bounded`], `None` for [`Fairness::Strict`].
-    pub fn bound(self) -> Option<Duration> {
-        match self {
-            Self::Strict => None,
-            Self::Bounded(bound) => Some(bound),
-        }
-    }
-}
-
-impl fmt::Display for Fairness {
-    /// `strict` or `bounded:<duration>`; a bound the duration grammar cannot write (below a
-    /// millisecond, or above a year) is shown as Rust's `Debug` of the duration
-    /// (`bounded:100µs`), which [`str::parse`] does not read back.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Strict => f.write_str("strict"),
-            Self::Bounded(bound) => match crate::duration::format_duration(*bound) {
-                Some(text) => write!(f, "bounded:{text}"),
-                None => write!(f, "bounded:{bound:?}"),
-            },
-        }
-    }
-}
-
-impl std::str::FromStr for Fairness {
-    type Err = ConfigError;
-
-    /// Reads `strict` or `bounded:<duration>` (`bounded:1ms`), the duration in the grammar
-    /// of [`parse_duration`](crate::parse_duration) and greater than zero.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] for the field `fairness` saying what is allowed.
-    fn from_str(text: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str = "must be `strict` or `bounded:<duration>` (for example bounded:1ms)";
-        if text == "strict" {
-            return Ok(Self::Strict);
-        }
-        let Some(bound) = text.strip_prefix("bounded:") else {
-            return Err(ConfigError::new("fairness", format!("{text:?} {ALLOWED}")));
-        };
-        let bound = crate::duration::parse_duration(bound)
-            .map_err(|why| ConfigError::new("fairness", format!("bound {bound:?} {why}")))?;
-        let fairness = Self::Bounded(bound);
-        fairness.check()?;
-        Ok(fairness)
-    }
-}
-
-impl Fairness {
-    fn check(self) -> Result<(), ConfigError> {
-        if self == Self::Bounded(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "fairness",
-                "has a zero bound; the bound must be greater than zero (use strict for no overtaking)"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Configuration of a pool.

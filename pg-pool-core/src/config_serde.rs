@@ -26,8 +26,9 @@ use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::{ConfigError, ConnPoolConfig, Fairness, IdleOrder};
+use crate::config::{ConfigError, ConnPoolConfig, IdleOrder};
 use crate::duration::{format_duration, parse_duration};
+use crate::fairness::Fairness;
 
 /// What a document gave, before defaults, duration parsing and validation.
 #[derive(Default, Deserialize)]

@@ -114,31 +114,6 @@ impl<T: Poolable> State<T> {
         }
     }
 
-    /// Debug builds, on every lock: what the previous critical section left has no
-    /// connection idle while a caller sleeps in the queue. Strict: never both. Bounded:
-    /// both only while a nudged caller is on its way to look.
-    #[cfg(debug_assertions)]
-    fn check_served(&self, fairness: crate::config::Fairness) {
-        if self.ledger.idle().is_empty() || self.waiters.is_empty() {
-            return;
-        }
-        match fairness {
-            crate::config::Fairness::Strict => {
-                panic!(
-                    "strict fairness: {} idle connections while {} callers are queued",
-                    self.ledger.idle().len(),
-                    self.waiters.len()
-                );
-            }
-            crate::config::Fairness::Bounded(_) => assert!(
-                self.waiters.nudged_queued(),
-                "bounded fairness: {} idle connections while {} callers are queued and none of them is nudged",
-                self.ledger.idle().len(),
-                self.waiters.len()
-            ),
-        }
-    }
-
     /// The phase a waiter that runs out of time was in.
     pub(crate) fn waiting_phase(&self) -> Phase {
         if self.ledger.connecting() > 0 || self.last_error.is_some() {
@@ -367,47 +342,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             fx.wake(waiter);
         } else {
             st.ledger.park(conn);
-        }
-    }
-
-    /// Bounded fairness: settles idle connections against queued callers at the end of a
-    /// critical section that may have brought them together (a connection parked, a caller
-    /// queued, a nudged caller gone or done looking).
-    ///
-    /// While both exist: if the head has waited longer than `bound`, it is handed an idle
-    /// connection directly (strict hand-off), and so on down the queue; otherwise the head is
-    /// nudged, unless a nudged caller has not looked yet (at most one woken at a time).
-    /// Afterwards, whenever a connection is idle and a caller queued, a nudged caller is on
-    /// its way to look: no connection sits idle while every waiter sleeps.
-    pub(crate) fn serve(
-        &self,
-        st: &mut State<T>,
-        now: Instant,
-        bound: Duration,
-        fx: &mut Effects<T>,
-    ) {
-        while !st.ledger.idle().is_empty() && !st.waiters.is_empty() {
-            if !st.waiters.head_starving(now, bound) {
-                if let Some(head) = st.waiters.nudge_head() {
-                    fx.wake(head);
-                }
-                return;
-            }
-            let Some(conn) = st.ledger.take_idle(self.config.idle_order) else {
-                return;
-            };
-            let Some(waiter) = st.waiters.pop() else {
-                // Not reached: the queue was just seen non-empty, under the lock.
-                st.ledger.release();
-                st.ledger.park(conn);
-                return;
-            };
-            st.counters.checkouts += 1;
-            st.counters
-                .wait_time
-                .record(now.saturating_duration_since(waiter.enqueued));
-            waiter.grant(Grant::Conn(conn));
-            fx.wake(waiter);
         }
     }
 

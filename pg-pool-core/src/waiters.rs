@@ -1,11 +1,16 @@
 //! The waiter queue's entries: one per caller waiting for a connection.
 //!
 //! The queue itself is a `VecDeque<Arc<Waiter>>` inside the pool state, so its order is
-//! decided under the pool lock. A returned or new connection is moved straight into the head
-//! waiter's slot (direct hand-off) before the waiter is woken, so a newcomer can never take a
-//! connection a woken waiter is owed. Each waiter wakes through its own
-//! [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and no
-//! dependence on the order in which listeners were registered.
+//! decided under the pool lock. With strict fairness a returned or new connection is moved
+//! straight into the head waiter's slot (direct hand-off) before the waiter is woken, so a
+//! newcomer can never take a connection a woken waiter is owed. With bounded fairness a
+//! connection goes idle and the head is *nudged* instead (at most one nudged waiter that has
+//! not looked yet, recorded in the queue), unless the head has waited past the bound, when it
+//! is handed the connection as in strict mode (`Shared::serve`). Each waiter wakes through its
+//! own [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and
+//! no dependence on the order in which listeners were registered. A grant or a nudge is stored
+//! in the waiter's slot before the wake-up, and the waiter re-checks its slot after
+//! registering its listener, so neither is lost.
 //!
 //! A caller that gives up while queued is not searched for: its entry is marked abandoned
 //! (O(1)) and skipped when it reaches the front; the queue compacts itself once abandoned

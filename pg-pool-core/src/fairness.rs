@@ -265,3 +265,44 @@ impl<T: Poolable> State<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConnPoolConfig;
+
+    /// Every spelling reads back to what it wrote; nonsense names the field and says why.
+    #[test]
+    fn spellings_round_trip_and_nonsense_is_refused() {
+        for fairness in [
+            Fairness::Strict,
+            Fairness::Bounded(Duration::from_millis(1)),
+            Fairness::Bounded(Duration::from_secs(5400)),
+        ] {
+            assert_eq!(fairness.to_string().parse::<Fairness>(), Ok(fairness));
+        }
+        let sub_ms = Fairness::Bounded(Duration::from_micros(100));
+        assert_eq!(sub_ms.to_string(), "bounded:100µs");
+        assert!(sub_ms.to_string().parse::<Fairness>().is_err());
+        for (text, why) in [
+            ("", "must be `strict`"),
+            ("bounded", "must be `strict`"),
+            ("bounded:0s", "zero bound"),
+            ("bounded:1", "needs a unit"),
+            ("bounded:9000h", "too large"),
+        ] {
+            let error = text.parse::<Fairness>().unwrap_err();
+            assert_eq!(error.field(), "fairness");
+            assert!(error.to_string().contains(why), "{text:?}: {error}");
+        }
+        let mut config = ConnPoolConfig::default();
+        for ok in [Fairness::Strict, Fairness::Bounded(Duration::MAX), sub_ms] {
+            config.fairness = ok;
+            assert!(config.validate().is_ok(), "{ok:?}");
+        }
+        config.fairness = Fairness::Bounded(Duration::ZERO);
+        assert_eq!(config.validate().unwrap_err().field(), "fairness");
+        assert_eq!(Fairness::Strict.bound(), None);
+        assert_eq!(sub_ms.bound(), Some(Duration::from_micros(100)));
+    }
+}

@@ -399,4 +399,51 @@ mod tests {
         let ids: Vec<u64> = std::iter::from_fn(|| queue.pop()).map(|w| w.id).collect();
         assert_eq!(ids, (0..1000).step_by(10).collect::<Vec<u64>>());
     }
+
+    /// The nudged waiter is recorded once, and forgotten by every way it can leave the
+    /// queue or by looking; the head's age decides starvation.
+    #[test]
+    fn nudge_record_follows_the_waiter() {
+        let now = Instant::now();
+        let late = now + Duration::from_secs(10);
+        let mut queue = TestQueue::default();
+        let (a, b, c) = (waiter(1, late), waiter(2, late), waiter(3, now));
+        for w in [&a, &b, &c] {
+            queue.push(Arc::clone(w), false);
+        }
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(1));
+        assert!(queue.nudge_head().is_none(), "one nudged waiter at a time");
+        assert_eq!(a.take_any().map(|f| matches!(f, Found::Nudge)), Some(true));
+        assert!(a.take_any().is_none(), "a nudge is taken once");
+        queue.looked(2);
+        assert_eq!(
+            queue.woken,
+            Some(1),
+            "only the nudged waiter's look clears it"
+        );
+        queue.looked(1);
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(1), "nudged again");
+        assert!(queue.abandon(&a));
+        assert_eq!(queue.woken, None, "abandoned");
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(2));
+        assert_eq!(queue.pop().map(|w| w.id), Some(2));
+        assert_eq!(queue.woken, None, "popped");
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(3));
+        assert!(queue.remove(3).is_some());
+        assert_eq!(queue.woken, None, "removed");
+        let d = waiter(4, now);
+        queue.push(Arc::clone(&d), false);
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(4));
+        queue.sweep(now + Duration::from_millis(1), drop);
+        assert_eq!(queue.woken, None, "timed out");
+        // A grant is found before a nudge.
+        let e = waiter(5, late);
+        e.nudge();
+        e.grant(Grant::Closed);
+        assert!(matches!(e.take_any(), Some(Found::Grant(Grant::Closed))));
+        // Starvation is the head's age against the bound.
+        queue.push(Arc::clone(&e), false);
+        assert!(!queue.head_starving(e.since, Duration::from_millis(1)));
+        assert!(queue.head_starving(e.since + Duration::from_millis(2), Duration::from_millis(1)));
+    }
 }

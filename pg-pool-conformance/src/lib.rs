@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             bounded::bounded_dropped_nudged_waiter_passes_it_on,
             bounded::bounded_never_overtaken_past_bound,
             bounded::bounded_no_task_starves,
+            bounded::bounded_connect_error_spares_the_nudged_head,
             hardening::retain_panic_keeps_accounting,
             hardening::synchronous_panics_are_contained,
             hardening::evict_all_beats_a_pending_grant,

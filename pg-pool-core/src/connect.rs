@@ -98,6 +98,9 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
                 st.failures
             };
             st.backoff_until = Some(after(now, backoff(&shared.config, failures)));
+            // Bounded fairness: serve whoever a connection is idle for, before failing
+            // anyone.
+            shared.hand_off_idle(&mut st, now, &mut fx);
             if permanent {
                 // Every attempt with these settings would fail the same way: everyone
                 // queued now gets the error at once.

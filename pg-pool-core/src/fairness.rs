@@ -175,22 +175,40 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                 }
                 return;
             }
-            let Some(conn) = st.ledger.take_idle(self.config.idle_order) else {
+            if !self.grant_idle_to_head(st, now, fx) {
                 return;
-            };
-            let Some(waiter) = st.waiters.pop() else {
-                // Not reached: the queue was just seen non-empty, under the lock.
-                st.ledger.release();
-                st.ledger.park(conn);
-                return;
-            };
-            st.counters.checkouts += 1;
-            st.counters
-                .wait_time
-                .record(now.saturating_duration_since(waiter.enqueued));
-            waiter.grant(Grant::Conn(conn));
-            fx.wake(waiter);
+            }
         }
+    }
+
+    /// Hands every idle connection to the queue's head, one after the other, as strict
+    /// fairness would have on their return. Called before queued callers are failed (a
+    /// connect error), so that none fails while a connection it could have had sits idle.
+    /// Does nothing with strict fairness, where no connection is idle while anyone queues.
+    pub(crate) fn hand_off_idle(&self, st: &mut State<T>, now: Instant, fx: &mut Effects<T>) {
+        while !st.ledger.idle().is_empty()
+            && !st.waiters.is_empty()
+            && self.grant_idle_to_head(st, now, fx)
+        {}
+    }
+
+    /// Moves an idle connection into the head waiter's slot; `false` if either is missing.
+    fn grant_idle_to_head(&self, st: &mut State<T>, now: Instant, fx: &mut Effects<T>) -> bool {
+        let Some(conn) = st.ledger.take_idle(self.config.idle_order) else {
+            return false;
+        };
+        let Some(waiter) = st.waiters.pop() else {
+            st.ledger.release();
+            st.ledger.park(conn);
+            return false;
+        };
+        st.counters.checkouts += 1;
+        st.counters
+            .wait_time
+            .record(now.saturating_duration_since(waiter.enqueued));
+        waiter.grant(Grant::Conn(conn));
+        fx.wake(waiter);
+        true
     }
 
     /// Bounded fairness: a nudged waiter looks for an idle connection. Takes one (leaving

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::poll_once;
-use pg_pool_core::{Fairness, LifecycleHooks, PoolError, Runtime};
+use pg_pool_core::{ConnectError, Fairness, LifecycleHooks, PoolError, Runtime};
 
 use crate::harness::{
     cancel_after, check_invariants, mock_pool, settle, sleep, spawn, test_config,
 };
+use crate::mock::{Gate, Step};
 
 /// A bound no scenario step comes near.
 const LONG: Duration = Duration::from_secs(3600);
@@ -317,5 +318,50 @@ pub async fn bounded_no_task_starves<R: Runtime>() {
     );
     assert!(least > 0, "a task starved");
     assert!(worst < Duration::from_secs(2), "a task waited {worst:?}");
+    settle(&pool, &control).await;
+}
+
+/// A connection that opens goes idle and only nudges the head; a permanent connect error
+/// that follows before the head has looked fails the callers queued behind it, but never
+/// the head, whose connection is sitting idle: it is handed over first.
+pub async fn bounded_connect_error_spares_the_nudged_head<R: Runtime>() {
+    let mut config = test_config();
+    config.max_size = 4;
+    config.max_connecting = 1;
+    config.fairness = Fairness::Bounded(LONG);
+    let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
+    pool.evict_all();
+    control.once(Step::Connect, Gate::Slow(Duration::from_millis(50)));
+    control.set(Step::Connect, Gate::Refuse);
+    let mut head = pin!(pool.get());
+    assert!(
+        still_pending(&mut head).await,
+        "queued, its connect under way"
+    );
+    let mut behind = pin!(pool.get());
+    assert!(still_pending(&mut behind).await);
+    // Neither is polled while the slow connect opens (idle, head nudged) and the next
+    // attempt is refused.
+    let started = Instant::now();
+    while pool.metrics().connect_failures == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the refusal came"
+        );
+        sleep::<R>(Duration::from_millis(5)).await;
+    }
+    let served = head
+        .await
+        .expect("the head gets the connection that opened");
+    let error = behind.await.expect_err("the caller behind gets the error");
+    println!("behind the head: {error}");
+    assert!(
+        error
+            .connect_error()
+            .is_some_and(|e| matches!(e, ConnectError::Driver(d) if d.is_permanent())),
+        "{error}"
+    );
+    drop(served);
+    control.set(Step::Connect, Gate::Pass);
     settle(&pool, &control).await;
 }

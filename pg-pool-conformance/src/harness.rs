@@ -34,7 +34,9 @@ pub type MockPool<R> = ConnPool<MockConn, R>;
 /// If `PG_POOL_CONFORMANCE_FAIRNESS` is set to something that does not parse.
 pub fn test_config() -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
-    if let Ok(fairness) = std::env::var("PG_POOL_CONFORMANCE_FAIRNESS") {
+    if let Ok(fairness) = std::env::var("PG_POOL_CONFORMANCE_FAIRNESS")
+        && !fairness.is_empty()
+    {
         config.fairness = fairness
             .parse()
             .expect("PG_POOL_CONFORMANCE_FAIRNESS: strict or bounded:<duration>");

@@ -44,16 +44,18 @@ use crate::waiters::Grant;
 ///
 /// # Which one
 ///
-/// [`ConnPoolConfig::fairness`](crate::ConnPoolConfig::fairness) defaults to [`Fairness::Strict`], because bounded fairness
-/// did not clearly win when measured (pg-pool-bench `--fairness`: pools of 4 and 16, 64 to
-/// 1,024 tasks holding the connection across one yield, 2 tokio workers). Its throughput
-/// ranged from 0.4x to 1.1x deadpool's, as strict's did; its tail waits were no better;
-/// and with a 1 ms bound the busiest task completed 1.3 to 20 times as many cycles as the
-/// idlest (strict: 1.05 to 1.4). An async task cannot spin the way a goroutine does, so
-/// with the task that returned a connection taking it back at once, the one woken waiter
-/// usually finds nothing: the pool still pays a wake-up per return, and gains only the
-/// returning task's trip through the queue. Choose [`Fairness::Bounded`] when callers that
-/// return a connection and ask again at once should not have to queue, and an unfair share
+/// [`ConnPoolConfig::fairness`](crate::ConnPoolConfig::fairness) defaults to
+/// [`Fairness::Strict`], because bounded fairness did not clearly win when measured
+/// (pg-pool-bench `--fairness`: pools of 4 and 16, 64 to 1,024 tasks holding the connection
+/// across one yield, 2 tokio workers, two runs on a shared 2-CPU machine). With a 1 ms bound
+/// throughput was 0.4x to 1.2x deadpool's, strict's 0.4x to 1.9x (the spread is mostly the
+/// machine's noise), tail waits were no better, and the busiest task completed 1.3 to 20
+/// times as many cycles as the idlest (strict: 1.04 to 1.44). A 100 µs bound stayed fair
+/// (1.03 to 1.5) without a clearer gain. An async task cannot spin the way a goroutine
+/// does, so when the task that returned a connection takes it back at once, the one woken
+/// waiter usually finds nothing: the pool still pays a wake-up per return and saves only
+/// the returning task's trip through the queue. Choose [`Fairness::Bounded`] where callers
+/// that return a connection and ask again at once should not queue, and an unfair share
 /// within the bound is acceptable.
 ///
 /// With the `serde` feature, and in [`FromStr`](std::str::FromStr) and `Display`, it is

@@ -10,6 +10,8 @@
 //!   own harness would (tokio's `yield_now`, `std::time::Instant`, pg-pool at its defaults
 //!   beside the trimmed config, rotated interleaving, medians of per-repetition ratios), and
 //!   a factor table showing what each of the original grid's choices changes.
+//! - Fairness ([`fairness`], `--fairness`): pg-pool under strict and bounded fairness against
+//!   deadpool on the contended cells.
 //! - Single-task cycle cost and allocations per cycle ([`single`]).
 //! - Workload B ([`postgres`]): `SELECT 1` per checkout against a throwaway PostgreSQL
 //!   cluster, and a reconnect storm when 100 connections reach their lifetime together.
@@ -17,6 +19,7 @@
 pub mod callgrind;
 pub mod charts;
 pub mod contestant;
+pub mod fairness;
 pub mod noop;
 pub mod overhead;
 pub mod plain;

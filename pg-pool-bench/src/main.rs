@@ -381,6 +381,13 @@ fn main() {
         cycles_mode(&args[1..]);
         return;
     }
+    if args.first().map(String::as_str) == Some("--fairness") {
+        println!(
+            "{}",
+            pg_pool_bench::fairness::run(args.iter().any(|a| a == "--quick"))
+        );
+        return;
+    }
     if args.first().map(String::as_str) == Some("--plain") {
         plain_mode(args.iter().any(|a| a == "--quick"));
         return;

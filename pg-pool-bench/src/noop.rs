@@ -9,7 +9,9 @@ use std::io;
 use std::ops::Deref;
 use std::time::Duration;
 
-use pg_pool_core::{ConnPoolConfig, LifecycleHooks, Poolable};
+use std::sync::Mutex;
+
+use pg_pool_core::{ConnPoolConfig, Fairness, LifecycleHooks, Poolable};
 
 /// A connection that does nothing: the unit every pool hands out in Workload A.
 #[derive(Debug, Default)]
@@ -33,11 +35,41 @@ pub trait BenchPool: Send + Sync + 'static {
     fn checkout(&self) -> impl Future<Output = Option<Self::Guard<'_>>> + Send;
 }
 
+/// The fairness every pg-pool built from here on gets, instead of its configuration's: set
+/// by [`set_fairness`] (the `--fairness` grid), else read once from `PG_POOL_BENCH_FAIRNESS`
+/// (`strict`, `bounded:1ms`), else the default.
+static FAIRNESS: Mutex<Option<Fairness>> = Mutex::new(None);
+
+/// Makes every pg-pool built from now on use `fairness` (`None`: back to
+/// `PG_POOL_BENCH_FAIRNESS` or the default).
+pub fn set_fairness(fairness: Option<Fairness>) {
+    *FAIRNESS.lock().unwrap_or_else(|p| p.into_inner()) = fairness;
+}
+
+/// The fairness pg-pools are built with (see [`set_fairness`]).
+///
+/// # Panics
+///
+/// If `PG_POOL_BENCH_FAIRNESS` is set to something that does not parse.
+pub fn fairness() -> Fairness {
+    if let Some(fairness) = *FAIRNESS.lock().unwrap_or_else(|p| p.into_inner()) {
+        return fairness;
+    }
+    std::env::var("PG_POOL_BENCH_FAIRNESS").map_or_else(
+        |_| Fairness::default(),
+        |text| {
+            text.parse()
+                .expect("PG_POOL_BENCH_FAIRNESS: strict or bounded:<duration>")
+        },
+    )
+}
+
 /// The cheapest pg-pool configuration for pure overhead: no test-on-checkout, no idle timeout,
 /// no lifetime, no hooks; a checkout timeout long enough never to fire in a measurement.
 pub fn pg_pool_config(max_size: usize) -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
     config.max_size = max_size;
+    config.fairness = fairness();
     config.test_on_checkout = false;
     config.idle_timeout = None;
     config.max_lifetime = None;
@@ -55,6 +87,7 @@ async fn open_noop() -> Result<Noop, io::Error> {
 pub fn pg_pool_default_config(max_size: usize) -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
     config.max_size = max_size;
+    config.fairness = fairness();
     config
 }
 

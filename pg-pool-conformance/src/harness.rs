@@ -25,8 +25,22 @@ pub trait Harness {
 pub type MockPool<R> = ConnPool<MockConn, R>;
 
 /// A config suited to tests: small pool, short timeouts, no background tasks.
+///
+/// `PG_POOL_CONFORMANCE_FAIRNESS` (`strict`, `bounded:1ms`) sets its fairness, so the whole
+/// suite can be run under bounded fairness; scenarios about one fairness set it themselves.
+///
+/// # Panics
+///
+/// If `PG_POOL_CONFORMANCE_FAIRNESS` is set to something that does not parse.
 pub fn test_config() -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
+    if let Ok(fairness) = std::env::var("PG_POOL_CONFORMANCE_FAIRNESS")
+        && !fairness.is_empty()
+    {
+        config.fairness = fairness
+            .parse()
+            .expect("PG_POOL_CONFORMANCE_FAIRNESS: strict or bounded:<duration>");
+    }
     config.max_size = 4;
     config.checkout_timeout = Duration::from_secs(5);
     config.connect_timeout = Duration::from_secs(5);

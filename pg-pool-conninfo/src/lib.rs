@@ -49,6 +49,7 @@
 //! | `pool_idle_timeout`, `pool_max_lifetime`, `pool_health_check_interval`, `pool_leak_detection_threshold` | durations, or `off` |
 //! | `pool_test_on_checkout` | `true`/`false` (`on`/`off`, `yes`/`no`, `1`/`0`) |
 //! | `pool_idle_order` | `lifo` or `fifo` |
+//! | `pool_fairness` | `strict` or `bounded:<duration>` (`bounded:1ms`; see `pg_pool_core::Fairness`) |
 //! | other `pool_*` | kept in [`PoolSettings::driver`] for the driver, which rejects those it does not know |
 //!
 //! Other libpq keys (`hostaddr`, `sslcrl`, `service`, ...) are reported as not implemented

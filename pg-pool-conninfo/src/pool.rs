@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pg_pool_core::{ConnPoolConfig, IdleOrder, parse_duration};
+use pg_pool_core::{ConnPoolConfig, Fairness, IdleOrder, parse_duration};
 
 use crate::error::{ConnInfoError, ConnInfoErrorKind, shown};
 use crate::raw::Origin;
@@ -69,6 +69,8 @@ pub struct PoolSettings {
     pub test_on_checkout_after: Option<Duration>,
     /// `pool_idle_order`: `lifo` or `fifo`.
     pub idle_order: Option<IdleOrder>,
+    /// `pool_fairness`: `strict` or `bounded:<duration>` ([`Fairness`]).
+    pub fairness: Option<Fairness>,
     /// `pool_connect_backoff`.
     pub connect_backoff: Option<Duration>,
     /// `pool_connect_backoff_max`.
@@ -187,6 +189,14 @@ impl PoolSettings {
                     _ => return Err(v.error(format!("{} is not one of lifo, fifo", v.shown()))),
                 });
             }
+            "pool_fairness" => {
+                self.fairness = Some(value.parse().map_err(|_| {
+                    v.error(format!(
+                        "{} is not strict or bounded:<duration> with a bound above zero (for example bounded:1ms)",
+                        v.shown()
+                    ))
+                })?);
+            }
             "pool_connect_backoff" => self.connect_backoff = Some(v.duration()?),
             "pool_connect_backoff_max" => self.connect_backoff_max = Some(v.duration()?),
             "pool_leak_detection_threshold" => {
@@ -230,6 +240,7 @@ impl PoolSettings {
             &self.test_on_checkout_after,
         );
         set(&mut config.idle_order, &self.idle_order);
+        set(&mut config.fairness, &self.fairness);
         set(&mut config.connect_backoff, &self.connect_backoff);
         set(&mut config.connect_backoff_max, &self.connect_backoff_max);
         set(

@@ -29,6 +29,7 @@ pub const POOL_ENV_VARS: &[(&str, &str)] = &[
         "pool_test_on_checkout_after",
     ),
     ("PG_POOL_IDLE_ORDER", "pool_idle_order"),
+    ("PG_POOL_FAIRNESS", "pool_fairness"),
     ("PG_POOL_CONNECT_BACKOFF", "pool_connect_backoff"),
     ("PG_POOL_CONNECT_BACKOFF_MAX", "pool_connect_backoff_max"),
     (
@@ -117,6 +118,7 @@ impl PoolSettings {
             &over.test_on_checkout_after,
         );
         set(&mut self.idle_order, &over.idle_order);
+        set(&mut self.fairness, &over.fairness);
         set(&mut self.connect_backoff, &over.connect_backoff);
         set(&mut self.connect_backoff_max, &over.connect_backoff_max);
         set(

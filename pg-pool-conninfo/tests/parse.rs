@@ -8,7 +8,7 @@ use pg_pool_conninfo::{
     ChannelBinding, ConnInfo, ConnInfoErrorKind, Host, HostPort, RootCerts, SslMode,
     TargetSessionAttrs,
 };
-use pg_pool_core::{ConnPoolConfig, IdleOrder};
+use pg_pool_core::{ConnPoolConfig, Fairness, IdleOrder};
 
 fn err(s: &str) -> String {
     ConnInfo::parse(s).unwrap_err().to_string()
@@ -201,6 +201,24 @@ fn pool_settings() {
     assert!(err("pool_max_size=-1").contains("whole number"));
     assert!(err("pool_test_on_checkout=maybe").contains("boolean"));
     assert!(err("pool_idle_order=random").contains("lifo, fifo"));
+}
+
+#[test]
+fn pool_fairness() {
+    let c = ConnInfo::parse("postgres://h/d?pool_fairness=bounded:2ms").unwrap();
+    let mut pool = ConnPoolConfig::default();
+    c.pool.apply(&mut pool);
+    assert_eq!(pool.fairness, Fairness::Bounded(Duration::from_millis(2)));
+    let c = ConnInfo::parse("host=h pool_fairness=strict").unwrap();
+    assert_eq!(c.pool.fairness, Some(Fairness::Strict));
+    for bad in ["fair", "bounded", "bounded:0ms", "bounded:5"] {
+        let e = err(&format!("postgres://h/d?pool_fairness={bad}"));
+        println!("{e}");
+        assert!(
+            e.contains("pool_fairness") && e.contains("strict or bounded:<duration>"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

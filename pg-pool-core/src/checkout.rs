@@ -20,7 +20,7 @@ use crate::poolable::Poolable;
 use crate::runtime::{Runtime, timeout};
 use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
 use crate::sweeper::Nudge;
-use crate::waiters::Grant;
+use crate::waiters::{Found, Grant};
 
 pin_project_lite::pin_project! {
     /// The future returned by [`ConnPool::get`](crate::ConnPool::get).
@@ -199,8 +199,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         PoolError::Closed
                     });
                 }
-                // An idle connection, and nobody queued ahead of us.
+                // An idle connection, and nobody queued ahead of us; or, with bounded
+                // fairness, nobody queued for longer than the bound.
                 let idle = if st.waiters.is_empty() {
+                    st.ledger.take_idle(self.config.idle_order)
+                } else if let Some(bound) = self.config.fairness.bound()
+                    && !st.waiters.head_starving(Instant::now(), bound)
+                {
                     st.ledger.take_idle(self.config.idle_order)
                 } else {
                     None
@@ -217,11 +222,25 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
                         let deadline = after(started, self.config.checkout_timeout);
-                        let waiter = st.new_waiter(Instant::now(), deadline);
+                        let now = Instant::now();
+                        // A retry goes ahead of the head: as old as the head at least, so
+                        // that ages never decrease from the head backwards.
+                        let since = if requeue_front {
+                            st.waiters
+                                .head()
+                                .map_or(started, |head| head.since.min(started))
+                        } else {
+                            now
+                        };
+                        let waiter = st.new_waiter(now, since, deadline);
                         st.waiters.push(Arc::clone(&waiter), requeue_front);
                         match st.sweeper.on_enqueue(deadline) {
                             Nudge::None => {}
                             nudge => fx.rare().sweeper = Some(nudge),
+                        }
+                        if let Some(bound) = self.config.fairness.bound() {
+                            // Connections may be idle while the head is past the bound.
+                            self.serve(&mut st, now, bound, &mut fx);
                         }
                         self.plan_connects(&mut st, started, &mut fx);
                         Err(waiter)
@@ -271,14 +290,27 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             armed: true,
         };
         let grant = loop {
-            if let Some(grant) = slot.waiter.take() {
-                break grant;
+            let found = match slot.waiter.take_any() {
+                Some(found) => found,
+                None => {
+                    listener!(slot.waiter.event() => woken);
+                    match slot.waiter.take_any() {
+                        Some(found) => found,
+                        None => {
+                            woken.await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match found {
+                Found::Grant(grant) => break grant,
+                Found::Nudge => {
+                    if let Some(grant) = self.claim(&slot.waiter) {
+                        break grant;
+                    }
+                }
             }
-            listener!(slot.waiter.event() => woken);
-            if let Some(grant) = slot.waiter.take() {
-                break grant;
-            }
-            woken.await;
         };
         slot.armed = false;
         match grant {

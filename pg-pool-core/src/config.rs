@@ -4,6 +4,8 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use crate::fairness::Fairness;
+
 /// Which idle connection a checkout takes first.
 ///
 /// With the `serde` feature it is written `"lifo"` or `"fifo"`.
@@ -121,6 +123,9 @@ pub struct ConnPoolConfig {
     /// Longest the asynchronous part of a return (reset and checkin hook) or a close may take
     /// before the connection is destroyed. Default: 5 s.
     pub checkin_timeout: Duration,
+    /// How connections are shared when callers outnumber them: strict FIFO, or overtaking
+    /// within a bound. Default: see [`Fairness`].
+    pub fairness: Fairness,
 }
 
 impl Default for ConnPoolConfig {
@@ -150,6 +155,7 @@ impl Default for ConnPoolConfig {
             leak_detection_threshold: None,
             slow_checkout_threshold: Duration::from_secs(1),
             checkin_timeout: Duration::from_secs(5),
+            fairness: Fairness::default(),
         }
     }
 }
@@ -182,6 +188,7 @@ impl fmt::Debug for ConnPoolConfig {
             .field("leak_detection_threshold", &self.leak_detection_threshold)
             .field("slow_checkout_threshold", &self.slow_checkout_threshold)
             .field("checkin_timeout", &self.checkin_timeout)
+            .field("fairness", &self.fairness)
             .finish()
     }
 }
@@ -245,6 +252,7 @@ impl ConnPoolConfig {
                 return err(field, "must be greater than zero".into());
             }
         }
+        self.fairness.check()?;
         if self.connect_backoff_max < self.connect_backoff {
             return err(
                 "connect_backoff_max",

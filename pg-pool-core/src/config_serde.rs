@@ -9,6 +9,8 @@
 //!   (`idle_timeout`, `max_lifetime`, `health_check_interval`, `leak_detection_threshold`)
 //!   also take `"off"`;
 //! - `idle_order` is `"lifo"` or `"fifo"`;
+//! - `fairness` is `"strict"` or `"bounded:<duration>"` (`"bounded:1ms"`, see
+//!   [`Fairness`](crate::Fairness));
 //! - the result is checked with [`ConnPoolConfig::validate`], so a configuration that
 //!   deserializes is one a pool accepts; otherwise the error names the field.
 //!
@@ -26,6 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::{ConfigError, ConnPoolConfig, IdleOrder};
 use crate::duration::{format_duration, parse_duration};
+use crate::fairness::Fairness;
 
 /// What a document gave, before defaults, duration parsing and validation.
 #[derive(Default, Deserialize)]
@@ -55,6 +58,7 @@ struct Raw {
     leak_detection_threshold: Option<String>,
     slow_checkout_threshold: Option<String>,
     checkin_timeout: Option<String>,
+    fairness: Option<String>,
 }
 
 /// A password: a string, and an error that never repeats a value given in its place (serde's
@@ -196,6 +200,9 @@ impl Raw {
             "checkin_timeout",
             self.checkin_timeout,
         )?;
+        if let Some(text) = self.fairness {
+            c.fairness = text.parse()?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -210,6 +217,8 @@ impl Raw {
 ///   (`idle_timeout`, `max_lifetime`, `health_check_interval`, `leak_detection_threshold`)
 ///   also take `"off"`; a malformed one is an error naming the field;
 /// - `idle_order` is `"lifo"` or `"fifo"`;
+/// - `fairness` is `"strict"` or `"bounded:<duration>"` (`"bounded:1ms"`), the bound
+///   greater than zero;
 /// - the result has passed [`ConnPoolConfig::validate`]: a failure is the deserialization
 ///   error, with the [`ConfigError`] message naming the field.
 ///
@@ -254,7 +263,7 @@ impl Serialize for ConnPoolConfig {
         fn optional<E: serde::ser::Error>(field: &str, d: Option<Duration>) -> Result<String, E> {
             d.map_or_else(|| Ok("off".to_owned()), |d| text(field, d))
         }
-        let mut s = serializer.serialize_struct("ConnPoolConfig", 23)?;
+        let mut s = serializer.serialize_struct("ConnPoolConfig", 24)?;
         s.serialize_field("addr", &self.addr)?;
         s.serialize_field("user", &self.user)?;
         s.skip_field("password")?;
@@ -282,6 +291,11 @@ impl Serialize for ConnPoolConfig {
         durations!(text: connect_backoff, connect_backoff_max);
         durations!(optional: leak_detection_threshold);
         durations!(text: slow_checkout_threshold, checkin_timeout);
+        let fairness = match self.fairness {
+            Fairness::Strict => "strict".to_owned(),
+            Fairness::Bounded(bound) => format!("bounded:{}", text::<S::Error>("fairness", bound)?),
+        };
+        s.serialize_field("fairness", &fairness)?;
         s.end()
     }
 }

@@ -98,6 +98,9 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
                 st.failures
             };
             st.backoff_until = Some(after(now, backoff(&shared.config, failures)));
+            // Bounded fairness: serve whoever a connection is idle for, before failing
+            // anyone.
+            shared.hand_off_idle(&mut st, now, &mut fx);
             if permanent {
                 // Every attempt with these settings would fail the same way: everyone
                 // queued now gets the error at once.
@@ -110,6 +113,10 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
             {
                 waiter.grant(Grant::Failed(error));
                 fx.wake(waiter);
+            }
+            if let Some(bound) = shared.config.fairness.bound() {
+                // The failed waiter may have been the nudged one: pass the nudge on.
+                shared.serve(&mut st, now, bound, &mut fx);
             }
             shared.plan_connects(&mut st, now, &mut fx);
             fx.set_drained(st.is_drained());

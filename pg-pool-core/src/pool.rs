@@ -180,7 +180,8 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     /// # Errors
     ///
     /// [`PoolError::Exhausted`](crate::PoolError::Exhausted) when no connection is idle or
-    /// others are queued ahead; otherwise as [`ConnPool::get`].
+    /// others are queued ahead (with [`Fairness::Bounded`](crate::Fairness::Bounded): the head
+    /// of the queue has waited longer than the bound); otherwise as [`ConnPool::get`].
     ///
     /// # Cancel safety
     ///

@@ -84,16 +84,25 @@ impl<T: Poolable> State<T> {
     }
 
     /// A waiter for a new queued caller: a spare one if there is one, else a new one.
-    pub(crate) fn new_waiter(&mut self, enqueued: Instant, deadline: Instant) -> Arc<WaiterOf<T>> {
+    /// `since` is its age as bounded fairness counts it (see [`Waiter::since`]).
+    pub(crate) fn new_waiter(
+        &mut self,
+        enqueued: Instant,
+        since: Instant,
+        deadline: Instant,
+    ) -> Arc<WaiterOf<T>> {
         let id = self.next_waiter;
         self.next_waiter += 1;
         if let Some(mut waiter) = self.spare_waiters.pop()
             && let Some(spare) = Arc::get_mut(&mut waiter)
         {
             spare.reuse(id, enqueued, deadline);
+            spare.since = since;
             return waiter;
         }
-        Arc::new(Waiter::new(id, enqueued, deadline))
+        let mut waiter = Waiter::new(id, enqueued, deadline);
+        waiter.since = since;
+        Arc::new(waiter)
     }
 
     /// Keeps a finished waiter for reuse if nobody else still holds it (a waker on its way
@@ -269,7 +278,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+        let st = lock(&self.state);
+        #[cfg(debug_assertions)]
+        st.check_served(self.config.fairness);
+        st
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
@@ -308,6 +320,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         if let Some(reason) = reason {
             st.count_destroy(reason);
             fx.destroy(conn, reason);
+            return;
+        }
+        if st.waiters.is_empty() {
+            // Nobody queued: idle, whatever the fairness (the uncontended return).
+            st.ledger.park(conn);
+            return;
+        }
+        if let Some(bound) = self.config.fairness.bound() {
+            st.ledger.park(conn);
+            self.serve(st, now, bound, fx);
             return;
         }
         if let Some(waiter) = st.waiters.pop() {
@@ -368,7 +390,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let out = {
             let mut st = self.lock();
             let out = change(&mut st, &mut fx);
-            self.plan_connects(&mut st, Instant::now(), &mut fx);
+            let now = Instant::now();
+            if let Some(bound) = self.config.fairness.bound() {
+                self.serve(&mut st, now, bound, &mut fx);
+            }
+            self.plan_connects(&mut st, now, &mut fx);
             fx.set_drained(st.is_drained());
             out
         };

@@ -83,6 +83,10 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(weak: Weak<Shared<T, R>>) {
             let now = Instant::now();
             let (next, stop) = {
                 let mut st = shared.lock();
+                // Bounded fairness: a caller nudged towards an idle connection that has not
+                // looked yet gets it, as strict fairness would have handed it over, rather
+                // than a timeout. Afterwards nothing is idle while anyone is queued.
+                shared.hand_off_idle(&mut st, now, &mut fx);
                 let next = shared.sweep_once(&mut st, now, &mut fx);
                 // A closed pool queues nobody again; otherwise stay, so that contention
                 // that comes and goes costs no task spawn per episode.

@@ -1,11 +1,16 @@
 //! The waiter queue's entries: one per caller waiting for a connection.
 //!
 //! The queue itself is a `VecDeque<Arc<Waiter>>` inside the pool state, so its order is
-//! decided under the pool lock. A returned or new connection is moved straight into the head
-//! waiter's slot (direct hand-off) before the waiter is woken, so a newcomer can never take a
-//! connection a woken waiter is owed. Each waiter wakes through its own
-//! [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and no
-//! dependence on the order in which listeners were registered.
+//! decided under the pool lock. With strict fairness a returned or new connection is moved
+//! straight into the head waiter's slot (direct hand-off) before the waiter is woken, so a
+//! newcomer can never take a connection a woken waiter is owed. With bounded fairness a
+//! connection goes idle and the head is *nudged* instead (at most one nudged waiter that has
+//! not looked yet, recorded in the queue), unless the head has waited past the bound, when it
+//! is handed the connection as in strict mode (`Shared::serve`). Each waiter wakes through its
+//! own [`event_listener::Event`], which makes every wake-up targeted: no thundering herd, and
+//! no dependence on the order in which listeners were registered. A grant or a nudge is stored
+//! in the waiter's slot before the wake-up, and the waiter re-checks its slot after
+//! registering its listener, so neither is lost.
 //!
 //! A caller that gives up while queued is not searched for: its entry is marked abandoned
 //! (O(1)) and skipped when it reaches the front; the queue compacts itself once abandoned
@@ -41,17 +46,40 @@ pub(crate) enum Grant<T, E> {
     RuntimeGone,
 }
 
+/// What a waiting caller finds when it looks at its slot.
+#[derive(Debug)]
+pub(crate) enum Found<T, E> {
+    /// A grant: the wait is over.
+    Grant(Grant<T, E>),
+    /// A nudge (bounded fairness only): a connection went idle; look for it under the pool
+    /// lock, keeping the place in the queue if it is gone.
+    Nudge,
+}
+
+/// A waiter's slot: its grant, and whether it was nudged. Behind one lock, so that a
+/// nudge, like a grant, set before the caller registers its listener is seen by the
+/// re-check that follows the registration.
+#[derive(Debug)]
+struct Slot<T, E> {
+    grant: Option<Grant<T, E>>,
+    nudged: bool,
+}
+
 /// One caller waiting in the queue.
 #[derive(Debug)]
 pub(crate) struct Waiter<T, E> {
     pub(crate) id: u64,
     pub(crate) enqueued: Instant,
+    /// Since when this caller has been waiting for a connection, as bounded fairness counts
+    /// it: when it queued, or for a retry at the front of the queue, no later than the
+    /// waiter it went ahead of, so that ages never decrease from the head backwards.
+    pub(crate) since: Instant,
     /// When the caller's checkout deadline passes; enforced by the pool's sweeper.
     pub(crate) deadline: Instant,
     /// In the queue and not abandoned. Read and written only under the pool lock (the
     /// atomic only makes the shared `Arc` writable there).
     queued: AtomicBool,
-    slot: Mutex<Option<Grant<T, E>>>,
+    slot: Mutex<Slot<T, E>>,
     event: Event,
 }
 
@@ -60,9 +88,13 @@ impl<T, E> Waiter<T, E> {
         Self {
             id,
             enqueued,
+            since: enqueued,
             deadline,
             queued: AtomicBool::new(false),
-            slot: Mutex::new(None),
+            slot: Mutex::new(Slot {
+                grant: None,
+                nudged: false,
+            }),
             event: Event::new(),
         }
     }
@@ -70,22 +102,43 @@ impl<T, E> Waiter<T, E> {
     /// Readies a finished waiter for another caller; `Arc::get_mut` on a spare proves no
     /// one else holds it. Its event keeps its allocation, which is the point of reusing it.
     pub(crate) fn reuse(&mut self, id: u64, enqueued: Instant, deadline: Instant) {
-        debug_assert!(lock(&self.slot).is_none(), "a spare waiter holds no grant");
+        let mut slot = lock(&self.slot);
+        debug_assert!(slot.grant.is_none(), "a spare waiter holds no grant");
+        // A nudge may be left over from before a grant.
+        slot.nudged = false;
+        drop(slot);
         self.id = id;
         self.enqueued = enqueued;
+        self.since = enqueued;
         self.deadline = deadline;
     }
 
     /// Stores the grant. Called under the pool lock, right after the waiter left the queue;
     /// the caller wakes it with [`Waiter::wake`] once the pool lock is released.
     pub(crate) fn grant(&self, grant: Grant<T, E>) {
-        let previous = lock(&self.slot).replace(grant);
+        let previous = lock(&self.slot).grant.replace(grant);
         debug_assert!(previous.is_none(), "a waiter is granted at most once");
     }
 
     /// Takes the grant, if one has been made.
     pub(crate) fn take(&self) -> Option<Grant<T, E>> {
-        lock(&self.slot).take()
+        lock(&self.slot).grant.take()
+    }
+
+    /// Marks the waiter nudged (bounded fairness). Called under the pool lock, for the
+    /// queued waiter recorded as the queue's woken one; the caller wakes it with
+    /// [`Waiter::wake`] once the pool lock is released.
+    pub(crate) fn nudge(&self) {
+        lock(&self.slot).nudged = true;
+    }
+
+    /// Takes the grant if one has been made, else the nudge if there is one.
+    pub(crate) fn take_any(&self) -> Option<Found<T, E>> {
+        let mut slot = lock(&self.slot);
+        if let Some(grant) = slot.grant.take() {
+            return Some(Found::Grant(grant));
+        }
+        std::mem::take(&mut slot.nudged).then_some(Found::Nudge)
     }
 
     /// Wakes the waiter. Never called under the pool lock.
@@ -106,6 +159,10 @@ pub(crate) struct Queue<T, E> {
     entries: VecDeque<Arc<Waiter<T, E>>>,
     live: usize,
     abandoned: usize,
+    /// Bounded fairness: the queued waiter that was nudged and has not looked yet. Cleared
+    /// when it looks, and by every removal of that waiter from the queue, so whoever
+    /// removes it (a grant, a timeout, a cancellation) knows the nudge must be passed on.
+    woken: Option<u64>,
 }
 
 impl<T, E> Default for Queue<T, E> {
@@ -114,6 +171,7 @@ impl<T, E> Default for Queue<T, E> {
             entries: VecDeque::new(),
             live: 0,
             abandoned: 0,
+            woken: None,
         }
     }
 }
@@ -139,11 +197,55 @@ impl<T, E> Queue<T, E> {
         }
     }
 
+    /// The head waiter, still in the queue.
+    pub(crate) fn head(&self) -> Option<&Arc<Waiter<T, E>>> {
+        self.entries
+            .iter()
+            .find(|w| w.queued.load(Ordering::Relaxed))
+    }
+
+    /// Whether the head waiter has waited longer than `bound` at `now` (bounded fairness:
+    /// nobody may take a connection ahead of it any more).
+    pub(crate) fn head_starving(&self, now: Instant, bound: std::time::Duration) -> bool {
+        self.head()
+            .is_some_and(|w| now.saturating_duration_since(w.since) > bound)
+    }
+
+    /// Records the head as nudged and returns it, if there is a head and nobody is nudged
+    /// already.
+    pub(crate) fn nudge_head(&mut self) -> Option<Arc<Waiter<T, E>>> {
+        if self.woken.is_some() {
+            return None;
+        }
+        let head = Arc::clone(self.head()?);
+        self.woken = Some(head.id);
+        head.nudge();
+        Some(head)
+    }
+
+    /// Whether a nudged waiter is in the queue and has not looked yet (debug checks).
+    #[cfg(debug_assertions)]
+    pub(crate) fn nudged_queued(&self) -> bool {
+        self.woken.is_some_and(|id| {
+            self.entries
+                .iter()
+                .any(|w| w.id == id && w.queued.load(Ordering::Relaxed))
+        })
+    }
+
+    /// The nudged waiter `id` has looked: nobody is nudged now.
+    pub(crate) fn looked(&mut self, id: u64) {
+        if self.woken == Some(id) {
+            self.woken = None;
+        }
+    }
+
     /// Takes the head waiter out of the queue.
     pub(crate) fn pop(&mut self) -> Option<Arc<Waiter<T, E>>> {
         while let Some(waiter) = self.entries.pop_front() {
             if waiter.queued.swap(false, Ordering::Relaxed) {
                 self.live -= 1;
+                self.looked(waiter.id);
                 return Some(waiter);
             }
             self.abandoned -= 1;
@@ -156,6 +258,7 @@ impl<T, E> Queue<T, E> {
         if !waiter.queued.swap(false, Ordering::Relaxed) {
             return false;
         }
+        self.looked(waiter.id);
         self.live -= 1;
         self.abandoned += 1;
         // Keep the head live, and the dead weight below the live count.
@@ -183,6 +286,7 @@ impl<T, E> Queue<T, E> {
         let waiter = self.entries.remove(index)?;
         waiter.queued.store(false, Ordering::Relaxed);
         self.live -= 1;
+        self.looked(waiter.id);
         Some(waiter)
     }
 
@@ -220,6 +324,7 @@ impl<T, E> Queue<T, E> {
         self.abandoned = 0;
         self.live -= out.len();
         for waiter in out {
+            self.looked(waiter.id);
             expired(waiter);
         }
         earliest
@@ -293,5 +398,52 @@ mod tests {
         );
         let ids: Vec<u64> = std::iter::from_fn(|| queue.pop()).map(|w| w.id).collect();
         assert_eq!(ids, (0..1000).step_by(10).collect::<Vec<u64>>());
+    }
+
+    /// The nudged waiter is recorded once, and forgotten by every way it can leave the
+    /// queue or by looking; the head's age decides starvation.
+    #[test]
+    fn nudge_record_follows_the_waiter() {
+        let now = Instant::now();
+        let late = now + Duration::from_secs(10);
+        let mut queue = TestQueue::default();
+        let (a, b, c) = (waiter(1, late), waiter(2, late), waiter(3, now));
+        for w in [&a, &b, &c] {
+            queue.push(Arc::clone(w), false);
+        }
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(1));
+        assert!(queue.nudge_head().is_none(), "one nudged waiter at a time");
+        assert_eq!(a.take_any().map(|f| matches!(f, Found::Nudge)), Some(true));
+        assert!(a.take_any().is_none(), "a nudge is taken once");
+        queue.looked(2);
+        assert_eq!(
+            queue.woken,
+            Some(1),
+            "only the nudged waiter's look clears it"
+        );
+        queue.looked(1);
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(1), "nudged again");
+        assert!(queue.abandon(&a));
+        assert_eq!(queue.woken, None, "abandoned");
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(2));
+        assert_eq!(queue.pop().map(|w| w.id), Some(2));
+        assert_eq!(queue.woken, None, "popped");
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(3));
+        assert!(queue.remove(3).is_some());
+        assert_eq!(queue.woken, None, "removed");
+        let d = waiter(4, now);
+        queue.push(Arc::clone(&d), false);
+        assert_eq!(queue.nudge_head().map(|w| w.id), Some(4));
+        queue.sweep(now + Duration::from_millis(1), drop);
+        assert_eq!(queue.woken, None, "timed out");
+        // A grant is found before a nudge.
+        let e = waiter(5, late);
+        e.nudge();
+        e.grant(Grant::Closed);
+        assert!(matches!(e.take_any(), Some(Found::Grant(Grant::Closed))));
+        // Starvation is the head's age against the bound.
+        queue.push(Arc::clone(&e), false);
+        assert!(!queue.head_starving(e.since, Duration::from_millis(1)));
+        assert!(queue.head_starving(e.since + Duration::from_millis(2), Duration::from_millis(1)));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pg_pool_core::{ConnPoolConfig, IdleOrder};
+use pg_pool_core::{ConnPoolConfig, Fairness, IdleOrder};
 
 const FULL: &str = r#"
 addr = "db.internal:6432"
@@ -30,6 +30,7 @@ connect_backoff_max = "10s"
 leak_detection_threshold = "1m"
 slow_checkout_threshold = "200ms"
 checkin_timeout = "3s"
+fairness = "bounded:2ms"
 "#;
 
 fn full_expected() -> ConnPoolConfig {
@@ -58,6 +59,7 @@ fn full_expected() -> ConnPoolConfig {
     c.leak_detection_threshold = Some(Duration::from_secs(60));
     c.slow_checkout_threshold = Duration::from_millis(200);
     c.checkin_timeout = Duration::from_secs(3);
+    c.fairness = Fairness::Bounded(Duration::from_millis(2));
     c
 }
 
@@ -192,6 +194,42 @@ fn idle_order_spellings() {
     assert_eq!(c.idle_order, IdleOrder::Lifo);
     let e = error("idle_order = \"random\"");
     assert!(e.contains("random") && e.contains("fifo"), "{e}");
+}
+
+#[test]
+fn fairness_spellings() {
+    let c: ConnPoolConfig = toml::from_str("fairness = \"strict\"").unwrap();
+    assert_eq!(c.fairness, Fairness::Strict);
+    let c: ConnPoolConfig = toml::from_str("fairness = \"bounded:1s500ms\"").unwrap();
+    assert_eq!(c.fairness, Fairness::Bounded(Duration::from_millis(1500)));
+    assert!(
+        toml::to_string(&c)
+            .unwrap()
+            .contains("fairness = \"bounded:1s500ms\""),
+    );
+    for (doc, why) in [
+        (
+            "fairness = \"fair\"",
+            "must be `strict` or `bounded:<duration>`",
+        ),
+        (
+            "fairness = \"bounded\"",
+            "must be `strict` or `bounded:<duration>`",
+        ),
+        ("fairness = \"bounded:\"", "not a duration"),
+        ("fairness = \"bounded:5\"", "needs a unit"),
+        ("fairness = \"bounded:0ms\"", "zero bound"),
+        ("fairness = \"Strict\"", "must be `strict`"),
+    ] {
+        let e = error(doc);
+        println!("{doc}: {e}");
+        assert!(e.contains("`fairness`") && e.contains(why), "{doc}: {e}");
+    }
+    // A bound below a millisecond can be set in code but not written as a duration.
+    let mut config = ConnPoolConfig::default();
+    config.fairness = Fairness::Bounded(Duration::from_micros(100));
+    let e = toml::to_string(&config).unwrap_err().to_string();
+    assert!(e.contains("`fairness`"), "{e}");
 }
 
 #[test]

@@ -3,9 +3,9 @@
 pub use pg_pool_core;
 pub use pg_pool_core::{
     BoxFuture, BuildError, Builder, Checkout, ClusterPool, ConfigError, ConnPoolConfig, Connect,
-    ConnectError, ConnectTarget, Connector, DestroyReason, DrainReport, HeldCheckout, HookError,
-    HookResult, IdleOrder, LifecycleHooks, Phase, PoolError, Poolable, ReadPolicy, ReplicaLag,
-    Role, Runtime, TimeoutDetails, metrics::Metrics,
+    ConnectError, ConnectTarget, Connector, DestroyReason, DrainReport, Fairness, HeldCheckout,
+    HookError, HookResult, IdleOrder, LifecycleHooks, Phase, PoolError, Poolable, ReadPolicy,
+    ReplicaLag, Role, Runtime, TimeoutDetails, metrics::Metrics,
 };
 
 #[cfg(feature = "tokio")]

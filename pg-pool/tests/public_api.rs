@@ -92,9 +92,9 @@ mod every_name_resolves {
     use pg_pool::wire::{WireConfig, WireConnector, WirePoolable};
     use pg_pool::{
         BoxFuture, BuildError, Builder, Checkout, ClusterPool, ConfigError, ConnPoolConfig,
-        Connect, ConnectError, ConnectTarget, Connector, DestroyReason, DrainReport, HeldCheckout,
-        HookError, HookResult, IdleOrder, LifecycleHooks, Metrics, Phase, PoolError, Poolable,
-        ReadPolicy, ReplicaLag, Role, Runtime, TimeoutDetails, pg_pool_core,
+        Connect, ConnectError, ConnectTarget, Connector, DestroyReason, DrainReport, Fairness,
+        HeldCheckout, HookError, HookResult, IdleOrder, LifecycleHooks, Metrics, Phase, PoolError,
+        Poolable, ReadPolicy, ReplicaLag, Role, Runtime, TimeoutDetails, pg_pool_core,
     };
     #[cfg(feature = "tokio")]
     use pg_pool::{ConnPool, OwnedCheckout, PoolGuard, Tokio, WeakPool, pg_pool_tokio};

@@ -1,9 +1,10 @@
-//! Fairness: strict FIFO with direct hand-off; no task starves; newcomers never barge.
+//! Fairness: strict FIFO with direct hand-off ([`Fairness::Strict`], set explicitly here
+//! whatever the default); no task starves; newcomers never barge.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pg_pool_core::{LifecycleHooks, PoolError, Runtime};
+use pg_pool_core::{Fairness, LifecycleHooks, PoolError, Runtime};
 
 use crate::harness::{mock_pool, settle, sleep, spawn, test_config};
 
@@ -11,6 +12,7 @@ use crate::harness::{mock_pool, settle, sleep, spawn, test_config};
 pub async fn fifo_order_of_service<R: Runtime>() {
     let mut config = test_config();
     config.max_size = 1;
+    config.fairness = Fairness::Strict;
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     let held = pool.get().await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -53,6 +55,7 @@ pub async fn no_task_starves<R: Runtime>() {
     }
     let mut config = test_config();
     config.max_size = 1;
+    config.fairness = Fairness::Strict;
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     let log: Arc<Mutex<Vec<Event>>> = Arc::default();
     let stop = Instant::now() + Duration::from_millis(400);
@@ -133,6 +136,7 @@ pub async fn no_task_starves<R: Runtime>() {
 pub async fn newcomer_never_barges<R: Runtime>() {
     let mut config = test_config();
     config.max_size = 1;
+    config.fairness = Fairness::Strict;
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     let held = pool.get().await.unwrap();
     let id = held.id;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use pg_pool_core::{
-    ConnPoolConfig, ConnectError, DestroyReason, HookError, LifecycleHooks, PoolError, Runtime,
+    ConnPoolConfig, ConnectError, DestroyReason, Fairness, HookError, LifecycleHooks, PoolError,
+    Runtime,
 };
 
 use crate::harness::{mock_pool, settle, sleep, spawn, test_config};
@@ -159,10 +160,23 @@ pub async fn create_hook_rejection_is_counted<R: Runtime>() {
 
 /// A permanent connect error (wrong password and the like) reaches every caller queued at
 /// that moment at once, not only the one whose attempt failed; and nothing retries in a
-/// loop.
+/// loop. Under strict and bounded fairness: with bounded fairness the one connection that
+/// opened goes idle and the head is only nudged, and the error that follows must not fail
+/// the head while that connection sits idle.
 pub async fn permanent_connect_error_fails_every_waiter<R: Runtime>() {
+    for fairness in [
+        Fairness::Strict,
+        Fairness::Bounded(Duration::from_secs(3600)),
+    ] {
+        println!("fairness {fairness}");
+        permanent_connect_error_case::<R>(fairness).await;
+    }
+}
+
+async fn permanent_connect_error_case<R: Runtime>(fairness: Fairness) {
     const CALLERS: usize = 8;
     let mut config = test_config();
+    config.fairness = fairness;
     config.max_connecting = 1;
     config.checkout_timeout = Duration::from_secs(10);
     config.connect_backoff = Duration::from_millis(200);

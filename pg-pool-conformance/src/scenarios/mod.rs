@@ -1,5 +1,6 @@
 //! The scenarios, one module per concern. Each is an `async fn` generic over the runtime.
 
+pub mod bounded;
 pub mod cancellation;
 pub mod checkout;
 pub mod cluster;

@@ -30,10 +30,14 @@ use crate::shared::{PoolErrorOf, Shared};
 ///
 /// # Fairness
 ///
-/// Strictly first-in, first-out: a caller that finds no idle connection joins the back of a
-/// queue, and each returned or new connection is handed directly to the caller at its head.
-/// While anyone is queued, newcomers queue too; nobody can take a connection a woken caller
-/// is owed. A caller whose connection is rejected by validation goes back to the front.
+/// By default ([`Fairness::Strict`](crate::Fairness::Strict)) strictly first-in, first-out:
+/// a caller that finds no idle connection joins the back of a queue, and each returned or new
+/// connection is handed directly to the caller at its head. While anyone is queued, newcomers
+/// queue too; nobody can take a connection a woken caller is owed. A caller whose connection
+/// is rejected by validation goes back to the front. With
+/// [`Fairness::Bounded`](crate::Fairness::Bounded), a running caller may take an idle
+/// connection ahead of queued ones until the head of the queue has waited longer than the
+/// bound; see [`Fairness`](crate::Fairness).
 pub struct ConnPool<T: Poolable, R: Runtime> {
     shared: Arc<Shared<T, R>>,
 }

@@ -14,6 +14,7 @@ use crate::error::PgError;
 use crate::pipeline;
 use crate::reset::{IDLE_CHECK_SQL, ResetStrategy};
 use crate::session::SqlFlags;
+use crate::tap::TapShared;
 
 /// How long the checked path waits for earlier requests before it sends a server-side
 /// cancel: long enough for a response already on its way, short next to `checkin_timeout`.
@@ -79,41 +80,12 @@ impl PgConnection {
     }
 }
 
-impl Poolable for PgConnection {
-    type Error = PgError;
-
-    /// Broken (see [`PgConnection::is_broken`]), or a pipelined reset already answered with
-    /// an error.
-    fn has_pending_data(&self) -> bool {
-        self.is_broken() || !self.state.poll_pending()
-    }
-
-    fn server_changed(&self) -> Option<&'static str> {
-        self.state.tracker.server_change()
-    }
-
-    fn is_permanent_connect_error(error: &PgError) -> bool {
-        crate::error::is_permanent_connect_error(error)
-    }
-
-    /// Unused: no. Used only through the wrapper's methods, every call read to its end,
-    /// outside any transaction it cannot see the end of: the strategy's reset is queued on
-    /// the connection now, without waiting (or, for [`ResetStrategy::None`], nothing is
-    /// needed), and the return stays synchronous. Anything else: the checked path.
-    fn needs_reset(&mut self) -> bool {
-        let seen = self.state.tracker.snapshot();
-        if !seen.used && !seen.raw && !seen.abandoned {
-            return false;
-        }
-        if seen.needs_checked_path() || self.state.has_pending() {
-            return true;
-        }
+impl PgConnection {
+    /// Queues the strategy's pipelined reset for `flags`; `true` if the checked path must
+    /// run instead.
+    fn queue_reset(&mut self, flags: SqlFlags) -> bool {
         let strategy = self.config().effective_reset();
-        if *strategy == ResetStrategy::None {
-            self.state.tracker.clear();
-            return false;
-        }
-        let Some(sql) = strategy.pipelined_sql(seen.flags) else {
+        let Some(sql) = strategy.pipelined_sql(flags) else {
             return true;
         };
         let discards = strategy.discards_statements();
@@ -135,29 +107,135 @@ impl Poolable for PgConnection {
         }
     }
 
+    /// Waits, for at most [`CANCEL_AFTER`], for the tap to see every exchange complete
+    /// (a `ReadyForQuery` can arrive just after the rows it ends were handed over).
+    /// Whether the session is then idle outside a transaction.
+    async fn settled(&self, tap: &TapShared) -> bool {
+        if !tap.view().idle() {
+            let Some(runtime) = self.runtime.clone() else {
+                return false;
+            };
+            future::or(tap.settled(), runtime.sleep(CANCEL_AFTER)).await;
+        }
+        tap.live() && tap.view().idle()
+    }
+}
+
+impl Poolable for PgConnection {
+    type Error = PgError;
+
+    /// Broken (see [`PgConnection::is_broken`]), or a pipelined reset already answered with
+    /// an error.
+    fn has_pending_data(&self) -> bool {
+        self.is_broken() || !self.state.poll_pending()
+    }
+
+    fn server_changed(&self) -> Option<&'static str> {
+        self.state.tracker.server_change().or_else(|| {
+            self.tap
+                .as_ref()
+                .is_some_and(|tap| tap.role_changed())
+                .then_some("in_hot_standby changed: the server was promoted or demoted")
+        })
+    }
+
+    fn is_permanent_connect_error(error: &PgError) -> bool {
+        crate::error::is_permanent_connect_error(error)
+    }
+
+    /// Unused: no. With the protocol tap ([`ResetWhen::Changed`](crate::ResetWhen), the
+    /// default): used only through the wrapper's methods, every call read to its end,
+    /// nothing outstanding on the wire and the server idle outside a transaction: back at
+    /// once, with the strategy's reset queued only if the session changed. Without the tap
+    /// (or under [`ResetWhen::Used`](crate::ResetWhen)): used only through the wrapper's
+    /// methods, every call read to its end, outside any transaction it cannot see the end
+    /// of: the strategy's reset is queued now, without waiting. Anything else: the checked
+    /// path.
+    fn needs_reset(&mut self) -> bool {
+        let seen = self.state.tracker.snapshot();
+        if !seen.used && !seen.raw && !seen.abandoned {
+            return false;
+        }
+        if let Some(tap) = self.live_tap() {
+            let view = tap.view();
+            if seen.raw || seen.abandoned || self.state.has_pending() {
+                return true;
+            }
+            if !view.idle() {
+                // A dropped `PgTransaction` queued its `ROLLBACK`, perhaps not written yet:
+                // as without the tap, the reset queued behind it checks the status.
+                let rollback_queued = view.outstanding == 0
+                    && seen.transaction_seen
+                    && !seen.flags.opens_transaction;
+                if !rollback_queued {
+                    return true;
+                }
+            } else {
+                if !view.dirty || *self.config().effective_reset() == ResetStrategy::None {
+                    self.state.tracker.clear();
+                    return false;
+                }
+                let flags = SqlFlags {
+                    opens_transaction: false,
+                    prepares: seen.flags.prepares || view.prepared,
+                };
+                return self.queue_reset(flags);
+            }
+        }
+        if seen.needs_checked_path() || self.state.has_pending() {
+            return true;
+        }
+        if *self.config().effective_reset() == ResetStrategy::None {
+            self.state.tracker.clear();
+            return false;
+        }
+        self.queue_reset(seen.flags)
+    }
+
     /// The checked path: proves the session idle (cancelling server-side what is still
-    /// running), then runs the strategy's reset. A session inside a transaction fails it
-    /// and is destroyed.
+    /// running), then runs the strategy's reset; with the protocol tap, only if the session
+    /// changed, and a session whose only doubt was a `ReadyForQuery` still on its way is
+    /// proven idle by the tap, without a round trip. A session inside a transaction fails
+    /// it and is destroyed.
     async fn reset(&mut self) -> Result<(), PgError> {
         if self.is_broken() {
             return Err(PgError::Broken);
         }
         let seen = self.state.tracker.snapshot();
-        let flags = if seen.raw {
+        let mut flags = if seen.raw {
             SqlFlags::UNKNOWN
         } else {
             seen.flags
         };
         // Superseded: this reset proves everything itself.
         drop(self.state.take_pending());
-        self.prove_idle().await?;
+        let tap = self.live_tap().and(self.tap.clone());
+        let proven = match &tap {
+            Some(tap) if !seen.raw && !seen.abandoned => self.settled(tap).await,
+            _ => false,
+        };
+        if !proven {
+            self.prove_idle().await?;
+        }
         let strategy = self.config().effective_reset().clone();
+        if let Some(tap) = &tap {
+            // Every exchange is complete: what the tap says is the whole story.
+            let view = tap.view();
+            if !view.dirty || strategy == ResetStrategy::None {
+                self.state.tracker.clear();
+                return Ok(());
+            }
+            flags.prepares |= view.prepared;
+        }
         if let Some(sql) = strategy.checked_sql(flags) {
             let result = self.raw_client().batch_execute(&sql).await;
             self.state.note(result)?;
         }
         if strategy.discards_statements() {
             self.state.cache().clear();
+        }
+        if let Some(tap) = &tap {
+            tap.reset_completed();
         }
         self.state.tracker.clear();
         Ok(())

@@ -11,6 +11,9 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage};
 use crate::cancel::SessionRuntime;
 use crate::config::{PgConfig, Profile};
 use crate::error::PgError;
+use crate::opened::PgSession;
+use crate::reset::ResetWhen;
+use crate::tap::TapShared;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
 use crate::transaction::{PgTransaction, PgTransactionBuilder};
@@ -64,6 +67,8 @@ pub struct PgConnection {
     config: Arc<PgConfig>,
     pub(crate) state: State,
     pub(crate) runtime: Option<Arc<dyn SessionRuntime>>,
+    /// The protocol tap of a session this crate opened ([`crate::tap`]).
+    pub(crate) tap: Option<Arc<TapShared>>,
 }
 
 // Manual impl: `Client`'s Debug prints internals of no use here.
@@ -96,7 +101,24 @@ impl PgConnection {
             state: State::new(capacity),
             config,
             runtime: None,
+            tap: None,
         }
+    }
+
+    /// Wraps an open session, with what its opener saw of it (the protocol tap of a
+    /// session opened through [`connect_raw`](crate::connect_raw)).
+    pub(crate) fn from_session(session: PgSession, config: Arc<PgConfig>) -> Self {
+        let tap = session.tap.clone();
+        let mut conn = Self::new(session.into_client(), config);
+        conn.tap = tap;
+        conn
+    }
+
+    /// The tap, when the return path may trust it: armed, framing sound, and the
+    /// configuration resets only changed sessions.
+    pub(crate) fn live_tap(&self) -> Option<&TapShared> {
+        let tap = self.tap.as_deref()?;
+        (self.config.reset_when == ResetWhen::Changed && tap.live()).then_some(tap)
     }
 
     /// Gives the connection the pool's runtime, for the server-side cancel of an abandoned

@@ -174,7 +174,7 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
             // Nothing unchecked reaches a startup message, whoever built the config.
             this.config.validate()?;
             let tls = this.tls()?;
-            let client = match &this.password {
+            let session = match &this.password {
                 Some(provider) => {
                     let password = provider
                         .fetch()
@@ -191,9 +191,8 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                         .open(&this.config.pg, tls, &SessionOptions::default())
                         .await?
                 }
-            }
-            .into_client();
-            Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))
+            };
+            Ok(PgConnection::from_session(session, this.config).with_runtime(this.runtime))
         }
     }
 }

@@ -86,6 +86,9 @@ mod state;
 mod statement_cache;
 #[cfg(feature = "tls")]
 mod tls;
+mod tap;
+mod tap_scan;
+mod tap_stream;
 mod tracker;
 mod transaction;
 
@@ -97,7 +100,7 @@ pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use raw_connect::{DialTarget, connect_raw, connect_raw_with};
-pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
+pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy, ResetWhen};
 pub use row_stream::PgRowStream;
 pub use runtime::PgRuntime;
 pub use sslmode::PgTls;

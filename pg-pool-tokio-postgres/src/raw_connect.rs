@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pg_pool_core::{Runtime, runtime::timeout};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,6 +14,10 @@ use crate::error::PgError;
 use crate::opened::{PgSession, SessionOptions, notification_channel};
 use crate::runtime::drive;
 use crate::sslmode::{Attempt, PgTls, refused_by_server};
+use crate::tap::TapShared;
+#[cfg(feature = "tls")]
+use crate::tap_stream::TapConnect;
+use crate::tap_stream::TapStream;
 
 /// Where [`connect_raw`] asks its `dial` function to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,18 +257,29 @@ where
     })?;
     let config = tls.driver_config(config, attempt);
     let (sink, notifications) = notification_channel(options);
+    // The protocol tap reads the session in plaintext: on the dialled stream (which goes
+    // quiet if the server switches to TLS) and, for TLS, on the TLS stream. It is armed
+    // once the startup is over, before the connection is driven: both directions are then
+    // at a message boundary.
+    let tap = Arc::new(TapShared::default());
     let client = match attempt {
         Attempt::Plain { .. } => {
+            let stream = TapStream::plain(stream, Arc::clone(&tap));
             let (client, connection) = config.connect_raw(stream, NoTls).await?;
+            tap.arm();
             drive(runtime, connection, sink);
             client
         }
         Attempt::Tls { .. } => {
             #[cfg(feature = "tls")]
             {
-                let connector =
-                    crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or(""));
+                let stream = TapStream::before_tls(stream, Arc::clone(&tap));
+                let connector = TapConnect::new(
+                    crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or("")),
+                    Arc::clone(&tap),
+                );
                 let (client, connection) = config.connect_raw(stream, connector).await?;
+                tap.arm();
                 drive(runtime, connection, sink);
                 client
             }
@@ -280,6 +296,7 @@ where
     Ok(PgSession {
         client,
         notifications,
+        tap: Some(tap),
     })
 }
 

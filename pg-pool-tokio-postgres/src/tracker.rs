@@ -16,6 +16,9 @@ pub(crate) struct Tracker {
     /// SQL that may have opened a transaction block was sent, or a `PgTransaction` was
     /// begun and not dropped (a leaked one never queues its `ROLLBACK`).
     opens_transaction: AtomicBool,
+    /// A `PgTransaction` was begun since the last reset (a dropped one queues its
+    /// `ROLLBACK`, which may not be on the wire yet when the session comes back).
+    transaction_seen: AtomicBool,
     /// SQL that may have created SQL-level prepared statements was sent.
     prepares: AtomicBool,
     /// A call was dropped before its response was fully read: an exchange may be in flight.
@@ -36,6 +39,8 @@ pub(crate) struct Snapshot {
     pub(crate) raw: bool,
     pub(crate) flags: SqlFlags,
     pub(crate) abandoned: bool,
+    /// A `PgTransaction` was begun since the last reset.
+    pub(crate) transaction_seen: bool,
 }
 
 impl Snapshot {
@@ -77,6 +82,7 @@ impl Tracker {
     /// A `PgTransaction` began: until [`Tracker::transaction_ended`], its end is unknown.
     pub(crate) fn transaction_began(&self) {
         self.opens_transaction.store(true, Ordering::Relaxed);
+        self.transaction_seen.store(true, Ordering::Relaxed);
     }
 
     /// The `PgTransaction` was dropped (after its commit or rollback, or having queued its
@@ -129,6 +135,7 @@ impl Tracker {
             },
             abandoned: self.abandoned.load(Ordering::Relaxed)
                 || self.in_flight.load(Ordering::Relaxed) > 0,
+            transaction_seen: self.transaction_seen.load(Ordering::Relaxed),
         }
     }
 
@@ -140,6 +147,7 @@ impl Tracker {
             &self.opens_transaction,
             &self.prepares,
             &self.abandoned,
+            &self.transaction_seen,
         ] {
             flag.store(false, Ordering::Relaxed);
         }

@@ -546,3 +546,6 @@ impl Inspect for Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,8 @@ use crate::error::PgError;
 use crate::pipeline;
 use crate::reset::{IDLE_CHECK_SQL, ResetStrategy};
 use crate::session::SqlFlags;
-use crate::tap::TapShared;
+use crate::tap::{TapShared, TapView};
+use crate::tracker::Snapshot;
 
 /// How long the checked path waits for earlier requests before it sends a server-side
 /// cancel: long enough for a response already on its way, short next to `checkin_timeout`.
@@ -107,6 +108,38 @@ impl PgConnection {
         }
     }
 
+    /// The return decided from what the protocol tap saw (see `needs_reset`); `None` to
+    /// decide as without it.
+    fn tapped_return(&mut self, seen: Snapshot, view: TapView) -> Option<bool> {
+        self.tap_vouched = false;
+        if seen.raw || seen.abandoned || self.state.has_pending() {
+            return Some(true);
+        }
+        // Every call of the wrapper that counts as use writes something: if the tap saw
+        // nothing written, it is not reading this session (trust it no further this time).
+        self.tap_vouched = self.state.tracker.tap_advanced(view.sent);
+        if !self.tap_vouched {
+            tracing::debug!("the protocol tap saw nothing of a used session; resetting it");
+            return None;
+        }
+        if !view.idle() {
+            // A dropped `PgTransaction` queued its `ROLLBACK`, perhaps not written yet: as
+            // without the tap, the reset queued behind it checks the status.
+            let rollback_queued =
+                view.outstanding == 0 && seen.transaction_seen && !seen.flags.opens_transaction;
+            return (!rollback_queued).then_some(true);
+        }
+        if !view.dirty || *self.config().effective_reset() == ResetStrategy::None {
+            self.state.tracker.clear();
+            return Some(false);
+        }
+        let flags = SqlFlags {
+            opens_transaction: false,
+            prepares: seen.flags.prepares || view.prepared,
+        };
+        Some(self.queue_reset(flags))
+    }
+
     /// Waits, for at most [`CANCEL_AFTER`], for the tap to see every exchange complete
     /// (a `ReadyForQuery` can arrive just after the rows it ends were handed over).
     /// Whether the session is then idle outside a transaction.
@@ -156,31 +189,11 @@ impl Poolable for PgConnection {
         if !seen.used && !seen.raw && !seen.abandoned {
             return false;
         }
-        if let Some(tap) = self.live_tap() {
-            let view = tap.view();
-            if seen.raw || seen.abandoned || self.state.has_pending() {
-                return true;
-            }
-            if !view.idle() {
-                // A dropped `PgTransaction` queued its `ROLLBACK`, perhaps not written yet:
-                // as without the tap, the reset queued behind it checks the status.
-                let rollback_queued = view.outstanding == 0
-                    && seen.transaction_seen
-                    && !seen.flags.opens_transaction;
-                if !rollback_queued {
-                    return true;
-                }
-            } else {
-                if !view.dirty || *self.config().effective_reset() == ResetStrategy::None {
-                    self.state.tracker.clear();
-                    return false;
-                }
-                let flags = SqlFlags {
-                    opens_transaction: false,
-                    prepares: seen.flags.prepares || view.prepared,
-                };
-                return self.queue_reset(flags);
-            }
+        self.tap_vouched = false;
+        if let Some(view) = self.live_tap().map(TapShared::view)
+            && let Some(decision) = self.tapped_return(seen, view)
+        {
+            return decision;
         }
         if seen.needs_checked_path() || self.state.has_pending() {
             return true;
@@ -209,13 +222,21 @@ impl Poolable for PgConnection {
         };
         // Superseded: this reset proves everything itself.
         drop(self.state.take_pending());
-        let tap = self.live_tap().and(self.tap.clone());
+        let mut tap = self.live_tap().and(self.tap.clone());
         let proven = match &tap {
-            Some(tap) if !seen.raw && !seen.abandoned => self.settled(tap).await,
+            Some(tap) if self.tap_vouched => self.settled(tap).await,
             _ => false,
         };
         if !proven {
+            let before = tap.as_ref().map(|tap| tap.view().sent);
             self.prove_idle().await?;
+            // The check went through the tap, or the tap is not reading this session.
+            if let (Some(t), Some(before)) = (&tap, before)
+                && t.view().sent <= before
+            {
+                tracing::debug!("the protocol tap missed the idle check; resetting");
+                tap = None;
+            }
         }
         let strategy = self.config().effective_reset().clone();
         if let Some(tap) = &tap {

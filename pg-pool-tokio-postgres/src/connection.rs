@@ -69,6 +69,8 @@ pub struct PgConnection {
     pub(crate) runtime: Option<Arc<dyn SessionRuntime>>,
     /// The protocol tap of a session this crate opened ([`crate::tap`]).
     pub(crate) tap: Option<Arc<TapShared>>,
+    /// The last return found the tap reading this session (it saw the use written).
+    pub(crate) tap_vouched: bool,
 }
 
 // Manual impl: `Client`'s Debug prints internals of no use here.
@@ -102,6 +104,7 @@ impl PgConnection {
             config,
             runtime: None,
             tap: None,
+            tap_vouched: false,
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct TapShared {
 /// The transaction status of the last `ReadyForQuery`, with what is still outstanding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TapView {
+    /// Exchanges written since the tap was armed.
+    pub(crate) sent: u64,
     /// Exchanges written and not yet completed.
     pub(crate) outstanding: u64,
     /// `b'I'`, `b'T'` or `b'E'`.
@@ -84,6 +86,7 @@ impl TapShared {
         let sent = self.sent.load(Ordering::Acquire);
         let reset_at = self.reset_at.load(Ordering::Acquire);
         TapView {
+            sent,
             outstanding: sent.saturating_sub(completed),
             status: self.status.load(Ordering::Acquire),
             dirty: self.dirty_at.load(Ordering::Acquire) > reset_at,

@@ -1,7 +1,7 @@
 //! What the wrapper saw of a session since its last reset: use, raw access, SQL that may open
 //! a transaction or prepare, calls abandoned mid-way, fatal errors.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::session::SqlFlags;
 
@@ -23,6 +23,9 @@ pub(crate) struct Tracker {
     prepares: AtomicBool,
     /// A call was dropped before its response was fully read: an exchange may be in flight.
     abandoned: AtomicBool,
+    /// How many exchanges the protocol tap had seen written at the last return that
+    /// trusted it: a use must add some, or the tap is not seeing the session.
+    tap_sent: AtomicU64,
     /// An error proved the session dead.
     fatal: AtomicBool,
     /// What a failed call said about the server (`Poolable::server_changed`).
@@ -89,6 +92,12 @@ impl Tracker {
     /// `ROLLBACK`): the session is outside it, as far as the wrapper can see.
     pub(crate) fn transaction_ended(&self) {
         self.opens_transaction.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the tap saw exchanges written since the last return that trusted it (`sent`
+    /// now), recording `sent` for the next one.
+    pub(crate) fn tap_advanced(&self, sent: u64) -> bool {
+        self.tap_sent.swap(sent, Ordering::Relaxed) < sent
     }
 
     /// Records raw access.

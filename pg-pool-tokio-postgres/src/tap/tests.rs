@@ -124,7 +124,7 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn a_plain_select_leaves_the_session_clean() {
     let mut s = Session::armed();
-    assert_eq!(s.view(), TapView { outstanding: 0, status: b'I', dirty: false, prepared: false });
+    assert_eq!(s.view(), TapView { sent: 0, outstanding: 0, status: b'I', dirty: false, prepared: false });
     s.client(&query("SELECT 1"));
     assert_eq!(s.view().outstanding, 1);
     s.server(&cat(&[complete("SELECT 1"), ready(b'I')]));
@@ -379,7 +379,7 @@ fn chunks<'a>(mut bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 #[test]
 fn whole_and_byte_by_byte_agree() {
     let whole = observe(&[usize::MAX], &[usize::MAX]);
-    assert_eq!(whole.0, TapView { outstanding: 0, status: b'I', dirty: true, prepared: false });
+    assert_eq!(whole.0, TapView { sent: 7, outstanding: 0, status: b'I', dirty: true, prepared: false });
     assert!(whole.1 && whole.2, "{whole:?}");
     assert_eq!(whole.3, 7);
     assert_eq!(observe(&[1], &[1]), whole);

@@ -3,6 +3,8 @@
 //! from another session: the backend's last statement is still the user's), and every
 //! kind of change is reset before the next user.
 
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use pg_pool_core::DestroyReason;

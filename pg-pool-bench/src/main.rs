@@ -314,6 +314,33 @@ fn single_cell(args: &[String]) {
     );
 }
 
+/// `--postgres [tokio-postgres] [--reps N]`: Workload B alone for a set of rows (default:
+/// the tokio-postgres rows and their deadpool-postgres references), printed as markdown.
+fn postgres_mode(args: &[String]) {
+    use pg_pool_bench::postgres_only::{self, RowSet};
+    let rows = if args.iter().any(|a| a == "all") {
+        RowSet::All
+    } else {
+        RowSet::TokioPostgres
+    };
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(5);
+    let cluster = pg_pool_test_support::TestCluster::start().expect("a throwaway cluster");
+    let results = postgres_only::compare(
+        cluster.url(),
+        rows,
+        &[16, 64, 256],
+        reps,
+        Duration::from_millis(300),
+        Duration::from_millis(1500),
+    );
+    println!("{}", postgres_only::markdown(&results));
+    println!("load average: {}", load_average());
+}
+
 /// `--cycles POOL N`: `N` single-task cycles of a tokio pool and nothing else (run under
 /// callgrind to count instructions per cycle).
 fn cycles_mode(args: &[String]) {
@@ -379,6 +406,10 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("--cycles") {
         cycles_mode(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--postgres") {
+        postgres_mode(&args[1..]);
         return;
     }
     if args.first().map(String::as_str) == Some("--plain") {

@@ -265,7 +265,9 @@ where
     let client = match attempt {
         Attempt::Plain { .. } => {
             let stream = TapStream::plain(stream, Arc::clone(&tap));
-            let (client, connection) = config.connect_raw(stream, NoTls).await?;
+            // Boxed: the startup future is large (the stream, the codec, the tap), and a
+            // caller's future may hold several connects (or run on a small thread stack).
+            let (client, connection) = Box::pin(config.connect_raw(stream, NoTls)).await?;
             tap.arm();
             drive(runtime, connection, sink);
             client
@@ -278,7 +280,7 @@ where
                     crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or("")),
                     Arc::clone(&tap),
                 );
-                let (client, connection) = config.connect_raw(stream, connector).await?;
+                let (client, connection) = Box::pin(config.connect_raw(stream, connector)).await?;
                 tap.arm();
                 drive(runtime, connection, sink);
                 client

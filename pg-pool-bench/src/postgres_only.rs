@@ -17,8 +17,9 @@ use crate::stats::median;
 /// Which rows a `--postgres` run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowSet {
-    /// pg-pool-tokio-postgres at its defaults and tuned, `prepare_cached` and `query_one`,
-    /// with deadpool-postgres's rows for the same statements.
+    /// pg-pool-tokio-postgres at its defaults, with `pool_reset_when=used` (a reset after
+    /// every use) and tuned, `prepare_cached` and `query_one`, with deadpool-postgres's rows
+    /// for the same statements.
     TokioPostgres,
     /// Every Workload B row.
     All,
@@ -31,9 +32,11 @@ impl RowSet {
             Self::TokioPostgres => vec![
                 PgKind::DeadpoolPostgresPrepared,
                 PgKind::PgPoolTokioPostgresPrepared,
+                PgKind::PgPoolTokioPostgresPreparedResetUsed,
                 PgKind::PgPoolTokioPostgresPreparedTuned,
                 PgKind::DeadpoolPostgresQueryOne,
                 PgKind::PgPoolTokioPostgresQueryOne,
+                PgKind::PgPoolTokioPostgresQueryOneResetUsed,
             ],
             Self::All => PgKind::ALL.to_vec(),
         }

@@ -628,7 +628,9 @@ pub fn run_once(
                 _ => ResetWhen::default(),
             };
             let defaults = defaults || reset_when == ResetWhen::Used;
-            let pool = rt.block_on(tokio_postgres_pool(url, max_size, defaults, query, reset_when));
+            let pool = rt.block_on(tokio_postgres_pool(
+                url, max_size, defaults, query, reset_when,
+            ));
             drive(&rt, Arc::new(pool), tasks, warm, measure)
         }
     };

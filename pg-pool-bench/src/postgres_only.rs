@@ -85,9 +85,7 @@ pub fn compare(
     let mut out = Vec::new();
     for (t, &n) in tasks.iter().enumerate() {
         for (i, &kind) in kinds.iter().enumerate() {
-            let reference = kinds
-                .iter()
-                .position(|&k| k == kind.same_query_reference());
+            let reference = kinds.iter().position(|&k| k == kind.same_query_reference());
             let ratios = (0..reps)
                 .filter_map(|rep| Some(qps[t][i][rep]? / qps[t][reference?][rep]?))
                 .collect();

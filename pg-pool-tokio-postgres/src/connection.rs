@@ -13,9 +13,9 @@ use crate::config::{PgConfig, Profile};
 use crate::error::PgError;
 use crate::opened::PgSession;
 use crate::reset::ResetWhen;
-use crate::tap::TapShared;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
+use crate::tap::TapShared;
 use crate::transaction::{PgTransaction, PgTransactionBuilder};
 
 /// Parameters of a statement, as tokio-postgres takes them.
@@ -30,10 +30,13 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// needs:
 ///
 /// - whether the session was **used** since it was last reset. A session nobody sent a
-///   statement to is provably unchanged and goes back to the pool synchronously. Any
-///   statement counts as use; the wrapper does not guess from SQL text which statements
-///   change session state, because a plain `SELECT f()` can `SET`, take an advisory lock or
-///   create a temporary table inside `f`.
+///   statement to is provably unchanged and goes back to the pool synchronously. A used
+///   one goes back without a reset when the protocol tap of its stream (see the crate
+///   docs, "When is a session reset?") showed nothing that changed session state, nothing
+///   outstanding and no open transaction; otherwise it is reset. SQL text alone is never
+///   taken as proof: a plain `SELECT f()` can `SET` inside `f` (the server then reports a
+///   reported setting, which the tap sees; an unreported one it cannot see, hence
+///   [`ResetWhen::Used`](crate::ResetWhen::Used)).
 /// - whether a call is **in flight**: a call dropped before its response was read (a
 ///   timeout around it, a `select!`, a [`PgRowStream`](crate::PgRowStream) dropped early) leaves an exchange
 ///   outstanding. Such a session is never handed out as is: on its return the pool waits
@@ -57,7 +60,10 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// sees nothing of what is done through the raw client, so a deref counts as use of every
 /// kind: the return then takes the checked path (a round trip on a pool task: prove every
 /// earlier request finished, as the client answers in order, cancelling server-side if that
-/// takes long; check the transaction status; reset), bounded by `checkin_timeout`. Errors
+/// takes long; check the transaction status; reset, with the protocol tap only if the
+/// session changed), bounded by `checkin_timeout`. The round trip stays even with the
+/// tap: a request the raw client queued and dropped may not be on the wire yet when the
+/// session comes back, and only an answer that comes after it proves it done. Errors
 /// through the raw client are not seen either; a closed connection still is.
 ///
 /// Under [`Profile::PoolerSafe`] statements are sent unnamed (`query_typed`); methods that
@@ -168,7 +174,8 @@ impl PgConnection {
         self.state.tracker.is_fatal() || self.client.is_closed()
     }
 
-    /// Whether the session was used since its last reset, so it is reset on return.
+    /// Whether the session was used since its last reset, so it takes the return path that
+    /// resets it if it changed (or after any use under [`ResetWhen::Used`]).
     pub fn is_dirty(&self) -> bool {
         self.state.tracker.is_used()
     }

@@ -113,7 +113,9 @@ impl ResetWhen {
 ///
 /// # When the reset runs, and what it costs
 ///
-/// A session nobody sent a statement to is not reset. A session used only through
+/// A session nobody sent a statement to is not reset; under the default
+/// [`ResetWhen::Changed`], neither is one whose protocol showed no change (see there). A
+/// session to reset that was used only through
 /// [`PgConnection`](crate::PgConnection)'s own methods, outside any transaction it cannot
 /// see the end of, with every call read to its end, gets a **pipelined** reset
 /// ([`ResetStrategy::Full`], [`ResetStrategy::Clean`], [`ResetStrategy::DiscardAll`]): the

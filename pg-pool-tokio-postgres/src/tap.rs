@@ -131,23 +131,13 @@ impl TapShared {
 }
 
 /// Where a framer is within the byte stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Framing {
     /// The header read so far: type byte and length.
     header: [u8; 5],
     got: u8,
     /// Body bytes of the current message still to come; `None` while in a header.
     body_left: Option<u32>,
-}
-
-impl Default for Framing {
-    fn default() -> Self {
-        Self {
-            header: [0; 5],
-            got: 0,
-            body_left: None,
-        }
-    }
 }
 
 /// What a direction does with the messages it frames.
@@ -254,7 +244,12 @@ impl Frontend {
 
     /// Reads NUL-terminated fields: feeds each byte of field `into` to `f`, moving to the
     /// next field at each NUL. Returns the rest once past field `last`.
-    fn fields<'b>(&mut self, mut bytes: &'b [u8], last: u8, mut f: impl FnMut(&mut Self, u8, &[u8])) -> &'b [u8] {
+    fn fields<'b>(
+        &mut self,
+        mut bytes: &'b [u8],
+        last: u8,
+        mut f: impl FnMut(&mut Self, u8, &[u8]),
+    ) -> &'b [u8] {
         while self.field <= last && !bytes.is_empty() {
             match bytes.iter().position(|&b| b == 0) {
                 Some(end) => {
@@ -353,10 +348,8 @@ impl Inspect for Frontend {
                     shared.mark_dirty(Self::next_exchange(shared));
                 }
             }
-            b'B' => {
-                if self.is_stateful(self.name) {
-                    shared.mark_dirty(Self::next_exchange(shared));
-                }
+            b'B' if self.is_stateful(self.name) => {
+                shared.mark_dirty(Self::next_exchange(shared));
             }
             b'C' if self.close_kind == b'S' => {
                 if self.name.is_empty() {
@@ -381,11 +374,45 @@ impl Inspect for Frontend {
 /// their SQL says otherwise (see [`Words`]). `DO` is not here: its body, arbitrary
 /// PL/pgSQL, is right there in the SQL and may `SET` anything.
 const NEUTRAL_TAGS: &[&[u8]] = &[
-    b"SELECT", b"INSERT", b"UPDATE", b"DELETE", b"MERGE", b"BEGIN", b"START", b"COMMIT",
-    b"ROLLBACK", b"END", b"ABORT", b"SAVEPOINT", b"RELEASE", b"COPY", b"FETCH", b"MOVE",
-    b"SHOW", b"EXPLAIN", b"CREATE", b"ALTER", b"DROP", b"TRUNCATE", b"VACUUM", b"ANALYZE",
-    b"CALL", b"GRANT", b"REVOKE", b"COMMENT", b"NOTIFY", b"CHECKPOINT", b"CLUSTER",
-    b"REINDEX", b"REFRESH", b"LOCK", b"CLOSE", b"SECURITY", b"IMPORT", b"REASSIGN", b"VALUES",
+    b"SELECT",
+    b"INSERT",
+    b"UPDATE",
+    b"DELETE",
+    b"MERGE",
+    b"BEGIN",
+    b"START",
+    b"COMMIT",
+    b"ROLLBACK",
+    b"END",
+    b"ABORT",
+    b"SAVEPOINT",
+    b"RELEASE",
+    b"COPY",
+    b"FETCH",
+    b"MOVE",
+    b"SHOW",
+    b"EXPLAIN",
+    b"CREATE",
+    b"ALTER",
+    b"DROP",
+    b"TRUNCATE",
+    b"VACUUM",
+    b"ANALYZE",
+    b"CALL",
+    b"GRANT",
+    b"REVOKE",
+    b"COMMENT",
+    b"NOTIFY",
+    b"CHECKPOINT",
+    b"CLUSTER",
+    b"REINDEX",
+    b"REFRESH",
+    b"LOCK",
+    b"CLOSE",
+    b"SECURITY",
+    b"IMPORT",
+    b"REASSIGN",
+    b"VALUES",
     b"TABLE",
 ];
 
@@ -479,11 +506,9 @@ impl Inspect for Backend {
                 None => self.keep(bytes),
             },
             // ReadyForQuery: the status.
-            b'Z' => {
-                if self.field == 0 {
-                    self.value[0] = bytes[0];
-                    self.field = 1;
-                }
+            b'Z' if self.field == 0 => {
+                self.value[0] = bytes[0];
+                self.field = 1;
             }
             // ParameterStatus: name, value.
             b'S' => {
@@ -513,7 +538,11 @@ impl Inspect for Backend {
 
     fn end(&mut self, shared: &TapShared) {
         if self.kind == b'S' && &self.kept[..self.kept_len] == b"in_hot_standby" {
-            let now = if &self.value[..self.value_len] == b"on" { 1 } else { 2 };
+            let now = if &self.value[..self.value_len] == b"on" {
+                1
+            } else {
+                2
+            };
             if self.standby == 0 {
                 self.standby = now;
             } else if self.standby != now {

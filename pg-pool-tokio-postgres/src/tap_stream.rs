@@ -159,10 +159,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let stream = ready!(self.inner.as_mut().poll(cx))?;
-        let shared = self
-            .shared
-            .take()
-            .expect("a handshake completes only once");
+        let shared = self.shared.take().expect("a handshake completes only once");
         Poll::Ready(Ok(TapStream::plain(stream, shared)))
     }
 }

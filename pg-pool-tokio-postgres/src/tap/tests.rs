@@ -51,7 +51,13 @@ fn sync() -> Vec<u8> {
 }
 
 fn execute() -> Vec<u8> {
-    msg(b'E', &cstr(&[b""]).into_iter().chain(0i32.to_be_bytes()).collect::<Vec<_>>())
+    msg(
+        b'E',
+        &cstr(&[b""])
+            .into_iter()
+            .chain(0i32.to_be_bytes())
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn complete(tag: &str) -> Vec<u8> {
@@ -124,7 +130,16 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn a_plain_select_leaves_the_session_clean() {
     let mut s = Session::armed();
-    assert_eq!(s.view(), TapView { sent: 0, outstanding: 0, status: b'I', dirty: false, prepared: false });
+    assert_eq!(
+        s.view(),
+        TapView {
+            sent: 0,
+            outstanding: 0,
+            status: b'I',
+            dirty: false,
+            prepared: false
+        }
+    );
     s.client(&query("SELECT 1"));
     assert_eq!(s.view().outstanding, 1);
     s.server(&cat(&[complete("SELECT 1"), ready(b'I')]));
@@ -133,7 +148,13 @@ fn a_plain_select_leaves_the_session_clean() {
     s.client(&cat(&[parse("s0", "INSERT INTO t VALUES ($1)"), sync()]));
     s.client(&cat(&[bind("s0"), execute(), sync()]));
     assert_eq!(s.view().outstanding, 2);
-    s.server(&cat(&[msg(b'1', &[]), ready(b'I'), msg(b'2', &[]), complete("INSERT 0 1"), ready(b'I')]));
+    s.server(&cat(&[
+        msg(b'1', &[]),
+        ready(b'I'),
+        msg(b'2', &[]),
+        complete("INSERT 0 1"),
+        ready(b'I'),
+    ]));
     assert!(s.view().idle() && !s.view().dirty, "{:?}", s.view());
     assert!(!s.shared.role_changed());
 }
@@ -151,34 +172,44 @@ fn tags_and_words_that_change_the_session() {
         ("DO $$ BEGIN EXECUTE 'SET work_mem = 1'; END $$", "DO"),
     ] {
         let mut s = Session::armed();
-        s.client(&query(sql)).server(&cat(&[complete(tag), ready(b'I')]));
+        s.client(&query(sql))
+            .server(&cat(&[complete(tag), ready(b'I')]));
         assert!(s.view().idle() && s.view().dirty, "{sql}");
         assert_eq!(s.view().prepared, tag == "PREPARE", "{sql}");
     }
     // A parameter the server reports changed, whatever the statement.
     let mut s = Session::armed();
-    s.client(&query("SELECT f()"))
-        .server(&cat(&[complete("SELECT 1"), parameter("DateStyle", "German"), ready(b'I')]));
+    s.client(&query("SELECT f()")).server(&cat(&[
+        complete("SELECT 1"),
+        parameter("DateStyle", "German"),
+        ready(b'I'),
+    ]));
     assert!(s.view().dirty);
     // A function call message.
     let mut s = Session::armed();
-    s.client(&msg(b'F', &[0; 10])).server(&cat(&[msg(b'V', &[0; 4]), ready(b'I')]));
+    s.client(&msg(b'F', &[0; 10]))
+        .server(&cat(&[msg(b'V', &[0; 4]), ready(b'I')]));
     assert!(s.view().idle() && s.view().dirty);
 }
 
 #[test]
 fn transaction_status_comes_from_ready_for_query() {
     let mut s = Session::armed();
-    s.client(&query("BEGIN")).server(&cat(&[complete("BEGIN"), ready(b'T')]));
+    s.client(&query("BEGIN"))
+        .server(&cat(&[complete("BEGIN"), ready(b'T')]));
     assert!(!s.view().idle() && !s.view().dirty);
-    s.client(&query("SELECT 1/0")).server(&cat(&[error(), ready(b'E')]));
+    s.client(&query("SELECT 1/0"))
+        .server(&cat(&[error(), ready(b'E')]));
     assert_eq!(s.view().status, b'E');
-    s.client(&query("ROLLBACK")).server(&cat(&[complete("ROLLBACK"), ready(b'I')]));
+    s.client(&query("ROLLBACK"))
+        .server(&cat(&[complete("ROLLBACK"), ready(b'I')]));
     assert!(s.view().idle());
 }
 
 fn reset_sql() -> String {
-    ResetStrategy::Full.pipelined_sql(SqlFlags::default()).unwrap()
+    ResetStrategy::Full
+        .pipelined_sql(SqlFlags::default())
+        .unwrap()
 }
 
 /// The reset's own tags.
@@ -199,7 +230,8 @@ fn reset_answer() -> Vec<u8> {
 #[test]
 fn the_reset_erases_what_came_before_it_on_the_wire() {
     let mut s = Session::armed();
-    s.client(&query("SET work_mem = '1MB'")).server(&cat(&[complete("SET"), ready(b'I')]));
+    s.client(&query("SET work_mem = '1MB'"))
+        .server(&cat(&[complete("SET"), ready(b'I')]));
     assert!(s.view().dirty);
     // Pipelined: the reset and the next user's statement are written before either answer.
     s.client(&query(&reset_sql())).client(&query("SELECT 1"));
@@ -210,15 +242,18 @@ fn the_reset_erases_what_came_before_it_on_the_wire() {
     assert!(s.view().idle() && !s.view().dirty);
     // A change after the reset stays.
     s.client(&query(&reset_sql())).client(&query("SET x.y = 1"));
-    s.server(&reset_answer()).server(&cat(&[complete("SET"), ready(b'I')]));
+    s.server(&reset_answer())
+        .server(&cat(&[complete("SET"), ready(b'I')]));
     assert!(s.view().dirty, "a change after the reset");
 }
 
 #[test]
 fn a_failed_reset_erases_nothing() {
     let mut s = Session::armed();
-    s.client(&query("SET work_mem = '1MB'")).server(&cat(&[complete("SET"), ready(b'I')]));
-    s.client(&query(&reset_sql())).server(&cat(&[error(), ready(b'I')]));
+    s.client(&query("SET work_mem = '1MB'"))
+        .server(&cat(&[complete("SET"), ready(b'I')]));
+    s.client(&query(&reset_sql()))
+        .server(&cat(&[error(), ready(b'I')]));
     assert!(s.view().dirty);
     // Nor does SQL that merely resembles it.
     let mut almost = reset_sql();
@@ -229,7 +264,8 @@ fn a_failed_reset_erases_nothing() {
     for text in reset_texts() {
         let sql = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let mut s = Session::armed();
-        s.client(&query("LISTEN c")).server(&cat(&[complete("LISTEN"), ready(b'I')]));
+        s.client(&query("LISTEN c"))
+            .server(&cat(&[complete("LISTEN"), ready(b'I')]));
         s.client(&query(sql)).server(&reset_answer());
         assert!(!s.view().dirty, "{sql}");
     }
@@ -249,12 +285,24 @@ fn stateful_statements_are_remembered_by_name() {
     assert!(s.view().dirty, "a stateful statement run again");
     s.client(&query(&reset_sql())).server(&reset_answer());
     // Another statement is not stateful; a closed one is forgotten.
-    s.client(&cat(&[parse("s8", "SELECT 1"), sync(), bind("s8"), execute(), sync()]));
+    s.client(&cat(&[
+        parse("s8", "SELECT 1"),
+        sync(),
+        bind("s8"),
+        execute(),
+        sync(),
+    ]));
     s.client(&cat(&[close("s7"), sync()]));
-    s.server(&cat(&[msg(b'1', &[]), ready(b'I'), msg(b'2', &[]), complete("SELECT 1")]))
-        .server(&cat(&[ready(b'I'), msg(b'3', &[]), ready(b'I')]));
+    s.server(&cat(&[
+        msg(b'1', &[]),
+        ready(b'I'),
+        msg(b'2', &[]),
+        complete("SELECT 1"),
+    ]))
+    .server(&cat(&[ready(b'I'), msg(b'3', &[]), ready(b'I')]));
     assert!(s.view().idle() && !s.view().dirty, "{:?}", s.view());
-    s.client(&cat(&[bind("s7"), execute(), sync()])).server(&cat(&[error(), ready(b'I')]));
+    s.client(&cat(&[bind("s7"), execute(), sync()]))
+        .server(&cat(&[error(), ready(b'I')]));
     assert!(!s.view().dirty, "s7 was closed");
     // The unnamed statement: stateful until another unnamed parse.
     s.client(&cat(&[parse("", "SELECT pg_try_advisory_lock(1)"), sync()]))
@@ -272,8 +320,11 @@ fn stateful_statements_are_remembered_by_name() {
 #[test]
 fn a_role_change_is_reported() {
     let mut s = Session::armed();
-    s.client(&query("SELECT 1"))
-        .server(&cat(&[complete("SELECT 1"), parameter("in_hot_standby", "off"), ready(b'I')]));
+    s.client(&query("SELECT 1")).server(&cat(&[
+        complete("SELECT 1"),
+        parameter("in_hot_standby", "off"),
+        ready(b'I'),
+    ]));
     assert!(!s.shared.role_changed());
     s.server(&parameter("in_hot_standby", "on"));
     assert!(s.shared.role_changed());
@@ -379,7 +430,16 @@ fn chunks<'a>(mut bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 #[test]
 fn whole_and_byte_by_byte_agree() {
     let whole = observe(&[usize::MAX], &[usize::MAX]);
-    assert_eq!(whole.0, TapView { sent: 7, outstanding: 0, status: b'I', dirty: true, prepared: false });
+    assert_eq!(
+        whole.0,
+        TapView {
+            sent: 7,
+            outstanding: 0,
+            status: b'I',
+            dirty: true,
+            prepared: false
+        }
+    );
     assert!(whole.1 && whole.2, "{whole:?}");
     assert_eq!(whole.3, 7);
     assert_eq!(observe(&[1], &[1]), whole);

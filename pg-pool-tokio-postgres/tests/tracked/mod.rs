@@ -53,16 +53,27 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
     pool.get()
         .await
         .unwrap()
-        .batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"))
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
+        ))
         .await
         .unwrap();
     let insert = format!("INSERT INTO {table} VALUES ($1)");
-    for what in ["query_one", "prepare_cached", "insert", "transaction", "simple_query"] {
+    for what in [
+        "query_one",
+        "prepare_cached",
+        "insert",
+        "transaction",
+        "simple_query",
+    ] {
         let expected = {
             let mut conn = pool.get().await.unwrap();
             match what {
                 "query_one" => {
-                    let row = conn.query_one("SELECT $1::int4 + 1", &[&41i32]).await.unwrap();
+                    let row = conn
+                        .query_one("SELECT $1::int4 + 1", &[&41i32])
+                        .await
+                        .unwrap();
                     assert_eq!(row.get::<_, i32>(0), 42);
                     "SELECT $1::int4 + 1".to_owned()
                 }
@@ -93,7 +104,11 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
         println!("[{tag}] after {what}: the backend's last statement is {last:?}");
         assert_eq!(last, expected, "[{tag}] {what}: the session was reset");
         let conn = pool.get().await.unwrap();
-        assert_eq!(conn.backend_pid().await.unwrap(), pid, "[{tag}] {what}: reused");
+        assert_eq!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] {what}: reused"
+        );
     }
 
     // A change is reset, and the same observation sees it.
@@ -107,7 +122,11 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
         last_query(cluster, pid).await.starts_with(RESET_START)
     })
     .await;
-    assert!(reset.is_some(), "[{tag}] {}", last_query(cluster, pid).await);
+    assert!(
+        reset.is_some(),
+        "[{tag}] {}",
+        last_query(cluster, pid).await
+    );
     pool.get()
         .await
         .unwrap()
@@ -117,15 +136,25 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
     pool.drain().await;
 
     // `used`: reset after every use.
-    let pg = pg_config(cluster, None, &format!("tp-tap-used-{tag}")).with_reset_when(ResetWhen::Used);
+    let pg =
+        pg_config(cluster, None, &format!("tp-tap-used-{tag}")).with_reset_when(ResetWhen::Used);
     let pool = single::<R>(pg).await;
     let pid = pool.get().await.unwrap().backend_pid().await.unwrap();
-    pool.get().await.unwrap().query_one("SELECT 41 + 1", &[]).await.unwrap();
+    pool.get()
+        .await
+        .unwrap()
+        .query_one("SELECT 41 + 1", &[])
+        .await
+        .unwrap();
     let reset = eventually::<R, _, _>(Duration::from_secs(3), || async {
         last_query(cluster, pid).await.starts_with(RESET_START)
     })
     .await;
-    assert!(reset.is_some(), "[{tag}] used: {}", last_query(cluster, pid).await);
+    assert!(
+        reset.is_some(),
+        "[{tag}] used: {}",
+        last_query(cluster, pid).await
+    );
     pool.drain().await;
 }
 
@@ -167,13 +196,22 @@ pub(crate) async fn changes_are_reset<R: PgRuntime>(tag: &'static str) {
         {
             let conn = pool.get().await.unwrap();
             match what {
-                "set" => conn.batch_execute("SET work_mem = '1234kB'").await.map(drop),
+                "set" => conn
+                    .batch_execute("SET work_mem = '1234kB'")
+                    .await
+                    .map(drop),
                 "set_config" => conn
                     .query_one("SELECT set_config('pgpool.custom', 'dirty', false)", &[])
                     .await
                     .map(drop),
-                "temp table" => conn.execute("CREATE TEMP TABLE tap_tmp (x int)", &[]).await.map(drop),
-                "advisory lock" => conn.query_one("SELECT pg_advisory_lock(42)", &[]).await.map(drop),
+                "temp table" => conn
+                    .execute("CREATE TEMP TABLE tap_tmp (x int)", &[])
+                    .await
+                    .map(drop),
+                "advisory lock" => conn
+                    .query_one("SELECT pg_advisory_lock(42)", &[])
+                    .await
+                    .map(drop),
                 "listen" => conn.batch_execute("LISTEN tap_channel").await,
                 "prepare" => conn.batch_execute("PREPARE tap_stmt AS SELECT 1").await,
                 // Prepared and cached by the first; run again from the cache by the second,
@@ -199,7 +237,11 @@ pub(crate) async fn changes_are_reset<R: PgRuntime>(tag: &'static str) {
             .unwrap_or_else(|e| panic!("[{tag}] {what}: {e}"));
         }
         let conn = pool.get().await.unwrap();
-        assert_eq!(conn.backend_pid().await.unwrap(), pid, "[{tag}] {what}: reset, not replaced");
+        assert_eq!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] {what}: reset, not replaced"
+        );
         let probe = first_row(&conn.simple_query(PROBE_SQL).await.unwrap());
         assert_eq!(probe, CLEAN, "[{tag}] {what}: leaked to the next user");
         let datestyle = conn.query_one("SHOW DateStyle", &[]).await.unwrap();
@@ -239,8 +281,15 @@ pub(crate) async fn changes_are_reset<R: PgRuntime>(tag: &'static str) {
             conn.backend_pid().await.unwrap()
         };
         let conn = pool.get().await.unwrap();
-        assert_ne!(conn.backend_pid().await.unwrap(), pid, "[{tag}] raw {raw}: open transaction reused");
+        assert_ne!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] raw {raw}: open transaction reused"
+        );
     }
-    assert_eq!(pool.metrics().destroys_for(DestroyReason::ResetFailed) - before, 2);
+    assert_eq!(
+        pool.metrics().destroys_for(DestroyReason::ResetFailed) - before,
+        2
+    );
     pool.drain().await;
 }

@@ -67,9 +67,10 @@ pub fn compare(
     measure: Duration,
 ) -> Vec<RowResult> {
     let kinds = rows.kinds();
-    let mut qps = vec![vec![vec![None; reps]; kinds.len()]; tasks.len()];
-    for rep in 0..reps {
-        for (t, &n) in tasks.iter().enumerate() {
+    // qps[rep][task count][row]
+    let mut qps = vec![vec![vec![None; kinds.len()]; tasks.len()]; reps];
+    for (rep, by_tasks) in qps.iter_mut().enumerate() {
+        for (&n, by_row) in tasks.iter().zip(by_tasks.iter_mut()) {
             for offset in 0..kinds.len() {
                 let i = (rep + offset) % kinds.len();
                 let run = postgres::run_once(kinds[i], url, 16, n, warm, measure);
@@ -78,7 +79,7 @@ pub fn compare(
                     kinds[i].name(),
                     run.map(|r| r.qps.round())
                 );
-                qps[t][i][rep] = run.map(|r| r.qps);
+                by_row[i] = run.map(|r| r.qps);
             }
         }
     }
@@ -86,13 +87,14 @@ pub fn compare(
     for (t, &n) in tasks.iter().enumerate() {
         for (i, &kind) in kinds.iter().enumerate() {
             let reference = kinds.iter().position(|&k| k == kind.same_query_reference());
-            let ratios = (0..reps)
-                .filter_map(|rep| Some(qps[t][i][rep]? / qps[t][reference?][rep]?))
+            let ratios = qps
+                .iter()
+                .filter_map(|by_tasks| Some(by_tasks[t][i]? / by_tasks[t][reference?]?))
                 .collect();
             out.push(RowResult {
                 kind,
                 tasks: n,
-                qps: qps[t][i].clone(),
+                qps: qps.iter().map(|by_tasks| by_tasks[t][i]).collect(),
                 ratios,
             });
         }

@@ -26,6 +26,15 @@ pub(crate) struct TapShared {
     sent: AtomicU64,
     /// Exchanges the server completed (`ReadyForQuery`) since the tap was armed.
     completed: AtomicU64,
+    /// Exchanges written that do more than close statements or portals (a dropped
+    /// `Statement` sends `Close` and `Sync` on its own, which changes nothing a return
+    /// needs to wait for), and those of them completed.
+    weighty_sent: AtomicU64,
+    weighty_completed: AtomicU64,
+    /// One bit per exchange number modulo 64: set when that exchange only closes.
+    close_only: AtomicU64,
+    /// More than 64 exchanges were outstanding at once: every exchange counts as weighty.
+    ring_overflow: AtomicBool,
     /// The transaction status byte of the last `ReadyForQuery` (`I`, `T`, `E`).
     status: AtomicU8,
     /// The last exchange that changed the session.
@@ -47,7 +56,8 @@ pub(crate) struct TapShared {
 pub(crate) struct TapView {
     /// Exchanges written since the tap was armed.
     pub(crate) sent: u64,
-    /// Exchanges written and not yet completed.
+    /// Exchanges written and not yet completed, but for those that only close statements
+    /// or portals.
     pub(crate) outstanding: u64,
     /// `b'I'`, `b'T'` or `b'E'`.
     pub(crate) status: u8,
@@ -82,12 +92,20 @@ impl TapShared {
 
     /// The state as of the last completed exchange.
     pub(crate) fn view(&self) -> TapView {
+        // Completions first: what is read of them never runs ahead of what was sent.
         let completed = self.completed.load(Ordering::Acquire);
+        let weighty_completed = self.weighty_completed.load(Ordering::Acquire);
         let sent = self.sent.load(Ordering::Acquire);
+        let weighty_sent = self.weighty_sent.load(Ordering::Acquire);
         let reset_at = self.reset_at.load(Ordering::Acquire);
+        let outstanding = if self.ring_overflow.load(Ordering::Acquire) {
+            sent.saturating_sub(completed)
+        } else {
+            weighty_sent.saturating_sub(weighty_completed)
+        };
         TapView {
             sent,
-            outstanding: sent.saturating_sub(completed),
+            outstanding,
             status: self.status.load(Ordering::Acquire),
             dirty: self.dirty_at.load(Ordering::Acquire) > reset_at,
             prepared: self.prepared_at.load(Ordering::Acquire) > reset_at,
@@ -221,6 +239,8 @@ pub(crate) struct Frontend {
     overflow: bool,
     /// The unnamed statement's SQL changes the session.
     unnamed_stateful: bool,
+    /// The exchange being written does more than close statements or portals.
+    weighty: bool,
 }
 
 impl Frontend {
@@ -238,8 +258,23 @@ impl Frontend {
         shared.sent.load(Ordering::Relaxed) + 1
     }
 
-    fn complete_exchange(shared: &TapShared) -> u64 {
-        shared.sent.fetch_add(1, Ordering::AcqRel) + 1
+    /// The exchange being written is complete on the client's side; returns its number.
+    fn complete_exchange(&mut self, shared: &TapShared) -> u64 {
+        let weighty = std::mem::take(&mut self.weighty) || self.kind != b'S';
+        let exchange = shared.sent.load(Ordering::Relaxed) + 1;
+        let completed = shared.completed.load(Ordering::Relaxed);
+        if exchange - completed > 64 {
+            shared.ring_overflow.store(true, Ordering::Release);
+        }
+        let bit = 1u64 << (exchange % 64);
+        if weighty {
+            shared.close_only.fetch_and(!bit, Ordering::Relaxed);
+            shared.weighty_sent.fetch_add(1, Ordering::AcqRel);
+        } else {
+            shared.close_only.fetch_or(bit, Ordering::Relaxed);
+        }
+        shared.sent.store(exchange, Ordering::Release);
+        exchange
     }
 
     /// Reads NUL-terminated fields: feeds each byte of field `into` to `f`, moving to the
@@ -278,6 +313,9 @@ impl Frontend {
 impl Inspect for Frontend {
     fn begin(&mut self, kind: u8, _len: u32) {
         self.kind = kind;
+        if !matches!(kind, b'C' | b'S' | b'H') {
+            self.weighty = true;
+        }
         self.field = 0;
         self.close_kind = 0;
         self.name = NameHash::default();
@@ -325,7 +363,7 @@ impl Inspect for Frontend {
     fn end(&mut self, shared: &TapShared) {
         match self.kind {
             b'Q' => {
-                let exchange = Self::complete_exchange(shared);
+                let exchange = self.complete_exchange(shared);
                 if self.words.found() {
                     shared.mark_dirty(exchange);
                 }
@@ -359,10 +397,10 @@ impl Inspect for Frontend {
                 }
             }
             b'S' => {
-                Self::complete_exchange(shared);
+                self.complete_exchange(shared);
             }
             b'F' => {
-                let exchange = Self::complete_exchange(shared);
+                let exchange = self.complete_exchange(shared);
                 shared.mark_dirty(exchange);
             }
             _ => {}
@@ -571,6 +609,10 @@ impl Inspect for Backend {
                 }
                 self.error = false;
                 shared.status.store(self.value[0], Ordering::Release);
+                let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (current % 64));
+                if close_only == 0 {
+                    shared.weighty_completed.fetch_add(1, Ordering::AcqRel);
+                }
                 shared.completed.store(current, Ordering::Release);
                 shared.ready.notify(usize::MAX);
             }

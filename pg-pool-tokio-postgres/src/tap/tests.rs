@@ -455,3 +455,64 @@ proptest! {
         prop_assert_eq!(observe(&client, &server), observe(&[usize::MAX], &[usize::MAX]));
     }
 }
+
+#[test]
+fn closing_exchanges_are_not_waited_for() {
+    // `query_one(sql)`: prepare, run, then the dropped statement's `Close` and `Sync`.
+    let mut s = Session::armed();
+    s.client(&cat(&[
+        parse("s3", "SELECT 1"),
+        msg(b'D', b"Ss3\0"),
+        sync(),
+    ]))
+    .server(&cat(&[msg(b'1', &[]), ready(b'I')]));
+    s.client(&cat(&[bind("s3"), execute(), sync()]))
+        .client(&cat(&[close("s3"), sync()]));
+    assert_eq!(s.view().outstanding, 1, "the run, not the close");
+    s.server(&cat(&[msg(b'2', &[]), complete("SELECT 1"), ready(b'I')]));
+    assert!(
+        s.view().idle(),
+        "the close alone is outstanding: {:?}",
+        s.view()
+    );
+    s.server(&cat(&[msg(b'3', &[]), ready(b'I')]));
+    assert!(s.view().idle());
+    // A close together with other work is waited for.
+    s.client(&cat(&[close("s3"), bind("s4"), execute(), sync()]));
+    assert_eq!(s.view().outstanding, 1);
+    s.server(&cat(&[msg(b'3', &[]), complete("SELECT 1"), ready(b'I')]));
+    assert!(s.view().idle());
+}
+
+#[test]
+fn more_closes_outstanding_than_the_ring_holds() {
+    let mut s = Session::armed();
+    for _ in 0..70 {
+        s.client(&cat(&[close("x"), sync()]));
+    }
+    s.client(&query("SELECT 1"));
+    assert_eq!(
+        s.view().outstanding,
+        71,
+        "every exchange counts once the ring overflowed"
+    );
+    for _ in 0..70 {
+        s.server(&cat(&[msg(b'3', &[]), ready(b'I')]));
+    }
+    assert_eq!(s.view().outstanding, 1);
+    s.server(&cat(&[complete("SELECT 1"), ready(b'I')]));
+    assert!(s.view().idle());
+    // Within the ring: closes are not counted, the query is.
+    let mut s = Session::armed();
+    for _ in 0..40 {
+        s.client(&cat(&[close("x"), sync()]));
+    }
+    s.client(&query("SELECT 1"));
+    assert_eq!(s.view().outstanding, 1);
+    for _ in 0..40 {
+        s.server(&cat(&[msg(b'3', &[]), ready(b'I')]));
+    }
+    assert_eq!(s.view().outstanding, 1);
+    s.server(&cat(&[complete("SELECT 1"), ready(b'I')]));
+    assert!(s.view().idle());
+}

@@ -86,6 +86,7 @@ impl fmt::Debug for PgConnection {
             .field("profile", &self.config.profile)
             .field("closed", &self.client.is_closed())
             .field("state", &self.state)
+            .field("tapped", &self.tap.is_some())
             .field("cached_statements", &self.cached_statements())
             .finish_non_exhaustive()
     }

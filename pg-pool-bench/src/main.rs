@@ -138,7 +138,7 @@ fn meta(quick: bool) -> BTreeMap<String, String> {
     );
     m.insert(
         "Workload B configs".into(),
-        "pool size 16, `SELECT 1` per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). Rows at defaults: only the size is set (deadpool-postgres: `ManagerConfig::default()`, i.e. `RecyclingMethod::Fast`; bb8: its builder's defaults, so `test_on_check_out` runs an empty query per checkout; pg-pool-wire: `WireConfig::pool_config()`; pg-pool-tokio-postgres: `PgConfig::from_url` and `PgConfig::pool_config()`, built with `ConnPool::builder`). Tuned rows: pg-pool-wire with `test_on_checkout = false`, no idle timeout or lifetime; bb8 with `test_on_check_out(false)`; pg-pool-tokio-postgres with `ResetStrategy::None` (no round trip on return, like deadpool's Fast) and the same trimmed pool config. Each checkout is timed with `std::time::Instant`.".into(),
+        "pool size 16, `SELECT 1` per checkout, 2-worker tokio runtime, PostgreSQL on the same 2 CPUs (throwaway cluster, scram-sha-256 over 127.0.0.1). Rows at defaults: only the size is set (deadpool-postgres: `ManagerConfig::default()`, i.e. `RecyclingMethod::Fast`; bb8: its builder's defaults, so `test_on_check_out` runs an empty query per checkout; pg-pool-wire: `WireConfig::pool_config()`; pg-pool-tokio-postgres: `PgConfig::from_url` and `PgConfig::pool_config()`, built with `ConnPool::builder`; its default resets a returned session only when the protocol showed it changed, which `SELECT 1` does not). Tuned rows: pg-pool-wire with `test_on_checkout = false`, no idle timeout or lifetime; bb8 with `test_on_check_out(false)`; pg-pool-tokio-postgres with `ResetStrategy::None` (no round trip on return, like deadpool's Fast) and the same trimmed pool config. Each checkout is timed with `std::time::Instant`.".into(),
     );
     m
 }
@@ -314,6 +314,33 @@ fn single_cell(args: &[String]) {
     );
 }
 
+/// `--postgres [tokio-postgres] [--reps N]`: Workload B alone for a set of rows (default:
+/// the tokio-postgres rows and their deadpool-postgres references), printed as markdown.
+fn postgres_mode(args: &[String]) {
+    use pg_pool_bench::postgres_only::{self, RowSet};
+    let rows = if args.iter().any(|a| a == "all") {
+        RowSet::All
+    } else {
+        RowSet::TokioPostgres
+    };
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(5);
+    let cluster = pg_pool_test_support::TestCluster::start().expect("a throwaway cluster");
+    let results = postgres_only::compare(
+        cluster.url(),
+        rows,
+        &[16, 64, 256],
+        reps,
+        Duration::from_millis(300),
+        Duration::from_millis(1500),
+    );
+    println!("{}", postgres_only::markdown(&results));
+    println!("load average: {}", load_average());
+}
+
 /// `--cycles POOL N`: `N` single-task cycles of a tokio pool and nothing else (run under
 /// callgrind to count instructions per cycle).
 fn cycles_mode(args: &[String]) {
@@ -386,6 +413,10 @@ fn main() {
             "{}",
             pg_pool_bench::fairness::run(args.iter().any(|a| a == "--quick"))
         );
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--postgres") {
+        postgres_mode(&args[1..]);
         return;
     }
     if args.first().map(String::as_str) == Some("--plain") {

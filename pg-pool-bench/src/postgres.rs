@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use pg_pool_core::ConnPoolConfig;
-use pg_pool_tokio_postgres::{PgConfig, PgConnection, PgConnector, ResetStrategy};
+use pg_pool_tokio_postgres::{PgConfig, PgConnection, PgConnector, ResetStrategy, ResetWhen};
 use pg_pool_wire::pg_wired::ResponseCollector;
 use pg_pool_wire::{AsyncWirePoolable, WireConnector, WirePoolable};
 use serde::Serialize;
@@ -75,6 +75,12 @@ pub enum PgKind {
     PgPoolTokioPostgres,
     /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_prepared`.
     PgPoolTokioPostgresPreparedTuned,
+    /// pg-pool-tokio-postgres at its defaults but `pool_reset_when=used` (the reset after
+    /// every use, as before the protocol tap), `prepare_cached` + `query_prepared`. Not in
+    /// [`PgKind::ALL`]: `pg-pool-bench --postgres` runs it.
+    PgPoolTokioPostgresPreparedResetUsed,
+    /// As above, plain `query_one`.
+    PgPoolTokioPostgresQueryOneResetUsed,
 }
 
 impl PgKind {
@@ -117,8 +123,11 @@ impl PgKind {
         match self {
             Self::DeadpoolPostgresPrepared
             | Self::PgPoolTokioPostgresPrepared
-            | Self::PgPoolTokioPostgresPreparedTuned => Query::Prepared,
-            Self::DeadpoolPostgresQueryOne | Self::PgPoolTokioPostgresQueryOne => Query::QueryOne,
+            | Self::PgPoolTokioPostgresPreparedTuned
+            | Self::PgPoolTokioPostgresPreparedResetUsed => Query::Prepared,
+            Self::DeadpoolPostgresQueryOne
+            | Self::PgPoolTokioPostgresQueryOne
+            | Self::PgPoolTokioPostgresQueryOneResetUsed => Query::QueryOne,
             _ => Query::Simple,
         }
     }
@@ -147,7 +156,9 @@ impl PgKind {
             | Self::PgPoolTokioPostgresPrepared
             | Self::PgPoolTokioPostgresSimple
             | Self::PgPoolTokioPostgres
-            | Self::PgPoolTokioPostgresPreparedTuned => "pg-pool-tokio-postgres",
+            | Self::PgPoolTokioPostgresPreparedTuned
+            | Self::PgPoolTokioPostgresPreparedResetUsed
+            | Self::PgPoolTokioPostgresQueryOneResetUsed => "pg-pool-tokio-postgres",
         }
     }
 
@@ -159,6 +170,8 @@ impl PgKind {
             Self::PgPoolTokioPostgres | Self::PgPoolTokioPostgresPreparedTuned => {
                 "`ResetStrategy::None`, trimmed pool config"
             }
+            Self::PgPoolTokioPostgresPreparedResetUsed
+            | Self::PgPoolTokioPostgresQueryOneResetUsed => "defaults but `pool_reset_when=used`",
             _ => "defaults",
         }
     }
@@ -521,8 +534,11 @@ async fn tokio_postgres_pool(
     max_size: usize,
     defaults: bool,
     query: Query,
+    reset_when: ResetWhen,
 ) -> TokioPostgres {
-    let config = PgConfig::from_url(url).expect("cluster URL parses");
+    let config = PgConfig::from_url(url)
+        .expect("cluster URL parses")
+        .with_reset_when(reset_when);
     let pool = if defaults {
         // `PgConfig`'s defaults and its own pool config, whatever they are: what a user who
         // sets only the pool size gets.
@@ -603,8 +619,18 @@ pub fn run_once(
         | PgKind::PgPoolTokioPostgresPrepared
         | PgKind::PgPoolTokioPostgresSimple
         | PgKind::PgPoolTokioPostgres
-        | PgKind::PgPoolTokioPostgresPreparedTuned => {
-            let pool = rt.block_on(tokio_postgres_pool(url, max_size, defaults, query));
+        | PgKind::PgPoolTokioPostgresPreparedTuned
+        | PgKind::PgPoolTokioPostgresPreparedResetUsed
+        | PgKind::PgPoolTokioPostgresQueryOneResetUsed => {
+            let reset_when = match kind {
+                PgKind::PgPoolTokioPostgresPreparedResetUsed
+                | PgKind::PgPoolTokioPostgresQueryOneResetUsed => ResetWhen::Used,
+                _ => ResetWhen::default(),
+            };
+            let defaults = defaults || reset_when == ResetWhen::Used;
+            let pool = rt.block_on(tokio_postgres_pool(
+                url, max_size, defaults, query, reset_when,
+            ));
             drive(&rt, Arc::new(pool), tasks, warm, measure)
         }
     };

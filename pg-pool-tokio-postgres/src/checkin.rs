@@ -14,6 +14,8 @@ use crate::error::PgError;
 use crate::pipeline;
 use crate::reset::{IDLE_CHECK_SQL, ResetStrategy};
 use crate::session::SqlFlags;
+use crate::tap::{TapShared, TapView};
+use crate::tracker::Snapshot;
 
 /// How long the checked path waits for earlier requests before it sends a server-side
 /// cancel: long enough for a response already on its way, short next to `checkin_timeout`.
@@ -79,41 +81,12 @@ impl PgConnection {
     }
 }
 
-impl Poolable for PgConnection {
-    type Error = PgError;
-
-    /// Broken (see [`PgConnection::is_broken`]), or a pipelined reset already answered with
-    /// an error.
-    fn has_pending_data(&self) -> bool {
-        self.is_broken() || !self.state.poll_pending()
-    }
-
-    fn server_changed(&self) -> Option<&'static str> {
-        self.state.tracker.server_change()
-    }
-
-    fn is_permanent_connect_error(error: &PgError) -> bool {
-        crate::error::is_permanent_connect_error(error)
-    }
-
-    /// Unused: no. Used only through the wrapper's methods, every call read to its end,
-    /// outside any transaction it cannot see the end of: the strategy's reset is queued on
-    /// the connection now, without waiting (or, for [`ResetStrategy::None`], nothing is
-    /// needed), and the return stays synchronous. Anything else: the checked path.
-    fn needs_reset(&mut self) -> bool {
-        let seen = self.state.tracker.snapshot();
-        if !seen.used && !seen.raw && !seen.abandoned {
-            return false;
-        }
-        if seen.needs_checked_path() || self.state.has_pending() {
-            return true;
-        }
+impl PgConnection {
+    /// Queues the strategy's pipelined reset for `flags`; `true` if the checked path must
+    /// run instead.
+    fn queue_reset(&mut self, flags: SqlFlags) -> bool {
         let strategy = self.config().effective_reset();
-        if *strategy == ResetStrategy::None {
-            self.state.tracker.clear();
-            return false;
-        }
-        let Some(sql) = strategy.pipelined_sql(seen.flags) else {
+        let Some(sql) = strategy.pipelined_sql(flags) else {
             return true;
         };
         let discards = strategy.discards_statements();
@@ -135,29 +108,155 @@ impl Poolable for PgConnection {
         }
     }
 
+    /// The return decided from what the protocol tap saw (see `needs_reset`); `None` to
+    /// decide as without it.
+    fn tapped_return(&mut self, seen: Snapshot, view: TapView) -> Option<bool> {
+        self.tap_vouched = false;
+        if seen.raw || seen.abandoned || self.state.has_pending() {
+            return Some(true);
+        }
+        // Every call of the wrapper that counts as use writes something: if the tap saw
+        // nothing written, it is not reading this session (trust it no further this time).
+        self.tap_vouched = self.state.tracker.tap_advanced(view.sent);
+        if !self.tap_vouched {
+            tracing::debug!("the protocol tap saw nothing of a used session; resetting it");
+            return None;
+        }
+        if !view.idle() {
+            // A dropped `PgTransaction` queued its `ROLLBACK`, perhaps not written yet: as
+            // without the tap, the reset queued behind it checks the status.
+            let rollback_queued =
+                view.outstanding == 0 && seen.transaction_seen && !seen.flags.opens_transaction;
+            return (!rollback_queued).then_some(true);
+        }
+        if !view.dirty || *self.config().effective_reset() == ResetStrategy::None {
+            self.state.tracker.clear();
+            return Some(false);
+        }
+        let flags = SqlFlags {
+            opens_transaction: false,
+            prepares: seen.flags.prepares || view.prepared,
+        };
+        Some(self.queue_reset(flags))
+    }
+
+    /// Waits, for at most [`CANCEL_AFTER`], for the tap to see every exchange complete
+    /// (a `ReadyForQuery` can arrive just after the rows it ends were handed over).
+    /// Whether the session is then idle outside a transaction.
+    async fn settled(&self, tap: &TapShared) -> bool {
+        if !tap.view().idle() {
+            let Some(runtime) = self.runtime.clone() else {
+                return false;
+            };
+            future::or(tap.settled(), runtime.sleep(CANCEL_AFTER)).await;
+        }
+        tap.live() && tap.view().idle()
+    }
+}
+
+impl Poolable for PgConnection {
+    type Error = PgError;
+
+    /// Broken (see [`PgConnection::is_broken`]), or a pipelined reset already answered with
+    /// an error.
+    fn has_pending_data(&self) -> bool {
+        self.is_broken() || !self.state.poll_pending()
+    }
+
+    fn server_changed(&self) -> Option<&'static str> {
+        self.state.tracker.server_change().or_else(|| {
+            self.tap
+                .as_ref()
+                .is_some_and(|tap| tap.role_changed())
+                .then_some("in_hot_standby changed: the server was promoted or demoted")
+        })
+    }
+
+    fn is_permanent_connect_error(error: &PgError) -> bool {
+        crate::error::is_permanent_connect_error(error)
+    }
+
+    /// Unused: no. With the protocol tap ([`ResetWhen::Changed`](crate::ResetWhen), the
+    /// default): used only through the wrapper's methods, every call read to its end,
+    /// nothing outstanding on the wire and the server idle outside a transaction: back at
+    /// once, with the strategy's reset queued only if the session changed. Without the tap
+    /// (or under [`ResetWhen::Used`](crate::ResetWhen)): used only through the wrapper's
+    /// methods, every call read to its end, outside any transaction it cannot see the end
+    /// of: the strategy's reset is queued now, without waiting. Anything else: the checked
+    /// path.
+    fn needs_reset(&mut self) -> bool {
+        let seen = self.state.tracker.snapshot();
+        if !seen.used && !seen.raw && !seen.abandoned {
+            return false;
+        }
+        self.tap_vouched = false;
+        if let Some(view) = self.live_tap().map(TapShared::view)
+            && let Some(decision) = self.tapped_return(seen, view)
+        {
+            return decision;
+        }
+        if seen.needs_checked_path() || self.state.has_pending() {
+            return true;
+        }
+        if *self.config().effective_reset() == ResetStrategy::None {
+            self.state.tracker.clear();
+            return false;
+        }
+        self.queue_reset(seen.flags)
+    }
+
     /// The checked path: proves the session idle (cancelling server-side what is still
-    /// running), then runs the strategy's reset. A session inside a transaction fails it
-    /// and is destroyed.
+    /// running), then runs the strategy's reset; with the protocol tap, only if the session
+    /// changed, and a session whose only doubt was a `ReadyForQuery` still on its way is
+    /// proven idle by the tap, without a round trip. A session inside a transaction fails
+    /// it and is destroyed.
     async fn reset(&mut self) -> Result<(), PgError> {
         if self.is_broken() {
             return Err(PgError::Broken);
         }
         let seen = self.state.tracker.snapshot();
-        let flags = if seen.raw {
+        let mut flags = if seen.raw {
             SqlFlags::UNKNOWN
         } else {
             seen.flags
         };
         // Superseded: this reset proves everything itself.
         drop(self.state.take_pending());
-        self.prove_idle().await?;
+        let mut tap = self.live_tap().and(self.tap.clone());
+        let proven = match &tap {
+            Some(tap) if self.tap_vouched => self.settled(tap).await,
+            _ => false,
+        };
+        if !proven {
+            let before = tap.as_ref().map(|tap| tap.view().sent);
+            self.prove_idle().await?;
+            // The check went through the tap, or the tap is not reading this session.
+            if let (Some(t), Some(before)) = (&tap, before)
+                && t.view().sent <= before
+            {
+                tracing::debug!("the protocol tap missed the idle check; resetting");
+                tap = None;
+            }
+        }
         let strategy = self.config().effective_reset().clone();
+        if let Some(tap) = &tap {
+            // Every exchange is complete: what the tap says is the whole story.
+            let view = tap.view();
+            if !view.dirty || strategy == ResetStrategy::None {
+                self.state.tracker.clear();
+                return Ok(());
+            }
+            flags.prepares |= view.prepared;
+        }
         if let Some(sql) = strategy.checked_sql(flags) {
             let result = self.raw_client().batch_execute(&sql).await;
             self.state.note(result)?;
         }
         if strategy.discards_statements() {
             self.state.cache().clear();
+        }
+        if let Some(tap) = &tap {
+            tap.reset_completed();
         }
         self.state.tracker.clear();
         Ok(())

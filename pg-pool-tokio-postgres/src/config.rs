@@ -10,7 +10,7 @@ use pg_pool_core::ConnPoolConfig;
 
 use crate::error::PgError;
 use crate::opened::SessionOptions;
-use crate::reset::ResetStrategy;
+use crate::reset::{ResetStrategy, ResetWhen};
 
 /// How the pool treats sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,10 +68,12 @@ pub enum Profile {
 ///   it has: `disable`, `prefer` (also for `allow`, which succeeds wherever `prefer` does),
 ///   or `require` (for `require`, `verify-ca`, `verify-full`; verification is the TLS
 ///   connector's job).
-/// - `pool_*` keys flow into [`PgConfig::pool_config`]; three more are this driver's:
-///   `pool_reset` (`none`, `discard_all`, `clean`), `pool_profile` (`session`,
-///   `pooler_safe`) and `pool_statement_cache` (capacity, `0` disables it). Any other
-///   unknown `pool_*` key is an error.
+/// - `pool_*` keys flow into [`PgConfig::pool_config`]; four more are this driver's:
+///   `pool_reset` (`full`, `none`, `discard_all`, `clean`), `pool_reset_when` (`changed`,
+///   the default: reset a session only when the protocol shows it changed; `used`: after
+///   every use; see [`ResetWhen`]), `pool_profile` (`session`, `pooler_safe`) and
+///   `pool_statement_cache` (capacity, `0` disables it). Any other unknown `pool_*` key is
+///   an error.
 ///
 /// TLS: [`PgConfig::tls`], with libpq's `sslmode` semantics (see [`PgTls`](crate::PgTls)).
 ///
@@ -102,6 +104,11 @@ pub struct PgConfig {
     /// How a returned session is cleaned (ignored by [`Profile::PoolerSafe`]).
     /// Default: [`ResetStrategy::Full`], pipelined, keeping the statement cache.
     pub reset: ResetStrategy,
+    /// When the reset runs: [`ResetWhen::Changed`] (the default: only after a use that
+    /// provably changed the session, as the protocol shows it) or [`ResetWhen::Used`]
+    /// (after every use; for functions that change session state out of the protocol's
+    /// sight).
+    pub reset_when: ResetWhen,
     /// Most statements [`prepare_cached`](crate::PgConnection::prepare_cached) keeps per
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
@@ -158,6 +165,7 @@ impl PgConfig {
             pg,
             profile: Profile::Session,
             reset: ResetStrategy::Full,
+            reset_when: ResetWhen::Changed,
             statement_cache_capacity: 256,
             tls: TlsSettings::default(),
             pool: PoolSettings::default(),
@@ -370,6 +378,10 @@ impl PgConfig {
                     PgError::config(key, "must be none, full, discard_all or clean")
                 })?;
             }
+            "pool_reset_when" => {
+                self.reset_when = ResetWhen::from_param(value)
+                    .ok_or_else(|| PgError::config(key, "must be changed or used"))?;
+            }
             "pool_profile" => match value {
                 "session" => self.profile = Profile::Session,
                 "pooler_safe" | "transaction" => {
@@ -403,6 +415,12 @@ impl PgConfig {
     /// Sets the reset strategy; for chaining.
     pub fn with_reset(mut self, reset: ResetStrategy) -> Self {
         self.reset = reset;
+        self
+    }
+
+    /// Sets when the reset runs; for chaining.
+    pub fn with_reset_when(mut self, reset_when: ResetWhen) -> Self {
+        self.reset_when = reset_when;
         self
     }
 

@@ -11,8 +11,11 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage};
 use crate::cancel::SessionRuntime;
 use crate::config::{PgConfig, Profile};
 use crate::error::PgError;
+use crate::opened::PgSession;
+use crate::reset::ResetWhen;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
+use crate::tap::TapShared;
 use crate::transaction::{PgTransaction, PgTransactionBuilder};
 
 /// Parameters of a statement, as tokio-postgres takes them.
@@ -27,10 +30,13 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// needs:
 ///
 /// - whether the session was **used** since it was last reset. A session nobody sent a
-///   statement to is provably unchanged and goes back to the pool synchronously. Any
-///   statement counts as use; the wrapper does not guess from SQL text which statements
-///   change session state, because a plain `SELECT f()` can `SET`, take an advisory lock or
-///   create a temporary table inside `f`.
+///   statement to is provably unchanged and goes back to the pool synchronously. A used
+///   one goes back without a reset when the protocol tap of its stream (see the crate
+///   docs, "When is a session reset?") showed nothing that changed session state, nothing
+///   outstanding and no open transaction; otherwise it is reset. SQL text alone is never
+///   taken as proof: a plain `SELECT f()` can `SET` inside `f` (the server then reports a
+///   reported setting, which the tap sees; an unreported one it cannot see, hence
+///   [`ResetWhen::Used`](crate::ResetWhen::Used)).
 /// - whether a call is **in flight**: a call dropped before its response was read (a
 ///   timeout around it, a `select!`, a [`PgRowStream`](crate::PgRowStream) dropped early) leaves an exchange
 ///   outstanding. Such a session is never handed out as is: on its return the pool waits
@@ -54,7 +60,10 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// sees nothing of what is done through the raw client, so a deref counts as use of every
 /// kind: the return then takes the checked path (a round trip on a pool task: prove every
 /// earlier request finished, as the client answers in order, cancelling server-side if that
-/// takes long; check the transaction status; reset), bounded by `checkin_timeout`. Errors
+/// takes long; check the transaction status; reset, with the protocol tap only if the
+/// session changed), bounded by `checkin_timeout`. The round trip stays even with the
+/// tap: a request the raw client queued and dropped may not be on the wire yet when the
+/// session comes back, and only an answer that comes after it proves it done. Errors
 /// through the raw client are not seen either; a closed connection still is.
 ///
 /// Under [`Profile::PoolerSafe`] statements are sent unnamed (`query_typed`); methods that
@@ -64,6 +73,10 @@ pub struct PgConnection {
     config: Arc<PgConfig>,
     pub(crate) state: State,
     pub(crate) runtime: Option<Arc<dyn SessionRuntime>>,
+    /// The protocol tap of a session this crate opened ([`crate::tap`]).
+    pub(crate) tap: Option<Arc<TapShared>>,
+    /// The last return found the tap reading this session (it saw the use written).
+    pub(crate) tap_vouched: bool,
 }
 
 // Manual impl: `Client`'s Debug prints internals of no use here.
@@ -73,6 +86,7 @@ impl fmt::Debug for PgConnection {
             .field("profile", &self.config.profile)
             .field("closed", &self.client.is_closed())
             .field("state", &self.state)
+            .field("tapped", &self.tap.is_some())
             .field("cached_statements", &self.cached_statements())
             .finish_non_exhaustive()
     }
@@ -96,7 +110,25 @@ impl PgConnection {
             state: State::new(capacity),
             config,
             runtime: None,
+            tap: None,
+            tap_vouched: false,
         }
+    }
+
+    /// Wraps an open session, with what its opener saw of it (the protocol tap of a
+    /// session opened through [`connect_raw`](crate::connect_raw)).
+    pub(crate) fn from_session(session: PgSession, config: Arc<PgConfig>) -> Self {
+        let tap = session.tap.clone();
+        let mut conn = Self::new(session.into_client(), config);
+        conn.tap = tap;
+        conn
+    }
+
+    /// The tap, when the return path may trust it: armed, framing sound, and the
+    /// configuration resets only changed sessions.
+    pub(crate) fn live_tap(&self) -> Option<&TapShared> {
+        let tap = self.tap.as_deref()?;
+        (self.config.reset_when == ResetWhen::Changed && tap.live()).then_some(tap)
     }
 
     /// Gives the connection the pool's runtime, for the server-side cancel of an abandoned
@@ -143,7 +175,8 @@ impl PgConnection {
         self.state.tracker.is_fatal() || self.client.is_closed()
     }
 
-    /// Whether the session was used since its last reset, so it is reset on return.
+    /// Whether the session was used since its last reset, so it takes the return path that
+    /// resets it if it changed (or after any use under [`ResetWhen::Used`]).
     pub fn is_dirty(&self) -> bool {
         self.state.tracker.is_used()
     }

@@ -179,7 +179,7 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
             this.config.validate()?;
             let tls = this.tls()?;
             let options = this.config.session_options();
-            let client = match &this.password {
+            let session = match &this.password {
                 Some(provider) => {
                     let password = provider
                         .fetch()
@@ -190,9 +190,8 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                     this.runtime.open(&pg, tls, &options).await?
                 }
                 None => this.runtime.open(&this.config.pg, tls, &options).await?,
-            }
-            .into_client();
-            Ok(PgConnection::new(client, this.config).with_runtime(this.runtime))
+            };
+            Ok(PgConnection::from_session(session, this.config).with_runtime(this.runtime))
         }
     }
 }

@@ -44,24 +44,43 @@
 //!
 //! # When is a session reset?
 //!
-//! When it comes back after any use (a statement sent through any method, or a deref to the
-//! raw [`tokio_postgres::Client`]). A session that was checked out and not used is provably
-//! unchanged and returns synchronously. SQL text cannot prove a session unchanged
-//! (`SELECT f()` may `SET` inside `f`), so the wrapper does not try.
+//! When it changed ([`ResetWhen::Changed`], the default). Every session this crate opens
+//! (through [`connect_raw`], so on every runtime, TLS included) is read by a protocol tap
+//! that sits on its stream above TLS and frames the PostgreSQL messages both ways. From the
+//! command tags, the `ParameterStatus` and `ReadyForQuery` messages, and the SQL the client
+//! sends, it knows whether any exchange since the last reset changed session state (`SET`,
+//! `PREPARE`, `LISTEN`, `DECLARE`, `DO`, a temporary table, an advisory lock, `set_config`,
+//! a reported setting, a statement prepared from such SQL run again by name), whether
+//! anything is still outstanding, and the transaction status. A session that only ran
+//! `SELECT`s, `INSERT`s, `UPDATE`s, transactions or cached statements goes back at once
+//! without any reset: no server round trip at all. A changed one gets the default
+//! [`ResetStrategy::Full`], pipelined: queued at checkin without waiting, it precedes the
+//! next user's first statement on the wire, and its outcome is read before that
+//! statement's result is handed back (a failure destroys the session).
 //!
-//! A session used only through [`PgConnection`]'s methods, every call read to its end and no
-//! transaction it cannot see the end of, gets the default [`ResetStrategy::Full`] pipelined:
-//! queued at checkin without waiting, it precedes the next user's first statement on the
-//! wire, and its outcome is read before that statement's result is handed back (a failure
-//! destroys the session). Anything else takes the checked path on a pool task within
-//! `checkin_timeout`: every earlier request is waited out (a server-side cancel is sent
-//! through the pool's runtime if that takes more than 50 ms), the transaction status is
-//! checked (a session inside a transaction is destroyed), then the reset runs. A session
-//! whose call was abandoned mid-way is thus never handed out with its exchange still in
-//! flight. Errors that prove a session dead (I/O, closed, protocol desync, `FATAL`, class
-//! `08`, `57P01`/`02`/`03`/`05`) destroy it on return. The pooler-safe profile keeps no
-//! session state and runs no reset (see [`Profile::PoolerSafe`] for what that cannot
-//! prevent).
+//! What the protocol cannot show is state changed inside a server-side function called by
+//! plain SQL (a PL/pgSQL function calling `set_config(.., false)` for a setting the server
+//! does not report, taking a session advisory lock, creating a temporary table) and the
+//! sequence state behind `currval`/`lastval`. If your functions do that, set
+//! `pool_reset_when=used` ([`ResetWhen::Used`]): every used session is then reset, at the
+//! cost of one more server request cycle per checkout. Sessions the tap cannot read
+//! ([`PgSession::from_client`], a runtime of your own that does not use [`connect_raw`])
+//! are reset after every use too.
+//!
+//! A session that was checked out and not used is provably unchanged and returns
+//! synchronously. Anything the wrapper cannot see the end of (raw [`tokio_postgres::Client`]
+//! access, a call abandoned mid-way, a session inside a transaction) takes the checked path
+//! on a pool task within `checkin_timeout`: every earlier request is waited out (a
+//! server-side cancel is sent through the pool's runtime if that takes more than 50 ms),
+//! the transaction status is checked (a session inside a transaction is destroyed), then
+//! the reset runs (with the tap, only if the session changed). A session whose call was
+//! abandoned mid-way is thus never handed out with its exchange still in flight. Errors
+//! that prove a session dead (I/O, closed, protocol desync, `FATAL`, class `08`,
+//! `57P01`/`02`/`03`/`05`) destroy it on return. The tap also sees the server's
+//! `in_hot_standby` change (a standby promoted, a primary demoted) and reports it through
+//! `Poolable::server_changed`, so the pool starts a new generation of connections. The
+//! pooler-safe profile keeps no session state and runs no reset (see
+//! [`Profile::PoolerSafe`] for what that cannot prevent).
 //!
 //! # Examples
 //!
@@ -105,6 +124,9 @@ mod session_attrs;
 mod sslmode;
 mod state;
 mod statement_cache;
+mod tap;
+mod tap_scan;
+mod tap_stream;
 #[cfg(feature = "tls")]
 mod tls;
 mod tracker;
@@ -120,7 +142,7 @@ pub use opened::{NotificationReceiver, PgSession, SessionOptions};
 pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use raw_connect::{DialTarget, connect_raw, connect_raw_with};
-pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy};
+pub use reset::{CLEAN_SQL, DEALLOCATE_SQL_PREPARED, FULL_SQL, ResetStrategy, ResetWhen};
 pub use row_stream::PgRowStream;
 pub use runtime::PgRuntime;
 pub use sslmode::PgTls;

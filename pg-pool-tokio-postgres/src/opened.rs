@@ -2,9 +2,12 @@
 //! ([`SessionOptions`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use pg_pool_conninfo::TargetSessionAttrs;
 use tokio_postgres::{Client, Notification};
+
+use crate::tap::TapShared;
 
 /// Options for opening one session with [`PgRuntime::open`](crate::PgRuntime::open) or
 /// [`connect_raw`](crate::connect_raw).
@@ -84,6 +87,9 @@ pub(crate) type NotificationSender = async_channel::Sender<Notification>;
 pub struct PgSession {
     pub(crate) client: Client,
     pub(crate) notifications: Option<NotificationReceiver>,
+    /// What the protocol tap sees of the session ([`crate::tap`]); `None` for a session
+    /// opened by other means, whose bytes the pool never sees.
+    pub(crate) tap: Option<Arc<TapShared>>,
 }
 
 impl PgSession {
@@ -93,6 +99,7 @@ impl PgSession {
         Self {
             client,
             notifications: None,
+            tap: None,
         }
     }
 
@@ -117,6 +124,7 @@ impl fmt::Debug for PgSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgSession")
             .field("notifications", &self.notifications.is_some())
+            .field("tapped", &self.tap.is_some())
             .finish_non_exhaustive()
     }
 }

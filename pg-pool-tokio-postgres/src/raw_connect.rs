@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pg_pool_conninfo::TargetSessionAttrs;
 use pg_pool_core::{Runtime, runtime::timeout};
@@ -17,6 +18,10 @@ use crate::opened::{PgSession, SessionOptions, notification_channel};
 use crate::runtime::drive;
 use crate::session_attrs;
 use crate::sslmode::{Attempt, PgTls, refused_by_server};
+use crate::tap::TapShared;
+#[cfg(feature = "tls")]
+use crate::tap_stream::TapConnect;
+use crate::tap_stream::TapStream;
 
 /// Where [`connect_raw`] asks its `dial` function to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,18 +342,31 @@ where
     })?;
     let config = tls.driver_config(config, attempt);
     let (sink, notifications) = notification_channel(options);
+    // The protocol tap reads the session in plaintext: on the dialled stream (which goes
+    // quiet if the server switches to TLS) and, for TLS, on the TLS stream. It is armed
+    // once the startup is over, before the connection is driven: both directions are then
+    // at a message boundary.
+    let tap = Arc::new(TapShared::default());
     let client = match attempt {
         Attempt::Plain { .. } => {
-            let (client, connection) = config.connect_raw(stream, NoTls).await?;
+            let stream = TapStream::plain(stream, Arc::clone(&tap));
+            // Boxed: the startup future is large (the stream, the codec, the tap), and a
+            // caller's future may hold several connects (or run on a small thread stack).
+            let (client, connection) = Box::pin(config.connect_raw(stream, NoTls)).await?;
+            tap.arm();
             drive(runtime, connection, sink);
             client
         }
         Attempt::Tls { .. } => {
             #[cfg(feature = "tls")]
             {
-                let connector =
-                    crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or(""));
-                let (client, connection) = config.connect_raw(stream, connector).await?;
+                let stream = TapStream::before_tls(stream, Arc::clone(&tap));
+                let connector = TapConnect::new(
+                    crate::tls::RustlsConnect::new(tls.rustls()?.clone(), tls_name.unwrap_or("")),
+                    Arc::clone(&tap),
+                );
+                let (client, connection) = Box::pin(config.connect_raw(stream, connector)).await?;
+                tap.arm();
                 drive(runtime, connection, sink);
                 client
             }
@@ -365,5 +383,6 @@ where
     Ok(PgSession {
         client,
         notifications,
+        tap: Some(tap),
     })
 }

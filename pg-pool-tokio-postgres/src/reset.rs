@@ -34,6 +34,77 @@ const ASSERT_IDLE_SQL: &str =
 pub(crate) const IDLE_CHECK_SQL: &str =
     "SELECT pg_catalog.now() = pg_catalog.statement_timestamp()";
 
+/// The texts of the pipelined resets, each with the NUL that ends it in a `Query` message:
+/// the protocol tap recognises them on the wire (see [`crate::tap`]). A `Query` that is,
+/// byte for byte, one of them resets the session whoever sent it.
+pub(crate) fn reset_texts() -> &'static [Box<[u8]>] {
+    static TEXTS: std::sync::LazyLock<Vec<Box<[u8]>>> = std::sync::LazyLock::new(|| {
+        let mut texts: Vec<Box<[u8]>> = Vec::new();
+        for sql in ResetStrategy::all_pipelined() {
+            let mut bytes = sql.into_bytes();
+            bytes.push(0);
+            if !texts.iter().any(|t| **t == *bytes) {
+                texts.push(bytes.into_boxed_slice());
+            }
+        }
+        texts
+    });
+    &TEXTS
+}
+
+/// When a returned session is reset.
+///
+/// # Examples
+///
+/// ```
+/// use pg_pool_tokio_postgres::{PgConfig, ResetWhen};
+///
+/// let config = PgConfig::from_url("postgres://app@127.0.0.1/shop?pool_reset_when=used")?;
+/// assert_eq!(config.reset_when, ResetWhen::Used);
+/// assert_eq!(PgConfig::default().reset_when, ResetWhen::Changed);
+/// # Ok::<(), pg_pool_tokio_postgres::PgError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResetWhen {
+    /// The default: only when the session provably changed, as the protocol shows it. The
+    /// pool reads the messages of every session it opened (above TLS) and resets a session
+    /// on return only when one of its exchanges since the last reset changed session
+    /// state: a command tag other than plain data access (`SET`, `PREPARE`, `LISTEN`,
+    /// `DECLARE`, `DO`, `LOAD`, ...), a `ParameterStatus` from the server, SQL mentioning a
+    /// temporary table, an advisory lock or `set_config` (also when a statement prepared
+    /// from such SQL is run again later, by name), or a function call message. A session
+    /// that only ran `SELECT`s, `INSERT`s, `UPDATE`s, transactions or cached statements goes
+    /// back without any reset; the transaction status comes from the server's
+    /// `ReadyForQuery`.
+    ///
+    /// What the protocol cannot show: state changed inside a server-side function called
+    /// by plain SQL (a PL/pgSQL function that calls `set_config(.., false)` for a setting
+    /// the server does not report, takes a session advisory lock, creates a temporary
+    /// table, or `PREPARE`s through `EXECUTE`), and sequence state for `currval`/`lastval`.
+    /// If your functions do that, use [`ResetWhen::Used`].
+    ///
+    /// Sessions not opened by this crate ([`PgSession::from_client`](crate::PgSession::from_client),
+    /// a [`PgRuntime`](crate::PgRuntime) of your own that does not use
+    /// [`connect_raw`](crate::connect_raw)) cannot be read and are reset after every use.
+    #[default]
+    Changed,
+    /// After every use, whatever it did (`pool_reset_when=used`): one more server request
+    /// cycle per checkout that sends anything.
+    Used,
+}
+
+impl ResetWhen {
+    /// Parses the `pool_reset_when` URL parameter: `changed` or `used`.
+    pub(crate) fn from_param(value: &str) -> Option<Self> {
+        match value {
+            "changed" => Some(ResetWhen::Changed),
+            "used" => Some(ResetWhen::Used),
+            _ => None,
+        }
+    }
+}
+
 /// How the pool cleans a session before the next user gets it.
 ///
 /// Whatever the strategy, a session returned inside a transaction is destroyed, never
@@ -42,7 +113,9 @@ pub(crate) const IDLE_CHECK_SQL: &str =
 ///
 /// # When the reset runs, and what it costs
 ///
-/// A session nobody sent a statement to is not reset. A session used only through
+/// A session nobody sent a statement to is not reset; under the default
+/// [`ResetWhen::Changed`], neither is one whose protocol showed no change (see there). A
+/// session to reset that was used only through
 /// [`PgConnection`](crate::PgConnection)'s own methods, outside any transaction it cannot
 /// see the end of, with every call read to its end, gets a **pipelined** reset
 /// ([`ResetStrategy::Full`], [`ResetStrategy::Clean`], [`ResetStrategy::DiscardAll`]): the
@@ -152,6 +225,20 @@ impl ResetStrategy {
             }
             other => other.sql().map(str::to_owned),
         }
+    }
+
+    /// Every text [`pipelined_sql`](Self::pipelined_sql) can produce.
+    fn all_pipelined() -> impl Iterator<Item = String> {
+        let strategies = [
+            ResetStrategy::Full,
+            ResetStrategy::Clean,
+            ResetStrategy::DiscardAll,
+        ];
+        strategies.into_iter().flat_map(|strategy| {
+            [SqlFlags::default(), SqlFlags::UNKNOWN]
+                .into_iter()
+                .filter_map(move |flags| strategy.pipelined_sql(flags))
+        })
     }
 
     /// Parses the `pool_reset` URL parameter: `none`, `full`, `discard_all`, `clean`.

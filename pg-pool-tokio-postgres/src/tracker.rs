@@ -1,7 +1,7 @@
 //! What the wrapper saw of a session since its last reset: use, raw access, SQL that may open
 //! a transaction or prepare, calls abandoned mid-way, fatal errors.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::session::SqlFlags;
 
@@ -16,10 +16,16 @@ pub(crate) struct Tracker {
     /// SQL that may have opened a transaction block was sent, or a `PgTransaction` was
     /// begun and not dropped (a leaked one never queues its `ROLLBACK`).
     opens_transaction: AtomicBool,
+    /// A `PgTransaction` was begun since the last reset (a dropped one queues its
+    /// `ROLLBACK`, which may not be on the wire yet when the session comes back).
+    transaction_seen: AtomicBool,
     /// SQL that may have created SQL-level prepared statements was sent.
     prepares: AtomicBool,
     /// A call was dropped before its response was fully read: an exchange may be in flight.
     abandoned: AtomicBool,
+    /// How many exchanges the protocol tap had seen written at the last return that
+    /// trusted it: a use must add some, or the tap is not seeing the session.
+    tap_sent: AtomicU64,
     /// An error proved the session dead.
     fatal: AtomicBool,
     /// What a failed call said about the server (`Poolable::server_changed`).
@@ -36,6 +42,8 @@ pub(crate) struct Snapshot {
     pub(crate) raw: bool,
     pub(crate) flags: SqlFlags,
     pub(crate) abandoned: bool,
+    /// A `PgTransaction` was begun since the last reset.
+    pub(crate) transaction_seen: bool,
 }
 
 impl Snapshot {
@@ -77,12 +85,19 @@ impl Tracker {
     /// A `PgTransaction` began: until [`Tracker::transaction_ended`], its end is unknown.
     pub(crate) fn transaction_began(&self) {
         self.opens_transaction.store(true, Ordering::Relaxed);
+        self.transaction_seen.store(true, Ordering::Relaxed);
     }
 
     /// The `PgTransaction` was dropped (after its commit or rollback, or having queued its
     /// `ROLLBACK`): the session is outside it, as far as the wrapper can see.
     pub(crate) fn transaction_ended(&self) {
         self.opens_transaction.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the tap saw exchanges written since the last return that trusted it (`sent`
+    /// now), recording `sent` for the next one.
+    pub(crate) fn tap_advanced(&self, sent: u64) -> bool {
+        self.tap_sent.swap(sent, Ordering::Relaxed) < sent
     }
 
     /// Records raw access.
@@ -129,6 +144,7 @@ impl Tracker {
             },
             abandoned: self.abandoned.load(Ordering::Relaxed)
                 || self.in_flight.load(Ordering::Relaxed) > 0,
+            transaction_seen: self.transaction_seen.load(Ordering::Relaxed),
         }
     }
 
@@ -140,6 +156,7 @@ impl Tracker {
             &self.opens_transaction,
             &self.prepares,
             &self.abandoned,
+            &self.transaction_seen,
         ] {
             flag.store(false, Ordering::Relaxed);
         }

@@ -1,0 +1,226 @@
+//! The protocol tap: what a session provably did, read off the PostgreSQL messages that
+//! pass through its stream ([`TapStream`](crate::tap_stream::TapStream)), so the return
+//! path resets only a session that changed.
+//!
+//! Both directions are framed (type byte, `i32` length, body), partial headers kept across
+//! reads and writes, bodies never copied: only the bytes inspected are looked at, and no
+//! message allocates. Exchanges are numbered in wire order: each `Query`, `Sync` and
+//! `FunctionCall` the client writes is one, and each `ReadyForQuery` the server sends
+//! completes the oldest. What changed the session is recorded against the exchange it
+//! belongs to; a reset exchange that completed without an error erases everything up to
+//! and including its own number.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+mod backend;
+mod frontend;
+
+pub(crate) use backend::Backend;
+pub(crate) use frontend::Frontend;
+
+/// What the tap saw, shared between the stream (the connection task) and the pooled
+/// connection (its return path).
+#[derive(Debug, Default)]
+pub(crate) struct TapShared {
+    /// Set once startup is over: both directions are then at a message boundary.
+    armed: AtomicBool,
+    /// The framing lost its way (a length below 4): nothing the tap says is trusted.
+    desync: AtomicBool,
+    /// Exchanges written by the client since the tap was armed.
+    sent: AtomicU64,
+    /// Exchanges the server completed (`ReadyForQuery`) since the tap was armed.
+    completed: AtomicU64,
+    /// Exchanges written that do more than close statements or portals (a dropped
+    /// `Statement` sends `Close` and `Sync` on its own, which changes nothing a return
+    /// needs to wait for), and those of them completed.
+    weighty_sent: AtomicU64,
+    weighty_completed: AtomicU64,
+    /// One bit per exchange number modulo 64: set when that exchange only closes.
+    close_only: AtomicU64,
+    /// More than 64 exchanges were outstanding at once: every exchange counts as weighty.
+    ring_overflow: AtomicBool,
+    /// The transaction status byte of the last `ReadyForQuery` (`I`, `T`, `E`).
+    status: AtomicU8,
+    /// The last exchange that changed the session.
+    dirty_at: AtomicU64,
+    /// The last exchange that created an SQL-level prepared statement (`PREPARE`).
+    prepared_at: AtomicU64,
+    /// The last reset exchange that completed without an error.
+    reset_at: AtomicU64,
+    /// The exchange carrying the last reset written (its outcome not yet known).
+    reset_sent_at: AtomicU64,
+    /// `in_hot_standby` changed value after startup: the server's role changed.
+    role_changed: AtomicBool,
+    /// Woken at every `ReadyForQuery`, for a return path waiting for one.
+    ready: event_listener::Event,
+}
+
+/// The transaction status of the last `ReadyForQuery`, with what is still outstanding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TapView {
+    /// Exchanges written since the tap was armed.
+    pub(crate) sent: u64,
+    /// Exchanges written and not yet completed, but for those that only close statements
+    /// or portals.
+    pub(crate) outstanding: u64,
+    /// `b'I'`, `b'T'` or `b'E'`.
+    pub(crate) status: u8,
+    /// An exchange since the last reset changed the session.
+    pub(crate) dirty: bool,
+    /// An exchange since the last reset ran SQL `PREPARE`.
+    pub(crate) prepared: bool,
+}
+
+impl TapView {
+    /// Nothing outstanding and outside any transaction block.
+    pub(crate) fn idle(self) -> bool {
+        self.outstanding == 0 && self.status == b'I'
+    }
+}
+
+impl TapShared {
+    /// Startup is over: start recording.
+    pub(crate) fn arm(&self) {
+        self.status.store(b'I', Ordering::Release);
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// Whether the tap is armed and its framing sound.
+    pub(crate) fn live(&self) -> bool {
+        self.armed.load(Ordering::Acquire) && !self.desync.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
+    /// The state as of the last completed exchange.
+    pub(crate) fn view(&self) -> TapView {
+        // Completions first: what is read of them never runs ahead of what was sent.
+        let completed = self.completed.load(Ordering::Acquire);
+        let weighty_completed = self.weighty_completed.load(Ordering::Acquire);
+        let sent = self.sent.load(Ordering::Acquire);
+        let weighty_sent = self.weighty_sent.load(Ordering::Acquire);
+        let reset_at = self.reset_at.load(Ordering::Acquire);
+        let outstanding = if self.ring_overflow.load(Ordering::Acquire) {
+            sent.saturating_sub(completed)
+        } else {
+            weighty_sent.saturating_sub(weighty_completed)
+        };
+        TapView {
+            sent,
+            outstanding,
+            status: self.status.load(Ordering::Acquire),
+            dirty: self.dirty_at.load(Ordering::Acquire) > reset_at,
+            prepared: self.prepared_at.load(Ordering::Acquire) > reset_at,
+        }
+    }
+
+    /// A reset ran to its end on the checked path, the session idle and in the pool's
+    /// hands alone: everything completed so far is erased.
+    pub(crate) fn reset_completed(&self) {
+        let completed = self.completed.load(Ordering::Acquire);
+        self.reset_at.fetch_max(completed, Ordering::AcqRel);
+    }
+
+    /// Whether `in_hot_standby` changed since startup.
+    pub(crate) fn role_changed(&self) -> bool {
+        self.role_changed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until nothing is outstanding; the caller bounds it with a timer.
+    pub(crate) async fn settled(&self) {
+        loop {
+            if self.view().outstanding == 0 {
+                return;
+            }
+            let listener = self.ready.listen();
+            if self.view().outstanding == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    fn mark_dirty(&self, exchange: u64) {
+        self.dirty_at.fetch_max(exchange, Ordering::AcqRel);
+    }
+
+    fn mark_desync(&self) {
+        self.desync.store(true, Ordering::Release);
+        self.ready.notify(usize::MAX);
+    }
+}
+
+/// Where a framer is within the byte stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Framing {
+    /// The header read so far: type byte and length.
+    header: [u8; 5],
+    got: u8,
+    /// Body bytes of the current message still to come; `None` while in a header.
+    body_left: Option<u32>,
+}
+
+/// What a direction does with the messages it frames.
+trait Inspect {
+    /// A message of type `kind` with a body of `len` bytes begins.
+    fn begin(&mut self, kind: u8, len: u32);
+    /// Part of the current message's body.
+    fn body(&mut self, bytes: &[u8]);
+    /// The current message ended.
+    fn end(&mut self, shared: &TapShared);
+}
+
+impl Framing {
+    /// Feeds `bytes`; `false` once the framing is lost.
+    fn feed<I: Inspect>(&mut self, mut bytes: &[u8], inspect: &mut I, shared: &TapShared) -> bool {
+        while !bytes.is_empty() {
+            match self.body_left {
+                None => {
+                    let want = 5 - usize::from(self.got);
+                    let take = want.min(bytes.len());
+                    let start = usize::from(self.got);
+                    self.header[start..start + take].copy_from_slice(&bytes[..take]);
+                    self.got += take as u8;
+                    bytes = &bytes[take..];
+                    if self.got < 5 {
+                        return true;
+                    }
+                    self.got = 0;
+                    let len = i32::from_be_bytes([
+                        self.header[1],
+                        self.header[2],
+                        self.header[3],
+                        self.header[4],
+                    ]);
+                    let Some(body) = u32::try_from(len).ok().and_then(|l| l.checked_sub(4)) else {
+                        return false;
+                    };
+                    inspect.begin(self.header[0], body);
+                    if body == 0 {
+                        inspect.end(shared);
+                    } else {
+                        self.body_left = Some(body);
+                    }
+                }
+                Some(left) => {
+                    let take = (left as usize).min(bytes.len());
+                    inspect.body(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    let left = left - take as u32;
+                    if left == 0 {
+                        self.body_left = None;
+                        inspect.end(shared);
+                    } else {
+                        self.body_left = Some(left);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

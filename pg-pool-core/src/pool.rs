@@ -17,6 +17,7 @@ use crate::config::{ConfigError, ConnPoolConfig};
 use crate::error::BuildError;
 use crate::guard::PoolGuard;
 use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::lease::LeaseHub;
 use crate::metrics::Metrics;
 use crate::poolable::{Connect, ConnectTarget, DynConnector, Poolable, TargetConnector};
 use crate::runtime::Runtime;
@@ -36,6 +37,8 @@ use crate::shared::{PoolErrorOf, Shared};
 /// is owed. A caller whose connection is rejected by validation goes back to the front.
 pub struct ConnPool<T: Poolable, R: Runtime> {
     shared: Arc<Shared<T, R>>,
+    /// The connections shared through `get_shared` (`lease.rs`).
+    pub(crate) leases: Arc<LeaseHub>,
 }
 
 impl<T: Poolable, R: Runtime> Clone for ConnPool<T, R> {
@@ -43,6 +46,7 @@ impl<T: Poolable, R: Runtime> Clone for ConnPool<T, R> {
         self.shared.handles.fetch_add(1, Ordering::Relaxed);
         Self {
             shared: Arc::clone(&self.shared),
+            leases: Arc::clone(&self.leases),
         }
     }
 }
@@ -124,6 +128,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ) -> Self {
         Self {
             shared: Arc::new(Shared::new(config, hooks, runtime, connector)),
+            leases: Arc::new(LeaseHub::new()),
         }
     }
 
@@ -309,6 +314,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
 
     async fn wait_drained(&self, limit: Option<Duration>) -> DrainReport {
         let started = Instant::now();
+        self.leases.close();
         self.shared.close();
         let mut sleep = limit.map(|limit| Box::pin(self.shared.runtime.sleep(limit)));
         loop {

@@ -1,0 +1,293 @@
+//! `ConnPool::get_shared`: room on the least-loaded shared connection, or a new one from the
+//! pool, or a wait for whichever frees first.
+
+use std::future::{Future, poll_fn};
+use std::panic::Location;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use event_listener::{IntoNotification, listener};
+
+use crate::checkout::Checkout;
+use crate::clock::{FOREVER, Instant};
+use crate::config::ConfigError;
+use crate::error::{Phase, PoolError};
+use crate::lease::{LeaseSet, SHARED_MAX_IN_FLIGHT_LIMIT, SharedGuard, Slots};
+use crate::pool::ConnPool;
+use crate::runtime::Runtime;
+use crate::shareable::Shareable;
+use crate::shared::PoolErrorOf;
+
+/// A snapshot of a pool's shared leases ([`ConnPool::shared_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedStats {
+    /// Connections now shared (each is also counted active in the pool's metrics).
+    pub connections: usize,
+    /// Users of those connections now.
+    pub in_flight: usize,
+    /// Callers of `get_shared` waiting for room.
+    pub waiting: usize,
+    /// Waiting callers checking out another connection for sharing.
+    pub opening: usize,
+    /// Users one connection takes at once.
+    pub max_in_flight: usize,
+    /// Shared leases handed out so far.
+    pub handed_out: u64,
+    /// Shared connections that left the set early: broken, evicted or past their lifetime.
+    pub retired: u64,
+}
+
+/// Counts a caller among the waiting (and maybe the openers) until it leaves; gives up the
+/// opener role to another waiter if it leaves with it.
+struct WaitSlot<'a, T: Shareable, R: Runtime> {
+    set: &'a LeaseSet<T, R>,
+    opener: bool,
+    armed: bool,
+}
+
+impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
+    fn leave(&mut self, slots: &mut Slots<T, R>) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        slots.waiting -= 1;
+        if self.opener {
+            self.opener = false;
+            slots.opening -= 1;
+            if slots.waiting > 0 {
+                // Someone else may have to check out the connection this caller was after.
+                self.set.freed.notify(1.additional());
+            }
+        }
+    }
+}
+
+impl<T: Shareable, R: Runtime> Drop for WaitSlot<'_, T, R> {
+    fn drop(&mut self) {
+        if self.armed {
+            let set = self.set;
+            let mut slots = set.lock();
+            self.leave(&mut slots);
+        }
+    }
+}
+
+enum Woke<G, E> {
+    Opened(Result<G, E>),
+    Freed,
+    Deadline,
+}
+
+impl<T: Shareable, R: Runtime> ConnPool<T, R> {
+    /// Takes a shared lease: room on a pooled connection that other callers use at the same
+    /// time, statement by statement, through [`SharedGuard::handle`].
+    ///
+    /// The pool keeps a set of shared connections, each checked out with the ordinary
+    /// exclusive path (so hooks, validation, the reset on return, metrics, leak detection
+    /// and `max_size` apply to each; exclusive [`ConnPool::get`] works beside it). A call
+    /// takes room on the least-loaded of them with fewer than
+    /// [`shared_max_in_flight`](Self::shared_max_in_flight) users; when every one is full,
+    /// it checks another connection out of the pool, or, if the pool has none to give,
+    /// waits for room on a shared connection or a connection from the pool, whichever
+    /// comes first. A shared connection goes back to the pool as soon as its last user
+    /// lets go; one found broken, evicted or past its lifetime takes no new users and goes
+    /// back (to be destroyed) when its last user lets go.
+    ///
+    /// Waiting callers are served roughly in order: while anyone waits, newcomers wait
+    /// too, and each unit of room freed wakes one waiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnPool::get`]: [`PoolError::Timeout`] when neither room nor a connection came
+    /// within `checkout_timeout`, [`PoolError::Connect`] when the connection opened for
+    /// this caller failed, [`PoolError::Closed`] once the pool drains.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped call leaves the waiting callers (handing on a wake-up it
+    /// received, and the task of checking out a connection if it had it), and a connection
+    /// the pool handed it goes back through [`ConnPool::get`]'s own cancellation.
+    ///
+    /// # Examples
+    ///
+    /// ```ignore
+    /// let db = pool.get_shared().await?;
+    /// let row = db.handle().query_one("SELECT 1", &[]).await?;
+    /// ```
+    #[track_caller]
+    pub fn get_shared(
+        &self,
+    ) -> Checkout<
+        '_,
+        R,
+        impl Future<Output = Result<SharedGuard<T, R>, PoolErrorOf<T>>> + Send + '_,
+    > {
+        let site = Location::caller();
+        let shared = self.shared();
+        Checkout::new(&shared.runtime, &shared.config.name, self.acquire_shared(site))
+    }
+
+    /// Users one shared connection takes at once
+    /// (default [`DEFAULT_SHARED_MAX_IN_FLIGHT`](crate::DEFAULT_SHARED_MAX_IN_FLIGHT)).
+    pub fn shared_max_in_flight(&self) -> usize {
+        self.leases.max_in_flight()
+    }
+
+    /// Sets how many users one shared connection takes at once. Raising it lets waiting
+    /// callers onto the connections already shared; lowering it takes no room back from
+    /// users already on them.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `shared_max_in_flight` when `max` is zero or above
+    /// [`SHARED_MAX_IN_FLIGHT_LIMIT`]; nothing changes.
+    pub fn set_shared_max_in_flight(&self, max: usize) -> Result<(), ConfigError> {
+        if max == 0 || max > SHARED_MAX_IN_FLIGHT_LIMIT {
+            return Err(ConfigError::new(
+                "shared_max_in_flight",
+                format!("is {max} but must be between 1 and {SHARED_MAX_IN_FLIGHT_LIMIT}"),
+            ));
+        }
+        self.leases.set_max_in_flight(max);
+        Ok(())
+    }
+
+    /// A snapshot of the shared leases.
+    pub fn shared_stats(&self) -> SharedStats {
+        let slots = self.leases.typed::<T, R>().lock();
+        SharedStats {
+            connections: slots.leases.len(),
+            in_flight: slots.leases.iter().map(|l| l.in_flight()).sum(),
+            waiting: slots.waiting,
+            opening: slots.opening,
+            max_in_flight: self.leases.max_in_flight(),
+            handed_out: slots.handed_out,
+            retired: slots.retired,
+        }
+    }
+
+    async fn acquire_shared(
+        &self,
+        site: &'static Location<'static>,
+    ) -> Result<SharedGuard<T, R>, PoolErrorOf<T>> {
+        let hub = &self.leases;
+        let set = hub.typed::<T, R>();
+        let shared = self.shared();
+        loop {
+            if hub.is_closed() {
+                return Err(PoolError::Closed);
+            }
+            let generation = shared.generation();
+            let lease = {
+                let mut slots = set.lock();
+                // Nobody waiting: no barging past a caller owed the room.
+                if slots.waiting == 0 {
+                    set.pick(&mut slots, hub.max_in_flight(), generation)
+                } else {
+                    None
+                }
+            };
+            let Some(lease) = lease else {
+                break;
+            };
+            let guard = SharedGuard::new(lease);
+            if guard.is_unfit(generation, shared.config.max_lifetime) {
+                guard.retire();
+                continue;
+            }
+            return Ok(guard);
+        }
+        // Boxed: the waiting part would otherwise bloat every call's future.
+        Box::pin(self.wait_shared(site)).await
+    }
+
+    async fn wait_shared(
+        &self,
+        site: &'static Location<'static>,
+    ) -> Result<SharedGuard<T, R>, PoolErrorOf<T>> {
+        let started = Instant::now();
+        let hub = &self.leases;
+        let set = hub.typed::<T, R>();
+        let shared = self.shared();
+        let mut slot = WaitSlot {
+            set,
+            opener: false,
+            armed: true,
+        };
+        set.lock().waiting += 1;
+        let mut deadline = pin!(
+            shared
+                .runtime
+                .sleep(shared.config.checkout_timeout.min(FOREVER))
+        );
+        let mut checkout = None;
+        loop {
+            listener!(set.freed => freed);
+            if hub.is_closed() {
+                return Err(PoolError::Closed);
+            }
+            let generation = shared.generation();
+            let lease = {
+                let mut slots = set.lock();
+                let max = hub.max_in_flight();
+                let lease = set.pick(&mut slots, max, generation);
+                if lease.is_none()
+                    && !slot.opener
+                    && slots.opening.saturating_mul(max) < slots.waiting
+                {
+                    slots.opening += 1;
+                    slot.opener = true;
+                }
+                lease
+            };
+            if let Some(lease) = lease {
+                let guard = SharedGuard::new(lease);
+                if guard.is_unfit(generation, shared.config.max_lifetime) {
+                    guard.retire();
+                    continue;
+                }
+                // The checkout in flight, if any, is dropped: cancel safe.
+                return Ok(guard);
+            }
+            if slot.opener && checkout.is_none() {
+                checkout = Some(Box::pin(shared.acquire(site, true)));
+            }
+            let woke = poll_fn(|cx| {
+                if let Some(checkout) = checkout.as_mut()
+                    && let Poll::Ready(result) = Pin::as_mut(checkout).poll(cx)
+                {
+                    return Poll::Ready(Woke::Opened(result));
+                }
+                if Pin::new(&mut freed).poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Freed);
+                }
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Deadline);
+                }
+                Poll::Pending
+            })
+            .await;
+            match woke {
+                Woke::Freed => {}
+                Woke::Deadline => return Err(shared.timeout_error(Phase::Wait, started, true)),
+                Woke::Opened(Err(error)) => return Err(error),
+                Woke::Opened(Ok(guard)) => {
+                    let generation = shared.generation();
+                    let owner = hub.typed_arc::<T, R>();
+                    let mut slots = set.lock();
+                    slot.leave(&mut slots);
+                    if hub.is_closed() {
+                        drop(slots);
+                        drop(guard);
+                        return Err(PoolError::Closed);
+                    }
+                    let lease = owner.install(&mut slots, guard, hub.max_in_flight(), generation);
+                    drop(slots);
+                    return Ok(SharedGuard::new(lease));
+                }
+            }
+        }
+    }
+}

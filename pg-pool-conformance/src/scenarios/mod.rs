@@ -9,4 +9,5 @@ pub mod hardening;
 pub mod hooks;
 pub mod maintenance;
 pub mod metrics;
+pub mod shared;
 pub mod timeouts;

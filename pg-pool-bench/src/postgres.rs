@@ -75,11 +75,15 @@ pub enum PgKind {
     PgPoolTokioPostgres,
     /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_prepared`.
     PgPoolTokioPostgresPreparedTuned,
+    /// pg-pool-tokio-postgres at its defaults, shared leases (`get_shared`): many tasks
+    /// pipelining over the pool's connections, `prepare_cached` + `query_prepared` through
+    /// the `SharedClient`.
+    PgPoolTokioPostgresShared,
 }
 
 impl PgKind {
     /// Every row, in table order (and in the first repetition's run order).
-    pub const ALL: [PgKind; 14] = [
+    pub const ALL: [PgKind; 15] = [
         Self::DeadpoolPostgresPrepared,
         Self::DeadpoolPostgresQueryOne,
         Self::DeadpoolPostgres,
@@ -88,6 +92,7 @@ impl PgKind {
         Self::PgPoolTokioPostgresSimple,
         Self::PgPoolTokioPostgresPreparedTuned,
         Self::PgPoolTokioPostgres,
+        Self::PgPoolTokioPostgresShared,
         Self::PgPoolWireDefaults,
         Self::PgPoolWire,
         Self::PgPoolAsyncWireDefaults,
@@ -109,6 +114,7 @@ impl PgKind {
                 | Self::PgPoolTokioPostgresQueryOne
                 | Self::PgPoolTokioPostgresPrepared
                 | Self::PgPoolTokioPostgresSimple
+                | Self::PgPoolTokioPostgresShared
         )
     }
 
@@ -117,7 +123,8 @@ impl PgKind {
         match self {
             Self::DeadpoolPostgresPrepared
             | Self::PgPoolTokioPostgresPrepared
-            | Self::PgPoolTokioPostgresPreparedTuned => Query::Prepared,
+            | Self::PgPoolTokioPostgresPreparedTuned
+            | Self::PgPoolTokioPostgresShared => Query::Prepared,
             Self::DeadpoolPostgresQueryOne | Self::PgPoolTokioPostgresQueryOne => Query::QueryOne,
             _ => Query::Simple,
         }
@@ -148,6 +155,7 @@ impl PgKind {
             | Self::PgPoolTokioPostgresSimple
             | Self::PgPoolTokioPostgres
             | Self::PgPoolTokioPostgresPreparedTuned => "pg-pool-tokio-postgres",
+            Self::PgPoolTokioPostgresShared => "pg-pool-tokio-postgres (get_shared)",
         }
     }
 
@@ -262,6 +270,7 @@ pub(crate) struct Bb8(pub(crate) bb8::Pool<TokioPostgresManager>);
 pub(crate) struct Wire(pub(crate) pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>, Query);
+struct TokioPostgresShared(pg_pool_tokio::ConnPool<PgConnection>);
 
 // Every cycle: a checkout timed with `std::time::Instant`, the statement, the return.
 
@@ -327,6 +336,18 @@ impl PgBench for TokioPostgres {
                 drop(conn.query_prepared(&statement, &[]).await.ok()?);
             }
         }
+        Some(waited)
+    }
+}
+
+impl PgBench for TokioPostgresShared {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let db = self.0.get_shared().await.ok()?;
+        let waited = started.elapsed();
+        let client = db.handle();
+        let statement = client.prepare_cached("SELECT 1").await.ok()?;
+        drop(client.query_prepared(&statement, &[]).await.ok()?);
         Some(waited)
     }
 }
@@ -606,6 +627,10 @@ pub fn run_once(
         | PgKind::PgPoolTokioPostgresPreparedTuned => {
             let pool = rt.block_on(tokio_postgres_pool(url, max_size, defaults, query));
             drive(&rt, Arc::new(pool), tasks, warm, measure)
+        }
+        PgKind::PgPoolTokioPostgresShared => {
+            let pool = rt.block_on(tokio_postgres_pool(url, max_size, true, query));
+            drive(&rt, Arc::new(TokioPostgresShared(pool.0)), tasks, warm, measure)
         }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).

@@ -13,11 +13,11 @@
 
 use std::any::Any;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use event_listener::{Event, IntoNotification};
+use event_listener::Event;
 
 use crate::guard::PoolGuard;
 use crate::runtime::Runtime;
@@ -44,7 +44,7 @@ pub(crate) struct LeaseHub {
 
 /// A [`LeaseSet`] of some connection type.
 pub(crate) trait AnySet: Any + Send + Sync {
-    /// Wakes every waiting caller to look again.
+    /// Wakes every waiting caller to look again (the pool closed).
     fn wake_all(&self);
 }
 
@@ -72,10 +72,6 @@ impl LeaseHub {
 
     pub(crate) fn set_max_in_flight(&self, max: usize) {
         self.max_in_flight.store(max, Ordering::Relaxed);
-        // More room may exist now.
-        if let Some(set) = self.set.get() {
-            set.wake_all();
-        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -113,21 +109,24 @@ impl LeaseHub {
 /// The pool's shared connections and the callers waiting for room on one.
 pub(crate) struct LeaseSet<T: Shareable, R: Runtime> {
     slots: Mutex<Slots<T, R>>,
-    /// Notified once per unit of room freed (or opener role given up), and for everyone on
-    /// close.
-    pub(crate) freed: Event,
 }
 
 impl<T: Shareable, R: Runtime> AnySet for LeaseSet<T, R> {
     fn wake_all(&self) {
-        self.freed.notify(usize::MAX);
+        let slots = self.lock();
+        for waiter in &slots.queue {
+            waiter.event.notify(1);
+        }
     }
 }
 
 pub(crate) struct Slots<T: Shareable, R: Runtime> {
     pub(crate) leases: Vec<Arc<Lease<T, R>>>,
-    /// Callers of `get_shared` waiting (openers included).
-    pub(crate) waiting: usize,
+    /// Callers of `get_shared` waiting, first come first served: freed room is handed to
+    /// the head directly.
+    pub(crate) queue: VecDeque<Arc<Waiter<T, R>>>,
+    /// Finished waiters, reused so that waiting allocates nothing once warm.
+    pub(crate) spares: Vec<Arc<Waiter<T, R>>>,
     /// Waiting callers that are checking out a new connection for the set.
     pub(crate) opening: usize,
     /// Shared leases handed out so far.
@@ -136,16 +135,31 @@ pub(crate) struct Slots<T: Shareable, R: Runtime> {
     pub(crate) retired: u64,
 }
 
+/// One caller waiting for room.
+pub(crate) struct Waiter<T: Shareable, R: Runtime> {
+    pub(crate) event: Event,
+    /// Room handed over (the lease's count already includes it); under the set's lock.
+    pub(crate) grant: Mutex<Option<Arc<Lease<T, R>>>>,
+    /// Checking out a connection for the set; changed under the set's lock.
+    pub(crate) opener: AtomicBool,
+}
+
+impl<T: Shareable, R: Runtime> Waiter<T, R> {
+    pub(crate) fn take_grant(&self) -> Option<Arc<Lease<T, R>>> {
+        lock(&self.grant).take()
+    }
+}
+
 /// One shared connection.
 pub(crate) struct Lease<T: Shareable, R: Runtime> {
-    guard: PoolGuard<T, R>,
-    set: Arc<LeaseSet<T, R>>,
-    /// Users now; changed only under the set's lock.
+    pub(crate) guard: PoolGuard<T, R>,
+    pub(crate) set: Arc<LeaseSet<T, R>>,
+    /// Users now (room handed to a waiter included); changed only under the set's lock.
     in_flight: AtomicUsize,
     /// Left the set (broken, stale, expired) or is leaving it (no user left).
-    retired: AtomicBool,
+    pub(crate) retired: AtomicBool,
     /// Destroy on return rather than reuse.
-    broken: AtomicBool,
+    pub(crate) broken: AtomicBool,
     /// The pool's eviction generation when the lease was made.
     pub(crate) generation: u64,
 }
@@ -166,17 +180,36 @@ impl<T: Shareable, R: Runtime> Drop for Lease<T, R> {
     }
 }
 
+/// What letting go of one unit of room did, to finish once the set's lock is released.
+#[must_use]
+pub(crate) struct Released<T: Shareable, R: Runtime> {
+    /// The waiter the room went to: to wake.
+    pub(crate) woken: Option<Arc<Waiter<T, R>>>,
+    /// The lease, if it left the set: dropped outside the lock (the last `Arc` returns
+    /// the connection).
+    pub(crate) removed: Option<Arc<Lease<T, R>>>,
+}
+
+impl<T: Shareable, R: Runtime> Released<T, R> {
+    pub(crate) fn finish(self) {
+        if let Some(waiter) = self.woken {
+            waiter.event.notify(1);
+        }
+        drop(self.removed);
+    }
+}
+
 impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
     fn new() -> Self {
         Self {
             slots: Mutex::new(Slots {
                 leases: Vec::new(),
-                waiting: 0,
+                queue: VecDeque::new(),
+                spares: Vec::new(),
                 opening: 0,
                 handed_out: 0,
                 retired: 0,
             }),
-            freed: Event::new(),
         }
     }
 
@@ -191,6 +224,15 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         max: usize,
         generation: u64,
     ) -> Option<Arc<Lease<T, R>>> {
+        let index = self.least_loaded(slots, max, generation)?;
+        let lease = &slots.leases[index];
+        lease.in_flight.fetch_add(1, Ordering::Relaxed);
+        slots.handed_out += 1;
+        Some(Arc::clone(lease))
+    }
+
+    /// The index of the least-loaded lease under `max`; retires stale ones on the way.
+    fn least_loaded(&self, slots: &mut Slots<T, R>, max: usize, generation: u64) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
         let mut index = 0;
         while index < slots.leases.len() {
@@ -208,14 +250,34 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
             }
             index += 1;
         }
-        let (index, _) = best?;
-        let lease = &slots.leases[index];
-        lease.in_flight.fetch_add(1, Ordering::Relaxed);
-        slots.handed_out += 1;
-        Some(Arc::clone(lease))
+        best.map(|(index, _)| index)
     }
 
-    /// Makes a lease of a connection just checked out, with its first user, and adds it.
+    /// Hands room on `lease` to the head waiter (the lease's count goes up by one).
+    fn grant(&self, slots: &mut Slots<T, R>, lease: &Arc<Lease<T, R>>) -> Option<Arc<Waiter<T, R>>> {
+        let waiter = slots.queue.pop_front()?;
+        *lock(&waiter.grant) = Some(Arc::clone(lease));
+        slots.handed_out += 1;
+        Some(waiter)
+    }
+
+    /// Hands every free unit of room on the current leases to waiters, head first; wakes
+    /// them at once (a bulk path: a new lease, a raised limit).
+    pub(crate) fn grant_free_room(&self, slots: &mut Slots<T, R>, max: usize, generation: u64) {
+        while !slots.queue.is_empty() {
+            let Some(index) = self.least_loaded(slots, max, generation) else {
+                break;
+            };
+            let lease = Arc::clone(&slots.leases[index]);
+            lease.in_flight.fetch_add(1, Ordering::Relaxed);
+            if let Some(waiter) = self.grant(slots, &lease) {
+                waiter.event.notify(1);
+            }
+        }
+    }
+
+    /// Makes a lease of a connection just checked out, with its first user, adds it, and
+    /// hands its other room to waiters.
     pub(crate) fn install(
         self: &Arc<Self>,
         slots: &mut Slots<T, R>,
@@ -233,136 +295,80 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         });
         slots.leases.push(Arc::clone(&lease));
         slots.handed_out += 1;
-        let room = max.saturating_sub(1).min(slots.waiting);
-        if room > 0 {
-            self.freed.notify(room.additional());
-        }
+        self.grant_free_room(slots, max, generation);
         lease
     }
-}
 
-/// A shared lease of a pooled connection: one of possibly many users of it at once, through
-/// [`SharedGuard::handle`]. Dropping it lets go; the connection goes back to the pool when
-/// its last user lets go.
-///
-/// Returned by [`ConnPool::get_shared`](crate::ConnPool::get_shared). `Send` and `Sync`;
-/// it does not borrow the pool.
-///
-/// # Cancel safety
-///
-/// Dropping a guard at any moment (also while a statement sent through its handle is in
-/// flight) loses no capacity: the room it held is given to a waiting caller, and the
-/// connection is returned when nobody uses it any more. What a statement abandoned midway
-/// leaves on the connection is the driver's business, as for an exclusive checkout: the
-/// return path sees it (`has_pending_data`, `needs_reset`) when the connection goes back.
-#[must_use = "dropping the guard lets go of the shared connection at once"]
-pub struct SharedGuard<T: Shareable, R: Runtime> {
-    lease: Arc<Lease<T, R>>,
-}
-
-impl<T: Shareable + fmt::Debug, R: Runtime> fmt::Debug for SharedGuard<T, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedGuard")
-            .field("conn", self.lease.guard.conn())
-            .field("in_flight", &self.lease.in_flight.load(Ordering::Relaxed))
-            .field("retired", &self.lease.retired.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
-impl<T: Shareable, R: Runtime> SharedGuard<T, R> {
-    pub(crate) fn new(lease: Arc<Lease<T, R>>) -> Self {
-        Self { lease }
-    }
-
-    /// The statement-level handle to the shared connection ([`Shareable::share`]).
-    pub fn handle(&self) -> T::Handle<'_> {
-        self.lease.guard.conn().share()
-    }
-
-    /// Users of this guard's connection right now, this one included.
-    pub fn in_flight(this: &Self) -> usize {
-        this.lease.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Marks the connection broken: no new user gets it, and it is destroyed instead of
-    /// returned once its last user lets go. Users already on it are not interrupted.
-    pub fn mark_broken(this: &Self) {
-        this.lease.broken.store(true, Ordering::Release);
-        this.retire();
-    }
-
-    /// Whether the connection is broken, stale or expired: `true` means it left the set.
-    pub(crate) fn is_unfit(&self, generation: u64, lifetime: Option<std::time::Duration>) -> bool {
-        let conn = self.lease.guard.conn();
-        let dead = catch_unwind(AssertUnwindSafe(|| {
-            conn.is_broken() || conn.server_changed().is_some()
-        }))
-        .unwrap_or(true);
+    /// One user of `lease` lets go (`dead`: it found the connection dead). A healthy
+    /// lease's room goes straight to the head waiter; otherwise the count goes down, and a
+    /// lease with no user left, or dead, leaves the set.
+    pub(crate) fn release(
+        &self,
+        slots: &mut Slots<T, R>,
+        lease: &Arc<Lease<T, R>>,
+        dead: bool,
+    ) -> Released<T, R> {
         if dead {
-            self.lease.broken.store(true, Ordering::Release);
-            return true;
+            lease.broken.store(true, Ordering::Release);
         }
-        self.lease.generation != generation
-            || lifetime.is_some_and(|lifetime| PoolGuard::age(&self.lease.guard) >= lifetime)
+        if !dead && !lease.retired.load(Ordering::Relaxed) {
+            if let Some(waiter) = self.grant(slots, lease) {
+                return Released {
+                    woken: Some(waiter),
+                    removed: None,
+                };
+            }
+        }
+        let left = lease.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        let mut removed = None;
+        if (left == 0 || dead) && !lease.retired.swap(true, Ordering::Relaxed) {
+            if dead {
+                slots.retired += 1;
+            }
+            if let Some(index) = slots.leases.iter().position(|l| Arc::ptr_eq(l, lease)) {
+                removed = Some(slots.leases.swap_remove(index));
+            }
+        }
+        // A lease leaving the set may free a connection in the pool: someone waiting
+        // should be checking one out.
+        let woken = if removed.is_some() { self.opener_wanted(slots, usize::MAX) } else { None };
+        Released { woken, removed }
     }
 
-    /// Takes the lease out of the set now, if it is still there.
-    pub(crate) fn retire(&self) {
-        let set = &self.lease.set;
-        let mut slots = set.lock();
-        if !self.lease.retired.swap(true, Ordering::Relaxed) {
-            if let Some(index) = slots
-                .leases
-                .iter()
-                .position(|l| Arc::ptr_eq(l, &self.lease))
-            {
-                slots.leases.swap_remove(index);
-            }
-            slots.retired += 1;
-            // The pool may have room for a replacement: let a waiter look.
-            if slots.waiting > 0 {
-                set.freed.notify(1.additional());
-            }
+    /// Takes `lease` out of the set now, if it is still there (broken, stale, expired).
+    pub(crate) fn retire(&self, slots: &mut Slots<T, R>, lease: &Arc<Lease<T, R>>) -> Option<Arc<Waiter<T, R>>> {
+        if lease.retired.swap(true, Ordering::Relaxed) {
+            return None;
         }
+        if let Some(index) = slots.leases.iter().position(|l| Arc::ptr_eq(l, lease)) {
+            slots.leases.swap_remove(index);
+        }
+        slots.retired += 1;
+        self.opener_wanted(slots, usize::MAX)
+    }
+
+    /// The first waiter that is not checking out a connection, if the waiters need one
+    /// more opener (each opener brings room for `max`): to wake so that it looks.
+    pub(crate) fn opener_wanted(&self, slots: &Slots<T, R>, max: usize) -> Option<Arc<Waiter<T, R>>> {
+        if slots.queue.is_empty() || slots.opening.saturating_mul(max) >= slots.queue.len() {
+            return None;
+        }
+        slots
+            .queue
+            .iter()
+            .find(|w| !w.opener.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// A waiter for the queue: a spare one when there is one.
+    pub(crate) fn new_waiter(slots: &mut Slots<T, R>) -> Arc<Waiter<T, R>> {
+        slots.spares.pop().unwrap_or_else(|| {
+            Arc::new(Waiter {
+                event: Event::new(),
+                grant: Mutex::new(None),
+                opener: AtomicBool::new(false),
+            })
+        })
     }
 }
 
-impl<T: Shareable, R: Runtime> Drop for SharedGuard<T, R> {
-    fn drop(&mut self) {
-        let conn = self.lease.guard.conn();
-        let dead = catch_unwind(AssertUnwindSafe(|| {
-            conn.is_broken() || conn.server_changed().is_some()
-        }))
-        .unwrap_or(true);
-        if dead {
-            self.lease.broken.store(true, Ordering::Release);
-        }
-        let set = &self.lease.set;
-        let removed = {
-            let mut slots = set.lock();
-            let left = self.lease.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
-            let leaving = (left == 0 || dead) && !self.lease.retired.swap(true, Ordering::Relaxed);
-            let removed = if leaving {
-                let index = slots
-                    .leases
-                    .iter()
-                    .position(|l| Arc::ptr_eq(l, &self.lease));
-                if dead {
-                    slots.retired += 1;
-                }
-                index.map(|index| slots.leases.swap_remove(index))
-            } else {
-                None
-            };
-            if slots.waiting > 0 {
-                // Room on this lease, or (it left) maybe room in the pool for another.
-                set.freed.notify(1.additional());
-            }
-            removed
-        };
-        // Dropped outside the lock: if this was the last user, the lease goes with the
-        // guard's own `Arc`, after this function, and its `PoolGuard` returns the connection.
-        drop(removed);
-    }
-}

@@ -6,13 +6,16 @@ use std::panic::Location;
 use std::pin::{Pin, pin};
 use std::task::Poll;
 
-use event_listener::{IntoNotification, listener};
+use event_listener::listener;
 
 use crate::checkout::Checkout;
 use crate::clock::{FOREVER, Instant};
 use crate::config::ConfigError;
 use crate::error::{Phase, PoolError};
-use crate::lease::{LeaseSet, SHARED_MAX_IN_FLIGHT_LIMIT, SharedGuard, Slots};
+use crate::lease::{LeaseSet, Released, SHARED_MAX_IN_FLIGHT_LIMIT, Slots, Waiter};
+use crate::lease_guard::SharedGuard;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use crate::pool::ConnPool;
 use crate::runtime::Runtime;
 use crate::shareable::Shareable;
@@ -38,27 +41,60 @@ pub struct SharedStats {
     pub retired: u64,
 }
 
-/// Counts a caller among the waiting (and maybe the openers) until it leaves; gives up the
-/// opener role to another waiter if it leaves with it.
+/// A caller's place among the waiting: leaves the queue when dropped, passing on room
+/// handed to it and never claimed, and the task of checking out a connection for the set.
 struct WaitSlot<'a, T: Shareable, R: Runtime> {
     set: &'a LeaseSet<T, R>,
+    /// Queued, or granted and not yet claimed.
+    waiter: Option<Arc<Waiter<T, R>>>,
     opener: bool,
-    armed: bool,
+    max: usize,
 }
 
 impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
-    fn leave(&mut self, slots: &mut Slots<T, R>) {
-        if !self.armed {
-            return;
+    /// Leaves the queue; what it returns is finished once the lock is released.
+    fn leave_locked(&mut self, slots: &mut Slots<T, R>) -> Option<(Released<T, R>, Option<Arc<Waiter<T, R>>>)> {
+        let waiter = self.waiter.take()?;
+        if let Some(index) = slots.queue.iter().position(|w| Arc::ptr_eq(w, &waiter)) {
+            slots.queue.remove(index);
         }
-        self.armed = false;
-        slots.waiting -= 1;
+        let passed_on = match waiter.take_grant() {
+            Some(lease) => {
+                let released = self.set.release(slots, &lease, false);
+                Released {
+                    woken: released.woken,
+                    removed: released.removed.or(Some(lease)),
+                }
+            }
+            None => Released {
+                woken: None,
+                removed: None,
+            },
+        };
+        let mut nudge = None;
         if self.opener {
             self.opener = false;
+            waiter.opener.store(false, Ordering::Relaxed);
             slots.opening -= 1;
-            if slots.waiting > 0 {
-                // Someone else may have to check out the connection this caller was after.
-                self.set.freed.notify(1.additional());
+            nudge = self.set.opener_wanted(slots, self.max);
+        }
+        slots.spares.push(waiter);
+        Some((passed_on, nudge))
+    }
+
+    fn leave(&mut self) {
+        if self.waiter.is_none() {
+            return;
+        }
+        let set = self.set;
+        let done = {
+            let mut slots = set.lock();
+            self.leave_locked(&mut slots)
+        };
+        if let Some((released, nudge)) = done {
+            released.finish();
+            if let Some(waiter) = nudge {
+                waiter.event.notify(1);
             }
         }
     }
@@ -66,15 +102,13 @@ impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
 
 impl<T: Shareable, R: Runtime> Drop for WaitSlot<'_, T, R> {
     fn drop(&mut self) {
-        if self.armed {
-            let set = self.set;
-            let mut slots = set.lock();
-            self.leave(&mut slots);
-        }
+        self.leave();
     }
 }
 
-enum Woke<G, E> {
+enum Woke<G, E, L> {
+    Granted(L),
+    Closed,
     Opened(Result<G, E>),
     Freed,
     Deadline,
@@ -151,6 +185,10 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
             ));
         }
         self.leases.set_max_in_flight(max);
+        // Room may have appeared: hand it to waiters, in order.
+        let set = self.leases.typed::<T, R>();
+        let mut slots = set.lock();
+        set.grant_free_room(&mut slots, max, self.shared().generation());
         Ok(())
     }
 
@@ -160,7 +198,7 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
         SharedStats {
             connections: slots.leases.len(),
             in_flight: slots.leases.iter().map(|l| l.in_flight()).sum(),
-            waiting: slots.waiting,
+            waiting: slots.queue.len(),
             opening: slots.opening,
             max_in_flight: self.leases.max_in_flight(),
             handed_out: slots.handed_out,
@@ -183,7 +221,7 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
             let lease = {
                 let mut slots = set.lock();
                 // Nobody waiting: no barging past a caller owed the room.
-                if slots.waiting == 0 {
+                if slots.queue.is_empty() {
                     set.pick(&mut slots, hub.max_in_flight(), generation)
                 } else {
                     None
@@ -211,81 +249,132 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
         let hub = &self.leases;
         let set = hub.typed::<T, R>();
         let shared = self.shared();
+        let lifetime = shared.config.max_lifetime;
         let mut slot = WaitSlot {
             set,
+            waiter: None,
             opener: false,
-            armed: true,
+            max: hub.max_in_flight(),
         };
-        set.lock().waiting += 1;
         let mut deadline = pin!(
             shared
                 .runtime
                 .sleep(shared.config.checkout_timeout.min(FOREVER))
         );
         let mut checkout = None;
+        // Back in the queue after a granted lease proved unfit: at its front.
+        let mut front = false;
         loop {
-            listener!(set.freed => freed);
-            if hub.is_closed() {
-                return Err(PoolError::Closed);
-            }
-            let generation = shared.generation();
-            let lease = {
-                let mut slots = set.lock();
-                let max = hub.max_in_flight();
-                let lease = set.pick(&mut slots, max, generation);
-                if lease.is_none()
-                    && !slot.opener
-                    && slots.opening.saturating_mul(max) < slots.waiting
-                {
-                    slots.opening += 1;
-                    slot.opener = true;
+            let waiter = match &slot.waiter {
+                Some(waiter) => Arc::clone(waiter),
+                None => {
+                    let mut slots = set.lock();
+                    if hub.is_closed() {
+                        return Err(PoolError::Closed);
+                    }
+                    let waiter = LeaseSet::new_waiter(&mut slots);
+                    if front {
+                        slots.queue.push_front(Arc::clone(&waiter));
+                    } else {
+                        slots.queue.push_back(Arc::clone(&waiter));
+                    }
+                    // Room may be free (nobody queued before, or a lease just made): take
+                    // it in order.
+                    set.grant_free_room(&mut slots, hub.max_in_flight(), shared.generation());
+                    slot.waiter = Some(Arc::clone(&waiter));
+                    waiter
                 }
-                lease
             };
-            if let Some(lease) = lease {
-                let guard = SharedGuard::new(lease);
-                if guard.is_unfit(generation, shared.config.max_lifetime) {
-                    guard.retire();
-                    continue;
+            let woke = {
+                listener!(waiter.event => woken);
+                if let Some(lease) = waiter.take_grant() {
+                    Woke::Granted(lease)
+                } else if hub.is_closed() {
+                    Woke::Closed
+                } else {
+                    if !slot.opener {
+                        let mut slots = set.lock();
+                        let max = hub.max_in_flight();
+                        if slots.opening.saturating_mul(max) < slots.queue.len() {
+                            slots.opening += 1;
+                            slot.opener = true;
+                            waiter.opener.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    if slot.opener && checkout.is_none() {
+                        checkout = Some(Box::pin(shared.acquire(site, true)));
+                    }
+                    poll_fn(|cx| {
+                        if let Some(checkout) = checkout.as_mut()
+                            && let Poll::Ready(result) = Pin::as_mut(checkout).poll(cx)
+                        {
+                            return Poll::Ready(Woke::Opened(result));
+                        }
+                        if Pin::new(&mut woken).poll(cx).is_ready() {
+                            return Poll::Ready(Woke::Freed);
+                        }
+                        if deadline.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Woke::Deadline);
+                        }
+                        Poll::Pending
+                    })
+                    .await
                 }
-                // The checkout in flight, if any, is dropped: cancel safe.
-                return Ok(guard);
-            }
-            if slot.opener && checkout.is_none() {
-                checkout = Some(Box::pin(shared.acquire(site, true)));
-            }
-            let woke = poll_fn(|cx| {
-                if let Some(checkout) = checkout.as_mut()
-                    && let Poll::Ready(result) = Pin::as_mut(checkout).poll(cx)
-                {
-                    return Poll::Ready(Woke::Opened(result));
-                }
-                if Pin::new(&mut freed).poll(cx).is_ready() {
-                    return Poll::Ready(Woke::Freed);
-                }
-                if deadline.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Woke::Deadline);
-                }
-                Poll::Pending
-            })
-            .await;
+            };
             match woke {
                 Woke::Freed => {}
+                Woke::Closed => return Err(PoolError::Closed),
                 Woke::Deadline => return Err(shared.timeout_error(Phase::Wait, started, true)),
                 Woke::Opened(Err(error)) => return Err(error),
+                Woke::Granted(lease) => {
+                    slot.leave();
+                    let guard = SharedGuard::new(lease);
+                    if guard.is_unfit(shared.generation(), lifetime) {
+                        guard.retire();
+                        front = true;
+                        continue;
+                    }
+                    // The checkout in flight, if any, is dropped: cancel safe.
+                    return Ok(guard);
+                }
                 Woke::Opened(Ok(guard)) => {
                     let generation = shared.generation();
                     let owner = hub.typed_arc::<T, R>();
                     let mut slots = set.lock();
-                    slot.leave(&mut slots);
-                    if hub.is_closed() {
-                        drop(slots);
-                        drop(guard);
-                        return Err(PoolError::Closed);
-                    }
-                    let lease = owner.install(&mut slots, guard, hub.max_in_flight(), generation);
+                    // Room handed over meanwhile wins; the connection goes back.
+                    let granted = waiter.take_grant();
+                    let done = slot.leave_locked(&mut slots);
+                    let mut unused = Some(guard);
+                    let result = match (granted, unused.take()) {
+                        (Some(lease), guard) => {
+                            unused = guard;
+                            Err(lease)
+                        }
+                        (None, guard) if hub.is_closed() => {
+                            unused = guard;
+                            Ok(None)
+                        }
+                        (None, Some(guard)) => Ok(Some(owner.install(
+                            &mut slots,
+                            guard,
+                            hub.max_in_flight(),
+                            generation,
+                        ))),
+                        (None, None) => unreachable!("the guard was just put there"),
+                    };
                     drop(slots);
-                    return Ok(SharedGuard::new(lease));
+                    drop(unused);
+                    if let Some((released, nudge)) = done {
+                        released.finish();
+                        if let Some(waiter) = nudge {
+                            waiter.event.notify(1);
+                        }
+                    }
+                    return match result {
+                        Err(lease) => Ok(SharedGuard::new(lease)),
+                        Ok(Some(lease)) => Ok(SharedGuard::new(lease)),
+                        Ok(None) => Err(PoolError::Closed),
+                    };
                 }
             }
         }

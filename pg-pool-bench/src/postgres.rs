@@ -630,6 +630,15 @@ pub fn run_once(
         }
         PgKind::PgPoolTokioPostgresShared => {
             let pool = rt.block_on(tokio_postgres_pool(url, max_size, true, query));
+            // The default per-connection limit unless the shared bench asks for another.
+            if let Some(max) = std::env::var("PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                pool.0
+                    .set_shared_max_in_flight(max)
+                    .expect("a valid per-connection limit");
+            }
             drive(&rt, Arc::new(TokioPostgresShared(pool.0)), tasks, warm, measure)
         }
     };

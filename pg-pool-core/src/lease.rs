@@ -331,7 +331,7 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         }
         // A lease leaving the set may free a connection in the pool: someone waiting
         // should be checking one out.
-        let woken = if removed.is_some() { self.opener_wanted(slots, usize::MAX) } else { None };
+        let woken = if removed.is_some() { self.opener_wanted(slots) } else { None };
         Released { woken, removed }
     }
 
@@ -344,20 +344,17 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
             slots.leases.swap_remove(index);
         }
         slots.retired += 1;
-        self.opener_wanted(slots, usize::MAX)
+        self.opener_wanted(slots)
     }
 
-    /// The first waiter that is not checking out a connection, if the waiters need one
-    /// more opener (each opener brings room for `max`): to wake so that it looks.
-    pub(crate) fn opener_wanted(&self, slots: &Slots<T, R>, max: usize) -> Option<Arc<Waiter<T, R>>> {
-        if slots.queue.is_empty() || slots.opening.saturating_mul(max) >= slots.queue.len() {
+    /// The waiter to wake so that it checks a connection out for the set, when waiters
+    /// have none doing so: the newest, which will wait longest for room handed over, so its
+    /// checkout is given up least often.
+    pub(crate) fn opener_wanted(&self, slots: &Slots<T, R>) -> Option<Arc<Waiter<T, R>>> {
+        if slots.opening > 0 {
             return None;
         }
-        slots
-            .queue
-            .iter()
-            .find(|w| !w.opener.load(Ordering::Relaxed))
-            .cloned()
+        slots.queue.back().cloned()
     }
 
     /// A waiter for the queue: a spare one when there is one.

@@ -48,7 +48,6 @@ struct WaitSlot<'a, T: Shareable, R: Runtime> {
     /// Queued, or granted and not yet claimed.
     waiter: Option<Arc<Waiter<T, R>>>,
     opener: bool,
-    max: usize,
 }
 
 impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
@@ -76,7 +75,7 @@ impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
             self.opener = false;
             waiter.opener.store(false, Ordering::Relaxed);
             slots.opening -= 1;
-            nudge = self.set.opener_wanted(slots, self.max);
+            nudge = self.set.opener_wanted(slots);
         }
         slots.spares.push(waiter);
         Some((passed_on, nudge))
@@ -254,7 +253,6 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
             set,
             waiter: None,
             opener: false,
-            max: hub.max_in_flight(),
         };
         let mut deadline = pin!(
             shared
@@ -293,9 +291,11 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
                     Woke::Closed
                 } else {
                     if !slot.opener {
+                        // One caller at a time checks a connection out for the set (the pool
+                        // hands them out in order anyway), so waiting costs the pool one
+                        // queued checkout, not one per waiter.
                         let mut slots = set.lock();
-                        let max = hub.max_in_flight();
-                        if slots.opening.saturating_mul(max) < slots.queue.len() {
+                        if slots.opening == 0 {
                             slots.opening += 1;
                             slot.opener = true;
                             waiter.opener.store(true, Ordering::Relaxed);

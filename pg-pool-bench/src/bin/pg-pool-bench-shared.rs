@@ -3,7 +3,8 @@
 //! deadpool-postgres with `prepare_cached` (the reference), pg-pool-tokio-postgres with
 //! exclusive checkouts and with `get_shared` (same statement), rotating the order per
 //! repetition; prints the medians, the ratios to deadpool-postgres in the same repetition,
-//! and the checkout-wait p99.
+//! and the checkout-wait p99. `PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT` sets the per-connection
+//! limit of the shared row (default: the pool's default).
 
 use std::time::Duration;
 

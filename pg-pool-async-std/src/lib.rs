@@ -15,3 +15,6 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, AsyncStd>;
 
 /// A connection checked out of an async-std [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, AsyncStd>;
+
+/// A shared lease of a connection of a async-std [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, AsyncStd>;

@@ -639,7 +639,13 @@ pub fn run_once(
                     .set_shared_max_in_flight(max)
                     .expect("a valid per-connection limit");
             }
-            drive(&rt, Arc::new(TokioPostgresShared(pool.0)), tasks, warm, measure)
+            drive(
+                &rt,
+                Arc::new(TokioPostgresShared(pool.0)),
+                tasks,
+                warm,
+                measure,
+            )
         }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).

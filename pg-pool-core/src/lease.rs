@@ -12,10 +12,10 @@
 //! finish, and the last one returns it (the ordinary return then destroys it).
 
 use std::any::Any;
-use std::fmt;
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use event_listener::Event;
 
@@ -89,9 +89,8 @@ impl LeaseHub {
 
     /// The set of this pool's connection type, made on first use.
     pub(crate) fn typed<T: Shareable, R: Runtime>(&self) -> &LeaseSet<T, R> {
-        let set: &(dyn Any + Send + Sync) = &**self
-            .set
-            .get_or_init(|| Arc::new(LeaseSet::<T, R>::new()));
+        let set: &(dyn Any + Send + Sync) =
+            &**self.set.get_or_init(|| Arc::new(LeaseSet::<T, R>::new()));
         set.downcast_ref()
             .expect("a pool has one connection type and one runtime")
     }
@@ -185,17 +184,22 @@ impl<T: Shareable, R: Runtime> Drop for Lease<T, R> {
 pub(crate) struct Released<T: Shareable, R: Runtime> {
     /// The waiter the room went to: to wake.
     pub(crate) woken: Option<Arc<Waiter<T, R>>>,
+    /// A waiter to wake so that it checks a connection out for the set.
+    pub(crate) nudged: Option<Arc<Waiter<T, R>>>,
     /// The lease, if it left the set: dropped outside the lock (the last `Arc` returns
     /// the connection).
     pub(crate) removed: Option<Arc<Lease<T, R>>>,
+    /// Room a leaving waiter had been handed: its `Arc`, dropped outside the lock too.
+    pub(crate) held: Option<Arc<Lease<T, R>>>,
 }
 
 impl<T: Shareable, R: Runtime> Released<T, R> {
     pub(crate) fn finish(self) {
-        if let Some(waiter) = self.woken {
+        for waiter in [self.woken, self.nudged].into_iter().flatten() {
             waiter.event.notify(1);
         }
         drop(self.removed);
+        drop(self.held);
     }
 }
 
@@ -254,7 +258,11 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
     }
 
     /// Hands room on `lease` to the head waiter (the lease's count goes up by one).
-    fn grant(&self, slots: &mut Slots<T, R>, lease: &Arc<Lease<T, R>>) -> Option<Arc<Waiter<T, R>>> {
+    fn grant(
+        &self,
+        slots: &mut Slots<T, R>,
+        lease: &Arc<Lease<T, R>>,
+    ) -> Option<Arc<Waiter<T, R>>> {
         let waiter = slots.queue.pop_front()?;
         *lock(&waiter.grant) = Some(Arc::clone(lease));
         slots.handed_out += 1;
@@ -311,13 +319,16 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         if dead {
             lease.broken.store(true, Ordering::Release);
         }
-        if !dead && !lease.retired.load(Ordering::Relaxed) {
-            if let Some(waiter) = self.grant(slots, lease) {
-                return Released {
-                    woken: Some(waiter),
-                    removed: None,
-                };
-            }
+        if !dead
+            && !lease.retired.load(Ordering::Relaxed)
+            && let Some(waiter) = self.grant(slots, lease)
+        {
+            return Released {
+                woken: Some(waiter),
+                nudged: None,
+                removed: None,
+                held: None,
+            };
         }
         let left = lease.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
         let mut removed = None;
@@ -331,12 +342,25 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         }
         // A lease leaving the set may free a connection in the pool: someone waiting
         // should be checking one out.
-        let woken = if removed.is_some() { self.opener_wanted(slots) } else { None };
-        Released { woken, removed }
+        let nudged = if removed.is_some() {
+            self.opener_wanted(slots)
+        } else {
+            None
+        };
+        Released {
+            woken: None,
+            nudged,
+            removed,
+            held: None,
+        }
     }
 
     /// Takes `lease` out of the set now, if it is still there (broken, stale, expired).
-    pub(crate) fn retire(&self, slots: &mut Slots<T, R>, lease: &Arc<Lease<T, R>>) -> Option<Arc<Waiter<T, R>>> {
+    pub(crate) fn retire(
+        &self,
+        slots: &mut Slots<T, R>,
+        lease: &Arc<Lease<T, R>>,
+    ) -> Option<Arc<Waiter<T, R>>> {
         if lease.retired.swap(true, Ordering::Relaxed) {
             return None;
         }
@@ -368,4 +392,3 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         })
     }
 }
-

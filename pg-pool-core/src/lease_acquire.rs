@@ -14,12 +14,12 @@ use crate::config::ConfigError;
 use crate::error::{Phase, PoolError};
 use crate::lease::{LeaseSet, Released, SHARED_MAX_IN_FLIGHT_LIMIT, Slots, Waiter};
 use crate::lease_guard::SharedGuard;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use crate::pool::ConnPool;
 use crate::runtime::Runtime;
 use crate::shareable::Shareable;
 use crate::shared::PoolErrorOf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// A snapshot of a pool's shared leases ([`ConnPool::shared_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,33 +52,35 @@ struct WaitSlot<'a, T: Shareable, R: Runtime> {
 
 impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
     /// Leaves the queue; what it returns is finished once the lock is released.
-    fn leave_locked(&mut self, slots: &mut Slots<T, R>) -> Option<(Released<T, R>, Option<Arc<Waiter<T, R>>>)> {
+    fn leave_locked(&mut self, slots: &mut Slots<T, R>) -> Option<Released<T, R>> {
         let waiter = self.waiter.take()?;
         if let Some(index) = slots.queue.iter().position(|w| Arc::ptr_eq(w, &waiter)) {
             slots.queue.remove(index);
         }
-        let passed_on = match waiter.take_grant() {
+        // Room handed over and never claimed goes on to the next waiter.
+        let mut released = match waiter.take_grant() {
             Some(lease) => {
-                let released = self.set.release(slots, &lease, false);
-                Released {
-                    woken: released.woken,
-                    removed: released.removed.or(Some(lease)),
-                }
+                let mut released = self.set.release(slots, &lease, false);
+                released.held = Some(lease);
+                released
             }
             None => Released {
                 woken: None,
+                nudged: None,
                 removed: None,
+                held: None,
             },
         };
-        let mut nudge = None;
         if self.opener {
             self.opener = false;
             waiter.opener.store(false, Ordering::Relaxed);
             slots.opening -= 1;
-            nudge = self.set.opener_wanted(slots);
+            if released.nudged.is_none() {
+                released.nudged = self.set.opener_wanted(slots);
+            }
         }
         slots.spares.push(waiter);
-        Some((passed_on, nudge))
+        Some(released)
     }
 
     fn leave(&mut self) {
@@ -86,15 +88,12 @@ impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
             return;
         }
         let set = self.set;
-        let done = {
+        let released = {
             let mut slots = set.lock();
             self.leave_locked(&mut slots)
         };
-        if let Some((released, nudge)) = done {
+        if let Some(released) = released {
             released.finish();
-            if let Some(waiter) = nudge {
-                waiter.event.notify(1);
-            }
         }
     }
 }
@@ -145,21 +144,61 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
     ///
     /// # Examples
     ///
-    /// ```ignore
-    /// let db = pool.get_shared().await?;
-    /// let row = db.handle().query_one("SELECT 1", &[]).await?;
+    /// ```
+    /// # use std::time::Duration;
+    /// # use pg_pool_core::{ConnPool, Poolable, Shareable};
+    /// # use pg_pool_core::runtime::{NoRuntime, Runtime};
+    /// # #[derive(Clone)] struct Threads;
+    /// # impl Runtime for Threads {
+    /// #     type Sleep = std::future::Pending<()>;
+    /// #     fn current() -> Result<Self, NoRuntime> { Ok(Threads) }
+    /// #     fn sleep(&self, _: Duration) -> Self::Sleep { std::future::pending() }
+    /// #     fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) {
+    /// #         std::thread::spawn(move || futures_lite::future::block_on(f));
+    /// #     }
+    /// # }
+    /// #[derive(Debug)]
+    /// struct Pipe;
+    /// impl Poolable for Pipe {
+    ///     type Error = std::io::Error;
+    /// }
+    /// impl Shareable for Pipe {
+    ///     type Handle<'a> = &'a Pipe;
+    ///     fn share(&self) -> &Pipe {
+    ///         self
+    ///     }
+    ///     fn is_broken(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    ///
+    /// let pool: ConnPool<Pipe, Threads> = ConnPool::builder(|| async { Ok(Pipe) }).build_lazy()?;
+    /// futures_lite::future::block_on(async {
+    ///     let first = pool.get_shared().await?;
+    ///     let second = pool.get_shared().await?;
+    ///     let _pipe: &Pipe = second.handle();
+    ///     // Both users share one connection, one ordinary checkout for the pool.
+    ///     assert_eq!(pool.shared_stats().connections, 1);
+    ///     assert_eq!(pool.metrics().active, 1);
+    ///     drop((first, second));
+    ///     // The last user let go: the connection is back in the pool.
+    ///     assert_eq!(pool.metrics().idle, 1);
+    ///     Ok::<_, pg_pool_core::PoolError<std::io::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[track_caller]
     pub fn get_shared(
         &self,
-    ) -> Checkout<
-        '_,
-        R,
-        impl Future<Output = Result<SharedGuard<T, R>, PoolErrorOf<T>>> + Send + '_,
-    > {
+    ) -> Checkout<'_, R, impl Future<Output = Result<SharedGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
+    {
         let site = Location::caller();
         let shared = self.shared();
-        Checkout::new(&shared.runtime, &shared.config.name, self.acquire_shared(site))
+        Checkout::new(
+            &shared.runtime,
+            &shared.config.name,
+            self.acquire_shared(site),
+        )
     }
 
     /// Users one shared connection takes at once
@@ -364,11 +403,8 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
                     };
                     drop(slots);
                     drop(unused);
-                    if let Some((released, nudge)) = done {
+                    if let Some(released) = done {
                         released.finish();
-                        if let Some(waiter) = nudge {
-                            waiter.event.notify(1);
-                        }
                     }
                     return match result {
                         Err(lease) => Ok(SharedGuard::new(lease)),

@@ -74,7 +74,11 @@ fn shared_room_allocates_nothing() {
     let allocations = region.change().allocations;
     println!("allocations in 10,000 shared take/let-go cycles: {allocations}");
     assert_eq!(allocations, 0, "the shared hot path allocated");
-    assert_eq!(SPAWNS.load(Ordering::SeqCst), spawns, "the shared hot path spawned");
+    assert_eq!(
+        SPAWNS.load(Ordering::SeqCst),
+        spawns,
+        "the shared hot path spawned"
+    );
     drop(anchor);
     let m = pool.metrics();
     assert_eq!((m.checkouts, m.creates, m.active), (1, 1, 0), "{m:?}");
@@ -95,7 +99,9 @@ fn last_user_round_trip_cost() {
         drop(block_on(pool.get_shared()).unwrap());
     }
     let allocations = region.change().allocations;
-    println!("allocations in 1,000 sole-user shared cycles (checkout and return each): {allocations}");
+    println!(
+        "allocations in 1,000 sole-user shared cycles (checkout and return each): {allocations}"
+    );
     assert!(allocations <= 3_000, "{allocations}");
     let m = pool.metrics();
     assert_eq!((m.checkouts, m.creates, m.idle), (1_010, 1, 1), "{m:?}");

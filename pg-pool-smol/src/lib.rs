@@ -13,3 +13,6 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, Smol>;
 
 /// A connection checked out of a smol [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Smol>;
+
+/// A shared lease of a connection of a smol [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, Smol>;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use pg_pool_core::{SharedGuard, Shareable};
+use pg_pool_core::{Shareable, SharedGuard};
 use tokio_postgres::{Row, Statement};
 
 use crate::connection::{Params, PgConnection, TypedParams};

@@ -30,13 +30,25 @@ async fn many_tasks_right_answers<R: PgRuntime>(tag: &'static str) {
         let pool = pool.clone();
         tasks.push(spawn::<R, _>(async move {
             for i in 0..20i32 {
-                let db = pool.get_shared().await.expect("room on a shared connection");
+                let db = pool
+                    .get_shared()
+                    .await
+                    .expect("room on a shared connection");
                 let client = db.handle();
-                let statement = client.prepare_cached("SELECT $1::int + $2::int").await.unwrap();
-                let rows = client.query_prepared(&statement, &[&task, &i]).await.unwrap();
+                let statement = client
+                    .prepare_cached("SELECT $1::int + $2::int")
+                    .await
+                    .unwrap();
+                let rows = client
+                    .query_prepared(&statement, &[&task, &i])
+                    .await
+                    .unwrap();
                 assert_eq!(rows[0].get::<_, i32>(0), task + i);
                 let row = client
-                    .query_one("SELECT $1::text || '-' || $2::text", &[&task.to_string(), &i.to_string()])
+                    .query_one(
+                        "SELECT $1::text || '-' || $2::text",
+                        &[&task.to_string(), &i.to_string()],
+                    )
                     .await
                     .unwrap();
                 assert_eq!(row.get::<_, String>(0), format!("{task}-{i}"));
@@ -60,7 +72,11 @@ async fn many_tasks_right_answers<R: PgRuntime>(tag: &'static str) {
     assert!(m.creates <= 2, "[{tag}] {m:?}");
 
     let db = pool.get_shared().await.unwrap();
-    for sql in ["BEGIN", "start transaction", "DO $$ BEGIN PERFORM 1; END $$"] {
+    for sql in [
+        "BEGIN",
+        "start transaction",
+        "DO $$ BEGIN PERFORM 1; END $$",
+    ] {
         let refused = db.handle().execute(sql, &[]).await;
         assert!(
             matches!(refused, Err(PgError::NotShareable { .. })),
@@ -141,19 +157,32 @@ async fn killed_backend_fails_only_its_users<R: PgRuntime>(tag: &'static str) {
         (1, 1),
         "[{tag}] the killed one left the set: {stats:?}"
     );
-    assert_eq!(pool.metrics().destroys, 0, "[{tag}] five users still hold it");
+    assert_eq!(
+        pool.metrics().destroys,
+        0,
+        "[{tag}] five users still hold it"
+    );
     drop(victims);
     let m = pool.metrics();
     assert_eq!(m.destroys, 1, "[{tag}] the killed one is destroyed: {m:?}");
     // The other is full (six users): the next caller gets a replacement from the pool.
-    let replacement = pool.get_shared().await.expect("get_shared succeeds after the kill");
+    let replacement = pool
+        .get_shared()
+        .await
+        .expect("get_shared succeeds after the kill");
     let pid = replacement.handle().backend_pid().await.unwrap();
     assert!(pid != victim && !others.is_empty());
     drop((others, replacement));
     for _ in 0..20 {
-        let db = pool.get_shared().await.expect("get_shared succeeds after the kill");
+        let db = pool
+            .get_shared()
+            .await
+            .expect("get_shared succeeds after the kill");
         let pid = db.handle().backend_pid().await.expect("a live session");
-        assert_ne!(pid, victim, "[{tag}] the killed session is never handed out");
+        assert_ne!(
+            pid, victim,
+            "[{tag}] the killed session is never handed out"
+        );
     }
     let m = pool.metrics();
     println!(
@@ -190,7 +219,11 @@ async fn serves_shared_again_after_restart<R: PgRuntime>(tag: &'static str) {
     assert_eq!(failed, 8, "[{tag}] every old session is gone");
     drop(held);
     let stats = pool.shared_stats();
-    assert_eq!((stats.connections, stats.in_flight), (0, 0), "[{tag}] {stats:?}");
+    assert_eq!(
+        (stats.connections, stats.in_flight),
+        (0, 0),
+        "[{tag}] {stats:?}"
+    );
     let back = Instant::now();
     let mut errors = 0;
     loop {
@@ -279,8 +312,16 @@ async fn session_change_undone_on_return<R: PgRuntime>(tag: &'static str) {
         .query("SELECT set_config('work_mem', '1234kB', false)", &[])
         .await
         .unwrap();
-    let seen: String = two.handle().query_one("SHOW work_mem", &[]).await.unwrap().get(0);
-    assert_eq!(seen, "1234kB", "[{tag}] the documented leak among sharing users");
+    let seen: String = two
+        .handle()
+        .query_one("SHOW work_mem", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        seen, "1234kB",
+        "[{tag}] the documented leak among sharing users"
+    );
     drop((one, two));
     let conn = pool.get().await.unwrap();
     let after: String = conn.query_one("SHOW work_mem", &[]).await.unwrap().get(0);

@@ -14,3 +14,6 @@ pub type ConnPool<T> = pg_pool_core::ConnPool<T, Tokio>;
 
 /// A connection checked out of a tokio [`ConnPool`].
 pub type PoolGuard<T> = pg_pool_core::PoolGuard<T, Tokio>;
+
+/// A shared lease of a connection of a tokio [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, Tokio>;

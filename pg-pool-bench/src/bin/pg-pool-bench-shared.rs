@@ -42,17 +42,30 @@ fn main() {
                 continue;
             }
             let qps = median(&mut done.iter().map(|r| r.qps).collect::<Vec<_>>());
-            let p99 = median(&mut done.iter().map(|r| r.wait_p99_ns as f64).collect::<Vec<_>>());
+            let p99 = median(
+                &mut done
+                    .iter()
+                    .map(|r| r.wait_p99_ns as f64)
+                    .collect::<Vec<_>>(),
+            );
             let mut ratios: Vec<f64> = (0..reps)
                 .filter_map(|rep| Some(runs[i][rep]?.qps / runs[0][rep]?.qps))
                 .collect();
-            let ratio = if ratios.is_empty() { f64::NAN } else { median(&mut ratios) };
+            let ratio = if ratios.is_empty() {
+                f64::NAN
+            } else {
+                median(&mut ratios)
+            };
             let errors: u64 = done.iter().map(|r| r.errors).sum();
             println!(
                 "| {tasks} | {} | {qps:.0} | {ratio:.2}x | {:.3} ms{} |",
                 kind.name(),
                 p99 / 1e6,
-                if errors > 0 { format!(" ({errors} errors)") } else { String::new() }
+                if errors > 0 {
+                    format!(" ({errors} errors)")
+                } else {
+                    String::new()
+                }
             );
         }
     }

@@ -61,7 +61,11 @@ pub async fn shared_least_loaded_and_limit<R: Runtime>() {
     let stats = pool.shared_stats();
     assert_eq!((stats.connections, stats.in_flight), (2, 4), "{stats:?}");
     let m = pool.metrics();
-    assert_eq!((m.active, m.checkouts), (2, 2), "one checkout per shared connection: {m:?}");
+    assert_eq!(
+        (m.active, m.checkouts),
+        (2, 2),
+        "one checkout per shared connection: {m:?}"
+    );
     drop((a3, next));
     // a's last user let go: it went back to the pool at once.
     let m = pool.metrics();
@@ -90,12 +94,18 @@ pub async fn shared_limits_shared_with_exclusive<R: Runtime>() {
     let started = Instant::now();
     let refused = pool.get().await;
     println!("exclusive get with the pool full: {:?}", started.elapsed());
-    assert!(matches!(refused, Err(PoolError::Timeout { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PoolError::Timeout { .. })),
+        "{refused:?}"
+    );
     let waiting = spawn::<R, _>({
         let pool = pool.clone();
         async move { pool.get_shared().await.map(|g| (id(&g), g)) }
     });
-    until::<R>("the shared caller waits", || pool.shared_stats().waiting == 1).await;
+    until::<R>("the shared caller waits", || {
+        pool.shared_stats().waiting == 1
+    })
+    .await;
     // Room on the shared connection frees first.
     drop(s1);
     let (got, third) = waiting.join().await.unwrap();
@@ -106,7 +116,10 @@ pub async fn shared_limits_shared_with_exclusive<R: Runtime>() {
         let pool = pool.clone();
         async move { pool.get_shared().await.map(|g| (id(&g), g)) }
     });
-    until::<R>("the shared caller waits", || pool.shared_stats().waiting == 1).await;
+    until::<R>("the shared caller waits", || {
+        pool.shared_stats().waiting == 1
+    })
+    .await;
     let exclusive_id = exclusive.id;
     drop(exclusive);
     let (got, fourth) = waiting.join().await.unwrap();
@@ -138,7 +151,10 @@ pub async fn shared_broken_connection_leaves<R: Runtime>() {
     assert_eq!(pool.shared_stats().connections, 1, "a left the set at once");
     assert_eq!(pool.shared_stats().retired, 1);
     let (result, a2) = in_flight.join().await;
-    assert!(result.is_err(), "the in-flight statement failed: {result:?}");
+    assert!(
+        result.is_err(),
+        "the in-flight statement failed: {result:?}"
+    );
     assert_eq!(b1.handle().statement(Duration::ZERO).await.unwrap(), b);
     // The next users never get a: they share b, then a replacement.
     let next = pool.get_shared().await.unwrap();
@@ -194,20 +210,35 @@ pub async fn shared_drain<R: Runtime>() {
         let pool = pool.clone();
         async move { pool.get_shared().await.map(drop) }
     });
-    until::<R>("the shared caller waits", || pool.shared_stats().waiting == 1).await;
+    until::<R>("the shared caller waits", || {
+        pool.shared_stats().waiting == 1
+    })
+    .await;
     let draining = spawn::<R, _>({
         let pool = pool.clone();
         async move { pool.drain().await }
     });
     assert!(matches!(waiting.join().await, Err(PoolError::Closed)));
     assert!(matches!(pool.get_shared().await, Err(PoolError::Closed)));
-    assert_eq!(held.handle().statement(Duration::ZERO).await, Ok(0), "users finish");
+    assert_eq!(
+        held.handle().statement(Duration::ZERO).await,
+        Ok(0),
+        "users finish"
+    );
     sleep::<R>(Duration::from_millis(10)).await;
-    assert_eq!(pool.metrics().size, 1, "drain waits for the shared connection");
+    assert_eq!(
+        pool.metrics().size,
+        1,
+        "drain waits for the shared connection"
+    );
     drop(held);
     draining.join().await;
     let m = pool.metrics();
-    assert_eq!((m.size, m.closing, m.creates, m.destroys), (0, 0, 1, 1), "{m:?}");
+    assert_eq!(
+        (m.size, m.closing, m.creates, m.destroys),
+        (0, 0, 1, 1),
+        "{m:?}"
+    );
     assert_eq!(control.live(), 0);
 }
 
@@ -230,7 +261,11 @@ pub async fn shared_cancellation<R: Runtime>() {
     }
     let stats = pool.shared_stats();
     assert_eq!((stats.waiting, stats.opening), (0, 0), "{stats:?}");
-    assert_eq!(pool.metrics().waiters, 0, "the opener's checkout left the queue");
+    assert_eq!(
+        pool.metrics().waiters,
+        0,
+        "the opener's checkout left the queue"
+    );
     drop(held);
     // A guard dropped while its statement is in flight.
     let users = Arc::new(AtomicUsize::new(0));
@@ -250,11 +285,21 @@ pub async fn shared_cancellation<R: Runtime>() {
     for task in tasks {
         assert!(task.join().await.is_none(), "cancelled mid-statement");
     }
-    assert!(users.load(Ordering::SeqCst) >= 4, "at least the room there was got used");
+    assert!(
+        users.load(Ordering::SeqCst) >= 4,
+        "at least the room there was got used"
+    );
     let stats = pool.shared_stats();
-    assert_eq!((stats.connections, stats.in_flight, stats.waiting), (0, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.connections, stats.in_flight, stats.waiting),
+        (0, 0, 0),
+        "{stats:?}"
+    );
     let again = pool.get_shared().await.unwrap();
-    assert_eq!(again.handle().statement(Duration::ZERO).await.map(|_| ()), Ok(()));
+    assert_eq!(
+        again.handle().statement(Duration::ZERO).await.map(|_| ()),
+        Ok(())
+    );
     drop(again);
     settle(&pool, &control).await;
 }
@@ -266,9 +311,16 @@ pub async fn shared_evict_all_retires<R: Runtime>() {
     let old = pool.get_shared().await.unwrap();
     pool.evict_all();
     let new = pool.get_shared().await.unwrap();
-    assert_ne!(id(&new), id(&old), "an evicted connection takes no new user");
+    assert_ne!(
+        id(&new),
+        id(&old),
+        "an evicted connection takes no new user"
+    );
     drop(old);
-    until::<R>("the evicted one is destroyed", || pool.metrics().destroys == 1).await;
+    until::<R>("the evicted one is destroyed", || {
+        pool.metrics().destroys == 1
+    })
+    .await;
     drop(new);
     settle(&pool, &control).await;
 }
@@ -283,7 +335,8 @@ pub async fn shared_limit_config<R: Runtime>() {
         assert!(error.to_string().contains(&bad.to_string()), "{error}");
     }
     assert_eq!(pool.shared_max_in_flight(), DEFAULT_SHARED_MAX_IN_FLIGHT);
-    pool.set_shared_max_in_flight(SHARED_MAX_IN_FLIGHT_LIMIT).unwrap();
+    pool.set_shared_max_in_flight(SHARED_MAX_IN_FLIGHT_LIMIT)
+        .unwrap();
     pool.resize(1).unwrap();
     pool.set_shared_max_in_flight(1).unwrap();
     let first = pool.get_shared().await.unwrap();
@@ -291,7 +344,10 @@ pub async fn shared_limit_config<R: Runtime>() {
         let pool = pool.clone();
         async move { pool.get_shared().await.map(|g| id(&g)) }
     });
-    until::<R>("the shared caller waits", || pool.shared_stats().waiting == 1).await;
+    until::<R>("the shared caller waits", || {
+        pool.shared_stats().waiting == 1
+    })
+    .await;
     pool.set_shared_max_in_flight(2).unwrap();
     assert_eq!(waiting.join().await.unwrap(), id(&first));
     drop(first);

@@ -84,6 +84,7 @@ macro_rules! conformance_suite {
             shared::shared_evict_all_retires,
             shared::shared_limit_config,
             shared::shared_many_tasks,
+            shared::shared_does_not_starve_exclusive,
         );
     };
     (@tests $harness:ty; $($module:ident :: $name:ident),* $(,)?) => {

@@ -14,19 +14,26 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use event_listener::Event;
 
+use crate::clock::Instant;
 use crate::guard::PoolGuard;
 use crate::runtime::Runtime;
 use crate::shareable::Shareable;
+use crate::shared::Shared;
 use crate::sync::{Mutex, MutexGuard, lock};
 
 /// Default of [`ConnPool::set_shared_max_in_flight`](crate::ConnPool::set_shared_max_in_flight):
 /// users sharing one connection at once.
 pub const DEFAULT_SHARED_MAX_IN_FLIGHT: usize = 32;
+
+/// How often a shared connection in steady use looks whether callers of the pool's own
+/// `get()` wait for a connection (then it stops taking users and goes back): 5 ms.
+pub(crate) const ROTATE_LOOK: std::time::Duration = std::time::Duration::from_millis(5);
+const ROTATE_LOOK_NANOS: u64 = ROTATE_LOOK.as_nanos() as u64;
 
 /// Largest value [`ConnPool::set_shared_max_in_flight`](crate::ConnPool::set_shared_max_in_flight)
 /// accepts.
@@ -132,6 +139,8 @@ pub(crate) struct Slots<T: Shareable, R: Runtime> {
     pub(crate) handed_out: u64,
     /// Connections that left the set broken, stale or expired.
     pub(crate) retired: u64,
+    /// Healthy connections that left the set for exclusive callers waiting on the pool.
+    pub(crate) rotated: u64,
 }
 
 /// One caller waiting for room.
@@ -161,11 +170,47 @@ pub(crate) struct Lease<T: Shareable, R: Runtime> {
     pub(crate) broken: AtomicBool,
     /// The pool's eviction generation when the lease was made.
     pub(crate) generation: u64,
+    /// The pool, to ask whether exclusive callers wait for a connection.
+    pub(crate) pool: Arc<Shared<T, R>>,
+    /// When the lease was made.
+    started: Instant,
+    /// Nanoseconds after `started` at which the lease next looks at the pool's queue.
+    next_look: AtomicU64,
 }
 
 impl<T: Shareable, R: Runtime> Lease<T, R> {
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether this lease should stop taking users so that its connection goes back to
+    /// the pool: callers of the pool's own `get()` are queued (more than this set's own
+    /// checkout), and the lease has been out for a while. Looks at the pool at most once
+    /// per [`ROTATE_LOOK`], so a busy lease costs one clock read per user; only when the
+    /// pool is full.
+    pub(crate) fn rotation_due(&self, set: &LeaseSet<T, R>) -> bool {
+        let age = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let next = self.next_look.load(Ordering::Relaxed);
+        if age < next
+            || self
+                .next_look
+                .compare_exchange(
+                    next,
+                    age.saturating_add(ROTATE_LOOK_NANOS),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        let pool = self.pool.metrics();
+        if pool.size < pool.max_size {
+            // The pool can open a connection for them.
+            return false;
+        }
+        let ours = set.lock().opening;
+        pool.waiters > ours
     }
 }
 
@@ -213,6 +258,7 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
                 opening: 0,
                 handed_out: 0,
                 retired: 0,
+                rotated: 0,
             }),
         }
     }
@@ -290,11 +336,15 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         self: &Arc<Self>,
         slots: &mut Slots<T, R>,
         guard: PoolGuard<T, R>,
+        pool: &Arc<Shared<T, R>>,
         max: usize,
         generation: u64,
     ) -> Arc<Lease<T, R>> {
         let lease = Arc::new(Lease {
             guard,
+            pool: Arc::clone(pool),
+            started: Instant::now(),
+            next_look: AtomicU64::new(ROTATE_LOOK_NANOS),
             set: Arc::clone(self),
             in_flight: AtomicUsize::new(1),
             retired: AtomicBool::new(false),
@@ -353,6 +403,18 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
             removed,
             held: None,
         }
+    }
+
+    /// Takes a healthy `lease` out of the set so that it goes back to the pool once its
+    /// users are done (exclusive callers are waiting).
+    pub(crate) fn rotate(&self, slots: &mut Slots<T, R>, lease: &Arc<Lease<T, R>>) {
+        if lease.retired.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(index) = slots.leases.iter().position(|l| Arc::ptr_eq(l, lease)) {
+            slots.leases.swap_remove(index);
+        }
+        slots.rotated += 1;
     }
 
     /// Takes `lease` out of the set now, if it is still there (broken, stale, expired).

@@ -39,6 +39,9 @@ pub struct SharedStats {
     pub handed_out: u64,
     /// Shared connections that left the set early: broken, evicted or past their lifetime.
     pub retired: u64,
+    /// Healthy shared connections that stopped taking users so that they go back to the
+    /// pool, because callers of the pool's own `get()` were waiting.
+    pub rotated: u64,
 }
 
 /// A caller's place among the waiting: leaves the queue when dropped, passing on room
@@ -241,6 +244,7 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
             max_in_flight: self.leases.max_in_flight(),
             handed_out: slots.handed_out,
             retired: slots.retired,
+            rotated: slots.rotated,
         }
     }
 
@@ -396,6 +400,7 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
                         (None, Some(guard)) => Ok(Some(owner.install(
                             &mut slots,
                             guard,
+                            shared,
                             hub.max_in_flight(),
                             generation,
                         ))),

@@ -97,8 +97,14 @@ impl<T: Shareable, R: Runtime> Drop for SharedGuard<T, R> {
     fn drop(&mut self) {
         let dead = dead(self.lease.guard.conn());
         let set = &self.lease.set;
+        // Exclusive callers waiting on the pool: this connection takes no more users and
+        // goes back once they are done (looked at every few milliseconds, not every drop).
+        let rotate = !dead && self.lease.rotation_due(set);
         let released = {
             let mut slots = set.lock();
+            if rotate {
+                set.rotate(&mut slots, &self.lease);
+            }
             set.release(&mut slots, &self.lease, dead)
         };
         // Outside the lock: the wake-up, and the lease if it left the set (if this was its

@@ -194,7 +194,10 @@ pub async fn shared_timeout<R: Runtime>() {
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     let stats = pool.shared_stats();
     assert_eq!((stats.waiting, stats.opening), (0, 0), "{stats:?}");
-    assert_eq!(pool.metrics().timeouts, 1);
+    // The caller's own timeout; the pool checkout it raced may time out in the same
+    // instant and be counted too.
+    let timeouts = pool.metrics().timeouts;
+    assert!((1..=2).contains(&timeouts), "{timeouts}");
     drop(held);
     let again = pool.get_shared().await.unwrap();
     drop(again);

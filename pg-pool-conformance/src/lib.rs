@@ -83,8 +83,8 @@ macro_rules! conformance_suite {
             shared::shared_cancellation,
             shared::shared_evict_all_retires,
             shared::shared_limit_config,
-            shared::shared_many_tasks,
-            shared::shared_does_not_starve_exclusive,
+            shared_load::shared_many_tasks,
+            shared_load::shared_does_not_starve_exclusive,
         );
     };
     (@tests $harness:ty; $($module:ident :: $name:ident),* $(,)?) => {

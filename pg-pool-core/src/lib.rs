@@ -27,6 +27,8 @@ mod leak;
 mod lease;
 mod lease_acquire;
 mod lease_guard;
+mod lease_hub;
+mod lease_wait;
 mod ledger;
 mod maintenance;
 pub mod metrics;

@@ -17,7 +17,7 @@ use crate::config::{ConfigError, ConnPoolConfig};
 use crate::error::BuildError;
 use crate::guard::PoolGuard;
 use crate::hooks::{DestroyReason, LifecycleHooks};
-use crate::lease::LeaseHub;
+use crate::lease_hub::LeaseHub;
 use crate::metrics::Metrics;
 use crate::poolable::{Connect, ConnectTarget, DynConnector, Poolable, TargetConnector};
 use crate::runtime::Runtime;

@@ -10,4 +10,5 @@ pub mod hooks;
 pub mod maintenance;
 pub mod metrics;
 pub mod shared;
+pub mod shared_load;
 pub mod timeouts;

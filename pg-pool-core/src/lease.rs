@@ -76,6 +76,9 @@ pub(crate) struct Waiter<T: Shareable, R: Runtime> {
     pub(crate) grant: Mutex<Option<Arc<Lease<T, R>>>>,
     /// Checking out a connection for the set; changed under the set's lock.
     pub(crate) opener: AtomicBool,
+    /// In the queue; changed under the set's lock. Spares a search of the queue when a
+    /// waiter handed room leaves.
+    pub(crate) queued: AtomicBool,
 }
 
 impl<T: Shareable, R: Runtime> Waiter<T, R> {
@@ -236,6 +239,7 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
         lease: &Arc<Lease<T, R>>,
     ) -> Option<Arc<Waiter<T, R>>> {
         let waiter = slots.queue.pop_front()?;
+        waiter.queued.store(false, Ordering::Relaxed);
         *lock(&waiter.grant) = Some(Arc::clone(lease));
         slots.handed_out += 1;
         Some(waiter)
@@ -376,6 +380,7 @@ impl<T: Shareable, R: Runtime> LeaseSet<T, R> {
                 event: Event::new(),
                 grant: Mutex::new(None),
                 opener: AtomicBool::new(false),
+                queued: AtomicBool::new(false),
             })
         })
     }

@@ -32,7 +32,9 @@ impl<T: Shareable, R: Runtime> WaitSlot<'_, T, R> {
     /// Leaves the queue; what it returns is finished once the lock is released.
     fn leave_locked(&mut self, slots: &mut Slots<T, R>) -> Option<Released<T, R>> {
         let waiter = self.waiter.take()?;
-        if let Some(index) = slots.queue.iter().position(|w| Arc::ptr_eq(w, &waiter)) {
+        if waiter.queued.swap(false, Ordering::Relaxed)
+            && let Some(index) = slots.queue.iter().position(|w| Arc::ptr_eq(w, &waiter))
+        {
             slots.queue.remove(index);
         }
         // Room handed over and never claimed goes on to the next waiter.
@@ -123,6 +125,7 @@ impl<T: Shareable, R: Runtime> ConnPool<T, R> {
                         return Err(PoolError::Closed);
                     }
                     let waiter = LeaseSet::new_waiter(&mut slots);
+                    waiter.queued.store(true, Ordering::Relaxed);
                     if front {
                         slots.queue.push_front(Arc::clone(&waiter));
                     } else {

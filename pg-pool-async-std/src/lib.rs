@@ -23,3 +23,6 @@ pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, AsyncStd>;
 /// A handle that observes a async-std [`ConnPool`] without keeping it open
 /// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
 pub type WeakPool<T> = pg_pool_core::WeakPool<T, AsyncStd>;
+
+/// A shared lease of a connection of a async-std [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, AsyncStd>;

@@ -192,7 +192,11 @@ fn workload_b(quick: bool, report: &mut Report) {
         }
     };
     let url = cluster.url().to_owned();
-    let tasks: &[usize] = if quick { &[16, 256] } else { &[16, 64, 256] };
+    let tasks: &[usize] = if quick {
+        &[16, 256]
+    } else {
+        &[16, 64, 256, 1024]
+    };
     let reps = if quick { 1 } else { 3 };
     let (warm, measure) = if quick {
         (Duration::from_millis(200), Duration::from_millis(500))

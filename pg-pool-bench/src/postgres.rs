@@ -81,11 +81,15 @@ pub enum PgKind {
     PgPoolTokioPostgresPreparedResetUsed,
     /// As above, plain `query_one`.
     PgPoolTokioPostgresQueryOneResetUsed,
+    /// pg-pool-tokio-postgres at its defaults, shared leases (`get_shared`): many tasks
+    /// pipelining over the pool's connections, `prepare_cached` + `query_prepared` through
+    /// the `SharedClient`.
+    PgPoolTokioPostgresShared,
 }
 
 impl PgKind {
     /// Every row, in table order (and in the first repetition's run order).
-    pub const ALL: [PgKind; 14] = [
+    pub const ALL: [PgKind; 15] = [
         Self::DeadpoolPostgresPrepared,
         Self::DeadpoolPostgresQueryOne,
         Self::DeadpoolPostgres,
@@ -94,6 +98,7 @@ impl PgKind {
         Self::PgPoolTokioPostgresSimple,
         Self::PgPoolTokioPostgresPreparedTuned,
         Self::PgPoolTokioPostgres,
+        Self::PgPoolTokioPostgresShared,
         Self::PgPoolWireDefaults,
         Self::PgPoolWire,
         Self::PgPoolAsyncWireDefaults,
@@ -115,6 +120,7 @@ impl PgKind {
                 | Self::PgPoolTokioPostgresQueryOne
                 | Self::PgPoolTokioPostgresPrepared
                 | Self::PgPoolTokioPostgresSimple
+                | Self::PgPoolTokioPostgresShared
         )
     }
 
@@ -124,7 +130,8 @@ impl PgKind {
             Self::DeadpoolPostgresPrepared
             | Self::PgPoolTokioPostgresPrepared
             | Self::PgPoolTokioPostgresPreparedTuned
-            | Self::PgPoolTokioPostgresPreparedResetUsed => Query::Prepared,
+            | Self::PgPoolTokioPostgresPreparedResetUsed
+            | Self::PgPoolTokioPostgresShared => Query::Prepared,
             Self::DeadpoolPostgresQueryOne
             | Self::PgPoolTokioPostgresQueryOne
             | Self::PgPoolTokioPostgresQueryOneResetUsed => Query::QueryOne,
@@ -159,6 +166,7 @@ impl PgKind {
             | Self::PgPoolTokioPostgresPreparedTuned
             | Self::PgPoolTokioPostgresPreparedResetUsed
             | Self::PgPoolTokioPostgresQueryOneResetUsed => "pg-pool-tokio-postgres",
+            Self::PgPoolTokioPostgresShared => "pg-pool-tokio-postgres (get_shared)",
         }
     }
 
@@ -275,6 +283,7 @@ pub(crate) struct Bb8(pub(crate) bb8::Pool<TokioPostgresManager>);
 pub(crate) struct Wire(pub(crate) pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>, Query);
+struct TokioPostgresShared(pg_pool_tokio::ConnPool<PgConnection>);
 
 // Every cycle: a checkout timed with `std::time::Instant`, the statement, the return.
 
@@ -340,6 +349,18 @@ impl PgBench for TokioPostgres {
                 drop(conn.query_prepared(&statement, &[]).await.ok()?);
             }
         }
+        Some(waited)
+    }
+}
+
+impl PgBench for TokioPostgresShared {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let db = self.0.get_shared().await.ok()?;
+        let waited = started.elapsed();
+        let client = db.handle();
+        let statement = client.prepare_cached("SELECT 1").await.ok()?;
+        drop(client.query_prepared(&statement, &[]).await.ok()?);
         Some(waited)
     }
 }
@@ -632,6 +653,31 @@ pub fn run_once(
                 url, max_size, defaults, query, reset_when,
             ));
             drive(&rt, Arc::new(pool), tasks, warm, measure)
+        }
+        PgKind::PgPoolTokioPostgresShared => {
+            let pool = rt.block_on(tokio_postgres_pool(
+                url,
+                max_size,
+                true,
+                query,
+                ResetWhen::Changed,
+            ));
+            // The default per-connection limit unless the shared bench asks for another.
+            if let Some(max) = std::env::var("PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                pool.0
+                    .set_shared_max_in_flight(max)
+                    .expect("a valid per-connection limit");
+            }
+            drive(
+                &rt,
+                Arc::new(TokioPostgresShared(pool.0)),
+                tasks,
+                warm,
+                measure,
+            )
         }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).

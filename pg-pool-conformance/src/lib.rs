@@ -13,7 +13,7 @@ pub mod mock;
 pub mod scenarios;
 
 pub use harness::{Harness, MockPool, check_invariants, mock_pool, settle, test_config};
-pub use mock::{Control, Gate, MockConn, MockError, Step};
+pub use mock::{Control, Gate, MockConn, MockError, MockHandle, Step};
 
 /// Expands to one `#[test]` per scenario, each run on a fresh runtime of `$harness`.
 #[macro_export]
@@ -83,6 +83,16 @@ macro_rules! conformance_suite {
             drain::drain_waits_for_checked_out,
             drain::drain_with_deadline,
             metrics::metrics_match_workload,
+            shared::shared_least_loaded_and_limit,
+            shared::shared_limits_shared_with_exclusive,
+            shared::shared_broken_connection_leaves,
+            shared::shared_timeout,
+            shared::shared_drain,
+            shared::shared_cancellation,
+            shared::shared_evict_all_retires,
+            shared::shared_limit_config,
+            shared_load::shared_many_tasks,
+            shared_load::shared_does_not_starve_exclusive,
         );
     };
     (@tests $harness:ty; $($module:ident :: $name:ident),* $(,)?) => {

@@ -17,6 +17,7 @@ use crate::config::{ConfigError, ConnPoolConfig};
 use crate::error::BuildError;
 use crate::guard::PoolGuard;
 use crate::hooks::{DestroyReason, LifecycleHooks};
+use crate::lease_hub::LeaseHub;
 use crate::metrics::Metrics;
 use crate::poolable::{Connect, ConnectTarget, DynConnector, Poolable, TargetConnector};
 use crate::runtime::Runtime;
@@ -40,6 +41,8 @@ use crate::shared::{PoolErrorOf, Shared};
 /// bound; see [`Fairness`](crate::Fairness).
 pub struct ConnPool<T: Poolable, R: Runtime> {
     shared: Arc<Shared<T, R>>,
+    /// The connections shared through `get_shared` (`lease.rs`).
+    pub(crate) leases: Arc<LeaseHub>,
 }
 
 impl<T: Poolable, R: Runtime> Clone for ConnPool<T, R> {
@@ -47,6 +50,7 @@ impl<T: Poolable, R: Runtime> Clone for ConnPool<T, R> {
         self.shared.handles.fetch_add(1, Ordering::Relaxed);
         Self {
             shared: Arc::clone(&self.shared),
+            leases: Arc::clone(&self.leases),
         }
     }
 }
@@ -128,6 +132,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ) -> Self {
         Self {
             shared: Arc::new(Shared::new(config, hooks, runtime, connector)),
+            leases: Arc::new(LeaseHub::new()),
         }
     }
 
@@ -135,9 +140,9 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         &self.shared
     }
 
-    /// A handle over `shared`, already counted in `shared.handles`.
-    pub(crate) fn from_shared(shared: Arc<Shared<T, R>>) -> Self {
-        Self { shared }
+    /// A handle over `shared` and its lease set, already counted in `shared.handles`.
+    pub(crate) fn from_parts_counted(shared: Arc<Shared<T, R>>, leases: Arc<LeaseHub>) -> Self {
+        Self { shared, leases }
     }
 
     /// Starts the background tasks and the connects `min_idle` asks for.
@@ -319,6 +324,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
 
     async fn wait_drained(&self, limit: Option<Duration>) -> DrainReport {
         let started = Instant::now();
+        self.leases.close();
         self.shared.close();
         let mut sleep = limit.map(|limit| Box::pin(self.shared.runtime.sleep(limit)));
         loop {

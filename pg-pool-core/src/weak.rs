@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+use crate::lease_hub::LeaseHub;
 use crate::metrics::Metrics;
 use crate::pool::ConnPool;
 use crate::poolable::Poolable;
@@ -31,12 +32,14 @@ use crate::shared::Shared;
 /// ```
 pub struct WeakPool<T: Poolable, R: Runtime> {
     shared: Weak<Shared<T, R>>,
+    leases: Weak<LeaseHub>,
 }
 
 impl<T: Poolable, R: Runtime> Clone for WeakPool<T, R> {
     fn clone(&self) -> Self {
         Self {
             shared: Weak::clone(&self.shared),
+            leases: Weak::clone(&self.leases),
         }
     }
 }
@@ -60,6 +63,9 @@ impl<T: Poolable, R: Runtime> WeakPool<T, R> {
     /// again until it is dropped.
     pub fn upgrade(&self) -> Option<ConnPool<T, R>> {
         let shared = self.shared.upgrade()?;
+        // Alive while any handle is: taken before the count, so a handle counted below
+        // always has its lease set.
+        let leases = self.leases.upgrade()?;
         // Count the new handle only while another one keeps the pool open: a pool that has
         // closed never reopens.
         shared
@@ -68,7 +74,7 @@ impl<T: Poolable, R: Runtime> WeakPool<T, R> {
                 (n > 0).then_some(n + 1)
             })
             .ok()?;
-        Some(ConnPool::from_shared(shared))
+        Some(ConnPool::from_parts_counted(shared, leases))
     }
 
     /// A snapshot of the pool's metrics, if it is still open; no handle is made.
@@ -87,6 +93,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     pub fn downgrade(&self) -> WeakPool<T, R> {
         WeakPool {
             shared: Arc::downgrade(self.shared()),
+            leases: Arc::downgrade(&self.leases),
         }
     }
 }

@@ -21,3 +21,6 @@ pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Smol>;
 /// A handle that observes a smol [`ConnPool`] without keeping it open
 /// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
 pub type WeakPool<T> = pg_pool_core::WeakPool<T, Smol>;
+
+/// A shared lease of a connection of a smol [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, Smol>;

@@ -108,6 +108,18 @@ pub enum PgError {
         /// What was attempted.
         what: &'static str,
     },
+    /// SQL that may open a transaction block (`BEGIN`, `START TRANSACTION`, also inside a
+    /// `DO` block or a string) was refused on a shared connection
+    /// ([`SharedClient`](crate::SharedClient)): every user of the connection would run
+    /// inside it. Nothing was sent. Use an exclusive connection (`pool.get()`).
+    #[error(
+        "{what} refused on a shared connection: the SQL may open a transaction, which every \
+         user sharing the connection would run inside (use an exclusive connection)"
+    )]
+    NotShareable {
+        /// What was attempted.
+        what: &'static str,
+    },
 }
 
 impl PgError {
@@ -152,7 +164,8 @@ impl PgError {
             | PgError::ResetFailed(_) => true,
             PgError::Config { .. }
             | PgError::ConnInfo(_)
-            | PgError::NamedStatementsDisabled { .. } => false,
+            | PgError::NamedStatementsDisabled { .. }
+            | PgError::NotShareable { .. } => false,
         }
     }
 

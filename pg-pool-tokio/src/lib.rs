@@ -22,3 +22,6 @@ pub type OwnedCheckout<T> = pg_pool_core::OwnedCheckout<T, Tokio>;
 /// A handle that observes a tokio [`ConnPool`] without keeping it open
 /// ([`ConnPool::downgrade`](pg_pool_core::ConnPool::downgrade)).
 pub type WeakPool<T> = pg_pool_core::WeakPool<T, Tokio>;
+
+/// A shared lease of a connection of a tokio [`ConnPool`] ([`pg_pool_core::ConnPool::get_shared`]).
+pub type SharedGuard<T> = pg_pool_core::SharedGuard<T, Tokio>;

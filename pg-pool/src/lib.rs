@@ -7,9 +7,12 @@ pub use pg_pool_core::{
     HookError, HookResult, IdleOrder, LifecycleHooks, Phase, PoolError, Poolable, ReadPolicy,
     ReplicaLag, Role, Runtime, TimeoutDetails, metrics::Metrics,
 };
+pub use pg_pool_core::{
+    DEFAULT_SHARED_MAX_IN_FLIGHT, SHARED_MAX_IN_FLIGHT_LIMIT, Shareable, SharedStats,
+};
 
 #[cfg(feature = "tokio")]
-pub use pg_pool_tokio::{self, ConnPool, OwnedCheckout, PoolGuard, Tokio, WeakPool};
+pub use pg_pool_tokio::{self, ConnPool, OwnedCheckout, PoolGuard, SharedGuard, Tokio, WeakPool};
 
 /// pg-wired connections: [`wire::WirePoolable`], [`wire::AsyncWirePoolable`], their config,
 /// connector and error (the `pg-pool-wire` crate).

@@ -88,6 +88,8 @@ mod every_name_resolves {
     use pg_pool::metrics::Pools;
     #[cfg(feature = "tokio-postgres")]
     use pg_pool::postgres::{PgConfig, PgConnection, PgConnector};
+    #[cfg(feature = "tokio-postgres")]
+    use pg_pool::postgres::{PgSharedGuard, SharedClient};
     #[cfg(feature = "wire")]
     use pg_pool::wire::{WireConfig, WireConnector, WirePoolable};
     use pg_pool::{
@@ -97,7 +99,12 @@ mod every_name_resolves {
         Poolable, ReadPolicy, ReplicaLag, Role, Runtime, TimeoutDetails, pg_pool_core,
     };
     #[cfg(feature = "tokio")]
-    use pg_pool::{ConnPool, OwnedCheckout, PoolGuard, Tokio, WeakPool, pg_pool_tokio};
+    use pg_pool::{
+        ConnPool, OwnedCheckout, PoolGuard, SharedGuard, Tokio, WeakPool, pg_pool_tokio,
+    };
+    use pg_pool::{
+        DEFAULT_SHARED_MAX_IN_FLIGHT, SHARED_MAX_IN_FLIGHT_LIMIT, Shareable, SharedStats,
+    };
 
     fn seed_example_compiles<T: Connect>(config: ConnPoolConfig, hooks: LifecycleHooks<T>) {
         #[cfg(feature = "tokio")]

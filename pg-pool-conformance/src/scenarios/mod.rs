@@ -10,4 +10,6 @@ pub mod hardening;
 pub mod hooks;
 pub mod maintenance;
 pub mod metrics;
+pub mod shared;
+pub mod shared_load;
 pub mod timeouts;

@@ -14,6 +14,7 @@ use tokio_postgres::config::Host;
 
 use crate::error::PgError;
 use crate::runtime::PgRuntime;
+use crate::sslmode::PgTls;
 
 /// The pool's runtime as a session needs it on its return path: a timer and a cancel dialer,
 /// without a type parameter.
@@ -26,12 +27,16 @@ pub(crate) trait SessionRuntime: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), PgError>>;
 }
 
-/// [`SessionRuntime`] for a [`PgRuntime`].
-struct Handle<R>(R);
+/// [`SessionRuntime`] for a [`PgRuntime`], with the TLS settings the session was opened
+/// with (`None` for a connection given a runtime by hand: its cancel goes in clear).
+struct Handle<R> {
+    runtime: R,
+    tls: Option<PgTls>,
+}
 
 impl<R: PgRuntime> SessionRuntime for Handle<R> {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(self.0.sleep(duration))
+        Box::pin(self.runtime.sleep(duration))
     }
 
     fn cancel(
@@ -39,15 +44,19 @@ impl<R: PgRuntime> SessionRuntime for Handle<R> {
         token: CancelToken,
         config: &tokio_postgres::Config,
     ) -> BoxFuture<'static, Result<(), PgError>> {
-        let runtime = self.0.clone();
+        let runtime = self.runtime.clone();
         let config = config.clone();
-        Box::pin(async move { runtime.cancel(token, &config).await })
+        let tls = self.tls.clone();
+        Box::pin(async move { runtime.cancel(token, &config, tls.as_ref()).await })
     }
 }
 
-/// Type-erases `runtime` for a session.
-pub(crate) fn session_runtime<R: PgRuntime>(runtime: R) -> Arc<dyn SessionRuntime> {
-    Arc::new(Handle(runtime))
+/// Type-erases `runtime` for a session opened with `tls` (`None`: not known).
+pub(crate) fn session_runtime<R: PgRuntime>(
+    runtime: R,
+    tls: Option<PgTls>,
+) -> Arc<dyn SessionRuntime> {
+    Arc::new(Handle { runtime, tls })
 }
 
 /// Sends a `CancelRequest` for `token`'s session over tokio's TCP streams, to each TCP host
@@ -57,6 +66,7 @@ pub(crate) fn session_runtime<R: PgRuntime>(runtime: R) -> Arc<dyn SessionRuntim
 pub(crate) async fn cancel_on_tokio(
     token: CancelToken,
     config: tokio_postgres::Config,
+    tls: Option<PgTls>,
 ) -> Result<(), PgError> {
     let targets = tcp_targets(&config);
     if targets.is_empty() {
@@ -67,7 +77,7 @@ pub(crate) async fn cancel_on_tokio(
     for (host, port) in targets {
         let attempt = async {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            send_and_wait(&token, stream).await
+            send_and_wait(&token, stream, tls.as_ref(), &host).await
         };
         let result = attempt.await;
         outcome.record(host, port, result);
@@ -76,61 +86,94 @@ pub(crate) async fn cancel_on_tokio(
 }
 
 /// Sends the request on `stream`, then waits for the server to close it: by then the server
-/// has signalled the backend. The write side is not shut down first (as libpq does not):
+/// has signalled the backend. The write side is not shut down (as libpq does not):
 /// pgbouncer takes a half-closed cancel connection for a client gone and drops the request.
+///
+/// The session's own TLS mode (carried by `token`) decides whether the request goes over
+/// TLS, as libpq does: with `tls`'s rustls configuration, verified against `host`, the
+/// request and its secret key never cross the network in clear when the session did not.
 #[cfg(any(feature = "tokio", feature = "raw-connect"))]
-async fn send_and_wait<S>(token: &CancelToken, stream: S) -> io::Result<()>
+async fn send_and_wait<S>(
+    token: &CancelToken,
+    stream: S,
+    tls: Option<&PgTls>,
+    host: &str,
+) -> io::Result<()>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio::io::AsyncReadExt as _;
-    let mut stream = NoShutdown(stream);
-    token
-        .cancel_query_raw(&mut stream, tokio_postgres::NoTls)
-        .await
-        .map_err(io::Error::other)?;
-    let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest).await;
-    Ok(())
+    // `cancel_query_raw` shuts the stream down once the request is written: here that waits
+    // for the server to close the connection.
+    let stream = WaitForClose { inner: stream };
+    #[cfg(feature = "tls")]
+    let sent = match tls.and_then(|tls| tls.rustls().ok()) {
+        Some(config) => {
+            let connect = crate::tls::RustlsConnect::new(Arc::clone(config), host);
+            token.cancel_query_raw(stream, connect).await
+        }
+        None => token.cancel_query_raw(stream, tokio_postgres::NoTls).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let sent = {
+        let _ = (tls, host);
+        token.cancel_query_raw(stream, tokio_postgres::NoTls).await
+    };
+    sent.map_err(io::Error::other)
 }
 
-/// A stream whose shutdown only flushes.
+/// A stream whose shutdown flushes, then reads until the server closes the connection
+/// (instead of half-closing it).
 #[cfg(any(feature = "tokio", feature = "raw-connect"))]
-struct NoShutdown<S>(S);
+struct WaitForClose<S> {
+    inner: S,
+}
 
 #[cfg(any(feature = "tokio", feature = "raw-connect"))]
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NoShutdown<S> {
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WaitForClose<S> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 #[cfg(any(feature = "tokio", feature = "raw-connect"))]
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for NoShutdown<S> {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite
+    for WaitForClose<S>
+{
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        use std::task::{Poll, ready};
+        ready!(std::pin::Pin::new(&mut self.inner).poll_flush(cx))?;
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut buf)) {
+                // The server closed the connection (or reset it): it has the request.
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Ok(()) => {}
+                Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 
@@ -178,6 +221,7 @@ impl Outcome {
 pub(crate) async fn cancel_with_async_net(
     token: CancelToken,
     config: tokio_postgres::Config,
+    tls: Option<PgTls>,
 ) -> Result<(), PgError> {
     use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 
@@ -185,7 +229,7 @@ pub(crate) async fn cancel_with_async_net(
     for (host, port) in tcp_targets(&config) {
         let attempt = async {
             let stream = async_net::TcpStream::connect((host.as_str(), port)).await?;
-            send_and_wait(&token, stream.compat()).await
+            send_and_wait(&token, stream.compat(), tls.as_ref(), &host).await
         };
         let result = attempt.await;
         outcome.record(host, port, result);
@@ -197,12 +241,13 @@ pub(crate) async fn cancel_with_async_net(
 pub(crate) async fn cancel_default(
     token: CancelToken,
     config: tokio_postgres::Config,
+    tls: Option<PgTls>,
 ) -> Result<(), PgError> {
     #[cfg(feature = "raw-connect")]
-    return cancel_with_async_net(token, config).await;
+    return cancel_with_async_net(token, config, tls).await;
     #[cfg(not(feature = "raw-connect"))]
     {
-        let _ = (token, config);
+        let _ = (token, config, tls);
         Err(PgError::config(
             "cancel",
             "this runtime has no way to dial a cancel request",

@@ -134,7 +134,18 @@ impl PgConnection {
     /// Gives the connection the pool's runtime, for the server-side cancel of an abandoned
     /// call and the timer of its return path.
     pub fn with_runtime<R: crate::PgRuntime>(mut self, runtime: R) -> Self {
-        self.runtime = Some(crate::cancel::session_runtime(runtime));
+        self.runtime = Some(crate::cancel::session_runtime(runtime, None));
+        self
+    }
+
+    /// As [`PgConnection::with_runtime`], for a session opened with `tls`: its server-side
+    /// cancel goes over TLS when the session did.
+    pub(crate) fn with_session_runtime<R: crate::PgRuntime>(
+        mut self,
+        runtime: R,
+        tls: crate::PgTls,
+    ) -> Self {
+        self.runtime = Some(crate::cancel::session_runtime(runtime, Some(tls)));
         self
     }
 

@@ -191,7 +191,9 @@ impl<R: PgRuntime> Connector<PgConnection> for PgConnector<R> {
                 }
                 None => this.runtime.open(&this.config.pg, tls, &options).await?,
             };
-            Ok(PgConnection::from_session(session, this.config).with_runtime(this.runtime))
+            let tls = tls.clone();
+            Ok(PgConnection::from_session(session, this.config)
+                .with_session_runtime(this.runtime, tls))
         }
     }
 }

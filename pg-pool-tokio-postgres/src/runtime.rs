@@ -45,8 +45,12 @@ pub trait PgRuntime: Runtime {
     ) -> impl Future<Output = Result<PgSession, PgError>> + Send;
 
     /// Sends a server-side cancel (`CancelRequest`) for `token`'s session, opened with
-    /// `config`, dialling on this runtime: the pool cancels the query still running on a
-    /// session that came back with a call abandoned mid-way.
+    /// `config` and secured with `tls`, dialling on this runtime: the pool cancels the query
+    /// still running on a session that came back with a call abandoned mid-way. A session
+    /// that used TLS is cancelled over TLS (verified as its session was), so its secret key
+    /// never crosses the network in clear; `tls` is `None` when not known (a connection
+    /// given a runtime with [`PgConnection::with_runtime`](crate::PgConnection::with_runtime)),
+    /// and the request then goes in clear.
     ///
     /// The default dials with `async-net` (features `smol` or `async-std`) and otherwise
     /// fails, in which case the session is waited for within `checkin_timeout`, then
@@ -54,13 +58,14 @@ pub trait PgRuntime: Runtime {
     ///
     /// # Errors
     ///
-    /// No host could be reached.
+    /// No host could be reached, or the TLS handshake failed.
     fn cancel(
         &self,
         token: CancelToken,
         config: &Config,
+        tls: Option<&PgTls>,
     ) -> impl Future<Output = Result<(), PgError>> + Send {
-        crate::cancel::cancel_default(token, config.clone())
+        crate::cancel::cancel_default(token, config.clone(), tls.cloned())
     }
 }
 
@@ -119,8 +124,13 @@ impl PgRuntime for pg_pool_tokio::Tokio {
         .await
     }
 
-    async fn cancel(&self, token: CancelToken, config: &Config) -> Result<(), PgError> {
-        crate::cancel::cancel_on_tokio(token, config.clone()).await
+    async fn cancel(
+        &self,
+        token: CancelToken,
+        config: &Config,
+        tls: Option<&PgTls>,
+    ) -> Result<(), PgError> {
+        crate::cancel::cancel_on_tokio(token, config.clone(), tls.cloned()).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! through it, in plaintext: it wraps the dialled stream of a plain session and the TLS
 //! stream of a TLS session ([`TapConnect`] wraps any `TlsConnect`'s output).
 
+#[cfg(feature = "tls")]
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -9,7 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
+#[cfg(feature = "tls")]
+use tokio_postgres::tls::TlsConnect;
+use tokio_postgres::tls::{ChannelBinding, TlsStream};
 
 use crate::tap::{Backend, Frontend, TapShared};
 
@@ -31,6 +34,7 @@ impl<S> TapStream<S> {
     /// Wraps the dialled stream of a session that starts with an `SSLRequest`: if the
     /// server accepts, the stream carries TLS and this tap goes quiet (the one above TLS
     /// reads the session); if it refuses, the session goes on in plaintext here.
+    #[cfg(feature = "tls")]
     pub(crate) fn before_tls(inner: S, shared: Arc<TapShared>) -> Self {
         Self::with(inner, shared, Backend::after_ssl_answer())
     }
@@ -116,6 +120,7 @@ impl<S: TlsStream + Unpin> TlsStream for TapStream<S> {
     }
 }
 
+#[cfg(feature = "tls")]
 /// A `TlsConnect` whose TLS stream is tapped: the tap reads the session above TLS.
 #[derive(Debug, Clone)]
 pub(crate) struct TapConnect<T> {
@@ -123,12 +128,14 @@ pub(crate) struct TapConnect<T> {
     shared: Arc<TapShared>,
 }
 
+#[cfg(feature = "tls")]
 impl<T> TapConnect<T> {
     pub(crate) fn new(inner: T, shared: Arc<TapShared>) -> Self {
         Self { inner, shared }
     }
 }
 
+#[cfg(feature = "tls")]
 impl<S, T> TlsConnect<S> for TapConnect<T>
 where
     T: TlsConnect<S>,
@@ -145,12 +152,14 @@ where
     }
 }
 
+#[cfg(feature = "tls")]
 /// The handshake of a [`TapConnect`].
 pub(crate) struct TapConnecting<F> {
     inner: Pin<Box<F>>,
     shared: Option<Arc<TapShared>>,
 }
 
+#[cfg(feature = "tls")]
 impl<F, S, E> Future for TapConnecting<F>
 where
     F: Future<Output = Result<S, E>>,

@@ -75,6 +75,7 @@ pub(crate) struct Backend {
 
 impl Backend {
     /// A framer for a stream whose first server byte answers an `SSLRequest`.
+    #[cfg(feature = "tls")]
     pub(crate) fn after_ssl_answer() -> Self {
         Self {
             ssl_answer_first: true,

@@ -1,7 +1,8 @@
 //! Failover on a real primary and streaming replica, under load: the primary is killed
 //! (`-m immediate`) and the replica promoted; writes through a multi-host pool with
 //! `target_session_attrs=read-write` resume on the new primary, reads keep being served,
-//! and no write acknowledged after the promotion is lost.
+//! no write acknowledged after the promotion is lost, and no connection to the old primary
+//! is handed out once the pool has seen the first failover signal.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,8 @@ use pg_pool_test_support::ReplicatedCluster;
 use pg_pool_tokio::Tokio;
 use pg_pool_tokio_postgres::{PgConfig, PgConnector, PgPool};
 
-const WRITERS: usize = 32;
-const READERS: usize = 32;
+const WRITERS: usize = 64;
+const READERS: usize = 64;
 
 fn pool_settings(name: &str, max_size: usize) -> ConnPoolConfig {
     let mut config = ConnPoolConfig::default();
@@ -59,30 +60,43 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
     // Acknowledged writes with the time of their acknowledgement.
     let acks: Arc<Mutex<Vec<(usize, u64, Instant)>>> = Arc::default();
     let failed_writes = Arc::new(AtomicU64::new(0));
+    // Writes that failed on a connection already handed out, with the instant their
+    // checkout began: after the first failover signal, a checkout must never hand out a
+    // connection of the old generation (one to the old primary).
+    let handed_out_failures: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let failed_reads = Arc::new(AtomicU64::new(0));
     let reads = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
-        let (pools, stop, acks, failed) = (
+        let (pools, stop, acks, failed, handed_out) = (
             pools.clone(),
             Arc::clone(&stop),
             Arc::clone(&acks),
             Arc::clone(&failed_writes),
+            Arc::clone(&handed_out_failures),
         );
         tasks.push(tokio::spawn(async move {
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 seq += 1;
+                let began = Instant::now();
                 let outcome = async {
                     let mut conn = pools.get_write().await.map_err(|e| e.to_string())?;
-                    let tx = conn.transaction().await.map_err(|e| e.to_string())?;
-                    tx.execute(
-                        &format!("INSERT INTO failover_log VALUES ({writer}, {seq})"),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    tx.commit().await.map_err(|e| e.to_string())
+                    let used = async {
+                        let tx = conn.transaction().await?;
+                        tx.execute(
+                            &format!("INSERT INTO failover_log VALUES ({writer}, {seq})"),
+                            &[],
+                        )
+                        .await?;
+                        tx.commit().await
+                    }
+                    .await;
+                    used.map_err(|e| {
+                        let error = e.to_string();
+                        handed_out.lock().unwrap().push((began, error.clone()));
+                        error
+                    })
                 }
                 .await;
                 match outcome {
@@ -120,6 +134,25 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
                         failed.fetch_add(1, Ordering::Relaxed)
                     }
                 };
+            }
+        }));
+    }
+
+    // When the write pool first counts a server change: the first failover signal.
+    let first_signal: Arc<Mutex<Option<Instant>>> = Arc::default();
+    {
+        let (write_pool, stop, first_signal) = (
+            pools.members().next().unwrap().1.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&first_signal),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if write_pool.metrics().server_changes > 0 {
+                    *first_signal.lock().unwrap() = Some(Instant::now());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }));
     }
@@ -192,6 +225,28 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
     assert!(
         write_metrics.server_changes >= 1,
         "the killed primary was a pool-wide signal: {write_metrics:?}"
+    );
+    // No connection of the old generation after the first signal: a checkout that began
+    // after it never failed on the connection it was handed.
+    let signal = first_signal
+        .lock()
+        .unwrap()
+        .expect("the monitor saw the first server change");
+    let handed_out = handed_out_failures.lock().unwrap().clone();
+    let stale: Vec<_> = handed_out
+        .iter()
+        .filter(|(began, _)| *began > signal)
+        .collect();
+    println!(
+        "first failover signal {:?} after the kill; {} writes failed on a handed-out connection, \
+         {} of them begun after the signal",
+        signal.saturating_duration_since(killed),
+        handed_out.len(),
+        stale.len()
+    );
+    assert!(
+        stale.is_empty(),
+        "connections handed out after the first failover signal failed: {stale:?}"
     );
     // Generous against the 1 s goal: the machine may run at half speed.
     assert!(

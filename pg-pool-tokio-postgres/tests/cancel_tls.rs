@@ -9,7 +9,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use pg_pool_conninfo::SslMode;
 use pg_pool_core::runtime::timeout;
 use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::{PgConfig, PgRuntime};
@@ -18,16 +17,7 @@ use crate::common::{Harness, blocking, eventually, pool, pool_config};
 
 /// The TLS cluster's test role, TLS required.
 fn tls_config(cluster: &TestCluster, tag: &str) -> PgConfig {
-    let mut pg = pg_pool_tokio_postgres::tokio_postgres::Config::new();
-    pg.host("127.0.0.1")
-        .port(cluster.port())
-        .user(cluster.user())
-        .password(cluster.password())
-        .dbname(cluster.database())
-        .application_name(format!("tp-cancel-tls-{tag}"));
-    let mut config = PgConfig::new(pg);
-    config.tls.mode = SslMode::Require;
-    config
+    common::tls_require_config(cluster, &format!("tp-cancel-tls-{tag}"))
 }
 
 async fn sql(cluster: &'static TestCluster, q: String) -> String {

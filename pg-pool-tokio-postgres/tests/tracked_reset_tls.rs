@@ -17,16 +17,7 @@ use crate::tracked::{CLEAN, PROBE_SQL, RESET_START, last_query, single};
 
 /// The TLS cluster's test role, TLS required.
 fn tls_config(cluster: &TestCluster, tag: &str) -> PgConfig {
-    let mut pg = pg_pool_tokio_postgres::tokio_postgres::Config::new();
-    pg.host("127.0.0.1")
-        .port(cluster.port())
-        .user(cluster.user())
-        .password(cluster.password())
-        .dbname(cluster.database())
-        .application_name(format!("tp-tap-tls-{tag}"));
-    let mut config = PgConfig::new(pg);
-    config.tls.mode = SslMode::Require;
-    config
+    common::tls_require_config(cluster, &format!("tp-tap-tls-{tag}"))
 }
 
 async fn clean_and_dirty_over_tls<R: PgRuntime>(tag: &'static str) {

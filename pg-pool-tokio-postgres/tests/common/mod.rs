@@ -99,6 +99,21 @@ pub(crate) fn pg_config(cluster: &TestCluster, addr: Option<SocketAddr>, app: &s
     config
 }
 
+/// Connection settings for the kit's TLS cluster, tagged with `app`, with TLS required
+/// (`sslmode=require`).
+pub(crate) fn tls_require_config(cluster: &TestCluster, app: &str) -> PgConfig {
+    let mut pg = pg_pool_tokio_postgres::tokio_postgres::Config::new();
+    pg.host("127.0.0.1")
+        .port(cluster.port())
+        .user(cluster.user())
+        .password(cluster.password())
+        .dbname(cluster.database())
+        .application_name(app);
+    let mut config = PgConfig::new(pg);
+    config.tls.mode = pg_pool_conninfo::SslMode::Require;
+    config
+}
+
 /// A pool config tuned for tests: short timeouts, fast reaper and backoff.
 pub(crate) fn pool_config(max_size: usize) -> ConnPoolConfig {
     pg_pool_test_support::test_pool_config(max_size)

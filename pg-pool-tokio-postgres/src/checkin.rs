@@ -108,6 +108,21 @@ impl PgConnection {
         }
     }
 
+    /// Empties the statement cache if the user's own `DISCARD ALL` or `DEALLOCATE` may have
+    /// removed its statements from the server (the next `prepare_cached` prepares again).
+    fn forget_dropped_statements(&mut self) {
+        if self
+            .tap
+            .as_deref()
+            .is_some_and(TapShared::take_statements_dropped)
+        {
+            tracing::debug!(
+                "the session discarded prepared statements; emptying the statement cache"
+            );
+            self.state.cache().clear();
+        }
+    }
+
     /// The return decided from what the protocol tap saw (see `needs_reset`); `None` to
     /// decide as without it.
     fn tapped_return(&mut self, seen: Snapshot, view: TapView) -> Option<bool> {
@@ -189,6 +204,7 @@ impl Poolable for PgConnection {
         if !seen.used && !seen.raw && !seen.abandoned {
             return false;
         }
+        self.forget_dropped_statements();
         self.tap_vouched = false;
         if let Some(view) = self.live_tap().map(TapShared::view)
             && let Some(decision) = self.tapped_return(seen, view)
@@ -214,6 +230,7 @@ impl Poolable for PgConnection {
         if self.is_broken() {
             return Err(PgError::Broken);
         }
+        self.forget_dropped_statements();
         let seen = self.state.tracker.snapshot();
         let mut flags = if seen.raw {
             SqlFlags::UNKNOWN

@@ -51,6 +51,9 @@ pub(crate) struct TapShared {
     reset_sent_at: AtomicU64,
     /// `in_hot_standby` changed value after startup: the server's role changed.
     role_changed: AtomicBool,
+    /// A `DISCARD ALL` or `DEALLOCATE` completed: protocol-level prepared statements the
+    /// client caches may be gone from the server. Taken by the return path.
+    pub(crate) statements_dropped: AtomicBool,
     /// Woken at every `ReadyForQuery`, for a return path waiting for one.
     ready: event_listener::Event,
 }
@@ -121,6 +124,12 @@ impl TapShared {
     pub(crate) fn reset_completed(&self) {
         let completed = self.completed.load(Ordering::Acquire);
         self.reset_at.fetch_max(completed, Ordering::AcqRel);
+    }
+
+    /// Whether a `DISCARD ALL` or `DEALLOCATE` completed since the last call: the statement
+    /// cache must then be emptied, or it would hand out statements the server forgot.
+    pub(crate) fn take_statements_dropped(&self) -> bool {
+        self.statements_dropped.swap(false, Ordering::AcqRel)
     }
 
     /// Whether `in_hot_standby` changed since startup.

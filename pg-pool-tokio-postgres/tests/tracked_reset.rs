@@ -12,6 +12,7 @@ macro_rules! on_runtime {
             on_runtime!(@tests $module, $harness;
                 clean_use_is_not_reset,
                 changes_are_reset,
+                discarded_statements_leave_the_cache,
             );
         }
     };

@@ -194,8 +194,12 @@ impl Inspect for Backend {
                 if !self.tag_is_neutral() {
                     shared.mark_dirty(current);
                 }
-                if self.kept[..self.kept_len].starts_with(b"PREPARE") {
+                let tag = &self.kept[..self.kept_len];
+                if tag.starts_with(b"PREPARE") {
                     shared.prepared_at.fetch_max(current, Ordering::AcqRel);
+                }
+                if tag.starts_with(b"DISCARD ALL") || tag.starts_with(b"DEALLOCATE") {
+                    shared.statements_dropped.store(true, Ordering::Release);
                 }
             }
             b'E' => self.error = true,

@@ -293,3 +293,47 @@ pub(crate) async fn changes_are_reset<R: PgRuntime>(tag: &'static str) {
     );
     pool.drain().await;
 }
+
+/// A user's own `DISCARD ALL` or `DEALLOCATE ALL` drops the server's prepared statements:
+/// the statement cache is emptied on return, so the next user's `prepare_cached` prepares
+/// again instead of handing out a statement the server forgot.
+pub(crate) async fn discarded_statements_leave_the_cache<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let pool = single::<R>(pg_config(cluster, None, &format!("tp-tap-discard-{tag}"))).await;
+    const SQL: &str = "SELECT $1::int + 1";
+    let conn = pool.get().await.unwrap();
+    let pid = conn.backend_pid().await.unwrap();
+    let statement = conn.prepare_cached(SQL).await.unwrap();
+    let row = &conn.query_prepared(&statement, &[&1]).await.unwrap()[0];
+    assert_eq!(row.get::<_, i32>(0), 2);
+    drop(conn);
+    for (how, sql) in [("wrapper", "DISCARD ALL"), ("raw", "DEALLOCATE ALL")] {
+        let conn = pool.get().await.unwrap();
+        assert_eq!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] one session"
+        );
+        if how == "raw" {
+            let raw: &pg_pool_tokio_postgres::tokio_postgres::Client = &conn;
+            raw.batch_execute(sql).await.unwrap();
+        } else {
+            conn.batch_execute(sql).await.unwrap();
+        }
+        drop(conn);
+        let conn = pool.get().await.unwrap();
+        assert_eq!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] one session"
+        );
+        let statement = conn.prepare_cached(SQL).await.unwrap();
+        let rows = conn.query_prepared(&statement, &[&41]).await;
+        let rows = rows.unwrap_or_else(|e| {
+            panic!("[{tag}] {how} {sql}: a forgotten statement was handed out: {e}")
+        });
+        assert_eq!(rows[0].get::<_, i32>(0), 42);
+        drop(conn);
+    }
+    pool.drain().await;
+}

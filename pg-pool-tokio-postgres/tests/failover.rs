@@ -237,10 +237,17 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
         .iter()
         .filter(|(began, _)| *began > signal)
         .collect();
+    // The kill command returns only once the server is down, so the signal may come first.
+    let when = match signal.checked_duration_since(killed) {
+        Some(after) => format!("{after:?} after the kill command returned"),
+        None => format!(
+            "{:?} before the kill command returned",
+            killed.duration_since(signal)
+        ),
+    };
     println!(
-        "first failover signal {:?} after the kill; {} writes failed on a handed-out connection, \
+        "first failover signal {when}; {} writes failed on a handed-out connection, \
          {} of them begun after the signal",
-        signal.saturating_duration_since(killed),
         handed_out.len(),
         stale.len()
     );

@@ -163,10 +163,14 @@ impl AsyncWirePoolable {
     /// dead, an exchange is outstanding (a request dropped midway, a row stream not read to
     /// its end), its writer task stopped, or it was marked broken.
     pub fn is_broken(&self) -> bool {
-        !self.conn.is_alive()
-            || self.conn.is_broken()
-            || self.tracker.is_dead()
-            || self.tracker.outstanding()
+        self.is_dead() || self.tracker.outstanding()
+    }
+
+    /// Whether the session itself is gone: its writer task stopped, it was marked broken,
+    /// or an error proved it dead. Unlike [`is_broken`](Self::is_broken), requests in
+    /// flight do not count (a shared connection always has some).
+    pub(crate) fn is_dead(&self) -> bool {
+        !self.conn.is_alive() || self.conn.is_broken() || self.tracker.is_dead()
     }
 
     /// The connection without marking raw access, for this crate's own use.

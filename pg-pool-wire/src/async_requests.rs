@@ -16,6 +16,23 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::async_poolable::AsyncWirePoolable;
 use crate::exchange::RowStream;
 
+/// Refuses text the protocol cannot carry before anything is sent: statement text and
+/// names go out NUL-terminated, so a NUL inside would cut the message short and the server
+/// would end the session with a protocol violation. Reported as the server reports a NUL
+/// in a text value (`22021`), which leaves the connection usable.
+// The error type is the driver's, as for every request method here.
+#[allow(clippy::result_large_err)]
+fn refuse_nul(texts: &[&[u8]]) -> Result<(), PgWireError> {
+    if texts.iter().any(|text| text.contains(&0)) {
+        let mut error = pg_wired::PgError::default();
+        error.severity = "ERROR".into();
+        error.code = "22021".into();
+        error.message = "statement text or name contains a NUL byte; nothing was sent".into();
+        return Err(PgWireError::Pg(error));
+    }
+    Ok(())
+}
+
 impl AsyncWirePoolable {
     /// [`AsyncConn::submit`](pg_wired::AsyncConn::submit), tracked: sends a prepared message
     /// buffer and collects its response.
@@ -107,6 +124,7 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes()])?;
         let exchange = self.tracker().start();
         exchange.finish(self.raw().exec_query(sql, params, param_oids).await)
     }
@@ -129,6 +147,7 @@ impl AsyncWirePoolable {
         param_formats: &[FormatCode],
         result_formats: &[FormatCode],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes()])?;
         let exchange = self.tracker().start();
         let fut = self.raw().exec_query_with_formats(
             sql,
@@ -158,6 +177,7 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes(), stmt_name])?;
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -185,6 +205,7 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes(), stmt_name])?;
         let exchange = self.tracker().start();
         let fut = self.raw().query_with_formats(
             sql,
@@ -215,6 +236,7 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[setup_sql.as_bytes(), query_sql.as_bytes()])?;
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -242,6 +264,7 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[setup_sql.as_bytes(), query_sql.as_bytes(), stmt_name])?;
         let exchange = self.tracker().start();
         let fut = self.raw().pipeline_transaction(
             setup_sql,
@@ -265,6 +288,7 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_in(&self, copy_sql: &str, data: &[u8]) -> Result<u64, PgWireError> {
+        refuse_nul(&[copy_sql.as_bytes()])?;
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_in(copy_sql, data).await)
     }
@@ -303,6 +327,7 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_out(&self, copy_sql: &str) -> Result<Vec<u8>, PgWireError> {
+        refuse_nul(&[copy_sql.as_bytes()])?;
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_out(copy_sql).await)
     }

@@ -80,6 +80,7 @@ mod exchange;
 mod hosts;
 mod lag;
 mod session;
+mod shared_handle;
 mod tls;
 mod wire_poolable;
 
@@ -93,6 +94,7 @@ pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use pg_wired;
 pub use session::TransactionStatus;
+pub use shared_handle::{AsyncWireSharedGuard, SharedWire};
 pub use tls::WireTls;
 pub use wire_poolable::{TextRow, WirePoolable};
 

@@ -1,6 +1,7 @@
 //! The request methods of [`AsyncWirePoolable`]: the methods of [`AsyncConn`] that talk to
-//! the server, each tracked so that the pool learns when a request was abandoned midway or
-//! an error proved the connection dead.
+//! the server, each tracked so that the pool learns when a request was abandoned midway, an
+//! error proved the connection dead, or its SQL may have changed the session (judged before
+//! it is sent, see [`AsyncWirePoolable`]'s reset rule).
 //!
 //! They keep the names, arguments and results of [`AsyncConn`]'s methods, so code written
 //! against a dereferenced `AsyncConn` calls these instead without a change (except
@@ -38,8 +39,13 @@ impl AsyncWirePoolable {
         messages: BytesMut,
         collector: ResponseCollector,
     ) -> Result<PipelineResponse, PgWireError> {
+        self.tracker().note_messages(&messages);
         let exchange = self.tracker().start();
-        exchange.finish(self.raw().submit(messages, collector).await)
+        let response = exchange.finish(self.raw().submit(messages, collector).await);
+        if let Ok(PipelineResponse::Rows { command_tag, .. }) = &response {
+            self.tracker().note_tag(command_tag);
+        }
+        response
     }
 
     /// [`AsyncConn::submit_batch`](pg_wired::AsyncConn::submit_batch), tracked: sends
@@ -57,10 +63,19 @@ impl AsyncWirePoolable {
         &self,
         items: Vec<(BytesMut, ResponseCollector)>,
     ) -> Result<Vec<Result<PipelineResponse, PgWireError>>, PgWireError> {
+        for (messages, _) in &items {
+            self.tracker().note_messages(messages);
+        }
         let exchange = self.tracker().start();
         let results = exchange.finish(self.raw().submit_batch(items).await)?;
-        for e in results.iter().filter_map(|r| r.as_ref().err()) {
-            self.tracker().record(e);
+        for result in &results {
+            match result {
+                Ok(PipelineResponse::Rows { command_tag, .. }) => {
+                    self.tracker().note_tag(command_tag);
+                }
+                Ok(_) => {}
+                Err(e) => self.tracker().record(e),
+            }
         }
         Ok(results)
     }
@@ -84,6 +99,7 @@ impl AsyncWirePoolable {
         messages: BytesMut,
         row_buffer: usize,
     ) -> Result<RowStream, PgWireError> {
+        self.tracker().note_messages(&messages);
         let exchange = self.tracker().start();
         match self.raw().submit_stream(messages, row_buffer).await {
             Ok((header, rows)) => Ok(RowStream::new(header, rows, exchange)),
@@ -107,6 +123,7 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().exec_query(sql, params, param_oids).await)
     }
@@ -129,6 +146,7 @@ impl AsyncWirePoolable {
         param_formats: &[FormatCode],
         result_formats: &[FormatCode],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self.raw().exec_query_with_formats(
             sql,
@@ -158,6 +176,7 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -185,6 +204,7 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self.raw().query_with_formats(
             sql,
@@ -215,6 +235,8 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(setup_sql);
+        self.tracker().note_sql(query_sql);
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -242,6 +264,8 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker().note_sql(setup_sql);
+        self.tracker().note_sql(query_sql);
         let exchange = self.tracker().start();
         let fut = self.raw().pipeline_transaction(
             setup_sql,
@@ -265,6 +289,7 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_in(&self, copy_sql: &str, data: &[u8]) -> Result<u64, PgWireError> {
+        self.tracker().note_sql(copy_sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_in(copy_sql, data).await)
     }
@@ -303,6 +328,7 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_out(&self, copy_sql: &str) -> Result<Vec<u8>, PgWireError> {
+        self.tracker().note_sql(copy_sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_out(copy_sql).await)
     }

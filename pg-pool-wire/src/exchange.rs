@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::error::{proves_dead, server_change};
+use crate::session::tag_changes_session;
+use crate::sql_effects::{messages_change_session, sql_changes_session};
 
 /// The state shared by a connection's wrapper, its in-flight requests and its open row
 /// streams (which may outlive the borrow of the connection, hence the `Arc`).
@@ -26,6 +28,8 @@ pub(crate) struct Tracker {
     /// The raw connection was reached, so requests may have been made that this tracker did
     /// not see.
     raw: AtomicBool,
+    /// A request's SQL (or its command tag) may have changed the session.
+    changed: AtomicBool,
     /// What a failed request said about the server (`Poolable::server_changed`).
     server_change: std::sync::Mutex<Option<&'static str>>,
 }
@@ -90,6 +94,43 @@ impl Tracker {
     /// Forgets raw access, once a reset has brought the session back to a known state.
     pub(crate) fn clear_raw(&self) {
         self.raw.store(false, Ordering::Relaxed);
+    }
+
+    /// Notes `sql`, about to run, if it may change the session.
+    pub(crate) fn note_sql(&self, sql: &str) {
+        if sql_changes_session(sql) {
+            self.mark_changed();
+        }
+    }
+
+    /// Notes a buffer of frontend messages, about to be sent, if it may change the session.
+    pub(crate) fn note_messages(&self, messages: &[u8]) {
+        if messages_change_session(messages) {
+            self.mark_changed();
+        }
+    }
+
+    /// Notes a command tag the server reported, if its statement may have changed the
+    /// session.
+    pub(crate) fn note_tag(&self, tag: &str) {
+        if !tag.is_empty() && tag_changes_session(tag) {
+            self.mark_changed();
+        }
+    }
+
+    /// Declares that the session may have changed.
+    pub(crate) fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Whether the session may have changed since the last [`Tracker::take_changed`].
+    pub(crate) fn is_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// Whether the session may have changed, clearing the mark.
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
     }
 }
 

@@ -1,11 +1,13 @@
 //! [`PgRuntime`]: how a runtime opens a tokio-postgres session and drives it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use pg_pool_core::Runtime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, CancelToken, Config};
 
+use crate::driver_stop::StopSignal;
 use crate::error::PgError;
 use crate::opened::{NotificationSender, PgSession, SessionOptions};
 use crate::sslmode::PgTls;
@@ -70,20 +72,25 @@ pub trait PgRuntime: Runtime {
 }
 
 /// Spawns the driver's `Connection` future on `runtime`; it ends when the client is
-/// dropped (after sending `Terminate`) or the connection fails. With a `sink`, the
-/// session's notifications go to it (dropped, as tokio-postgres does, without one, or
-/// once the receiver is gone); notices are logged at `DEBUG`.
+/// dropped (after sending `Terminate`) or the connection fails, or at once when the
+/// returned signal is stopped (the socket is then dropped without waiting for responses
+/// still due). With a `sink`, the session's notifications go to it (dropped, as
+/// tokio-postgres does, without one, or once the receiver is gone); notices are logged at
+/// `DEBUG`.
 pub(crate) fn drive<R, S, T>(
     runtime: &R,
     mut connection: tokio_postgres::Connection<S, T>,
     sink: Option<NotificationSender>,
-) where
+) -> Arc<StopSignal>
+where
     R: Runtime,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stop = Arc::new(StopSignal::default());
+    let signal = Arc::clone(&stop);
     runtime.spawn(async move {
-        let ended = std::future::poll_fn(|cx| {
+        let driven = std::future::poll_fn(|cx| {
             loop {
                 match std::task::ready!(connection.poll_message(cx)) {
                     Some(Ok(AsyncMessage::Notification(n))) => {
@@ -101,12 +108,22 @@ pub(crate) fn drive<R, S, T>(
                     None => return std::task::Poll::Ready(Ok(())),
                 }
             }
+        });
+        // The driver first: a session that can end cleanly does so before the stop counts.
+        let ended = futures_lite::future::or(async { Some(driven.await) }, async {
+            signal.stopped().await;
+            None
         })
         .await;
-        if let Err(e) = ended {
-            tracing::debug!(error = %PgError::from(e), "tokio-postgres connection ended with an error");
+        match ended {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::debug!(error = %PgError::from(e), "tokio-postgres connection ended with an error");
+            }
+            None => tracing::debug!("the session was closed without waiting for the server"),
         }
     });
+    stop
 }
 
 #[cfg(feature = "tokio")]

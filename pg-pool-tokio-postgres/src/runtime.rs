@@ -56,7 +56,9 @@ pub trait PgRuntime: Runtime {
     ///
     /// The default dials with `async-net` (features `smol` or `async-std`) and otherwise
     /// fails, in which case the session is waited for within `checkin_timeout`, then
-    /// destroyed. The tokio impl dials with tokio's TCP streams.
+    /// destroyed. The tokio impl dials with tokio's TCP streams. Both send the request to
+    /// every TCP host of `config` at once, each bounded by its `connect_timeout` (10 s when
+    /// unset), so an unreachable host cannot hold it back.
     ///
     /// # Errors
     ///
@@ -67,7 +69,7 @@ pub trait PgRuntime: Runtime {
         config: &Config,
         tls: Option<&PgTls>,
     ) -> impl Future<Output = Result<(), PgError>> + Send {
-        crate::cancel::cancel_default(token, config.clone(), tls.cloned())
+        crate::cancel::cancel_default(self, token, config.clone(), tls.cloned())
     }
 }
 
@@ -147,7 +149,7 @@ impl PgRuntime for pg_pool_tokio::Tokio {
         config: &Config,
         tls: Option<&PgTls>,
     ) -> Result<(), PgError> {
-        crate::cancel::cancel_on_tokio(token, config.clone(), tls.cloned()).await
+        crate::cancel::cancel_on_tokio(self, token, config.clone(), tls.cloned()).await
     }
 }
 

@@ -163,14 +163,22 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
 }
 
 /// Temporary objects (`TEMP`, `TEMPORARY`, the `pg_temp` schema), advisory locks and
-/// `set_config`, however they are reached.
+/// `set_config`, however they are reached. Compared without allocating: this runs for
+/// every word of every statement.
 fn names_session_state(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower == "temp"
-        || lower == "temporary"
-        || lower.starts_with("pg_temp")
-        || lower.contains("advisory")
-        || lower.contains("set_config")
+    let bytes = name.as_bytes();
+    let contains = |word: &[u8]| {
+        bytes
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+    };
+    name.eq_ignore_ascii_case("temp")
+        || name.eq_ignore_ascii_case("temporary")
+        || bytes
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"pg_temp"))
+        || contains(b"advisory")
+        || contains(b"set_config")
 }
 
 /// Whether the `(` at `open` calls a function that may change the session.
@@ -207,7 +215,7 @@ fn is_call(stmt: &[Token<'_>], open: usize) -> bool {
         return false;
     }
     let builtin_schema = schema.is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog"));
-    let harmless = !quoted && builtin_schema && is_harmless(&name.to_ascii_lowercase());
+    let harmless = !quoted && builtin_schema && lowercase(name, is_harmless);
     !harmless
 }
 
@@ -237,6 +245,19 @@ fn is_cte_columns(stmt: &[Token<'_>], open: usize) -> bool {
         && (stmt.get(close + 2) == Some(&Token::Open)
             || word(close + 2, "materialized")
             || word(close + 2, "not"))
+}
+
+/// `f` of `name` in lowercase, without allocating; `false` for a name longer than any
+/// built-in's (or not ASCII).
+fn lowercase(name: &str, f: impl FnOnce(&str) -> bool) -> bool {
+    let mut buf = [0_u8; 32];
+    let Some(out) = buf.get_mut(..name.len()) else {
+        return false;
+    };
+    for (o, b) in out.iter_mut().zip(name.bytes()) {
+        *o = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(out).is_ok_and(f)
 }
 
 /// Whether `list` (lowercase) holds `word`, whatever its case.

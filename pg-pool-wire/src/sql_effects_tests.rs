@@ -26,6 +26,11 @@ fn ordinary_statements_keep_the_fast_path() {
         "NOTIFY c, 'x'",
         "SHOW search_path",
         "EXPLAIN (ANALYZE) SELECT 1",
+        "INSERT INTO \"users\" (\"a\", \"b\") VALUES ($1, $2) RETURNING \"users\".\"id\"",
+        "WITH ins AS (INSERT INTO t (a) VALUES (1) RETURNING *) SELECT * FROM ins",
+        "SELECT EXISTS(SELECT 1 FROM t WHERE data->>'k' = lower($1)) LIMIT $2",
+        "UPDATE t SET updated_at = now(), n = n + 1 WHERE id = $1",
+        "SELECT template, temperature FROM t",
     ] {
         assert!(!sql_changes_session(sql), "{sql}");
     }

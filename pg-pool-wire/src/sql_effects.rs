@@ -207,7 +207,9 @@ fn is_call(stmt: &[Token<'_>], open: usize) -> bool {
         }
     }
     if let Some(Token::Word(before)) = start.checked_sub(1).map(|i| stmt[i])
-        && contains(NOT_A_CALL_AFTER, before)
+        && (contains(NOT_A_CALL_AFTER, before)
+            // `AS NOT MATERIALIZED (`: a common table expression.
+            || (before.eq_ignore_ascii_case("not") && name.eq_ignore_ascii_case("materialized")))
     {
         return false;
     }
@@ -241,10 +243,13 @@ fn is_cte_columns(stmt: &[Token<'_>], open: usize) -> bool {
         return false;
     };
     let word = |i: usize, expected: &str| matches!(stmt.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(expected));
+    let open_at = |i: usize| stmt.get(i) == Some(&Token::Open);
+    // `AS MATERIALIZED` alone may be a column alias (`SELECT f() AS materialized`): only
+    // the `(` that follows makes it a common table expression.
     word(close + 1, "as")
-        && (stmt.get(close + 2) == Some(&Token::Open)
-            || word(close + 2, "materialized")
-            || word(close + 2, "not"))
+        && (open_at(close + 2)
+            || (word(close + 2, "materialized") && open_at(close + 3))
+            || (word(close + 2, "not") && word(close + 3, "materialized") && open_at(close + 4)))
 }
 
 /// `f` of `name` in lowercase, without allocating; `false` for a name longer than any

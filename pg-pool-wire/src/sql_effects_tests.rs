@@ -14,6 +14,7 @@ fn ordinary_statements_keep_the_fast_path() {
         "UPDATE t SET (a, b) = (1, 2) WHERE id = $1",
         "DELETE FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.id = t.id)",
         "WITH a AS (SELECT 1), b(x) AS (SELECT 2), c AS MATERIALIZED (SELECT 3) SELECT * FROM a, b, c",
+        "WITH a(x) AS NOT MATERIALIZED (SELECT 1), b(y) AS MATERIALIZED (SELECT 2) SELECT 1",
         "WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
         "SELECT x::varchar(10), CAST(y AS numeric(10, 2)), row_number() OVER (PARTITION BY z ORDER BY w) FROM t",
         "SELECT * FROM generate_series(1, 3) AS g(i) JOIN t USING (i)",
@@ -76,6 +77,9 @@ fn code_that_may_change_the_session_counts() {
         "RESET ALL; LISTEN c",
         "SELECT 1; SELECT f()",
         "(SELECT f())",
+        "SELECT f(1) AS materialized",
+        "SELECT f(1) AS materialized, 2 AS not_materialized",
+        "SELECT f(1) AS not",
         "E'x'",
         "$$ x $$",
     ] {

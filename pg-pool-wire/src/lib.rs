@@ -3,8 +3,9 @@
 //! - [`WirePoolable`]: a pooled `WireConn` with a simple-query API that tracks the
 //!   transaction status and session changes, so the pool resets (`DISCARD ALL`) only a
 //!   session that was changed, and destroys one returned inside a transaction.
-//! - [`AsyncWirePoolable`]: a pooled, pipelining `AsyncConn`, reset only when
-//!   `take_state_mutated()` says so and closed properly when destroyed. Its request methods
+//! - [`AsyncWirePoolable`]: a pooled, pipelining `AsyncConn`, reset only when a request's
+//!   SQL may have changed the session (or `take_state_mutated()` says so) and closed
+//!   properly when destroyed. Its request methods
 //!   mirror `AsyncConn`'s; [`RowStream`] carries the rows of a streaming request.
 //! - [`WireConfig`] (also from a `postgres://` URL) and [`WireConnector`] for startup
 //!   parameters such as `application_name`.
@@ -73,6 +74,7 @@ mod async_accessors;
 mod async_poolable;
 mod async_requests;
 mod attrs;
+mod builtins;
 mod config;
 mod connector;
 mod error;
@@ -81,6 +83,8 @@ mod hosts;
 mod lag;
 mod session;
 mod shared_handle;
+mod sql_effects;
+mod sql_lex;
 mod tls;
 mod wire_poolable;
 

@@ -12,6 +12,7 @@ use pg_wired::protocol::types::RawRow;
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::error::WireError;
+use crate::sql_lex::first_word;
 
 /// A shared lease on an [`AsyncWirePoolable`], from
 /// [`ConnPool::get_shared`](pg_pool_core::ConnPool::get_shared); its
@@ -59,48 +60,6 @@ const SHAREABLE: [&str; 8] = [
     "select", "with", "values", "table", "insert", "update", "delete", "merge",
 ];
 
-/// The first keyword of `sql`, after whitespace, comments and opening parentheses.
-/// `None` when the text does not start with a keyword (empty, unterminated comment).
-pub(crate) fn first_keyword(sql: &str) -> Option<&str> {
-    let bytes = sql.as_bytes();
-    let mut at = 0;
-    loop {
-        match bytes.get(at..)? {
-            [b, ..] if b.is_ascii_whitespace() || *b == b'(' => at += 1,
-            [b'-', b'-', ..] => {
-                at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
-            }
-            [b'/', b'*', ..] => {
-                // Block comments nest in PostgreSQL.
-                let mut depth = 0usize;
-                loop {
-                    match bytes.get(at..)? {
-                        [b'/', b'*', ..] => {
-                            depth += 1;
-                            at += 2;
-                        }
-                        [b'*', b'/', ..] => {
-                            depth -= 1;
-                            at += 2;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        [_, ..] => at += 1,
-                        [] => return None,
-                    }
-                }
-            }
-            _ => break,
-        }
-    }
-    let len = bytes[at..]
-        .iter()
-        .position(|b| !(b.is_ascii_alphabetic() || *b == b'_'))
-        .unwrap_or(bytes.len() - at);
-    (len > 0).then(|| &sql[at..at + len])
-}
-
 /// Refuses what must not run on a shared session, before anything is sent.
 fn shareable(sql: &str) -> Result<(), WireError> {
     if sql.contains('\0') {
@@ -108,7 +67,7 @@ fn shareable(sql: &str) -> Result<(), WireError> {
             reason: "the text contains a NUL byte",
         });
     }
-    match first_keyword(sql) {
+    match first_word(sql) {
         Some(word) if SHAREABLE.iter().any(|ok| word.eq_ignore_ascii_case(ok)) => Ok(()),
         _ => Err(WireError::NotShareable {
             reason: "only single SELECT, WITH, VALUES, TABLE, INSERT, UPDATE, DELETE or MERGE \
@@ -204,7 +163,7 @@ mod tests {
             ("1", None),
             ("BEGIN; SELECT 1", Some("BEGIN")),
         ] {
-            assert_eq!(first_keyword(sql), word, "{sql:?}");
+            assert_eq!(first_word(sql), word, "{sql:?}");
         }
     }
 
@@ -255,7 +214,7 @@ mod tests {
         #[test]
         fn never_panics(sql in ".{0,64}") {
             if shareable(&sql).is_ok() {
-                let word = first_keyword(&sql).expect("a keyword");
+                let word = first_word(&sql).expect("a keyword");
                 prop_assert!(SHAREABLE.iter().any(|ok| word.eq_ignore_ascii_case(ok)));
                 prop_assert!(!sql.contains('\0'));
             }

@@ -131,6 +131,26 @@ fn is_word_char(b: u8) -> bool {
     is_word_start(b) || b.is_ascii_digit() || b == b'$'
 }
 
+/// The first word of `sql` after whitespace, comments and opening parentheses, without
+/// lexing the rest (no allocation). `None` when the text does not start with a word.
+pub(crate) fn first_word(sql: &str) -> Option<&str> {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    loop {
+        match bytes.get(i..)? {
+            [b, ..] if b.is_ascii_whitespace() || *b == b'(' => i += 1,
+            [b'-', b'-', ..] => i += bytes[i..].iter().position(|&c| c == b'\n')? + 1,
+            [b'/', b'*', ..] => i = block_comment(bytes, i),
+            _ => break,
+        }
+    }
+    let len = bytes[i..]
+        .iter()
+        .position(|b| !(b.is_ascii_alphabetic() || *b == b'_'))
+        .unwrap_or(bytes.len() - i);
+    (len > 0).then(|| &sql[i..i + len])
+}
+
 /// The index after a `/* ... */` comment starting at `start` (they nest).
 fn block_comment(bytes: &[u8], start: usize) -> usize {
     let mut depth = 0_usize;

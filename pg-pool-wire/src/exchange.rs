@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::error::{proves_dead, server_change};
 use crate::session::tag_changes_session;
-use crate::sql_effects::{messages_change_session, sql_changes_session};
+use pg_pool_conninfo::sql::{messages_change_session, sql_changes_session};
 
 /// The state shared by a connection's wrapper, its in-flight requests and its open row
 /// streams (which may outlive the borrow of the connection, hence the `Arc`).

@@ -74,7 +74,6 @@ mod async_accessors;
 mod async_poolable;
 mod async_requests;
 mod attrs;
-mod builtins;
 mod config;
 mod connector;
 mod error;
@@ -83,8 +82,6 @@ mod hosts;
 mod lag;
 mod session;
 mod shared_handle;
-mod sql_effects;
-mod sql_lex;
 mod tls;
 mod wire_poolable;
 

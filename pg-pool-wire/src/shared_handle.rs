@@ -12,7 +12,7 @@ use pg_wired::protocol::types::RawRow;
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::error::WireError;
-use crate::sql_lex::first_word;
+use pg_pool_conninfo::sql::first_word;
 
 /// A shared lease on an [`AsyncWirePoolable`], from
 /// [`ConnPool::get_shared`](pg_pool_core::ConnPool::get_shared); its

@@ -9,7 +9,7 @@ use crate::attrs::Watch;
 use crate::config::WireConfig;
 use crate::error::{WireError, is_fatal_server_error, server_change, server_change_code};
 use crate::session::{TransactionStatus, tag_changes_session};
-use crate::sql_effects::sql_changes_session;
+use pg_pool_conninfo::sql::sql_changes_session;
 
 /// The `Terminate` message.
 pub(crate) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];

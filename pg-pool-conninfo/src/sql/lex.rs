@@ -133,7 +133,16 @@ fn is_word_char(b: u8) -> bool {
 
 /// The first word of `sql` after whitespace, comments and opening parentheses, without
 /// lexing the rest (no allocation). `None` when the text does not start with a word.
-pub(crate) fn first_word(sql: &str) -> Option<&str> {
+///
+/// # Examples
+///
+/// ```
+/// use pg_pool_conninfo::sql::first_word;
+///
+/// assert_eq!(first_word("/* note */ (SELECT 1)"), Some("SELECT"));
+/// assert_eq!(first_word("-- only a comment"), None);
+/// ```
+pub fn first_word(sql: &str) -> Option<&str> {
     let bytes = sql.as_bytes();
     let mut i = 0;
     loop {

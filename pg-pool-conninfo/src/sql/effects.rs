@@ -4,7 +4,7 @@
 //! the statements whose first keyword is one of [`NEUTRAL_LEADING`] (plus `SET LOCAL`,
 //! `SET TRANSACTION` and `SET CONSTRAINTS`, which end with the transaction) and that name
 //! neither a temporary object nor an advisory lock nor `set_config`, and call no function
-//! but the built-ins of [`crate::builtins`]. So `DO`, `CALL`, `EXECUTE`, `LOAD`, `LISTEN`,
+//! but the built-ins of `builtins.rs`. So `DO`, `CALL`, `EXECUTE`, `LOAD`, `LISTEN`,
 //! `DECLARE`, `PREPARE`, `DISCARD` and any statement calling a user-defined or unknown
 //! function (`SELECT my_function()`, `VALUES (f(1))`) count, whatever they do; a plain
 //! `SELECT`, `INSERT`, `UPDATE` or `DELETE` does not. A false positive costs one
@@ -15,8 +15,8 @@
 //! operators and casts). A caller relying on such code to change the session marks the
 //! connection itself.
 
-use crate::builtins::is_harmless;
-use crate::sql_lex::{Token, tokens};
+use super::builtins::is_harmless;
+use super::lex::{Token, tokens};
 
 /// First keywords of statements that leave no session state behind by themselves (their
 /// function calls and words are still checked).
@@ -87,7 +87,18 @@ const NOT_A_CALL_AFTER: &[&str] = &[
 ];
 
 /// Whether running `sql` (one or more `;`-separated statements) may change the session.
-pub(crate) fn sql_changes_session(sql: &str) -> bool {
+///
+/// # Examples
+///
+/// ```
+/// use pg_pool_conninfo::sql::sql_changes_session;
+///
+/// assert!(!sql_changes_session("SELECT id FROM users WHERE id = $1"));
+/// assert!(sql_changes_session("SET search_path TO app"));
+/// assert!(sql_changes_session("SELECT my_function()"));
+/// assert!(sql_changes_session("DO $$ BEGIN PERFORM 1; END $$"));
+/// ```
+pub fn sql_changes_session(sql: &str) -> bool {
     tokens(sql)
         .split(|t| *t == Token::Semicolon)
         .any(statement_changes_session)
@@ -97,7 +108,7 @@ pub(crate) fn sql_changes_session(sql: &str) -> bool {
 /// `Query` and `Parse` is judged by [`sql_changes_session`]; a `FunctionCall` counts;
 /// `Bind`, `Execute`, `Describe`, `Close`, `Sync`, `Flush` and `COPY` data do not. A
 /// buffer that does not parse, or a message of another kind, counts.
-pub(crate) fn messages_change_session(mut buf: &[u8]) -> bool {
+pub fn messages_change_session(mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
         let Some(&[kind, a, b, c, d]) = buf.get(..5) else {
             return true;
@@ -271,5 +282,5 @@ fn contains(list: &[&str], word: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "sql_effects_tests.rs"]
+#[path = "effects_tests.rs"]
 mod tests;

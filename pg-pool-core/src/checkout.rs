@@ -188,9 +188,17 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let mut requeue_front = false;
         // The waiter this call queued with, recycled by the return's critical section.
         let mut spare = None;
+        // The fast slot: the most recently returned connection, when nobody waits.
+        let mut fast = self.fast.take();
+        if fast.is_some() && self.fast.plan_on_take() {
+            // `min_idle`: the pool may need a connection to replace this one.
+            self.update(|_, _| ());
+        }
         loop {
             let mut fx = Effects::default();
-            let taken = {
+            let taken = if let Some(conn) = fast.take() {
+                Ok(conn)
+            } else {
                 let mut st = self.lock();
                 if st.draining {
                     return Err(if st.runtime_gone {
@@ -199,6 +207,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         PoolError::Closed
                     });
                 }
+                // A connection returned into the slot since this caller looked.
+                self.unslot(&mut st, started, &mut fx);
                 // An idle connection, and nobody queued ahead of us; or, with bounded
                 // fairness, nobody queued for longer than the bound.
                 let idle = if st.waiters.is_empty() {
@@ -234,6 +244,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         };
                         let waiter = st.new_waiter(now, since, deadline);
                         st.waiters.push(Arc::clone(&waiter), requeue_front);
+                        // Closed, then emptied: a connection a racing return put in the
+                        // slot goes to the head of the queue (`fast.rs`).
+                        self.fast.close();
+                        self.unslot(&mut st, now, &mut fx);
                         match st.sweeper.on_enqueue(deadline) {
                             Nudge::None => {}
                             nudge => fx.rare().sweeper = Some(nudge),

@@ -111,7 +111,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             st.ledger.release();
             st.counters.detaches += 1;
         });
-        conn.raw
+        conn.into_raw()
     }
 
     fn unregister_leak(&mut self) {
@@ -201,6 +201,15 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
         return;
     }
     conn.last_used = now;
+    if spare.is_none() && conn.generation == shared.generation() {
+        // Nobody waits (or the slot sends it to the lock anyway): no lock.
+        shared.fast.record_usage(usage);
+        let leftover = shared.fast.put(conn);
+        if !leftover.is_empty() {
+            shared.place_leftover(leftover, now);
+        }
+        return;
+    }
     let mut fx = Effects::default();
     {
         let mut st = shared.lock();

@@ -22,6 +22,7 @@ mod connect;
 mod duration;
 mod error;
 mod fairness;
+mod fast;
 mod guard;
 mod hooks;
 mod leak;

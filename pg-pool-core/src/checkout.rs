@@ -174,29 +174,27 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
 }
 
 impl<T: Poolable, R: Runtime> Shared<T, R> {
-    /// Checks out a connection. `wait == false` is `try_get`: no queueing.
+    /// Checks out a connection the slow way, after the fast path (`acquire.rs`) found the
+    /// fast slot empty or closed (`prefetched == None`), or took a connection from it that
+    /// needs more than the synchronous checks (`prefetched`, with the time it was taken).
+    /// `wait == false` is `try_get`: no queueing.
     ///
-    /// The fast path (an idle connection, no ping due, no checkout hook) runs without an
-    /// allocation or a timer. The slow parts, waiting and asynchronous validation, are boxed
-    /// so that they do not bloat this future, which every caller moves around.
-    pub(crate) async fn acquire(
+    /// Taking an idle connection under the lock runs without an allocation or a timer. The
+    /// slow parts, waiting and asynchronous validation, are boxed so that they do not bloat
+    /// this future, which every caller moves around.
+    pub(crate) async fn acquire_slow(
         self: &Arc<Self>,
         site: &'static Location<'static>,
         wait: bool,
+        mut prefetched: Option<(Conn<T>, Instant)>,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
-        let started = Instant::now();
+        let started = prefetched.as_ref().map_or_else(Instant::now, |(_, taken)| *taken);
         let mut requeue_front = false;
         // The waiter this call queued with, recycled by the return's critical section.
         let mut spare = None;
-        // The fast slot: the most recently returned connection, when nobody waits.
-        let mut fast = self.fast.take();
-        if fast.is_some() && self.fast.plan_on_take() {
-            // `min_idle`: the pool may need a connection to replace this one.
-            self.update(|_, _| ());
-        }
         loop {
             let mut fx = Effects::default();
-            let taken = if let Some(conn) = fast.take() {
+            let taken = if let Some((conn, _)) = prefetched.take() {
                 Ok(conn)
             } else {
                 let mut st = self.lock();
@@ -365,7 +363,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         Ok(None)
     }
 
-    fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
+    pub(crate) fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
         self.hooks.checkout.is_some()
             || (self.config.test_on_checkout
                 && now.saturating_duration_since(conn.last_used)

@@ -10,6 +10,7 @@
 //!
 #![doc = include_str!("../README.md")]
 
+mod acquire;
 mod builder;
 mod checkout;
 mod clock;

@@ -135,7 +135,10 @@ where
                 return Poll::Pending;
             }
             *this.cooperated = true;
-            *this.traced = traced(this.pool);
+            // Assigned only when there is a span: no drop of the old `None` otherwise.
+            if let Some(span) = traced(this.pool) {
+                *this.traced = Some(span);
+            }
         }
         // One call site for the inner poll, so that it inlines as it did before spans.
         let entered = this.traced.as_deref().map(|(span, _)| span.enter());

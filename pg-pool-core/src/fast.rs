@@ -65,6 +65,10 @@ pub(crate) struct FastSlot<T> {
     checkouts: AtomicU64,
     /// Usage of connections returned into the slot.
     usage: AtomicHistogram,
+    /// Shuttle models only: skip the return's second look at `open`, the deliberate bug
+    /// `tests/shuttle.rs` proves its models catch.
+    #[cfg(shuttle)]
+    pub(crate) broken: std::sync::atomic::AtomicBool,
 }
 
 impl<T> fmt::Debug for FastSlot<T> {
@@ -102,6 +106,8 @@ impl<T> FastSlot<T> {
             enabled,
             checkouts: AtomicU64::new(0),
             usage: AtomicHistogram::default(),
+            #[cfg(shuttle)]
+            broken: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -138,6 +144,10 @@ impl<T> FastSlot<T> {
             return Leftover(Some(conn), None);
         }
         let displaced = self.conn.swap(Some(conn));
+        #[cfg(shuttle)]
+        if self.broken.load(Ordering::Relaxed) {
+            return Leftover(displaced, None);
+        }
         if self.open.load(Ordering::SeqCst) {
             return Leftover(displaced, None);
         }
@@ -213,11 +223,14 @@ impl Default for AtomicHistogram {
 impl AtomicHistogram {
     #[inline]
     fn record(&self, value: Duration) {
+        if value < Duration::from_micros(1) {
+            // The first bucket; the sum does not change.
+            self.counts[0].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let (index, micros) = Histogram::bucket(value);
         self.counts[index].fetch_add(1, Ordering::Relaxed);
-        if micros > 0 {
-            self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        }
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     fn add_to(&self, histogram: &mut Histogram) {

@@ -202,7 +202,7 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
     }
     conn.last_used = now;
     if spare.is_none() && conn.generation == shared.generation() {
-        // Nobody waits (or the slot sends it to the lock anyway): no lock.
+        // Into the fast slot if nobody waits; otherwise `put` hands it back for the lock.
         shared.fast.record_usage(usage);
         let leftover = shared.fast.put(conn);
         if !leftover.is_empty() {
@@ -210,6 +210,18 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
         }
         return;
     }
+    checkin_locked(shared, conn, now, usage, spare);
+}
+
+/// The return under the lock: a waiter recycled, a stale connection destroyed.
+#[inline(never)]
+fn checkin_locked<T: Poolable, R: Runtime>(
+    shared: &Arc<Shared<T, R>>,
+    conn: Conn<T>,
+    now: Instant,
+    usage: Duration,
+    spare: Option<Arc<WaiterOf<T>>>,
+) {
     let mut fx = Effects::default();
     {
         let mut st = shared.lock();

@@ -104,7 +104,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<S::Output> {
         let mut this = self.project();
         if let StageProj::Start { make } = this.stage.as_mut().project() {
-            let make = make.take().expect("the start stage is left on its first poll");
+            let make = make
+                .take()
+                .expect("the start stage is left on its first poll");
             match this.shared.acquire_fast(this.site) {
                 Ok(guard) => return Poll::Ready(Ok(guard)),
                 Err(prefetched) => this.stage.set(Stage::Slow {

@@ -191,7 +191,9 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         wait: bool,
         mut prefetched: Option<(Conn<T>, Instant)>,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
-        let started = prefetched.as_ref().map_or_else(Instant::now, |(_, taken)| *taken);
+        let started = prefetched
+            .as_ref()
+            .map_or_else(Instant::now, |(_, taken)| *taken);
         let mut requeue_front = false;
         // The waiter this call queued with, recycled by the return's critical section.
         let mut spare = None;

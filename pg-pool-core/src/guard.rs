@@ -1,7 +1,9 @@
 //! The checked-out connection and the return path.
 //!
 //! A return is synchronous, in `Drop`, whenever no asynchronous work is due: one clock read,
-//! one lock, no allocation, no spawned task. Only a due [`Poolable::reset`] or a checkin hook
+//! no allocation, no spawned task, and no lock when nobody waits (the connection goes into the
+//! fast slot with one atomic exchange, `fast.rs`); otherwise one lock, to hand the connection
+//! to the head waiter or park it idle. Only a due [`Poolable::reset`] or a checkin hook
 //! moves the return onto a spawned task, and the connection stays counted as active until that
 //! task has finished with it.
 

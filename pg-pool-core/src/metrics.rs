@@ -15,8 +15,10 @@ pub const HISTOGRAM_BUCKETS: usize = 28;
 
 /// A latency histogram with power-of-two microsecond buckets.
 ///
-/// Recording is a shift and an increment under the pool lock the recorder already holds, so
-/// it costs nothing measurable and never allocates. Percentiles are approximate: they report
+/// Recording is a shift and an increment, under the pool lock the recorder already holds or,
+/// for checkouts and returns that go through the fast slot without the lock, on relaxed
+/// atomic counters merged into every snapshot; it never allocates. Percentiles are
+/// approximate: they report
 /// the upper bound of the bucket the percentile falls in (at most 2x the true value).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Histogram {

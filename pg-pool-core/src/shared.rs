@@ -631,13 +631,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
 
     /// The error for a checkout that ran out of time; counts it unless the sweeper did.
     pub(crate) fn timeout_error(
-        &self,
+        self: &Arc<Self>,
         phase: Phase,
         started: Instant,
         count: bool,
     ) -> PoolErrorOf<T> {
+        let mut fx = Effects::default();
         let (details, last_connect_error) = {
             let mut st = self.lock();
+            // The slot's connection counts as idle in the details.
+            self.unslot(&mut st, Instant::now(), &mut fx);
             if count {
                 st.counters.timeouts += 1;
             }
@@ -651,6 +654,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             };
             (details, st.last_error.clone())
         };
+        self.apply(fx);
         let now = Instant::now();
         let held_longest = self
             .leaks

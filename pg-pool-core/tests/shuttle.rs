@@ -24,9 +24,7 @@ use std::time::Duration;
 
 use pg_pool_core::{ConnPoolConfig, Fairness, PoolError};
 
-use shuttle_support::{
-    FAIRNESS, TimedRt, check_ledger, check_settled, config, pool, pool_on,
-};
+use shuttle_support::{FAIRNESS, TimedRt, check_ledger, check_settled, config, pool, pool_on};
 
 /// Three tasks share a pool of one: every task is served (no lost wake-up), the pool
 /// never exceeds its size, and everything is idle at the end.

@@ -128,7 +128,11 @@ fn drain_races_fast_returns(fairness: Fairness) {
         }
         let m = pool.metrics();
         assert_eq!((m.size, m.closing), (0, 0), "{m:?}");
-        assert_eq!(live.load(Ordering::SeqCst), 0, "a connection outlived the drain");
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            0,
+            "a connection outlived the drain"
+        );
         assert!(matches!(pool.get().await, Err(PoolError::Closed)));
     });
 }

@@ -80,7 +80,11 @@ impl Runtime for TimedRt {
     }
 }
 
-pub fn pool(max_size: usize, live: &Arc<AtomicUsize>, fairness: Fairness) -> ConnPool<Conn, ShuttleRt> {
+pub fn pool(
+    max_size: usize,
+    live: &Arc<AtomicUsize>,
+    fairness: Fairness,
+) -> ConnPool<Conn, ShuttleRt> {
     pool_on(ShuttleRt, max_size, live, config(max_size, fairness))
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pg_pool_core::{ConnPoolConfig, Fairness, PoolError};
+use pg_pool_core::{Fairness, PoolError};
 
 use shuttle_support::{FAIRNESS, TimedRt, check_ledger, check_settled, config, pool, pool_on};
 

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pg_pool_core::{
-    ConnPool, ConnPoolConfig, Fairness, LifecycleHooks, PoolError, Poolable, Runtime,
-    runtime::NoRuntime,
+    ConnPool, ConnPoolConfig, Fairness, LifecycleHooks, Poolable, Runtime, runtime::NoRuntime,
 };
 
 /// The fairness settings every model runs under (see the module docs).

@@ -189,6 +189,7 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
 }
 
 /// The synchronous end of every return: the release hook, then back to a waiter or idle.
+#[inline]
 pub(crate) fn checkin<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     mut conn: Conn<T>,

@@ -230,7 +230,12 @@ impl AtomicHistogram {
         }
         let (index, micros) = Histogram::bucket(value);
         self.counts[index].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        // Saturating, as the locked histogram's sum (one exchange when uncontended).
+        let _ = self
+            .sum_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                Some(sum.saturating_add(micros))
+            });
     }
 
     fn add_to(&self, histogram: &mut Histogram) {
@@ -309,5 +314,79 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             }
         }
         self.apply(fx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the slot records outside the lock adds up, in a snapshot, to what the lock's
+    /// histogram would have recorded: the same buckets, the same sum.
+    #[test]
+    fn atomic_histogram_matches_the_locked_one() {
+        let samples = [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_micros(1),
+            Duration::from_micros(3),
+            Duration::from_millis(7),
+            Duration::from_secs(90),
+            Duration::MAX,
+        ];
+        let atomic = AtomicHistogram::default();
+        let mut locked = Histogram::default();
+        for sample in samples {
+            atomic.record(sample);
+            locked.record(sample);
+        }
+        let mut merged = Histogram::default();
+        atomic.add_to(&mut merged);
+        assert_eq!(merged, locked);
+        assert_eq!(merged.count(), samples.len() as u64);
+    }
+
+    /// Checkouts served from the slot count as checkouts that waited zero.
+    #[test]
+    fn slot_checkouts_count_as_zero_waits() {
+        let slot: FastSlot<u32> = FastSlot::new(true);
+        slot.settle(true, false);
+        let conn = Conn::new(7, Instant::now(), None, Duration::ZERO, 0);
+        assert!(slot.put(conn).is_empty());
+        assert_eq!(slot.take().map(Conn::into_raw), Some(7));
+        assert!(slot.take().is_none(), "the slot held one connection");
+        let (mut checkouts, mut wait, mut usage) = (2, Histogram::default(), Histogram::default());
+        wait.record(Duration::from_millis(3));
+        slot.add_to(&mut checkouts, &mut wait, &mut usage);
+        assert_eq!(checkouts, 3);
+        assert_eq!((wait.count(), wait.counts()[0]), (2, 1));
+        assert_eq!(usage.count(), 0);
+    }
+
+    /// A closed slot takes nothing: a return gets its connection back to place under the
+    /// lock, and a checkout finds nothing even when a connection was left in it.
+    #[test]
+    fn closed_slot_refuses() {
+        let slot: FastSlot<u32> = FastSlot::new(true);
+        let conn = Conn::new(1, Instant::now(), None, Duration::ZERO, 0);
+        let leftover = slot.put(conn);
+        assert!(matches!(leftover, Leftover(Some(_), None)));
+        slot.settle(true, false);
+        assert!(
+            slot.put(Conn::new(2, Instant::now(), None, Duration::ZERO, 0))
+                .is_empty()
+        );
+        slot.close();
+        assert!(slot.take().is_none());
+        assert_eq!(slot.drain().map(Conn::into_raw), Some(2));
+        // A FIFO pool never opens its slot.
+        let fifo: FastSlot<u32> = FastSlot::new(false);
+        fifo.settle(true, false);
+        assert!(fifo.take().is_none());
+        assert!(
+            !fifo
+                .put(Conn::new(3, Instant::now(), None, Duration::ZERO, 0))
+                .is_empty()
+        );
     }
 }

@@ -40,8 +40,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 step "cargo test (workspace, all features, unit + integration + doc tests)"
 cargo test --workspace --all-features
 
-step "shuttle models of the hand-off, accounting and shared leases (cfg(shuttle))"
-RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle
+step "shuttle models of the hand-off, the fast slot, accounting and shared leases (cfg(shuttle))"
+RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --test shuttle_fast --test shuttle_lease --target-dir target/shuttle
 
 step "cargo package: every publishable crate packages and builds from its package"
 # Verification extracts each package into cargo's cache and builds it as a registry crate,

@@ -119,6 +119,19 @@ impl PoolKind {
         Self::Qp,
     ];
 
+    /// The single-task table's line-up: pg-pool at its defaults (what a user who sets only
+    /// `max_size` runs) first, then trimmed, then every pool of the original grid.
+    pub const SINGLE: [PoolKind; 8] = [
+        Self::PgPoolDefaults,
+        Self::PgPool,
+        Self::Deadpool,
+        Self::Bb8,
+        Self::Mobc,
+        Self::Qp,
+        Self::PgPoolSmol,
+        Self::PgPoolAsyncStd,
+    ];
+
     /// Every pool of the original grid, in table order (pg-pool trimmed).
     pub const ALL: [PoolKind; 7] = [
         Self::PgPool,

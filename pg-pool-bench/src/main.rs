@@ -443,7 +443,7 @@ fn main() {
 
     eprintln!("Single task: allocations per cycle (separate process), then ns per cycle");
     let allocs = alloc_counts();
-    for pool in PoolKind::ALL {
+    for pool in PoolKind::SINGLE {
         let mut stats = single_task(pool, 4, None, quick);
         stats.allocs_per_cycle = allocs.get(pool.name()).copied();
         report.single.push((pool, stats));

@@ -135,7 +135,10 @@ where
                 return Poll::Pending;
             }
             *this.cooperated = true;
-            *this.traced = traced(this.pool);
+            // Assigned only when there is a span: no drop of the old `None` otherwise.
+            if let Some(span) = traced(this.pool) {
+                *this.traced = Some(span);
+            }
         }
         // One call site for the inner poll, so that it inlines as it did before spans.
         let entered = this.traced.as_deref().map(|(span, _)| span.enter());
@@ -174,23 +177,31 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
 }
 
 impl<T: Poolable, R: Runtime> Shared<T, R> {
-    /// Checks out a connection. `wait == false` is `try_get`: no queueing.
+    /// Checks out a connection the slow way, after the fast path (`acquire.rs`) found the
+    /// fast slot empty or closed (`prefetched == None`), or took a connection from it that
+    /// needs more than the synchronous checks (`prefetched`, with the time it was taken).
+    /// `wait == false` is `try_get`: no queueing.
     ///
-    /// The fast path (an idle connection, no ping due, no checkout hook) runs without an
-    /// allocation or a timer. The slow parts, waiting and asynchronous validation, are boxed
-    /// so that they do not bloat this future, which every caller moves around.
-    pub(crate) async fn acquire(
+    /// Taking an idle connection under the lock runs without an allocation or a timer. The
+    /// slow parts, waiting and asynchronous validation, are boxed so that they do not bloat
+    /// this future, which every caller moves around.
+    pub(crate) async fn acquire_slow(
         self: &Arc<Self>,
         site: &'static Location<'static>,
         wait: bool,
+        mut prefetched: Option<(Conn<T>, Instant)>,
     ) -> Result<PoolGuard<T, R>, PoolErrorOf<T>> {
-        let started = Instant::now();
+        let started = prefetched
+            .as_ref()
+            .map_or_else(Instant::now, |(_, taken)| *taken);
         let mut requeue_front = false;
         // The waiter this call queued with, recycled by the return's critical section.
         let mut spare = None;
         loop {
             let mut fx = Effects::default();
-            let taken = {
+            let taken = if let Some((conn, _)) = prefetched.take() {
+                Ok(conn)
+            } else {
                 let mut st = self.lock();
                 if st.draining {
                     return Err(if st.runtime_gone {
@@ -199,6 +210,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         PoolError::Closed
                     });
                 }
+                // A connection returned into the slot since this caller looked.
+                self.unslot(&mut st, started, &mut fx);
                 // An idle connection, and nobody queued ahead of us; or, with bounded
                 // fairness, nobody queued for longer than the bound.
                 let idle = if st.waiters.is_empty() {
@@ -234,6 +247,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                         };
                         let waiter = st.new_waiter(now, since, deadline);
                         st.waiters.push(Arc::clone(&waiter), requeue_front);
+                        // Closed, then emptied: a connection a racing return put in the
+                        // slot goes to the head of the queue (`fast.rs`).
+                        self.fast.close();
+                        self.unslot(&mut st, now, &mut fx);
                         match st.sweeper.on_enqueue(deadline) {
                             Nudge::None => {}
                             nudge => fx.rare().sweeper = Some(nudge),
@@ -351,7 +368,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         Ok(None)
     }
 
-    fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
+    pub(crate) fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
         self.hooks.checkout.is_some()
             || (self.config.test_on_checkout
                 && now.saturating_duration_since(conn.last_used)

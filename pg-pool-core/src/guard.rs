@@ -1,7 +1,9 @@
 //! The checked-out connection and the return path.
 //!
 //! A return is synchronous, in `Drop`, whenever no asynchronous work is due: one clock read,
-//! one lock, no allocation, no spawned task. Only a due [`Poolable::reset`] or a checkin hook
+//! no allocation, no spawned task, and no lock when nobody waits (the connection goes into the
+//! fast slot with one atomic exchange, `fast.rs`); otherwise one lock, to hand the connection
+//! to the head waiter or park it idle. Only a due [`Poolable::reset`] or a checkin hook
 //! moves the return onto a spawned task, and the connection stays counted as active until that
 //! task has finished with it.
 
@@ -111,7 +113,7 @@ impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
             st.ledger.release();
             st.counters.detaches += 1;
         });
-        conn.raw
+        conn.into_raw()
     }
 
     fn unregister_leak(&mut self) {
@@ -187,6 +189,7 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
 }
 
 /// The synchronous end of every return: the release hook, then back to a waiter or idle.
+#[inline]
 pub(crate) fn checkin<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     mut conn: Conn<T>,
@@ -201,6 +204,27 @@ pub(crate) fn checkin<T: Poolable, R: Runtime>(
         return;
     }
     conn.last_used = now;
+    if spare.is_none() && conn.generation == shared.generation() {
+        // Into the fast slot if nobody waits; otherwise `put` hands it back for the lock.
+        shared.fast.record_usage(usage);
+        let leftover = shared.fast.put(conn);
+        if !leftover.is_empty() {
+            shared.place_leftover(leftover, now);
+        }
+        return;
+    }
+    checkin_locked(shared, conn, now, usage, spare);
+}
+
+/// The return under the lock: a waiter recycled, a stale connection destroyed.
+#[inline(never)]
+fn checkin_locked<T: Poolable, R: Runtime>(
+    shared: &Arc<Shared<T, R>>,
+    conn: Conn<T>,
+    now: Instant,
+    usage: Duration,
+    spare: Option<Arc<WaiterOf<T>>>,
+) {
     let mut fx = Effects::default();
     {
         let mut st = shared.lock();

@@ -266,9 +266,15 @@ mod tests {
         let mut ledger = Ledger::new(3, 0);
         ledger.park(conn(1));
         ledger.park(conn(2));
-        assert_eq!(ledger.take_idle(IdleOrder::Fifo).map(|c| c.raw), Some(1));
+        assert_eq!(
+            ledger.take_idle(IdleOrder::Fifo).map(Conn::into_raw),
+            Some(1)
+        );
         ledger.park(conn(3));
-        assert_eq!(ledger.take_idle(IdleOrder::Lifo).map(|c| c.raw), Some(3));
+        assert_eq!(
+            ledger.take_idle(IdleOrder::Lifo).map(Conn::into_raw),
+            Some(3)
+        );
     }
 
     #[test]

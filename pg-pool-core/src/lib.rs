@@ -10,6 +10,7 @@
 //!
 #![doc = include_str!("../README.md")]
 
+mod acquire;
 mod builder;
 mod checkout;
 mod clock;
@@ -22,6 +23,7 @@ mod connect;
 mod duration;
 mod error;
 mod fairness;
+mod fast;
 mod guard;
 mod hooks;
 mod leak;

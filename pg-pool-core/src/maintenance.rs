@@ -107,6 +107,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let mut fx = Effects::default();
         {
             let mut st = self.lock();
+            // The slot's connection is reaped like any idle one.
+            self.unslot(&mut st, now, &mut fx);
             let mut index = 0;
             while index < st.ledger.idle().len() {
                 let conn = &st.ledger.idle()[index];
@@ -157,7 +159,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// a connection sits idle is therefore noticed within one interval plus the probe timeout,
     /// however many connections it affects. Pinged connections count as active meanwhile.
     pub(crate) async fn probe(self: &Arc<Self>) {
-        let taken = self.lock().ledger.start_probe();
+        let mut fx = Effects::default();
+        let taken = {
+            let mut st = self.lock();
+            // The slot's connection is probed like any idle one.
+            self.unslot(&mut st, Instant::now(), &mut fx);
+            st.ledger.start_probe()
+        };
+        self.apply(fx);
         for conn in taken {
             let held = Held::probing(Arc::clone(self), conn);
             self.spawn(Self::ping_idle(held));

@@ -15,8 +15,10 @@ pub const HISTOGRAM_BUCKETS: usize = 28;
 
 /// A latency histogram with power-of-two microsecond buckets.
 ///
-/// Recording is a shift and an increment under the pool lock the recorder already holds, so
-/// it costs nothing measurable and never allocates. Percentiles are approximate: they report
+/// Recording is a shift and an increment, under the pool lock the recorder already holds or,
+/// for checkouts and returns that go through the fast slot without the lock, on relaxed
+/// atomic counters merged into every snapshot; it never allocates. Percentiles are
+/// approximate: they report
 /// the upper bound of the bucket the percentile falls in (at most 2x the true value).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Histogram {
@@ -68,12 +70,32 @@ impl Histogram {
         self.counts[0] += 1;
     }
 
-    /// Records a sample.
-    pub(crate) fn record(&mut self, value: Duration) {
+    /// The bucket a sample falls in, and the sample in whole microseconds.
+    #[inline]
+    pub(crate) fn bucket(value: Duration) -> (usize, u64) {
         let micros = Self::micros(value);
         let index = ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1);
+        (index, micros)
+    }
+
+    /// Records a sample.
+    pub(crate) fn record(&mut self, value: Duration) {
+        let (index, micros) = Self::bucket(value);
         self.counts[index] += 1;
         self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// Adds `n` zero-length samples.
+    pub(crate) fn add_zeros(&mut self, n: u64) {
+        self.counts[0] += n;
+    }
+
+    /// Adds samples counted elsewhere: `counts` per bucket, summing to `sum_micros`.
+    pub(crate) fn add(&mut self, counts: &[u64; HISTOGRAM_BUCKETS], sum_micros: u64) {
+        for (mine, theirs) in self.counts.iter_mut().zip(counts) {
+            *mine += theirs;
+        }
+        self.sum_micros = self.sum_micros.saturating_add(sum_micros);
     }
 
     /// The count in each bucket (not cumulative).

@@ -369,4 +369,15 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     pub fn is_closed(&self) -> bool {
         self.shared.lock().draining
     }
+
+    /// Shuttle models only: makes returns skip their second look at whether the fast slot
+    /// is still open, the bug the models must catch (a lost wake-up).
+    #[cfg(shuttle)]
+    #[doc(hidden)]
+    pub fn break_fast_slot_for_model(&self) {
+        self.shared
+            .fast
+            .broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -23,10 +23,11 @@ use crate::clock::{Instant, after};
 
 use event_listener::Event;
 
-use crate::config::ConnPoolConfig;
+use crate::config::{ConnPoolConfig, IdleOrder};
 use crate::conn::Conn;
 use crate::connect::Reservation;
 use crate::error::{ConnectError, Phase, PoolError, TimeoutDetails};
+use crate::fast::{FastSlot, StateGuard};
 use crate::hooks::{DestroyReason, LifecycleHooks};
 use crate::leak::LeakRegistry;
 use crate::ledger::Ledger;
@@ -34,7 +35,7 @@ use crate::metrics::{Counters, Gauges, Metrics};
 use crate::poolable::{DynConnector, Poolable};
 use crate::runtime::{Runtime, timeout};
 use crate::sweeper::{Nudge, SweeperState};
-use crate::sync::{Mutex, MutexGuard, lock};
+use crate::sync::{Mutex, lock};
 use crate::waiters::{Grant, Queue, Waiter};
 
 /// How long after a server change connects retry at the base backoff instead of growing
@@ -201,6 +202,9 @@ pub(crate) struct Shared<T: Poolable, R: Runtime> {
     pub(crate) runtime: R,
     pub(crate) connector: Box<dyn DynConnector<T>>,
     pub(crate) state: Mutex<State<T>>,
+    /// The most recently returned idle connection, taken and put back without the lock
+    /// while nobody waits (`fast.rs`).
+    pub(crate) fast: FastSlot<T>,
     /// Notified when a draining pool has no connection left.
     pub(crate) drained: Event,
     /// Notified when background tasks must stop.
@@ -251,12 +255,14 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let leaks = config
             .leak_detection_threshold
             .map(|_| LeakRegistry::default());
+        let fast = FastSlot::new(config.idle_order == IdleOrder::Lifo);
         Self {
             config,
             hooks,
             runtime,
             connector,
             state: Mutex::new(state),
+            fast,
             drained: Event::new(),
             shutdown: Event::new(),
             sweeper_event: Event::new(),
@@ -277,15 +283,26 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+    pub(crate) fn lock(&self) -> StateGuard<'_, T> {
         let st = lock(&self.state);
         #[cfg(debug_assertions)]
         st.check_served(self.config.fairness);
-        st
+        StateGuard::new(st, &self.fast)
     }
 
-    pub(crate) fn metrics(&self) -> Metrics {
-        let st = self.lock();
+    pub(crate) fn metrics(self: &Arc<Self>) -> Metrics {
+        let mut fx = Effects::default();
+        let metrics = {
+            let mut st = self.lock();
+            // The slot's connection shows as idle, not active.
+            self.unslot(&mut st, Instant::now(), &mut fx);
+            self.snapshot(&st)
+        };
+        self.apply(fx);
+        metrics
+    }
+
+    fn snapshot(&self, st: &State<T>) -> Metrics {
         let gauges = Gauges {
             max_size: st.ledger.max_size(),
             min_idle: st.ledger.min_idle(),
@@ -297,7 +314,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             background_tasks: self.background.load(Ordering::Acquire),
             draining: st.draining,
         };
-        Metrics::new(gauges, &st.counters)
+        let mut metrics = Metrics::new(gauges, &st.counters);
+        self.fast.add_to(
+            &mut metrics.checkouts,
+            &mut metrics.wait_time,
+            &mut metrics.usage_time,
+        );
+        metrics
     }
 
     /// Places a connection that is counted nowhere: hands it to the head waiter, makes it
@@ -352,6 +375,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         if st.draining {
             return;
         }
+        // Supply counts the slot's connection once it is in the idle set.
+        self.unslot(st, now, fx);
         let demand = st.waiters.len() + st.ledger.min_idle();
         let supply = st.ledger.supply();
         let mut wanted = demand.saturating_sub(supply);
@@ -389,8 +414,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let mut fx = Effects::default();
         let out = {
             let mut st = self.lock();
-            let out = change(&mut st, &mut fx);
             let now = Instant::now();
+            // `change` sees every idle connection.
+            self.unslot(&mut st, now, &mut fx);
+            let out = change(&mut st, &mut fx);
             if let Some(bound) = self.config.fairness.bound() {
                 self.serve(&mut st, now, bound, &mut fx);
             }
@@ -405,6 +432,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     /// Starts a new generation and destroys every idle connection. Called under the lock.
     pub(crate) fn evict_all(&self, st: &mut State<T>, fx: &mut Effects<T>) {
         self.next_generation();
+        // A connection put in the slot since is of the old generation: `place` destroys it.
+        self.unslot(st, Instant::now(), fx);
         while let Some(conn) = st.ledger.pop_idle() {
             st.count_destroy(DestroyReason::Evicted);
             fx.destroy(conn, DestroyReason::Evicted);
@@ -519,7 +548,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         tracing::debug!(pool = %self.config.name, %reason, "destroying connection");
         self.hooks.run_destroy(&conn.raw, reason);
         let done = ClosedOnDrop(Arc::clone(self));
-        let raw = conn.raw;
+        let raw = conn.into_raw();
         let Ok(close) = catch_unwind(AssertUnwindSafe(move || raw.close())) else {
             tracing::warn!(pool = %self.config.name, "closing a connection panicked");
             return;
@@ -581,6 +610,10 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         {
             let mut st = self.lock();
             st.draining = true;
+            // Closed before it is emptied, so a racing return takes its connection back
+            // (`fast.rs`); `place` destroys what is found, the pool draining.
+            self.fast.close();
+            self.unslot(&mut st, Instant::now(), &mut fx);
             while let Some(waiter) = st.waiters.pop() {
                 waiter.grant(grant());
                 fx.wake(waiter);
@@ -598,13 +631,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
 
     /// The error for a checkout that ran out of time; counts it unless the sweeper did.
     pub(crate) fn timeout_error(
-        &self,
+        self: &Arc<Self>,
         phase: Phase,
         started: Instant,
         count: bool,
     ) -> PoolErrorOf<T> {
+        let mut fx = Effects::default();
         let (details, last_connect_error) = {
             let mut st = self.lock();
+            // The slot's connection counts as idle in the details.
+            self.unslot(&mut st, Instant::now(), &mut fx);
             if count {
                 st.counters.timeouts += 1;
             }
@@ -618,6 +654,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             };
             (details, st.last_error.clone())
         };
+        self.apply(fx);
         let now = Instant::now();
         let held_longest = self
             .leaks

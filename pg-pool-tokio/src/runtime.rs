@@ -53,6 +53,7 @@ impl Runtime for Tokio {
         drop(self.handle.spawn(future));
     }
 
+    #[inline]
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
         // Spend one unit of the task's budget per checkout, as tokio's own resources do.
         tokio::task::coop::poll_proceed(cx).map(|budget| budget.made_progress())

@@ -21,7 +21,7 @@ fn allocations() -> u64 {
 
 fn main() {
     let mut out = BTreeMap::new();
-    for pool in PoolKind::ALL {
+    for pool in PoolKind::SINGLE {
         let stats = single_task(pool, 4, Some(allocations), true);
         out.insert(pool.name(), stats.allocs_per_cycle.unwrap_or(f64::NAN));
     }

@@ -6,10 +6,22 @@
 //! Each model ends with the set empty (no connection, user, waiter or opener left) and the
 //! pool settled (every connection idle, the ledger balanced); a lost wake-up shows up as a
 //! deadlock, which shuttle reports.
+//!
+//! `RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle_lease --target-dir target/shuttle`
 
-use super::*;
+#![cfg(shuttle)]
 
-use pg_pool_core::{Shareable, SharedGuard};
+mod shuttle_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pg_pool_core::{ConnPool, Fairness, PoolError, Runtime, Shareable, SharedGuard};
+
+use shuttle_support::{
+    Conn, ShuttleRt, TimedRt, check, check_ledger, check_settled, config, pool, pool_on,
+};
 
 impl Shareable for Conn {
     type Handle<'a> = &'a Conn;

@@ -28,11 +28,16 @@ impl SqlFlags {
         self.opens_transaction || self.prepares
     }
 
-    /// The union of two sets of flags.
-    pub(crate) fn or(self, other: SqlFlags) -> SqlFlags {
+    /// The flags as bits (`opens_transaction` 1, `prepares` 2).
+    pub(crate) fn bits(self) -> u8 {
+        u8::from(self.opens_transaction) | (u8::from(self.prepares) << 1)
+    }
+
+    /// The flags of [`SqlFlags::bits`].
+    pub(crate) fn from_bits(bits: u8) -> SqlFlags {
         SqlFlags {
-            opens_transaction: self.opens_transaction || other.opens_transaction,
-            prepares: self.prepares || other.prepares,
+            opens_transaction: bits & 1 != 0,
+            prepares: bits & 2 != 0,
         }
     }
 }

@@ -215,7 +215,7 @@ impl Inspect for Backend {
                     shared.weighty_completed.fetch_add(1, Ordering::AcqRel);
                 }
                 shared.completed.store(current, Ordering::Release);
-                shared.ready.notify(usize::MAX);
+                shared.wake();
             }
             _ => {}
         }

@@ -112,7 +112,8 @@ impl PgConnection {
     /// removed its statements from the server (the next `prepare_cached` prepares again).
     fn forget_dropped_statements(&mut self) {
         if self
-            .inner.tap
+            .inner
+            .tap
             .as_deref()
             .is_some_and(TapShared::take_statements_dropped)
         {
@@ -180,7 +181,8 @@ impl Poolable for PgConnection {
 
     fn server_changed(&self) -> Option<&'static str> {
         self.inner.state.tracker.server_change().or_else(|| {
-            self.inner.tap
+            self.inner
+                .tap
                 .as_ref()
                 .is_some_and(|tap| tap.role_changed())
                 .then_some("in_hot_standby changed: the server was promoted or demoted")

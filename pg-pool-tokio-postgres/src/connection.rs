@@ -177,7 +177,11 @@ impl PgConnection {
     }
 
     pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig) {
-        (&mut self.inner.client, &self.inner.state, &self.inner.config)
+        (
+            &mut self.inner.client,
+            &self.inner.state,
+            &self.inner.config,
+        )
     }
 
     /// Unwraps the client.
@@ -212,11 +216,14 @@ impl PgConnection {
     /// Cancel safe: the session is reused only once proven idle.
     pub async fn backend_pid(&self) -> Result<i32, PgError> {
         let row = self
-            .inner.state
+            .inner
+            .state
             .run(
                 SqlFlags::default(),
                 true,
-                self.inner.client.query_typed_one("SELECT pg_backend_pid()", &[]),
+                self.inner
+                    .client
+                    .query_typed_one("SELECT pg_backend_pid()", &[]),
             )
             .await?;
         Ok(row.get(0))
@@ -247,12 +254,14 @@ impl PgConnection {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
-                self.inner.state
+                self.inner
+                    .state
                     .run(flags, false, self.inner.client.query(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
-                self.inner.state
+                self.inner
+                    .state
                     .run(flags, false, self.inner.client.query_typed(sql, &[]))
                     .await
             }
@@ -266,7 +275,8 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query`](Self::query), and an error unless exactly one row comes back.
+    /// As [`query`](Self::query), and [`PgError::RowCount`] unless exactly one row comes
+    /// back.
     ///
     /// # Cancel safety
     ///
@@ -283,7 +293,7 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query`](Self::query), and an error if more than one row comes back.
+    /// As [`query`](Self::query), and [`PgError::RowCount`] if more than one row comes back.
     ///
     /// # Cancel safety
     ///
@@ -297,15 +307,25 @@ impl PgConnection {
 
     /// Runs `sql` as [`query`](Self::query) does, keeping only the first row and counting
     /// the others (no `Vec` of rows).
-    async fn first_row(&self, sql: &str, params: Params<'_>) -> Result<(Option<Row>, usize), PgError> {
+    async fn first_row(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<(Option<Row>, usize), PgError> {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
-                let rows = self.inner.client.query_raw(sql, params.iter().map(|p| *p as &dyn ToSql));
+                let rows = self
+                    .inner
+                    .client
+                    .query_raw(sql, params.iter().map(|p| *p as &dyn ToSql));
                 self.inner.state.run(flags, false, first_of(rows)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
-                let rows = self.inner.client.query_typed_raw(sql, std::iter::empty::<(&dyn ToSql, Type)>());
+                let rows = self
+                    .inner
+                    .client
+                    .query_typed_raw(sql, std::iter::empty::<(&dyn ToSql, Type)>());
                 self.inner.state.run(flags, false, first_of(rows)).await
             }
             Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled {
@@ -328,13 +348,15 @@ impl PgConnection {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
-                self.inner.state
+                self.inner
+                    .state
                     .run(flags, false, self.inner.client.execute(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 let messages = self
-                    .inner.state
+                    .inner
+                    .state
                     .run(flags, false, self.inner.client.simple_query(sql))
                     .await?;
                 Ok(rows_affected(&messages))
@@ -360,8 +382,13 @@ impl PgConnection {
         sql: &str,
         params: TypedParams<'_>,
     ) -> Result<Vec<Row>, PgError> {
-        self.inner.state
-            .run(classify(sql), false, self.inner.client.query_typed(sql, params))
+        self.inner
+            .state
+            .run(
+                classify(sql),
+                false,
+                self.inner.client.query_typed(sql, params),
+            )
             .await
     }
 
@@ -375,8 +402,13 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn execute_typed(&self, sql: &str, params: TypedParams<'_>) -> Result<u64, PgError> {
-        self.inner.state
-            .run(classify(sql), false, self.inner.client.execute_typed(sql, params))
+        self.inner
+            .state
+            .run(
+                classify(sql),
+                false,
+                self.inner.client.execute_typed(sql, params),
+            )
             .await
     }
 
@@ -390,7 +422,8 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
-        self.inner.state
+        self.inner
+            .state
             .run(classify(sql), false, self.inner.client.simple_query(sql))
             .await
     }
@@ -405,7 +438,8 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
-        self.inner.state
+        self.inner
+            .state
             .run(classify(sql), false, self.inner.client.batch_execute(sql))
             .await
     }
@@ -441,13 +475,23 @@ impl PgConnection {
     pub async fn check_connection(&self) -> Result<(), PgError> {
         match self.inner.config.profile {
             Profile::Session => {
-                self.inner.state
-                    .run(SqlFlags::default(), true, self.inner.client.check_connection())
+                self.inner
+                    .state
+                    .run(
+                        SqlFlags::default(),
+                        true,
+                        self.inner.client.check_connection(),
+                    )
                     .await
             }
             Profile::PoolerSafe => self
-                .inner.state
-                .run(SqlFlags::default(), true, self.inner.client.simple_query(""))
+                .inner
+                .state
+                .run(
+                    SqlFlags::default(),
+                    true,
+                    self.inner.client.simple_query(""),
+                )
                 .await
                 .map(drop),
         }
@@ -473,8 +517,12 @@ pub(crate) async fn first_of(
 }
 
 /// The error of a `query_one`/`query_opt` that got `count` rows.
-pub(crate) fn row_count(call: &'static str, wanted: &str, count: usize) -> PgError {
-    PgError::config(call, format!("expected {wanted}, got {count}"))
+pub(crate) fn row_count(call: &'static str, expected: &'static str, got: usize) -> PgError {
+    PgError::RowCount {
+        call,
+        expected,
+        got,
+    }
 }
 
 /// The row count of the last command of a simple query.

@@ -82,7 +82,8 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<Vec<Row>, PgError> {
         let flags = self.inner.state.prepared_flags();
-        self.inner.state
+        self.inner
+            .state
             .run(flags, false, self.raw_client().query(statement, params))
             .await
     }
@@ -91,8 +92,8 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query_prepared`](Self::query_prepared), and an error unless exactly one row
-    /// comes back.
+    /// As [`query_prepared`](Self::query_prepared), and [`PgError::RowCount`] unless exactly
+    /// one row comes back.
     ///
     /// # Cancel safety
     ///
@@ -112,8 +113,8 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query_prepared`](Self::query_prepared), and an error if more than one row
-    /// comes back.
+    /// As [`query_prepared`](Self::query_prepared), and [`PgError::RowCount`] if more than
+    /// one row comes back.
     ///
     /// # Cancel safety
     ///
@@ -156,7 +157,8 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<u64, PgError> {
         let flags = self.inner.state.prepared_flags();
-        self.inner.state
+        self.inner
+            .state
             .run(flags, false, self.raw_client().execute(statement, params))
             .await
     }
@@ -174,7 +176,8 @@ impl PgConnection {
     pub async fn prepare(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare")?;
         let statement = self
-            .inner.state
+            .inner
+            .state
             .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
             .await?;
         self.inner.state.remember(classify(sql));
@@ -203,12 +206,16 @@ impl PgConnection {
             return Ok(statement);
         }
         let statement = self
-            .inner.state
+            .inner
+            .state
             .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
             .await?;
         let flags = classify(sql);
         self.inner.state.remember(flags);
-        self.inner.state.cache().insert(sql, statement.clone(), flags);
+        self.inner
+            .state
+            .cache()
+            .insert(sql, statement.clone(), flags);
         Ok(statement)
     }
 

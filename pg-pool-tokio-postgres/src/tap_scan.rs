@@ -18,11 +18,23 @@ pub(crate) struct Words {
 }
 
 impl Words {
-    pub(crate) fn feed(&mut self, bytes: &[u8]) {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         if self.found {
             return;
         }
-        for &byte in bytes {
+        while !bytes.is_empty() {
+            // Between matches, skip to the next byte that can start a word (`t`, `a`, `s`).
+            if self.progress == [0; WORDS.len()] {
+                match bytes
+                    .iter()
+                    .position(|&b| matches!(b | 0x20, b't' | b'a' | b's'))
+                {
+                    Some(at) => bytes = &bytes[at..],
+                    None => return,
+                }
+            }
+            let byte = bytes[0];
+            bytes = &bytes[1..];
             let byte = byte.to_ascii_lowercase();
             for (word, progress) in WORDS.iter().zip(self.progress.iter_mut()) {
                 if word[usize::from(*progress)] == byte {
@@ -177,5 +189,56 @@ mod tests {
         b.feed(b"s12");
         assert_eq!(a.value(), b.value());
         assert!(!a.is_empty() && NameHash::default().is_empty());
+    }
+
+    #[test]
+    fn words_match_a_plain_search_in_any_chunking() {
+        let pieces: [&[u8]; 12] = [
+            b"te",
+            b"mp",
+            b"TEMP",
+            b"adv",
+            b"isory",
+            b"set_",
+            b"config",
+            b"s",
+            b"a",
+            b"t",
+            b" x;",
+            b"\xc3\xa9",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let text: Vec<u8> = (0..next() % 10)
+                .flat_map(|_| {
+                    pieces[(next() % pieces.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let lower = text.to_ascii_lowercase();
+            let expected = WORDS
+                .iter()
+                .any(|w| lower.windows(w.len()).any(|window| window == *w));
+            let mut words = Words::default();
+            let mut rest = &text[..];
+            while !rest.is_empty() {
+                let take = 1 + (next() as usize % rest.len());
+                words.feed(&rest[..take]);
+                rest = &rest[take..];
+            }
+            assert_eq!(
+                words.found(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
     }
 }

@@ -67,17 +67,17 @@ pub enum PgKind {
     /// pg-pool-tokio-postgres at its defaults (`PgConfig`'s and its `pool_config`'s), plain
     /// `query_one`.
     PgPoolTokioPostgresQueryOne,
-    /// pg-pool-tokio-postgres at its defaults, `prepare_cached` + `query_prepared`.
+    /// pg-pool-tokio-postgres at its defaults, `prepare_cached` + `query_one_prepared`.
     PgPoolTokioPostgresPrepared,
     /// pg-pool-tokio-postgres at its defaults, `simple_query`.
     PgPoolTokioPostgresSimple,
     /// pg-pool-tokio-postgres tuned: `ResetStrategy::None` (no round trip on return, like
     /// deadpool's `Fast`) and the trimmed pool config, `simple_query`.
     PgPoolTokioPostgres,
-    /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_prepared`.
+    /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_one_prepared`.
     PgPoolTokioPostgresPreparedTuned,
     /// pg-pool-tokio-postgres at its defaults but `pool_reset_when=used` (the reset after
-    /// every use, as before the protocol tap), `prepare_cached` + `query_prepared`. Not in
+    /// every use, as before the protocol tap), `prepare_cached` + `query_one_prepared`. Not in
     /// [`PgKind::ALL`]: `pg-pool-bench --postgres` runs it.
     PgPoolTokioPostgresPreparedResetUsed,
     /// As above, plain `query_one`.

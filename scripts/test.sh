@@ -40,7 +40,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 step "cargo test (workspace, all features, unit + integration + doc tests)"
 cargo test --workspace --all-features
 
-step "shuttle models of the hand-off and accounting (cfg(shuttle))"
+step "shuttle models of the hand-off, accounting and shared leases (cfg(shuttle))"
 RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle
 
 step "cargo package: every publishable crate packages and builds from its package"

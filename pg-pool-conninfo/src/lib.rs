@@ -107,6 +107,7 @@ pub mod rustls;
 mod secret;
 #[cfg(feature = "serde")]
 mod settings;
+pub mod sql;
 mod tls;
 mod url;
 

@@ -12,9 +12,14 @@
 //! stranded nudge). `bounded_timeouts` adds a runtime whose timers fire, so the sweeper
 //! times waiters out, nudged ones included, in every interleaving.
 //!
+//! The shared lease set has its own models in `shuttle_models/lease.rs`.
+//!
 //! `RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle --target-dir target/shuttle`
 
 #![cfg(shuttle)]
+
+#[path = "shuttle_models/lease.rs"]
+mod lease;
 
 use std::future::{Future, Pending};
 use std::sync::Arc;

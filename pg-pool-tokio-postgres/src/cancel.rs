@@ -59,30 +59,98 @@ pub(crate) fn session_runtime<R: PgRuntime>(
     Arc::new(Handle { runtime, tls })
 }
 
-/// Sends a `CancelRequest` for `token`'s session over tokio's TCP streams, to each TCP host
-/// of `config` as [`cancel_with_async_net`] does, or through `CancelToken::cancel_query`
-/// (which knows the socket, unix ones too) when `config` names no TCP host.
+/// Sends a `CancelRequest` for `token`'s session over tokio's TCP streams, to every TCP
+/// host of `config` at once as [`cancel_with_async_net`] does, or through
+/// `CancelToken::cancel_query` (which knows the socket, unix ones too) when `config` names
+/// no TCP host.
 #[cfg(feature = "tokio")]
 pub(crate) async fn cancel_on_tokio(
+    runtime: &pg_pool_tokio::Tokio,
     token: CancelToken,
     config: tokio_postgres::Config,
     tls: Option<PgTls>,
 ) -> Result<(), PgError> {
-    let targets = tcp_targets(&config);
-    if targets.is_empty() {
+    if tcp_targets(&config).is_empty() {
         token.cancel_query(tokio_postgres::NoTls).await?;
         return Ok(());
     }
-    let mut outcome = Outcome::default();
-    for (host, port) in targets {
-        let attempt = async {
+    to_every_host(runtime, &config, |host, port| {
+        let (token, tls) = (&token, tls.as_ref());
+        async move {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            send_and_wait(&token, stream, tls.as_ref(), &host).await
-        };
-        let result = attempt.await;
+            send_and_wait(token, stream, tls, &host).await
+        }
+    })
+    .await
+}
+
+/// How long a cancel request's connection to one host may take (dial, TLS handshake,
+/// request, the server closing it) when the config sets no `connect_timeout`.
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
+const DIAL_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs `attempt` for every TCP host of `config` at once, each bounded by the config's
+/// `connect_timeout` (or [`DIAL_LIMIT`]): a session opened through `connect_raw` does not
+/// remember which host it reached, and an unreachable host (connects that hang) must not
+/// hold the request back from the one running the session. A host that does not run the
+/// session ignores the request (the secret key does not match).
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
+async fn to_every_host<R, F, Fut>(
+    runtime: &R,
+    config: &tokio_postgres::Config,
+    attempt: F,
+) -> Result<(), PgError>
+where
+    R: pg_pool_core::Runtime,
+    F: Fn(String, u16) -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>>,
+{
+    let limit = config.get_connect_timeout().copied().unwrap_or(DIAL_LIMIT);
+    let attempts = tcp_targets(config).into_iter().map(|(host, port)| {
+        let sent = attempt(host.clone(), port);
+        async move {
+            let result = pg_pool_core::runtime::timeout(runtime, limit, sent)
+                .await
+                .unwrap_or_else(|| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connect_timeout ({limit:?}) passed"),
+                    ))
+                });
+            (host, port, result)
+        }
+    });
+    let mut outcome = Outcome::default();
+    for (host, port, result) in join_all(attempts).await {
         outcome.record(host, port, result);
     }
     outcome.finish()
+}
+
+/// Runs every future of `futures` concurrently on the current task; their outputs, in
+/// order.
+#[cfg(any(feature = "tokio", feature = "raw-connect"))]
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, output) in running.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Sends the request on `stream`, then waits for the server to close it: by then the server
@@ -207,47 +275,49 @@ impl Outcome {
 }
 
 /// Sends a `CancelRequest` for `token`'s session with `async-net` (any async-io runtime:
-/// smol, async-std), adapted to tokio's I/O traits with `tokio-util`'s compat layer.
+/// smol, async-std), adapted to tokio's I/O traits with `tokio-util`'s compat layer, timed
+/// by `runtime`.
 ///
-/// A session opened with `connect_raw` does not remember which host it reached, so the
-/// request goes to each TCP host of `config` in order (a host that does not run the session
-/// ignores it: the secret key does not match). Each request is followed by a wait for the
-/// server to close the cancel connection, by which time it has signalled the backend.
+/// The request goes to every TCP host of `config` at once (see [`to_every_host`]). Each
+/// request is followed by a wait for the server to close the cancel connection, by which
+/// time it has signalled the backend. A host given as an IP address is dialled without a
+/// name lookup; a name is resolved on `async-net`'s blocking pool, as when the session was
+/// opened.
 ///
 /// # Errors
 ///
 /// The last host's error if no host took the request.
 #[cfg(feature = "raw-connect")]
-pub(crate) async fn cancel_with_async_net(
+pub(crate) async fn cancel_with_async_net<R: pg_pool_core::Runtime>(
+    runtime: &R,
     token: CancelToken,
     config: tokio_postgres::Config,
     tls: Option<PgTls>,
 ) -> Result<(), PgError> {
     use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 
-    let mut outcome = Outcome::default();
-    for (host, port) in tcp_targets(&config) {
-        let attempt = async {
+    to_every_host(runtime, &config, |host, port| {
+        let (token, tls) = (&token, tls.as_ref());
+        async move {
             let stream = async_net::TcpStream::connect((host.as_str(), port)).await?;
-            send_and_wait(&token, stream.compat(), tls.as_ref(), &host).await
-        };
-        let result = attempt.await;
-        outcome.record(host, port, result);
-    }
-    outcome.finish()
+            send_and_wait(token, stream.compat(), tls, &host).await
+        }
+    })
+    .await
 }
 
 /// [`PgRuntime::cancel`](crate::PgRuntime::cancel)'s default: `async-net` when built in.
-pub(crate) async fn cancel_default(
+pub(crate) async fn cancel_default<R: pg_pool_core::Runtime>(
+    runtime: &R,
     token: CancelToken,
     config: tokio_postgres::Config,
     tls: Option<PgTls>,
 ) -> Result<(), PgError> {
     #[cfg(feature = "raw-connect")]
-    return cancel_with_async_net(token, config, tls).await;
+    return cancel_with_async_net(runtime, token, config, tls).await;
     #[cfg(not(feature = "raw-connect"))]
     {
-        let _ = (token, config, tls);
+        let _ = (runtime, token, config, tls);
         Err(PgError::config(
             "cancel",
             "this runtime has no way to dial a cancel request",

@@ -202,6 +202,9 @@ pub(crate) fn server_change(e: &tokio_postgres::Error) -> Option<&'static str> {
             "57P01" => Some("57P01 admin_shutdown"),
             "57P02" => Some("57P02 crash_shutdown"),
             "57P03" => Some("57P03 cannot_connect_now"),
+            // A protocol violation is this session's alone (its client sent something the
+            // server could not parse): it ends the session, but says nothing of the server.
+            "08P01" => None,
             code if code.starts_with("08") => Some("08 connection_exception"),
             _ => None,
         },

@@ -108,6 +108,7 @@ mod connection;
 mod connector;
 #[cfg(any(feature = "raw-connect", feature = "tokio"))]
 mod dial;
+mod driver_stop;
 mod error;
 mod host_errors;
 mod hosts;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
@@ -18,6 +19,7 @@ use pg_pool_core::ConnPoolConfig;
 pub use event::{ChannelProblem, Gap, ListenerError, ListenerEvent};
 
 use crate::connector::PgConnector;
+use crate::driver_stop::{StopOnDrop, StopSignal};
 use crate::runtime::PgRuntime;
 use settings::Settings;
 use task::{Command, Item, Reply, Task, Wanted};
@@ -27,7 +29,8 @@ use task::{Command, Item, Reply, Task, Wanted};
 /// Made with [`PgListener::connect`] from the [`PgConnector`] a pool is built from (or
 /// any other). It yields [`ListenerEvent`]s through [`recv`](Self::recv) or as a
 /// [`Stream`] of `Result<ListenerEvent, ListenerError>` (which ends after the error that
-/// ends the listener). Dropping it closes its session.
+/// ends the listener). Dropping it closes its session at once, even one that stopped
+/// answering with a request or a check waiting on it.
 ///
 /// # Behaviour
 ///
@@ -119,6 +122,9 @@ pub struct PgListener<R: PgRuntime> {
     events: Pin<Box<async_channel::Receiver<Item>>>,
     commands: async_channel::Sender<Command>,
     wanted: Wanted,
+    /// Ends the task when the listener is dropped, whatever it is waiting for (a request
+    /// or a check on a session that stopped answering), which closes its session at once.
+    _gone: StopOnDrop,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -173,11 +179,17 @@ impl<R: PgRuntime> PgListener<R> {
             commands: requests,
             events: events_tx,
         };
-        connector.runtime().spawn(task.run(live));
+        let gone = Arc::new(StopSignal::default());
+        let signal = Arc::clone(&gone);
+        // Dropping `run` drops the session it holds, which closes it (see `task::Live`).
+        connector.runtime().spawn(async move {
+            futures_lite::future::or(task.run(live), signal.stopped()).await;
+        });
         Ok(Self {
             events: Box::pin(events),
             commands,
             wanted,
+            _gone: StopOnDrop(gone),
             _runtime: PhantomData,
         })
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use pg_pool_conninfo::TargetSessionAttrs;
 use tokio_postgres::{Client, Notification};
 
+use crate::driver_stop::StopSignal;
 use crate::tap::TapShared;
 
 /// Options for opening one session with [`PgRuntime::open`](crate::PgRuntime::open) or
@@ -90,6 +91,9 @@ pub struct PgSession {
     /// What the protocol tap sees of the session ([`crate::tap`]); `None` for a session
     /// opened by other means, whose bytes the pool never sees.
     pub(crate) tap: Option<Arc<TapShared>>,
+    /// Stops the task driving the session at once ([`crate::runtime::drive`]); `None` for
+    /// a session opened by other means.
+    pub(crate) stop: Option<Arc<StopSignal>>,
 }
 
 impl PgSession {
@@ -100,6 +104,7 @@ impl PgSession {
             client,
             notifications: None,
             tap: None,
+            stop: None,
         }
     }
 

@@ -347,15 +347,15 @@ where
     // once the startup is over, before the connection is driven: both directions are then
     // at a message boundary.
     let tap = Arc::new(TapShared::default());
-    let client = match attempt {
+    let (client, stop) = match attempt {
         Attempt::Plain { .. } => {
             let stream = TapStream::plain(stream, Arc::clone(&tap));
             // Boxed: the startup future is large (the stream, the codec, the tap), and a
             // caller's future may hold several connects (or run on a small thread stack).
             let (client, connection) = Box::pin(config.connect_raw(stream, NoTls)).await?;
             tap.arm();
-            drive(runtime, connection, sink);
-            client
+            let stop = drive(runtime, connection, sink);
+            (client, stop)
         }
         Attempt::Tls { .. } => {
             #[cfg(feature = "tls")]
@@ -367,8 +367,8 @@ where
                 );
                 let (client, connection) = Box::pin(config.connect_raw(stream, connector)).await?;
                 tap.arm();
-                drive(runtime, connection, sink);
-                client
+                let stop = drive(runtime, connection, sink);
+                (client, stop)
             }
             #[cfg(not(feature = "tls"))]
             {
@@ -384,5 +384,6 @@ where
         client,
         notifications,
         tap: Some(tap),
+        stop: Some(stop),
     })
 }

@@ -1,11 +1,13 @@
 //! [`PgRuntime`]: how a runtime opens a tokio-postgres session and drives it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use pg_pool_core::Runtime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, CancelToken, Config};
 
+use crate::driver_stop::StopSignal;
 use crate::error::PgError;
 use crate::opened::{NotificationSender, PgSession, SessionOptions};
 use crate::sslmode::PgTls;
@@ -54,7 +56,9 @@ pub trait PgRuntime: Runtime {
     ///
     /// The default dials with `async-net` (features `smol` or `async-std`) and otherwise
     /// fails, in which case the session is waited for within `checkin_timeout`, then
-    /// destroyed. The tokio impl dials with tokio's TCP streams.
+    /// destroyed. The tokio impl dials with tokio's TCP streams. Both send the request to
+    /// every TCP host of `config` at once, each bounded by its `connect_timeout` (10 s when
+    /// unset), so an unreachable host cannot hold it back.
     ///
     /// # Errors
     ///
@@ -65,25 +69,30 @@ pub trait PgRuntime: Runtime {
         config: &Config,
         tls: Option<&PgTls>,
     ) -> impl Future<Output = Result<(), PgError>> + Send {
-        crate::cancel::cancel_default(token, config.clone(), tls.cloned())
+        crate::cancel::cancel_default(self, token, config.clone(), tls.cloned())
     }
 }
 
 /// Spawns the driver's `Connection` future on `runtime`; it ends when the client is
-/// dropped (after sending `Terminate`) or the connection fails. With a `sink`, the
-/// session's notifications go to it (dropped, as tokio-postgres does, without one, or
-/// once the receiver is gone); notices are logged at `DEBUG`.
+/// dropped (after sending `Terminate`) or the connection fails, or at once when the
+/// returned signal is stopped (the socket is then dropped without waiting for responses
+/// still due). With a `sink`, the session's notifications go to it (dropped, as
+/// tokio-postgres does, without one, or once the receiver is gone); notices are logged at
+/// `DEBUG`.
 pub(crate) fn drive<R, S, T>(
     runtime: &R,
     mut connection: tokio_postgres::Connection<S, T>,
     sink: Option<NotificationSender>,
-) where
+) -> Arc<StopSignal>
+where
     R: Runtime,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stop = Arc::new(StopSignal::default());
+    let signal = Arc::clone(&stop);
     runtime.spawn(async move {
-        let ended = std::future::poll_fn(|cx| {
+        let driven = std::future::poll_fn(|cx| {
             loop {
                 match std::task::ready!(connection.poll_message(cx)) {
                     Some(Ok(AsyncMessage::Notification(n))) => {
@@ -101,12 +110,22 @@ pub(crate) fn drive<R, S, T>(
                     None => return std::task::Poll::Ready(Ok(())),
                 }
             }
+        });
+        // The driver first: a session that can end cleanly does so before the stop counts.
+        let ended = futures_lite::future::or(async { Some(driven.await) }, async {
+            signal.stopped().await;
+            None
         })
         .await;
-        if let Err(e) = ended {
-            tracing::debug!(error = %PgError::from(e), "tokio-postgres connection ended with an error");
+        match ended {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::debug!(error = %PgError::from(e), "tokio-postgres connection ended with an error");
+            }
+            None => tracing::debug!("the session was closed without waiting for the server"),
         }
     });
+    stop
 }
 
 #[cfg(feature = "tokio")]
@@ -130,7 +149,7 @@ impl PgRuntime for pg_pool_tokio::Tokio {
         config: &Config,
         tls: Option<&PgTls>,
     ) -> Result<(), PgError> {
-        crate::cancel::cancel_on_tokio(token, config.clone(), tls.cloned()).await
+        crate::cancel::cancel_on_tokio(self, token, config.clone(), tls.cloned()).await
     }
 }
 

@@ -65,6 +65,9 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
     // connection of the old generation (one to the old primary).
     let handed_out_failures: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let failed_reads = Arc::new(AtomicU64::new(0));
+    // Failed reads with when they began and the error, to tell which were in flight at the
+    // kill and which came later.
+    let read_failures: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let reads = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
@@ -112,14 +115,16 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
         }));
     }
     for _ in 0..READERS {
-        let (pools, stop, reads, failed) = (
+        let (pools, stop, reads, failed, failures) = (
             pools.clone(),
             Arc::clone(&stop),
             Arc::clone(&reads),
             Arc::clone(&failed_reads),
+            Arc::clone(&read_failures),
         );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
+                let began = Instant::now();
                 let outcome = async {
                     let conn = pools.get_read().await.map_err(|e| e.to_string())?;
                     conn.simple_query("SELECT count(*) FROM failover_log")
@@ -129,7 +134,8 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
                 .await;
                 match outcome {
                     Ok(_) => reads.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => {
+                    Err(error) => {
+                        failures.lock().unwrap().push((began, error));
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         failed.fetch_add(1, Ordering::Relaxed)
                     }
@@ -245,6 +251,13 @@ async fn writes_resume_after_the_primary_is_killed_and_the_replica_promoted() {
             killed.duration_since(signal)
         ),
     };
+    for (began, error) in read_failures.lock().unwrap().iter() {
+        let at = match began.checked_duration_since(killed) {
+            Some(after) => format!("{after:?} after the kill"),
+            None => format!("{:?} before the kill", killed.duration_since(*began)),
+        };
+        println!("read begun {at} failed: {error}");
+    }
     println!(
         "first failover signal {when}; {} writes failed on a handed-out connection, \
          {} of them begun after the signal",

@@ -26,6 +26,7 @@ macro_rules! on_runtime {
                 reconnect::silent_death_is_detected,
                 reconnect::wrong_password_is_reported_at_once,
                 reconnect::permanent_error_ends_the_listener,
+                stall::stalled_session_is_closed_at_once,
             );
         }
     };

@@ -35,15 +35,17 @@ impl AsyncWirePoolable {
         self.raw().cancel_token()
     }
 
-    /// Declares that the session's state was changed (`SET`, temporary tables, advisory
-    /// locks, ...), so the pool resets it with `DISCARD ALL` when it comes back.
+    /// Declares that the session's state was changed in a way the SQL of the requests
+    /// does not show (a trigger or a view calling a function that sets something), so the
+    /// pool resets it with `DISCARD ALL` when it comes back.
     pub fn mark_state_mutated(&self) {
         self.raw().mark_state_mutated();
     }
 
-    /// Whether the session is marked as changed, without clearing the mark.
+    /// Whether the session is marked as changed (by a caller, by pg-wired's reader, or by
+    /// the SQL of a request made through this wrapper), without clearing the mark.
     pub fn is_state_mutated(&self) -> bool {
-        self.raw().is_state_mutated()
+        self.raw().is_state_mutated() || self.tracker().is_changed()
     }
 
     /// Declares the connection unusable, so the pool destroys it when it comes back.

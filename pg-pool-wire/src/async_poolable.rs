@@ -50,13 +50,20 @@ use crate::exchange::Tracker;
 /// - **broken** when an error proved it dead, an exchange is outstanding, its writer task
 ///   has stopped ([`AsyncConn::is_alive`] is false) or a caller declared it broken
 ///   ([`mark_broken`](Self::mark_broken)): destroyed, never reused;
-/// - **reset** when [`AsyncConn::take_state_mutated`] says the session changed (the reader
-///   sets it when a `ReadyForQuery` is not idle; callers set it with
-///   [`mark_state_mutated`](Self::mark_state_mutated) after `SET`, temporary tables,
-///   advisory locks and the like), or when the raw connection was reached: `DISCARD ALL`,
+/// - **reset** when a request made through this wrapper may have changed the session, or
+///   when [`AsyncConn::take_state_mutated`] says so (pg-wired's reader sets it only when a
+///   `ReadyForQuery` is not idle), or when the raw connection was reached: `DISCARD ALL`,
 ///   then the statement cache is cleared since `DISCARD ALL` dropped the server's prepared
 ///   statements. A transaction still open makes `DISCARD ALL` fail, and the connection is
-///   destroyed;
+///   destroyed. Every request's SQL is judged before it is sent (the `Query` and `Parse`
+///   messages of a buffer given to [`submit`](Self::submit)): `SET` (but `SET LOCAL`),
+///   `PREPARE`, `LISTEN`, `DECLARE`, `DISCARD`, `DEALLOCATE`, temporary tables, advisory
+///   locks, `set_config`, and any code the statement runs: `DO`, `CALL`, a call of a
+///   function that is not a known harmless built-in (`SELECT my_function()`). A plain
+///   `SELECT`, `INSERT`, `UPDATE` or `DELETE` needs no reset. What a statement does not
+///   name (a trigger, a column default or a view calling a function that changes the
+///   session) cannot be seen: declare it with
+///   [`mark_state_mutated`](Self::mark_state_mutated);
 /// - **closed** on destroy: a cancel request first if an exchange is outstanding, then
 ///   [`AsyncConn::close`]. An `AsyncConn` that is merely dropped keeps its reader task, and
 ///   with it the server session, alive for as long as the process runs.
@@ -116,7 +123,8 @@ pub struct AsyncWirePoolable {
     handle: Handle,
     /// What the requests made through this wrapper did.
     tracker: Arc<Tracker>,
-    /// `take_state_mutated` said so at the last return; cleared by a successful reset.
+    /// `take_state_mutated` or the tracker said so at the last return; cleared by a
+    /// successful reset.
     reset_due: bool,
 }
 
@@ -163,10 +171,14 @@ impl AsyncWirePoolable {
     /// dead, an exchange is outstanding (a request dropped midway, a row stream not read to
     /// its end), its writer task stopped, or it was marked broken.
     pub fn is_broken(&self) -> bool {
-        !self.conn.is_alive()
-            || self.conn.is_broken()
-            || self.tracker.is_dead()
-            || self.tracker.outstanding()
+        self.is_dead() || self.tracker.outstanding()
+    }
+
+    /// Whether the session itself is gone: its writer task stopped, it was marked broken,
+    /// or an error proved it dead. Unlike [`is_broken`](Self::is_broken), requests in
+    /// flight do not count (a shared connection always has some).
+    pub(crate) fn is_dead(&self) -> bool {
+        !self.conn.is_alive() || self.conn.is_broken() || self.tracker.is_dead()
     }
 
     /// The connection without marking raw access, for this crate's own use.
@@ -218,7 +230,8 @@ impl Poolable for AsyncWirePoolable {
     }
 
     fn needs_reset(&mut self) -> bool {
-        self.reset_due |= self.conn.take_state_mutated();
+        // Both marks taken (not short-circuited): a successful reset answers for both.
+        self.reset_due |= self.conn.take_state_mutated() | self.tracker.take_changed();
         self.reset_due || self.tracker.is_raw()
     }
 
@@ -232,6 +245,8 @@ impl Poolable for AsyncWirePoolable {
             );
         }
         self.reset_due = false;
+        // The reset's own `DISCARD ALL` marked the session changed.
+        self.tracker.take_changed();
         self.tracker.clear_raw();
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The request methods of [`AsyncWirePoolable`]: the methods of [`AsyncConn`] that talk to
-//! the server, each tracked so that the pool learns when a request was abandoned midway or
-//! an error proved the connection dead.
+//! the server, each tracked so that the pool learns when a request was abandoned midway, an
+//! error proved the connection dead, or its SQL may have changed the session (judged before
+//! it is sent, see [`AsyncWirePoolable`]'s reset rule).
 //!
 //! They keep the names, arguments and results of [`AsyncConn`]'s methods, so code written
 //! against a dereferenced `AsyncConn` calls these instead without a change (except
@@ -15,6 +16,23 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::async_poolable::AsyncWirePoolable;
 use crate::exchange::RowStream;
+
+/// Refuses text the protocol cannot carry before anything is sent: statement text and
+/// names go out NUL-terminated, so a NUL inside would cut the message short and the server
+/// would end the session with a protocol violation. Reported as the server reports a NUL
+/// in a text value (`22021`), which leaves the connection usable.
+// The error type is the driver's, as for every request method here.
+#[allow(clippy::result_large_err)]
+fn refuse_nul(texts: &[&[u8]]) -> Result<(), PgWireError> {
+    if texts.iter().any(|text| text.contains(&0)) {
+        let mut error = pg_wired::PgError::default();
+        error.severity = "ERROR".into();
+        error.code = "22021".into();
+        error.message = "statement text or name contains a NUL byte; nothing was sent".into();
+        return Err(PgWireError::Pg(error));
+    }
+    Ok(())
+}
 
 impl AsyncWirePoolable {
     /// [`AsyncConn::submit`](pg_wired::AsyncConn::submit), tracked: sends a prepared message
@@ -38,8 +56,13 @@ impl AsyncWirePoolable {
         messages: BytesMut,
         collector: ResponseCollector,
     ) -> Result<PipelineResponse, PgWireError> {
+        self.tracker().note_messages(&messages);
         let exchange = self.tracker().start();
-        exchange.finish(self.raw().submit(messages, collector).await)
+        let response = exchange.finish(self.raw().submit(messages, collector).await);
+        if let Ok(PipelineResponse::Rows { command_tag, .. }) = &response {
+            self.tracker().note_tag(command_tag);
+        }
+        response
     }
 
     /// [`AsyncConn::submit_batch`](pg_wired::AsyncConn::submit_batch), tracked: sends
@@ -57,10 +80,19 @@ impl AsyncWirePoolable {
         &self,
         items: Vec<(BytesMut, ResponseCollector)>,
     ) -> Result<Vec<Result<PipelineResponse, PgWireError>>, PgWireError> {
+        for (messages, _) in &items {
+            self.tracker().note_messages(messages);
+        }
         let exchange = self.tracker().start();
         let results = exchange.finish(self.raw().submit_batch(items).await)?;
-        for e in results.iter().filter_map(|r| r.as_ref().err()) {
-            self.tracker().record(e);
+        for result in &results {
+            match result {
+                Ok(PipelineResponse::Rows { command_tag, .. }) => {
+                    self.tracker().note_tag(command_tag);
+                }
+                Ok(_) => {}
+                Err(e) => self.tracker().record(e),
+            }
         }
         Ok(results)
     }
@@ -84,6 +116,7 @@ impl AsyncWirePoolable {
         messages: BytesMut,
         row_buffer: usize,
     ) -> Result<RowStream, PgWireError> {
+        self.tracker().note_messages(&messages);
         let exchange = self.tracker().start();
         match self.raw().submit_stream(messages, row_buffer).await {
             Ok((header, rows)) => Ok(RowStream::new(header, rows, exchange)),
@@ -107,6 +140,8 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes()])?;
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().exec_query(sql, params, param_oids).await)
     }
@@ -129,6 +164,8 @@ impl AsyncWirePoolable {
         param_formats: &[FormatCode],
         result_formats: &[FormatCode],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes()])?;
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self.raw().exec_query_with_formats(
             sql,
@@ -158,6 +195,8 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes(), stmt_name])?;
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -185,6 +224,8 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[sql.as_bytes(), stmt_name])?;
+        self.tracker().note_sql(sql);
         let exchange = self.tracker().start();
         let fut = self.raw().query_with_formats(
             sql,
@@ -215,6 +256,9 @@ impl AsyncWirePoolable {
         params: &[Option<&[u8]>],
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[setup_sql.as_bytes(), query_sql.as_bytes()])?;
+        self.tracker().note_sql(setup_sql);
+        self.tracker().note_sql(query_sql);
         let exchange = self.tracker().start();
         let fut = self
             .raw()
@@ -242,6 +286,9 @@ impl AsyncWirePoolable {
         stmt_name: &[u8],
         needs_parse: bool,
     ) -> Result<Vec<RawRow>, PgWireError> {
+        refuse_nul(&[setup_sql.as_bytes(), query_sql.as_bytes(), stmt_name])?;
+        self.tracker().note_sql(setup_sql);
+        self.tracker().note_sql(query_sql);
         let exchange = self.tracker().start();
         let fut = self.raw().pipeline_transaction(
             setup_sql,
@@ -265,6 +312,8 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_in(&self, copy_sql: &str, data: &[u8]) -> Result<u64, PgWireError> {
+        refuse_nul(&[copy_sql.as_bytes()])?;
+        self.tracker().note_sql(copy_sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_in(copy_sql, data).await)
     }
@@ -303,6 +352,8 @@ impl AsyncWirePoolable {
     ///
     /// As [`submit`](Self::submit).
     pub async fn copy_out(&self, copy_sql: &str) -> Result<Vec<u8>, PgWireError> {
+        refuse_nul(&[copy_sql.as_bytes()])?;
+        self.tracker().note_sql(copy_sql);
         let exchange = self.tracker().start();
         exchange.finish(self.raw().copy_out(copy_sql).await)
     }

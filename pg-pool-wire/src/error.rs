@@ -59,6 +59,14 @@ pub enum WireError {
         /// What is wrong with the statement.
         reason: &'static str,
     },
+    /// The statement may not run on a shared connection
+    /// ([`SharedWire`](crate::SharedWire)): it could open a transaction or change the
+    /// session for every other user of it. Nothing was sent.
+    #[error("statement not allowed on a shared connection: {reason}")]
+    NotShareable {
+        /// What is allowed instead.
+        reason: &'static str,
+    },
     /// TLS could not be set up with the server: it does not offer TLS under a mode that
     /// requires it, or the handshake failed (the reason names a certificate problem in
     /// plain words).
@@ -188,6 +196,9 @@ pub(crate) fn server_change_code(code: &str) -> Option<&'static str> {
         "57P01" => Some("57P01 admin_shutdown"),
         "57P02" => Some("57P02 crash_shutdown"),
         "57P03" => Some("57P03 cannot_connect_now"),
+        // A protocol violation is this session's alone (its client sent something the
+        // server could not parse): it ends the session, but says nothing of the server.
+        "08P01" => None,
         code if code.starts_with("08") => Some("08 connection_exception"),
         _ => None,
     }

@@ -2,6 +2,7 @@
 //! are in flight, whether one was abandoned before its response was read, whether an error
 //! proved the connection dead, and whether the raw connection was reached.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -11,6 +12,8 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::error::{proves_dead, server_change};
+use crate::session::tag_changes_session;
+use pg_pool_conninfo::sql::{messages_change_session, sql_changes_session};
 
 /// The state shared by a connection's wrapper, its in-flight requests and its open row
 /// streams (which may outlive the borrow of the connection, hence the `Arc`).
@@ -26,6 +29,11 @@ pub(crate) struct Tracker {
     /// The raw connection was reached, so requests may have been made that this tracker did
     /// not see.
     raw: AtomicBool,
+    /// A request's SQL (or its command tag) may have changed the session.
+    changed: AtomicBool,
+    /// What [`sql_changes_session`] said of the SQL run on this connection, so that a
+    /// statement run again is not judged again.
+    verdicts: std::sync::Mutex<HashMap<Box<str>, bool>>,
     /// What a failed request said about the server (`Poolable::server_changed`).
     server_change: std::sync::Mutex<Option<&'static str>>,
 }
@@ -91,7 +99,66 @@ impl Tracker {
     pub(crate) fn clear_raw(&self) {
         self.raw.store(false, Ordering::Relaxed);
     }
+
+    /// Notes `sql`, about to run, if it may change the session.
+    pub(crate) fn note_sql(&self, sql: &str) {
+        let lock = || {
+            self.verdicts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        let known = lock().get(sql).copied();
+        let changes = known.unwrap_or_else(|| {
+            let changes = sql_changes_session(sql);
+            if sql.len() <= VERDICT_SQL_MAX {
+                let mut verdicts = lock();
+                if verdicts.len() >= VERDICTS_MAX {
+                    verdicts.clear();
+                }
+                verdicts.insert(sql.into(), changes);
+            }
+            changes
+        });
+        if changes {
+            self.mark_changed();
+        }
+    }
+
+    /// Notes a buffer of frontend messages, about to be sent, if it may change the session.
+    pub(crate) fn note_messages(&self, messages: &[u8]) {
+        if messages_change_session(messages) {
+            self.mark_changed();
+        }
+    }
+
+    /// Notes a command tag the server reported, if its statement may have changed the
+    /// session.
+    pub(crate) fn note_tag(&self, tag: &str) {
+        if !tag.is_empty() && tag_changes_session(tag) {
+            self.mark_changed();
+        }
+    }
+
+    /// Declares that the session may have changed.
+    pub(crate) fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Whether the session may have changed since the last [`Tracker::take_changed`].
+    pub(crate) fn is_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// Whether the session may have changed, clearing the mark.
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
 }
+
+/// How many verdicts a connection keeps (then it starts again).
+const VERDICTS_MAX: usize = 256;
+/// The longest SQL whose verdict is kept.
+const VERDICT_SQL_MAX: usize = 4096;
 
 /// One tracked request. Dropping it without [`Exchange::finish`] (its future was dropped
 /// midway) marks the connection's exchange abandoned.
@@ -248,6 +315,32 @@ mod tests {
             !t.is_dead(),
             "an ordinary SQL error does not kill the connection"
         );
+    }
+
+    #[test]
+    fn sql_verdicts_are_remembered_and_stay_right() {
+        let t = Tracker::default();
+        for _ in 0..2 {
+            t.note_sql("SELECT 1");
+            assert!(!t.take_changed());
+            t.note_sql("SELECT f()");
+            assert!(t.take_changed());
+        }
+        for i in 0..(VERDICTS_MAX * 2) {
+            t.note_sql(&format!("SELECT {i}"));
+        }
+        assert!(!t.take_changed());
+        t.note_sql("SELECT f()");
+        assert!(t.take_changed(), "still right once the cache started again");
+        let started = std::time::Instant::now();
+        for _ in 0..10_000 {
+            t.note_sql("SELECT id, name FROM users WHERE id = $1");
+        }
+        println!(
+            "a remembered verdict: {:?} per statement",
+            started.elapsed() / 10_000
+        );
+        assert!(!t.take_changed());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! - [`WirePoolable`]: a pooled `WireConn` with a simple-query API that tracks the
 //!   transaction status and session changes, so the pool resets (`DISCARD ALL`) only a
 //!   session that was changed, and destroys one returned inside a transaction.
-//! - [`AsyncWirePoolable`]: a pooled, pipelining `AsyncConn`, reset only when
-//!   `take_state_mutated()` says so and closed properly when destroyed. Its request methods
+//! - [`AsyncWirePoolable`]: a pooled, pipelining `AsyncConn`, reset only when a request's
+//!   SQL may have changed the session (or `take_state_mutated()` says so) and closed
+//!   properly when destroyed. Its request methods
 //!   mirror `AsyncConn`'s; [`RowStream`] carries the rows of a streaming request.
 //! - [`WireConfig`] (also from a `postgres://` URL) and [`WireConnector`] for startup
 //!   parameters such as `application_name`.
@@ -80,6 +81,7 @@ mod exchange;
 mod hosts;
 mod lag;
 mod session;
+mod shared_handle;
 mod tls;
 mod wire_poolable;
 
@@ -93,6 +95,7 @@ pub use pg_pool_conninfo;
 pub use pg_pool_conninfo::PasswordProvider;
 pub use pg_wired;
 pub use session::TransactionStatus;
+pub use shared_handle::{AsyncWireSharedGuard, SharedWire};
 pub use tls::WireTls;
 pub use wire_poolable::{TextRow, WirePoolable};
 

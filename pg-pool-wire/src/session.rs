@@ -50,8 +50,9 @@ impl fmt::Display for TransactionStatus {
     }
 }
 
-/// Command tags of statements that leave no session state behind, as long as the SQL does
-/// not also mention one of [`STATEFUL_WORDS`].
+/// Command tags (first word) of statements that leave no session state behind by
+/// themselves; their SQL is judged separately ([`crate::sql_effects`]). `DO` and `CALL`
+/// are not here: they run arbitrary code, which may `SET` anything.
 const NEUTRAL_TAGS: &[&str] = &[
     "SELECT",
     "INSERT",
@@ -77,14 +78,11 @@ const NEUTRAL_TAGS: &[&str] = &[
     "TRUNCATE",
     "VACUUM",
     "ANALYZE",
-    "CALL",
-    "DO",
     "GRANT",
     "REVOKE",
     "COMMENT",
     "NOTIFY",
     "RESET",
-    "DISCARD",
     "CHECKPOINT",
     "CLUSTER",
     "REINDEX",
@@ -98,48 +96,44 @@ const NEUTRAL_TAGS: &[&str] = &[
     "TABLE",
 ];
 
-/// Words whose presence in otherwise neutral SQL suggests session state (temporary tables,
-/// session advisory locks, `set_config`).
-const STATEFUL_WORDS: &[&str] = &["temp", "advisory", "set_config"];
-
-/// Whether a statement that completed with `tag`, sent as `sql`, may have changed session
-/// state (`SET`, `PREPARE`, `LISTEN`, `DECLARE`, temporary tables, advisory locks, ...).
-///
-/// Errs on the safe side: a false positive costs one `DISCARD ALL` at checkin.
-pub(crate) fn changes_session(tag: &str, sql: &str) -> bool {
+/// Whether a statement that completed with command tag `tag` may have changed session
+/// state (`SET`, `PREPARE`, `LISTEN`, `DECLARE CURSOR`, `DO`, `CALL`, `DISCARD`, ...).
+/// The statement's SQL is judged before it runs ([`crate::sql_effects`]); this is the
+/// server's word on what actually ran.
+pub(crate) fn tag_changes_session(tag: &str) -> bool {
     let first = tag.split_ascii_whitespace().next().unwrap_or("");
-    if !NEUTRAL_TAGS.contains(&first) {
-        return true;
-    }
-    let lower = sql.to_ascii_lowercase();
-    STATEFUL_WORDS.iter().any(|word| lower.contains(word))
+    !NEUTRAL_TAGS.contains(&first)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::changes_session;
+    use super::tag_changes_session;
 
     #[test]
-    fn classifies_statements() {
-        assert!(changes_session("SET", "set search_path = x"));
-        assert!(changes_session("PREPARE", "prepare p as select 1"));
-        assert!(changes_session("LISTEN", "listen c"));
-        assert!(changes_session(
+    fn classifies_tags() {
+        for tag in [
+            "SET",
+            "PREPARE",
+            "LISTEN",
+            "UNLISTEN",
             "DECLARE CURSOR",
-            "declare c cursor for select 1"
-        ));
-        assert!(changes_session(
-            "CREATE TABLE",
-            "create temp table t (x int)"
-        ));
-        assert!(changes_session("SELECT 1", "select pg_advisory_lock(1)"));
-        assert!(changes_session(
+            "DO",
+            "CALL",
+            "DISCARD ALL",
+            "DEALLOCATE",
+            "LOAD",
+            "",
+        ] {
+            assert!(tag_changes_session(tag), "{tag}");
+        }
+        for tag in [
             "SELECT 1",
-            "select set_config('a.b', '1', false)"
-        ));
-        assert!(!changes_session("SELECT 1", "select 1"));
-        assert!(!changes_session("INSERT 0 1", "insert into t values (1)"));
-        assert!(!changes_session("CREATE TABLE", "create table t (x int)"));
-        assert!(!changes_session("COMMIT", "commit"));
+            "INSERT 0 1",
+            "CREATE TABLE",
+            "COMMIT",
+            "UPDATE 3",
+        ] {
+            assert!(!tag_changes_session(tag), "{tag}");
+        }
     }
 }

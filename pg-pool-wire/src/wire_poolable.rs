@@ -8,7 +8,8 @@ use pg_wired::{PgWireError, WireConn};
 use crate::attrs::Watch;
 use crate::config::WireConfig;
 use crate::error::{WireError, is_fatal_server_error, server_change, server_change_code};
-use crate::session::{TransactionStatus, changes_session};
+use crate::session::{TransactionStatus, tag_changes_session};
+use pg_pool_conninfo::sql::sql_changes_session;
 
 /// The `Terminate` message.
 pub(crate) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
@@ -24,11 +25,15 @@ pub type TextRow = Vec<Option<String>>;
 ///
 /// - the **transaction status** of the last `ReadyForQuery`: a connection returned inside a
 ///   transaction (open or failed) is destroyed, never rolled back and reused;
-/// - whether the **session was changed**: `SET`, `PREPARE`, `LISTEN`, `DECLARE`, temporary
-///   tables, advisory locks, `set_config`, and any `ParameterStatus` the server reports.
-///   Only then does the pool run `DISCARD ALL` at checkin; other returns are synchronous
-///   and cost no round trip. The detection errs on the safe side; for anything it cannot
-///   see (a function that changes session state), call
+/// - whether the **session may have changed**: `SET`, `PREPARE`, `LISTEN`, `DECLARE`,
+///   temporary tables, advisory locks, `set_config`, any code the statement runs (`DO`,
+///   `CALL`, a call of a function that is not a known harmless built-in, such as
+///   `SELECT my_function()`), and any `ParameterStatus` the server reports. Judged from
+///   the SQL before it runs and from the command tags after. Only then does the pool run
+///   `DISCARD ALL` at checkin; a plain `SELECT`, `INSERT`, `UPDATE` or `DELETE` goes back
+///   synchronously at no round trip. The detection errs on the safe side; for what the
+///   statement does not name (a trigger, a column default or a view calling a function
+///   that changes session state), call
 ///   [`mark_session_changed`](Self::mark_session_changed);
 /// - whether an exchange is **in flight**: every method that talks to the server marks the
 ///   exchange started before its first write and finished only once the `ReadyForQuery`
@@ -247,6 +252,10 @@ impl WirePoolable {
                 reason: "the text contains a NUL byte",
             });
         }
+        // Judged before it runs: a statement may change the session and still fail later.
+        if sql_changes_session(sql) {
+            self.session_changed = true;
+        }
         self.in_flight = true;
         if let Err(e) = self.conn.send_raw(&frame(b'Q', sql.as_bytes())).await {
             self.broken = true;
@@ -275,7 +284,7 @@ impl WirePoolable {
                         .collect(),
                 ),
                 BackendMsg::CommandComplete { tag } => {
-                    if changes_session(&tag, sql) {
+                    if tag_changes_session(&tag) {
                         self.session_changed = true;
                     }
                     if resync == Some(tag.as_str()) {

@@ -16,6 +16,7 @@ use super::channel;
 use super::event::{Gap, ListenerError, ListenerEvent};
 use super::settings::Settings;
 use crate::connector::PgConnector;
+use crate::driver_stop::StopOnDrop;
 use crate::error::PgError;
 use crate::opened::NotificationReceiver;
 use crate::runtime::PgRuntime;
@@ -79,10 +80,15 @@ pub(super) fn lock(wanted: &Wanted) -> std::sync::MutexGuard<'_, BTreeSet<String
     wanted.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A session that forwards its notifications.
+/// A session that forwards its notifications. Dropping it closes the session at once:
+/// the client goes first (a session with nothing in flight says `Terminate`), then the
+/// task driving it is stopped, so a session that stopped answering (its liveness check,
+/// or a request, still waiting) does not keep its socket and task until TCP gives up.
 pub(super) struct Live {
     client: Client,
     notifications: NotificationReceiver,
+    /// Last: dropped after the client.
+    _stop: Option<StopOnDrop>,
 }
 
 /// Opens a session with `connector`'s settings (a fresh password from its provider, if
@@ -114,6 +120,9 @@ pub(super) async fn open<R: PgRuntime>(
                     .await?
             }
         };
+        // Taken first: from here on, dropping the session (an error below, the timeout)
+        // stops its driver too.
+        let stop = session.stop.take().map(StopOnDrop);
         let notifications = session.take_notifications().ok_or_else(|| {
             PgError::config(
                 "notifications",
@@ -123,6 +132,7 @@ pub(super) async fn open<R: PgRuntime>(
         Ok::<_, PgError>(Live {
             client: session.into_client(),
             notifications,
+            _stop: stop,
         })
     };
     // Boxed: the connect path is a large future, and a listener's futures stay small.
@@ -159,8 +169,8 @@ pub(super) struct Task<R: PgRuntime> {
 
 impl<R: PgRuntime> Task<R> {
     /// Serves `live`, reconnecting whenever the session is lost, until the listener is
-    /// dropped or a reconnect fails for good. Dropping the session's client on the way
-    /// out closes it (`Terminate`).
+    /// dropped or a reconnect fails for good. Each session is closed as it is left behind
+    /// (see [`Live`]): at once, even one that stopped answering.
     pub(super) async fn run(self, mut live: Live) {
         loop {
             match self.serve(&live).await {

@@ -6,4 +6,5 @@
 pub(crate) mod delivery;
 pub(crate) mod names;
 pub(crate) mod reconnect;
+pub(crate) mod stall;
 pub(crate) mod support;

@@ -1,0 +1,14 @@
+//! What a statement may do to a session, judged from its text before it runs: the rule
+//! both drivers' adapters use to decide whether a returned connection needs a reset.
+//!
+//! [`sql_changes_session`] is conservative: anything not known harmless counts (see its
+//! docs), so a false positive costs one reset and a missed change cannot happen for what the
+//! text names. [`messages_change_session`] applies it to a buffer of frontend protocol
+//! messages. [`first_word`] finds a statement's leading keyword without lexing the rest.
+
+mod builtins;
+mod effects;
+mod lex;
+
+pub use effects::{messages_change_session, sql_changes_session};
+pub use lex::first_word;

@@ -259,7 +259,11 @@ mod tests {
                     let mut body = text.as_bytes().to_vec();
                     body.extend_from_slice(b"\0\0\x01trailing");
                     let expected = sql_changes_session(text);
-                    assert_eq!(judged(&mut judge, &body, chunks), expected, "{text} {chunks:?}");
+                    assert_eq!(
+                        judged(&mut judge, &body, chunks),
+                        expected,
+                        "{text} {chunks:?}"
+                    );
                 }
             }
         }
@@ -277,7 +281,10 @@ mod tests {
         huge.extend_from_slice(b"'\0");
         assert!(judged(&mut judge, &huge, &[usize::MAX]));
         assert!(judged(&mut judge, &huge, &[4096]));
-        assert!(judge.split.capacity() <= SPLIT_KEEP, "the big buffer was not kept");
+        assert!(
+            judge.split.capacity() <= SPLIT_KEEP,
+            "the big buffer was not kept"
+        );
         // A long text under the limit, split: judged, and its buffer not kept.
         let mut long = b"SELECT '".to_vec();
         long.resize(100_000, b'y');

@@ -107,7 +107,11 @@ fn setup(cluster: &TestCluster) {
 async fn run<R: PgRuntime>(pool: &PgPool<R>, sql: &str, way: &str) -> Result<(), String> {
     let conn = pool.get().await.map_err(|e| e.to_string())?;
     let ran = match way {
-        "query" => conn.query(sql, &[]).await.map(drop).map_err(|e| e.to_string()),
+        "query" => conn
+            .query(sql, &[])
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
         "execute" => conn
             .execute(sql, &[])
             .await
@@ -186,7 +190,11 @@ async fn harmless_sql_is_not_reset<R: PgRuntime>(tag: &'static str) {
     let cluster = TestCluster::shared();
     let mut config = pool_config(1);
     config.test_on_checkout = false;
-    let pool = pool::<R>(pg_config(cluster, None, &format!("tp-code-clean-{tag}")), config).await;
+    let pool = pool::<R>(
+        pg_config(cluster, None, &format!("tp-code-clean-{tag}")),
+        config,
+    )
+    .await;
     let pid = pool.get().await.unwrap().backend_pid().await.unwrap();
     for sql in [
         "SELECT 'a temporary advisory set_config note'::text",
@@ -213,17 +221,15 @@ macro_rules! on_runtime {
             #[test]
             fn code_run_by_the_server_never_leaks() {
                 type Rt = <$harness as Harness>::Rt;
-                <$harness>::block_on(super::code_run_by_the_server_never_leaks::<Rt>(
-                    stringify!($module),
-                ));
+                <$harness>::block_on(super::code_run_by_the_server_never_leaks::<Rt>(stringify!(
+                    $module
+                )));
             }
 
             #[test]
             fn harmless_sql_is_not_reset() {
                 type Rt = <$harness as Harness>::Rt;
-                <$harness>::block_on(super::harmless_sql_is_not_reset::<Rt>(stringify!(
-                    $module
-                )));
+                <$harness>::block_on(super::harmless_sql_is_not_reset::<Rt>(stringify!($module)));
             }
         }
     };

@@ -49,10 +49,12 @@ const CASES: &[&str] = &[
 ];
 
 /// How each statement is run.
-const WAYS: [&str; 5] = [
+const WAYS: [&str; 6] = [
     "query",
     "execute",
     "prepare_cached",
+    // The statement the line above cached, run again by name: its SQL is not on the wire.
+    "prepare_cached again",
     "raw batch_execute",
     "raw simple_query",
 ];
@@ -117,14 +119,21 @@ async fn run<R: PgRuntime>(pool: &PgPool<R>, sql: &str, way: &str) -> Result<(),
             .await
             .map(drop)
             .map_err(|e| e.to_string()),
-        "prepare_cached" => match conn.prepare_cached(sql).await {
-            Ok(statement) => conn
-                .query_prepared(&statement, &[])
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
+        "prepare_cached" | "prepare_cached again" => {
+            let before = conn.cached_statements();
+            match conn.prepare_cached(sql).await {
+                // The second time, the statement comes from the cache: nothing is prepared.
+                Ok(_) if way == "prepare_cached again" && conn.cached_statements() != before => {
+                    Err("not found in the statement cache".to_owned())
+                }
+                Ok(statement) => conn
+                    .query_prepared(&statement, &[])
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         "raw batch_execute" => {
             let raw: &Client = &conn;
             raw.batch_execute(sql).await.map_err(|e| e.to_string())

@@ -32,13 +32,13 @@ const CASES: &[&str] = &[
     "CALL tapcode.set_path()",
     "CALL tapcode.listen()",
     "CALL tapcode.lock()",
-    "CALL tapcode.temp_table()",
-    "CALL tapcode.set_config()",
+    "CALL tapcode.scratch()",
+    "CALL tapcode.setting()",
     "SELECT tapcode.set_path_fn()",
     "SELECT tapcode.listen_fn()",
     "SELECT tapcode.lock_fn()",
-    "SELECT tapcode.temp_table_fn()",
-    "SELECT tapcode.set_config_fn()",
+    "SELECT tapcode.scratch_fn()",
+    "SELECT tapcode.setting_fn()",
     "VALUES (tapcode.set_path_fn())",
     "VALUES (tapcode.listen_fn())",
     "SELECT * FROM tapcode.t WHERE x = tapcode.set_path_fn()",
@@ -80,9 +80,9 @@ fn setup(cluster: &TestCluster) {
                    $$ BEGIN EXECUTE 'LISTEN tap_code'; END $$; \
                  CREATE OR REPLACE PROCEDURE tapcode.lock() LANGUAGE plpgsql AS \
                    $$ BEGIN PERFORM pg_advisory_lock(4343); END $$; \
-                 CREATE OR REPLACE PROCEDURE tapcode.temp_table() LANGUAGE plpgsql AS \
+                 CREATE OR REPLACE PROCEDURE tapcode.scratch() LANGUAGE plpgsql AS \
                    $$ BEGIN CREATE TEMP TABLE tap_code (x int); END $$; \
-                 CREATE OR REPLACE PROCEDURE tapcode.set_config() LANGUAGE plpgsql AS \
+                 CREATE OR REPLACE PROCEDURE tapcode.setting() LANGUAGE plpgsql AS \
                    $$ BEGIN PERFORM set_config('work_mem', '1234kB', false); END $$; \
                  CREATE OR REPLACE FUNCTION tapcode.set_path_fn() RETURNS int LANGUAGE plpgsql AS \
                    $$ BEGIN EXECUTE 'SET search_path TO tapcode'; RETURN 1; END $$; \
@@ -90,9 +90,9 @@ fn setup(cluster: &TestCluster) {
                    $$ BEGIN EXECUTE 'LISTEN tap_code'; RETURN 1; END $$; \
                  CREATE OR REPLACE FUNCTION tapcode.lock_fn() RETURNS int LANGUAGE sql AS \
                    $$ SELECT pg_advisory_lock(4343); SELECT 1 $$; \
-                 CREATE OR REPLACE FUNCTION tapcode.temp_table_fn() RETURNS int LANGUAGE plpgsql AS \
+                 CREATE OR REPLACE FUNCTION tapcode.scratch_fn() RETURNS int LANGUAGE plpgsql AS \
                    $$ BEGIN CREATE TEMP TABLE tap_code (x int); RETURN 1; END $$; \
-                 CREATE OR REPLACE FUNCTION tapcode.set_config_fn() RETURNS int LANGUAGE plpgsql AS \
+                 CREATE OR REPLACE FUNCTION tapcode.setting_fn() RETURNS int LANGUAGE plpgsql AS \
                    $$ BEGIN PERFORM set_config('work_mem', '1234kB', false); RETURN 1; END $$;",
             )
             .output()
@@ -177,9 +177,14 @@ async fn code_run_by_the_server_never_leaks<R: PgRuntime>(tag: &'static str) {
             }
             drop(conn);
             if probe != CLEAN {
-                // Start the next case from a clean session whatever this one left.
+                // Start the next case from a clean session whatever this one left, keeping
+                // the statement cache (no `DISCARD ALL`).
                 let conn = pool.get().await.unwrap();
-                conn.batch_execute("DISCARD ALL").await.unwrap();
+                conn.batch_execute(
+                    "RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP",
+                )
+                .await
+                .unwrap();
             }
         }
     }

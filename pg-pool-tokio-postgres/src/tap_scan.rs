@@ -17,6 +17,13 @@ const VERDICTS: usize = 256;
 /// A split SQL text's buffer larger than this is freed once judged.
 const SPLIT_KEEP: usize = 16 * 1024;
 
+/// The pool's own read-only probes whose functions the shared judge does not list as
+/// built-ins (the replica lag check calls `pg_last_wal_receive_lsn` and friends): matched
+/// byte for byte, so a periodic lag check does not cost a reset.
+fn is_own_probe(text: &[u8]) -> bool {
+    text == pg_pool_conninfo::REPLICA_LAG_SQL.as_bytes()
+}
+
 /// One remembered verdict: the SQL text's hash and length, and whether it changes the
 /// session.
 #[derive(Debug, Default, Clone, Copy)]
@@ -122,7 +129,7 @@ impl SqlJudge {
         if slot.known && slot.hash == hash && slot.len == len {
             return slot.changes;
         }
-        let changes = sql_changes_session(&String::from_utf8_lossy(text));
+        let changes = !is_own_probe(text) && sql_changes_session(&String::from_utf8_lossy(text));
         *slot = Verdict {
             hash,
             len,
@@ -268,6 +275,26 @@ mod tests {
             }
         }
         assert!(!sql_changes_session(TEXTS[0]) && sql_changes_session(TEXTS[3]));
+    }
+
+    #[test]
+    fn the_pools_own_probes_change_nothing() {
+        let mut judge = SqlJudge::default();
+        for text in [
+            crate::reset::IDLE_CHECK_SQL,
+            pg_pool_conninfo::REPLICA_LAG_SQL,
+            "SELECT pg_backend_pid()",
+        ] {
+            let body = format!("{text}\0");
+            assert!(
+                !judged(&mut judge, body.as_bytes(), &[usize::MAX]),
+                "{text}"
+            );
+            assert!(!judged(&mut judge, body.as_bytes(), &[7]), "{text}");
+        }
+        // Exactly the probe: anything added to it is judged.
+        let more = format!("{}; SELECT f()\0", pg_pool_conninfo::REPLICA_LAG_SQL);
+        assert!(judged(&mut judge, more.as_bytes(), &[usize::MAX]));
     }
 
     #[test]

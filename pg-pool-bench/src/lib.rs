@@ -25,6 +25,7 @@ pub mod overhead;
 pub mod plain;
 pub mod plain_suite;
 pub mod postgres;
+pub mod postgres_cycles;
 pub mod postgres_only;
 pub mod report;
 pub mod report_plain;

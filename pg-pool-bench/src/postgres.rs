@@ -26,7 +26,8 @@ pub enum Query {
     /// it: two round trips.
     QueryOne,
     /// `prepare_cached("SELECT 1")` (a cache hit once warm), then `query_one` on the
-    /// statement: one round trip.
+    /// statement (pg-pool-tokio-postgres: `query_one_prepared`; the shared row:
+    /// `query_prepared`): one round trip.
     Prepared,
 }
 
@@ -66,17 +67,17 @@ pub enum PgKind {
     /// pg-pool-tokio-postgres at its defaults (`PgConfig`'s and its `pool_config`'s), plain
     /// `query_one`.
     PgPoolTokioPostgresQueryOne,
-    /// pg-pool-tokio-postgres at its defaults, `prepare_cached` + `query_prepared`.
+    /// pg-pool-tokio-postgres at its defaults, `prepare_cached` + `query_one_prepared`.
     PgPoolTokioPostgresPrepared,
     /// pg-pool-tokio-postgres at its defaults, `simple_query`.
     PgPoolTokioPostgresSimple,
     /// pg-pool-tokio-postgres tuned: `ResetStrategy::None` (no round trip on return, like
     /// deadpool's `Fast`) and the trimmed pool config, `simple_query`.
     PgPoolTokioPostgres,
-    /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_prepared`.
+    /// pg-pool-tokio-postgres tuned as above, `prepare_cached` + `query_one_prepared`.
     PgPoolTokioPostgresPreparedTuned,
     /// pg-pool-tokio-postgres at its defaults but `pool_reset_when=used` (the reset after
-    /// every use, as before the protocol tap), `prepare_cached` + `query_prepared`. Not in
+    /// every use, as before the protocol tap), `prepare_cached` + `query_one_prepared`. Not in
     /// [`PgKind::ALL`]: `pg-pool-bench --postgres` runs it.
     PgPoolTokioPostgresPreparedResetUsed,
     /// As above, plain `query_one`.
@@ -346,7 +347,7 @@ impl PgBench for TokioPostgres {
             Query::QueryOne => drop(conn.query_one("SELECT 1", &[]).await.ok()?),
             Query::Prepared => {
                 let statement = conn.prepare_cached("SELECT 1").await.ok()?;
-                drop(conn.query_prepared(&statement, &[]).await.ok()?);
+                drop(conn.query_one_prepared(&statement, &[]).await.ok()?);
             }
         }
         Some(waited)
@@ -592,6 +593,57 @@ pub fn run_once(
     warm: Duration,
     measure: Duration,
 ) -> Option<PgRun> {
+    run_plan(
+        kind,
+        url,
+        max_size,
+        Plan::Timed {
+            tasks,
+            warm,
+            measure,
+        },
+    )
+}
+
+/// How a run is driven.
+#[derive(Debug, Clone, Copy)]
+pub enum Plan {
+    /// `tasks` tasks for `measure` after `warm` (the throughput figures).
+    Timed {
+        /// Concurrent tasks.
+        tasks: usize,
+        /// Warm-up, not counted.
+        warm: Duration,
+        /// Measured time.
+        measure: Duration,
+    },
+    /// `tasks` tasks sharing `cycles` cycles, then stop (the cost of a cycle, counted from
+    /// outside the process: instructions, allocations).
+    Cycles {
+        /// Concurrent tasks.
+        tasks: usize,
+        /// Cycles in all.
+        cycles: u64,
+    },
+}
+
+impl Plan {
+    fn drive<P: PgBench>(self, rt: &tokio::runtime::Runtime, pool: Arc<P>) -> Option<PgRun> {
+        match self {
+            Self::Timed {
+                tasks,
+                warm,
+                measure,
+            } => drive(rt, pool, tasks, warm, measure),
+            Self::Cycles { tasks, cycles } => {
+                crate::postgres_cycles::drive_cycles(rt, pool, tasks, cycles)
+            }
+        }
+    }
+}
+
+/// Measures one pool once as `plan` says: builds it, drives it, then drops it.
+pub fn run_plan(kind: PgKind, url: &str, max_size: usize, plan: Plan) -> Option<PgRun> {
     let rt = runtime();
     let defaults = kind.at_defaults();
     let query = kind.query();
@@ -600,11 +652,11 @@ pub fn run_once(
         | PgKind::DeadpoolPostgresQueryOne
         | PgKind::DeadpoolPostgres => {
             let pool = rt.block_on(async { deadpool_postgres(url, max_size, query) });
-            drive(&rt, Arc::new(pool), tasks, warm, measure)
+            plan.drive(&rt, Arc::new(pool))
         }
         PgKind::Bb8PostgresDefaults | PgKind::Bb8Postgres => {
             let pool = rt.block_on(bb8_postgres(url, max_size, defaults));
-            drive(&rt, Arc::new(pool), tasks, warm, measure)
+            plan.drive(&rt, Arc::new(pool))
         }
         PgKind::PgPoolWireDefaults | PgKind::PgPoolWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
@@ -613,13 +665,7 @@ pub fn run_once(
                     .config(wire_config(url, max_size, defaults))
                     .build(),
             );
-            drive(
-                &rt,
-                Arc::new(Wire(pool.expect("pg-pool builds"))),
-                tasks,
-                warm,
-                measure,
-            )
+            plan.drive(&rt, Arc::new(Wire(pool.expect("pg-pool builds"))))
         }
         PgKind::PgPoolAsyncWireDefaults | PgKind::PgPoolAsyncWire => {
             let connector = WireConnector::from_url(url).expect("cluster URL parses");
@@ -628,13 +674,7 @@ pub fn run_once(
                     .config(wire_config(url, max_size, defaults))
                     .build(),
             );
-            drive(
-                &rt,
-                Arc::new(AsyncWire(pool.expect("pg-pool builds"))),
-                tasks,
-                warm,
-                measure,
-            )
+            plan.drive(&rt, Arc::new(AsyncWire(pool.expect("pg-pool builds"))))
         }
         PgKind::PgPoolTokioPostgresQueryOne
         | PgKind::PgPoolTokioPostgresPrepared
@@ -652,7 +692,7 @@ pub fn run_once(
             let pool = rt.block_on(tokio_postgres_pool(
                 url, max_size, defaults, query, reset_when,
             ));
-            drive(&rt, Arc::new(pool), tasks, warm, measure)
+            plan.drive(&rt, Arc::new(pool))
         }
         PgKind::PgPoolTokioPostgresShared => {
             let pool = rt.block_on(tokio_postgres_pool(
@@ -671,13 +711,7 @@ pub fn run_once(
                     .set_shared_max_in_flight(max)
                     .expect("a valid per-connection limit");
             }
-            drive(
-                &rt,
-                Arc::new(TokioPostgresShared(pool.0)),
-                tasks,
-                warm,
-                measure,
-            )
+            plan.drive(&rt, Arc::new(TokioPostgresShared(pool.0)))
         }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).

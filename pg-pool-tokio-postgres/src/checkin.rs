@@ -30,7 +30,7 @@ impl PgConnection {
     async fn prove_idle(&self) -> Result<(), PgError> {
         let client = self.raw_client();
         let mut probe = std::pin::pin!(client.simple_query(IDLE_CHECK_SQL));
-        let Some(runtime) = self.runtime.clone() else {
+        let Some(runtime) = self.inner.runtime.clone() else {
             return self.idle_answer(probe.await, false).await;
         };
         let early = future::or(async { Some(probe.as_mut().await) }, async {
@@ -68,7 +68,7 @@ impl PgConnection {
             Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
                 return Err(PgError::TransactionOpen);
             }
-            Err(e) => return self.state.note(Err(e)),
+            Err(e) => return self.inner.state.note(Err(e)),
         };
         let idle = messages.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => Some(row.get(0) == Some("t")),
@@ -92,16 +92,16 @@ impl PgConnection {
         let discards = strategy.discards_statements();
         match pipeline::queue(self.raw_client(), &sql) {
             Some(Ok(pending)) => {
-                self.state.set_pending(pending);
+                self.inner.state.set_pending(pending);
                 if discards {
-                    self.state.cache().clear();
+                    self.inner.state.cache().clear();
                 }
-                self.state.tracker.clear();
+                self.inner.state.tracker.clear();
                 false
             }
             Some(Err(error)) => {
                 tracing::debug!(error = %PgError::from(error), "could not queue the session reset");
-                self.state.tracker.mark_fatal();
+                self.inner.state.tracker.mark_fatal();
                 true
             }
             None => true,
@@ -112,6 +112,7 @@ impl PgConnection {
     /// removed its statements from the server (the next `prepare_cached` prepares again).
     fn forget_dropped_statements(&mut self) {
         if self
+            .inner
             .tap
             .as_deref()
             .is_some_and(TapShared::take_statements_dropped)
@@ -119,21 +120,21 @@ impl PgConnection {
             tracing::debug!(
                 "the session discarded prepared statements; emptying the statement cache"
             );
-            self.state.cache().clear();
+            self.inner.state.cache().clear();
         }
     }
 
     /// The return decided from what the protocol tap saw (see `needs_reset`); `None` to
     /// decide as without it.
     fn tapped_return(&mut self, seen: Snapshot, view: TapView) -> Option<bool> {
-        self.tap_vouched = false;
-        if seen.raw || seen.abandoned || self.state.has_pending() {
+        self.inner.tap_vouched = false;
+        if seen.raw || seen.abandoned || self.inner.state.has_pending() {
             return Some(true);
         }
         // Every call of the wrapper that counts as use writes something: if the tap saw
         // nothing written, it is not reading this session (trust it no further this time).
-        self.tap_vouched = self.state.tracker.tap_advanced(view.sent);
-        if !self.tap_vouched {
+        self.inner.tap_vouched = self.inner.state.tracker.tap_advanced(view.sent);
+        if !self.inner.tap_vouched {
             tracing::debug!("the protocol tap saw nothing of a used session; resetting it");
             return None;
         }
@@ -145,7 +146,7 @@ impl PgConnection {
             return (!rollback_queued).then_some(true);
         }
         if !view.dirty || *self.config().effective_reset() == ResetStrategy::None {
-            self.state.tracker.clear();
+            self.inner.state.tracker.clear();
             return Some(false);
         }
         let flags = SqlFlags {
@@ -160,7 +161,7 @@ impl PgConnection {
     /// Whether the session is then idle outside a transaction.
     async fn settled(&self, tap: &TapShared) -> bool {
         if !tap.view().idle() {
-            let Some(runtime) = self.runtime.clone() else {
+            let Some(runtime) = self.inner.runtime.clone() else {
                 return false;
             };
             future::or(tap.settled(), runtime.sleep(CANCEL_AFTER)).await;
@@ -175,12 +176,13 @@ impl Poolable for PgConnection {
     /// Broken (see [`PgConnection::is_broken`]), or a pipelined reset already answered with
     /// an error.
     fn has_pending_data(&self) -> bool {
-        self.is_broken() || !self.state.poll_pending()
+        self.is_broken() || !self.inner.state.poll_pending()
     }
 
     fn server_changed(&self) -> Option<&'static str> {
-        self.state.tracker.server_change().or_else(|| {
-            self.tap
+        self.inner.state.tracker.server_change().or_else(|| {
+            self.inner
+                .tap
                 .as_ref()
                 .is_some_and(|tap| tap.role_changed())
                 .then_some("in_hot_standby changed: the server was promoted or demoted")
@@ -200,22 +202,22 @@ impl Poolable for PgConnection {
     /// of: the strategy's reset is queued now, without waiting. Anything else: the checked
     /// path.
     fn needs_reset(&mut self) -> bool {
-        let seen = self.state.tracker.snapshot();
+        let seen = self.inner.state.tracker.snapshot();
         if !seen.used && !seen.raw && !seen.abandoned {
             return false;
         }
         self.forget_dropped_statements();
-        self.tap_vouched = false;
+        self.inner.tap_vouched = false;
         if let Some(view) = self.live_tap().map(TapShared::view)
             && let Some(decision) = self.tapped_return(seen, view)
         {
             return decision;
         }
-        if seen.needs_checked_path() || self.state.has_pending() {
+        if seen.needs_checked_path() || self.inner.state.has_pending() {
             return true;
         }
         if *self.config().effective_reset() == ResetStrategy::None {
-            self.state.tracker.clear();
+            self.inner.state.tracker.clear();
             return false;
         }
         self.queue_reset(seen.flags)
@@ -231,17 +233,17 @@ impl Poolable for PgConnection {
             return Err(PgError::Broken);
         }
         self.forget_dropped_statements();
-        let seen = self.state.tracker.snapshot();
+        let seen = self.inner.state.tracker.snapshot();
         let mut flags = if seen.raw {
             SqlFlags::UNKNOWN
         } else {
             seen.flags
         };
         // Superseded: this reset proves everything itself.
-        drop(self.state.take_pending());
-        let mut tap = self.live_tap().and(self.tap.clone());
+        drop(self.inner.state.take_pending());
+        let mut tap = self.live_tap().and(self.inner.tap.clone());
         let proven = match &tap {
-            Some(tap) if self.tap_vouched => self.settled(tap).await,
+            Some(tap) if self.inner.tap_vouched => self.settled(tap).await,
             _ => false,
         };
         if !proven {
@@ -260,22 +262,22 @@ impl Poolable for PgConnection {
             // Every exchange is complete: what the tap says is the whole story.
             let view = tap.view();
             if !view.dirty || strategy == ResetStrategy::None {
-                self.state.tracker.clear();
+                self.inner.state.tracker.clear();
                 return Ok(());
             }
             flags.prepares |= view.prepared;
         }
         if let Some(sql) = strategy.checked_sql(flags) {
             let result = self.raw_client().batch_execute(&sql).await;
-            self.state.note(result)?;
+            self.inner.state.note(result)?;
         }
         if strategy.discards_statements() {
-            self.state.cache().clear();
+            self.inner.state.cache().clear();
         }
         if let Some(tap) = &tap {
             tap.reset_completed();
         }
-        self.state.tracker.clear();
+        self.inner.state.tracker.clear();
         Ok(())
     }
 

@@ -69,8 +69,15 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// Under [`Profile::PoolerSafe`] statements are sent unnamed (`query_typed`); methods that
 /// need a named statement return [`PgError::NamedStatementsDisabled`].
 pub struct PgConnection {
-    client: Client,
-    config: Arc<PgConfig>,
+    /// Boxed: the pool moves a connection on every checkout and return, and a pointer moves
+    /// for less than the few hundred bytes of a `Client` and its bookkeeping.
+    pub(crate) inner: Box<Inner>,
+}
+
+/// What a [`PgConnection`] holds.
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    pub(crate) config: Arc<PgConfig>,
     pub(crate) state: State,
     pub(crate) runtime: Option<Arc<dyn SessionRuntime>>,
     /// The protocol tap of a session this crate opened ([`crate::tap`]).
@@ -83,10 +90,10 @@ pub struct PgConnection {
 impl fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConnection")
-            .field("profile", &self.config.profile)
-            .field("closed", &self.client.is_closed())
-            .field("state", &self.state)
-            .field("tapped", &self.tap.is_some())
+            .field("profile", &self.inner.config.profile)
+            .field("closed", &self.inner.client.is_closed())
+            .field("state", &self.inner.state)
+            .field("tapped", &self.inner.tap.is_some())
             .field("cached_statements", &self.cached_statements())
             .finish_non_exhaustive()
     }
@@ -106,12 +113,14 @@ impl PgConnection {
             Profile::PoolerSafe => 0,
         };
         Self {
-            client,
-            state: State::new(capacity),
-            config,
-            runtime: None,
-            tap: None,
-            tap_vouched: false,
+            inner: Box::new(Inner {
+                client,
+                state: State::new(capacity),
+                config,
+                runtime: None,
+                tap: None,
+                tap_vouched: false,
+            }),
         }
     }
 
@@ -120,21 +129,21 @@ impl PgConnection {
     pub(crate) fn from_session(session: PgSession, config: Arc<PgConfig>) -> Self {
         let tap = session.tap.clone();
         let mut conn = Self::new(session.into_client(), config);
-        conn.tap = tap;
+        conn.inner.tap = tap;
         conn
     }
 
     /// The tap, when the return path may trust it: armed, framing sound, and the
     /// configuration resets only changed sessions.
     pub(crate) fn live_tap(&self) -> Option<&TapShared> {
-        let tap = self.tap.as_deref()?;
-        (self.config.reset_when == ResetWhen::Changed && tap.live()).then_some(tap)
+        let tap = self.inner.tap.as_deref()?;
+        (self.inner.config.reset_when == ResetWhen::Changed && tap.live()).then_some(tap)
     }
 
     /// Gives the connection the pool's runtime, for the server-side cancel of an abandoned
     /// call and the timer of its return path.
     pub fn with_runtime<R: crate::PgRuntime>(mut self, runtime: R) -> Self {
-        self.runtime = Some(crate::cancel::session_runtime(runtime, None));
+        self.inner.runtime = Some(crate::cancel::session_runtime(runtime, None));
         self
     }
 
@@ -145,7 +154,7 @@ impl PgConnection {
         runtime: R,
         tls: crate::PgTls,
     ) -> Self {
-        self.runtime = Some(crate::cancel::session_runtime(runtime, Some(tls)));
+        self.inner.runtime = Some(crate::cancel::session_runtime(runtime, Some(tls)));
         self
     }
 
@@ -153,43 +162,47 @@ impl PgConnection {
     /// session did, so it takes the checked return path (see the type's docs).
     pub fn client(&self) -> &Client {
         self.mark_raw();
-        &self.client
+        &self.inner.client
     }
 
     /// Records raw access. A reset queued for this session is read no more by the wrapper;
     /// the checked return path proves the session idle and resets it again.
     fn mark_raw(&self) {
-        self.state.tracker.mark_raw();
-        drop(self.state.take_pending());
+        self.inner.state.tracker.mark_raw();
+        drop(self.inner.state.take_pending());
     }
 
     pub(crate) fn raw_client(&self) -> &Client {
-        &self.client
+        &self.inner.client
     }
 
     pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig) {
-        (&mut self.client, &self.state, &self.config)
+        (
+            &mut self.inner.client,
+            &self.inner.state,
+            &self.inner.config,
+        )
     }
 
     /// Unwraps the client.
     pub fn into_client(self) -> Client {
-        self.client
+        self.inner.client
     }
 
     /// The settings this connection was opened with.
     pub fn config(&self) -> &PgConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// Whether the session is gone: the driver task ended or a fatal error was seen.
     pub fn is_broken(&self) -> bool {
-        self.state.tracker.is_fatal() || self.client.is_closed()
+        self.inner.state.tracker.is_fatal() || self.inner.client.is_closed()
     }
 
     /// Whether the session was used since its last reset, so it takes the return path that
     /// resets it if it changed (or after any use under [`ResetWhen::Used`]).
     pub fn is_dirty(&self) -> bool {
-        self.state.tracker.is_used()
+        self.inner.state.tracker.is_used()
     }
 
     /// The server process ID of this session (one round trip; does not count as use).
@@ -203,18 +216,21 @@ impl PgConnection {
     /// Cancel safe: the session is reused only once proven idle.
     pub async fn backend_pid(&self) -> Result<i32, PgError> {
         let row = self
+            .inner
             .state
             .run(
                 SqlFlags::default(),
                 true,
-                self.client.query_typed_one("SELECT pg_backend_pid()", &[]),
+                self.inner
+                    .client
+                    .query_typed_one("SELECT pg_backend_pid()", &[]),
             )
             .await?;
         Ok(row.get(0))
     }
 
     pub(crate) fn named_allowed(&self, what: &'static str) -> Result<(), PgError> {
-        match self.config.profile {
+        match self.inner.config.profile {
             Profile::Session => Ok(()),
             Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled { what }),
         }
@@ -236,15 +252,17 @@ impl PgConnection {
     /// statement may or may not run.
     pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let flags = classify(sql);
-        match self.config.profile {
+        match self.inner.config.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.client.query(sql, params))
+                self.inner
+                    .state
+                    .run(flags, false, self.inner.client.query(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
-                self.state
-                    .run(flags, false, self.client.query_typed(sql, &[]))
+                self.inner
+                    .state
+                    .run(flags, false, self.inner.client.query_typed(sql, &[]))
                     .await
             }
             Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled {
@@ -257,19 +275,17 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query`](Self::query), and an error unless exactly one row comes back.
+    /// As [`query`](Self::query), and [`PgError::RowCount`] unless exactly one row comes
+    /// back.
     ///
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
     pub async fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, PgError> {
-        let mut rows = self.query(sql, params).await?;
-        match rows.len() {
-            1 => Ok(rows.remove(0)),
-            n => Err(PgError::config(
-                "query_one",
-                format!("expected one row, got {n}"),
-            )),
+        let (first, count) = self.first_row(sql, params).await?;
+        match first {
+            Some(row) if count == 1 => Ok(row),
+            _ => Err(row_count("query_one", "one row", count)),
         }
     }
 
@@ -277,20 +293,44 @@ impl PgConnection {
     ///
     /// # Errors
     ///
-    /// As [`query`](Self::query), and an error if more than one row comes back.
+    /// As [`query`](Self::query), and [`PgError::RowCount`] if more than one row comes back.
     ///
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
     pub async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, PgError> {
-        let mut rows = self.query(sql, params).await?;
-        match rows.len() {
-            0 => Ok(None),
-            1 => Ok(Some(rows.remove(0))),
-            n => Err(PgError::config(
-                "query_opt",
-                format!("expected at most one row, got {n}"),
-            )),
+        match self.first_row(sql, params).await? {
+            (first, 0 | 1) => Ok(first),
+            (_, count) => Err(row_count("query_opt", "at most one row", count)),
+        }
+    }
+
+    /// Runs `sql` as [`query`](Self::query) does, keeping only the first row and counting
+    /// the others (no `Vec` of rows).
+    async fn first_row(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<(Option<Row>, usize), PgError> {
+        let flags = classify(sql);
+        match self.inner.config.profile {
+            Profile::Session => {
+                let rows = self
+                    .inner
+                    .client
+                    .query_raw(sql, params.iter().map(|p| *p as &dyn ToSql));
+                self.inner.state.run(flags, false, first_of(rows)).await
+            }
+            Profile::PoolerSafe if params.is_empty() => {
+                let rows = self
+                    .inner
+                    .client
+                    .query_typed_raw(sql, std::iter::empty::<(&dyn ToSql, Type)>());
+                self.inner.state.run(flags, false, first_of(rows)).await
+            }
+            Profile::PoolerSafe => Err(PgError::NamedStatementsDisabled {
+                what: "query with parameters but no types",
+            }),
         }
     }
 
@@ -306,16 +346,18 @@ impl PgConnection {
     /// As [`query`](Self::query).
     pub async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, PgError> {
         let flags = classify(sql);
-        match self.config.profile {
+        match self.inner.config.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.client.execute(sql, params))
+                self.inner
+                    .state
+                    .run(flags, false, self.inner.client.execute(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 let messages = self
+                    .inner
                     .state
-                    .run(flags, false, self.client.simple_query(sql))
+                    .run(flags, false, self.inner.client.simple_query(sql))
                     .await?;
                 Ok(rows_affected(&messages))
             }
@@ -340,8 +382,13 @@ impl PgConnection {
         sql: &str,
         params: TypedParams<'_>,
     ) -> Result<Vec<Row>, PgError> {
-        self.state
-            .run(classify(sql), false, self.client.query_typed(sql, params))
+        self.inner
+            .state
+            .run(
+                classify(sql),
+                false,
+                self.inner.client.query_typed(sql, params),
+            )
             .await
     }
 
@@ -355,8 +402,13 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn execute_typed(&self, sql: &str, params: TypedParams<'_>) -> Result<u64, PgError> {
-        self.state
-            .run(classify(sql), false, self.client.execute_typed(sql, params))
+        self.inner
+            .state
+            .run(
+                classify(sql),
+                false,
+                self.inner.client.execute_typed(sql, params),
+            )
             .await
     }
 
@@ -370,8 +422,9 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
-        self.state
-            .run(classify(sql), false, self.client.simple_query(sql))
+        self.inner
+            .state
+            .run(classify(sql), false, self.inner.client.simple_query(sql))
             .await
     }
 
@@ -385,8 +438,9 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
-        self.state
-            .run(classify(sql), false, self.client.batch_execute(sql))
+        self.inner
+            .state
+            .run(classify(sql), false, self.inner.client.batch_execute(sql))
             .await
     }
 
@@ -419,18 +473,55 @@ impl PgConnection {
     ///
     /// As [`backend_pid`](Self::backend_pid).
     pub async fn check_connection(&self) -> Result<(), PgError> {
-        match self.config.profile {
+        match self.inner.config.profile {
             Profile::Session => {
-                self.state
-                    .run(SqlFlags::default(), true, self.client.check_connection())
+                self.inner
+                    .state
+                    .run(
+                        SqlFlags::default(),
+                        true,
+                        self.inner.client.check_connection(),
+                    )
                     .await
             }
             Profile::PoolerSafe => self
+                .inner
                 .state
-                .run(SqlFlags::default(), true, self.client.simple_query(""))
+                .run(
+                    SqlFlags::default(),
+                    true,
+                    self.inner.client.simple_query(""),
+                )
                 .await
                 .map(drop),
         }
+    }
+}
+
+/// Reads a row stream to its end (so the exchange completes), keeping the first row and
+/// counting them all.
+pub(crate) async fn first_of(
+    rows: impl std::future::Future<Output = Result<tokio_postgres::RowStream, tokio_postgres::Error>>,
+) -> Result<(Option<Row>, usize), tokio_postgres::Error> {
+    let mut rows = std::pin::pin!(rows.await?);
+    let mut first = None;
+    let mut count = 0;
+    while let Some(row) = futures_lite::StreamExt::next(&mut rows).await {
+        let row = row?;
+        count += 1;
+        if first.is_none() {
+            first = Some(row);
+        }
+    }
+    Ok((first, count))
+}
+
+/// The error of a `query_one`/`query_opt` that got `count` rows.
+pub(crate) fn row_count(call: &'static str, expected: &'static str, got: usize) -> PgError {
+    PgError::RowCount {
+        call,
+        expected,
+        got,
     }
 }
 

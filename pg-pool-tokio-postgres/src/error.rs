@@ -50,6 +50,17 @@ pub enum PgError {
     /// same string, and never includes the user name or password.
     #[error(transparent)]
     ConnInfo(#[from] pg_pool_conninfo::ConnInfoError),
+    /// A call that wants one row (`query_one`, `query_opt` and their `_prepared` forms) got
+    /// another number of rows. Every row was read: the session is idle and reusable.
+    #[error("{call} expected {expected}, got {got} rows")]
+    RowCount {
+        /// The call.
+        call: &'static str,
+        /// What it wanted: `one row`, `at most one row`.
+        expected: &'static str,
+        /// The rows the statement returned.
+        got: usize,
+    },
     /// A connection setting makes no sense or is not supported by this driver.
     #[error("invalid connection setting `{setting}`: {reason}")]
     Config {
@@ -163,6 +174,7 @@ impl PgError {
             | PgError::PasswordProvider { .. }
             | PgError::ResetFailed(_) => true,
             PgError::Config { .. }
+            | PgError::RowCount { .. }
             | PgError::ConnInfo(_)
             | PgError::NamedStatementsDisabled { .. }
             | PgError::NotShareable { .. } => false,

@@ -49,8 +49,9 @@
 //! that sits on its stream above TLS and frames the PostgreSQL messages both ways. From the
 //! command tags, the `ParameterStatus` and `ReadyForQuery` messages, and the SQL the client
 //! sends, it knows whether any exchange since the last reset changed session state (`SET`,
-//! `PREPARE`, `LISTEN`, `DECLARE`, `DO`, a temporary table, an advisory lock, `set_config`,
-//! a reported setting, a statement prepared from such SQL run again by name), whether
+//! `PREPARE`, `LISTEN`, `DECLARE`, `DO`, `CALL`, a call of a function that is not a
+//! read-only built-in, a temporary table, an advisory lock, `set_config`, a reported
+//! setting, a statement prepared from such SQL run again by name), whether
 //! anything is still outstanding, and the transaction status. A session that only ran
 //! `SELECT`s, `INSERT`s, `UPDATE`s, transactions or cached statements goes back at once
 //! without any reset: no server round trip at all. A changed one gets the default
@@ -58,10 +59,10 @@
 //! next user's first statement on the wire, and its outcome is read before that
 //! statement's result is handed back (a failure destroys the session).
 //!
-//! What the protocol cannot show is state changed inside a server-side function called by
-//! plain SQL (a PL/pgSQL function calling `set_config(.., false)` for a setting the server
-//! does not report, taking a session advisory lock, creating a temporary table) and the
-//! sequence state behind `currval`/`lastval`. If your functions do that, set
+//! What the SQL text cannot show is session state (reported settings aside) changed by
+//! code the server runs without the statement naming it: triggers, column defaults (such
+//! as `nextval` behind `currval`/`lastval`), views, rules, row security policies,
+//! user-defined operators and casts. If such code changes the session, set
 //! `pool_reset_when=used` ([`ResetWhen::Used`]): every used session is then reset, at the
 //! cost of one more server request cycle per checkout. Sessions the tap cannot read
 //! ([`PgSession::from_client`], a runtime of your own that does not use [`connect_raw`])

@@ -1,9 +1,9 @@
 //! [`PgConnection`]'s named statements (the statement cache) and streamed rows.
 
-use tokio_postgres::types::{BorrowToSql, Type};
+use tokio_postgres::types::{BorrowToSql, ToSql, Type};
 use tokio_postgres::{Row, Statement};
 
-use crate::connection::{Params, PgConnection};
+use crate::connection::{Params, PgConnection, first_of, row_count};
 use crate::error::PgError;
 use crate::row_stream::PgRowStream;
 use crate::session::{SqlFlags, classify};
@@ -30,7 +30,7 @@ impl PgConnection {
         I: IntoIterator<Item = (P, Type)>,
     {
         PgRowStream::start(
-            &self.state,
+            &self.inner.state,
             classify(sql),
             self.raw_client().query_typed_raw(sql, params),
         )
@@ -57,9 +57,9 @@ impl PgConnection {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        let flags = self.state.cache().prepared_flags();
+        let flags = self.inner.state.prepared_flags();
         PgRowStream::start(
-            &self.state,
+            &self.inner.state,
             flags,
             self.raw_client().query_raw(statement, params),
         )
@@ -81,10 +81,65 @@ impl PgConnection {
         statement: &Statement,
         params: Params<'_>,
     ) -> Result<Vec<Row>, PgError> {
-        let flags = self.state.cache().prepared_flags();
-        self.state
+        let flags = self.inner.state.prepared_flags();
+        self.inner
+            .state
             .run(flags, false, self.raw_client().query(statement, params))
             .await
+    }
+
+    /// Runs a prepared statement and returns its only row (no `Vec` of rows is built).
+    ///
+    /// # Errors
+    ///
+    /// As [`query_prepared`](Self::query_prepared), and [`PgError::RowCount`] unless exactly
+    /// one row comes back.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_one_prepared(
+        &self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<Row, PgError> {
+        match self.first_prepared_row(statement, params).await? {
+            (Some(row), 1) => Ok(row),
+            (_, count) => Err(row_count("query_one_prepared", "one row", count)),
+        }
+    }
+
+    /// Runs a prepared statement and returns its row, if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`query_prepared`](Self::query_prepared), and [`PgError::RowCount`] if more than
+    /// one row comes back.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_opt_prepared(
+        &self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, PgError> {
+        match self.first_prepared_row(statement, params).await? {
+            (first, 0 | 1) => Ok(first),
+            (_, count) => Err(row_count("query_opt_prepared", "at most one row", count)),
+        }
+    }
+
+    async fn first_prepared_row(
+        &self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<(Option<Row>, usize), PgError> {
+        let flags = self.inner.state.prepared_flags();
+        let rows = self
+            .raw_client()
+            .query_raw(statement, params.iter().map(|p| *p as &dyn ToSql));
+        self.inner.state.run(flags, false, first_of(rows)).await
     }
 
     /// Runs a prepared statement and returns the number of rows it affected.
@@ -101,8 +156,9 @@ impl PgConnection {
         statement: &Statement,
         params: Params<'_>,
     ) -> Result<u64, PgError> {
-        let flags = self.state.cache().prepared_flags();
-        self.state
+        let flags = self.inner.state.prepared_flags();
+        self.inner
+            .state
             .run(flags, false, self.raw_client().execute(statement, params))
             .await
     }
@@ -120,10 +176,11 @@ impl PgConnection {
     pub async fn prepare(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare")?;
         let statement = self
+            .inner
             .state
             .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
             .await?;
-        self.state.cache().remember(classify(sql));
+        self.inner.state.remember(classify(sql));
         Ok(statement)
     }
 
@@ -145,27 +202,30 @@ impl PgConnection {
     /// Cancel safe: a statement is cached only once prepared.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare_cached")?;
-        if let Some((statement, _)) = self.state.cache().get(sql) {
+        if let Some((statement, _)) = self.inner.state.cache().get(sql) {
             return Ok(statement);
         }
         let statement = self
+            .inner
             .state
             .run(SqlFlags::default(), false, self.raw_client().prepare(sql))
             .await?;
         let flags = classify(sql);
-        let mut cache = self.state.cache();
-        cache.remember(flags);
-        cache.insert(sql, statement.clone(), flags);
+        self.inner.state.remember(flags);
+        self.inner
+            .state
+            .cache()
+            .insert(sql, statement.clone(), flags);
         Ok(statement)
     }
 
     /// How many statements the cache holds.
     pub fn cached_statements(&self) -> usize {
-        self.state.cache().len()
+        self.inner.state.cache().len()
     }
 
     /// Empties the statement cache (closing the statements on the server).
     pub fn clear_statement_cache(&self) {
-        self.state.cache().clear();
+        self.inner.state.cache().clear();
     }
 }

@@ -71,18 +71,21 @@ pub enum ResetWhen {
     /// pool reads the messages of every session it opened (above TLS) and resets a session
     /// on return only when one of its exchanges since the last reset changed session
     /// state: a command tag other than plain data access (`SET`, `PREPARE`, `LISTEN`,
-    /// `DECLARE`, `DO`, `LOAD`, ...), a `ParameterStatus` from the server, SQL mentioning a
-    /// temporary table, an advisory lock or `set_config` (also when a statement prepared
-    /// from such SQL is run again later, by name), or a function call message. A session
-    /// that only ran `SELECT`s, `INSERT`s, `UPDATE`s, transactions or cached statements goes
-    /// back without any reset; the transaction status comes from the server's
-    /// `ReadyForQuery`.
+    /// `DECLARE`, `DO`, `LOAD`, ...), a `ParameterStatus` from the server, SQL the shared
+    /// judge ([`pg_pool_conninfo::sql::sql_changes_session`]) does not know harmless (also
+    /// when a statement prepared from such SQL is run again later, by name), or a function
+    /// call message. The judge counts every statement that does not start with a plain
+    /// keyword (`CALL`, `DO`, `EXECUTE`, `LISTEN`, ...), that names a temporary object, an
+    /// advisory lock or `set_config`, or that calls any function but the read-only
+    /// built-ins it lists (`SELECT my_function()`, `VALUES (f())`, `WHERE x = f()`). A
+    /// session that only ran `SELECT`s, `INSERT`s, `UPDATE`s (calling built-ins at most),
+    /// transactions or cached statements goes back without any reset; the transaction
+    /// status comes from the server's `ReadyForQuery`.
     ///
-    /// What the protocol cannot show: state changed inside a server-side function called
-    /// by plain SQL (a PL/pgSQL function that calls `set_config(.., false)` for a setting
-    /// the server does not report, takes a session advisory lock, creates a temporary
-    /// table, or `PREPARE`s through `EXECUTE`), and sequence state for `currval`/`lastval`.
-    /// If your functions do that, use [`ResetWhen::Used`].
+    /// What the SQL text cannot show: code the server runs without the statement naming
+    /// it (triggers, column defaults such as `nextval` behind `currval`/`lastval`, views,
+    /// rules, row security policies, user-defined operators and casts) changing state the
+    /// server does not report. If such code changes the session, use [`ResetWhen::Used`].
     ///
     /// Sessions not opened by this crate ([`PgSession::from_client`](crate::PgSession::from_client),
     /// a [`PgRuntime`](crate::PgRuntime) of your own that does not use

@@ -28,35 +28,70 @@ impl SqlFlags {
         self.opens_transaction || self.prepares
     }
 
-    /// The union of two sets of flags.
-    pub(crate) fn or(self, other: SqlFlags) -> SqlFlags {
+    /// The flags as bits (`opens_transaction` 1, `prepares` 2).
+    pub(crate) fn bits(self) -> u8 {
+        u8::from(self.opens_transaction) | (u8::from(self.prepares) << 1)
+    }
+
+    /// The flags of [`SqlFlags::bits`].
+    pub(crate) fn from_bits(bits: u8) -> SqlFlags {
         SqlFlags {
-            opens_transaction: self.opens_transaction || other.opens_transaction,
-            prepares: self.prepares || other.prepares,
+            opens_transaction: bits & 1 != 0,
+            prepares: bits & 2 != 0,
         }
     }
 }
 
 /// Classifies `sql` by its words (ASCII letters, digits, `_`), case-insensitively, without
 /// allocating. Errs on the safe side: `BEGIN` inside a `DO` block or a string also counts.
+///
+/// Runs on every call, so it walks the bytes once and compares only words of the lengths
+/// that matter (`begin` and `start`: 5, `prepare`: 7, `transaction`: 11).
 pub(crate) fn classify(sql: &str) -> SqlFlags {
     let mut flags = SqlFlags::default();
     let mut previous_was_start = false;
-    for word in sql
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-    {
-        if word.eq_ignore_ascii_case("begin")
-            || (previous_was_start && word.eq_ignore_ascii_case("transaction"))
-        {
-            flags.opens_transaction = true;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word_byte(bytes[i]) {
+            i += 1;
+            continue;
         }
-        if word.eq_ignore_ascii_case("prepare") {
-            flags.prepares = true;
+        let start = i;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            i += 1;
         }
-        previous_was_start = word.eq_ignore_ascii_case("start");
+        let word = &bytes[start..i];
+        let is_start = match word.len() {
+            5 => {
+                if word.eq_ignore_ascii_case(b"begin") {
+                    flags.opens_transaction = true;
+                }
+                word.eq_ignore_ascii_case(b"start")
+            }
+            7 => {
+                if word.eq_ignore_ascii_case(b"prepare") {
+                    flags.prepares = true;
+                }
+                false
+            }
+            11 => {
+                if previous_was_start && word.eq_ignore_ascii_case(b"transaction") {
+                    flags.opens_transaction = true;
+                }
+                false
+            }
+            _ => false,
+        };
+        previous_was_start = is_start;
     }
     flags
+}
+
+/// A byte of a word: an ASCII letter or digit, or `_`. Every other byte separates words,
+/// the bytes of a non-ASCII character included (each is at least `0x80`).
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
 }
 
 #[cfg(test)]
@@ -85,5 +120,70 @@ mod tests {
         assert!(classify("select 1; prepare x(int) as select $1").prepares);
         assert!(!classify("SELECT prepared FROM t").prepares);
         assert!(!classify("SELECT 1").any());
+    }
+    /// The definition by `char`s, which the byte walk must match.
+    fn by_chars(sql: &str) -> super::SqlFlags {
+        let mut flags = super::SqlFlags::default();
+        let mut previous_was_start = false;
+        for word in sql
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+        {
+            if word.eq_ignore_ascii_case("begin")
+                || (previous_was_start && word.eq_ignore_ascii_case("transaction"))
+            {
+                flags.opens_transaction = true;
+            }
+            if word.eq_ignore_ascii_case("prepare") {
+                flags.prepares = true;
+            }
+            previous_was_start = word.eq_ignore_ascii_case("start");
+        }
+        flags
+    }
+
+    #[test]
+    fn byte_walk_matches_the_char_definition() {
+        let pieces = [
+            "begin",
+            "BEGIN",
+            "start",
+            "Start",
+            "transaction",
+            "TRANSACTION",
+            "prepare",
+            "PrePare",
+            " ",
+            "  ",
+            "_",
+            "x",
+            "1",
+            ";",
+            "é",
+            "日本",
+            "\n",
+            "(",
+            "'",
+            "$$",
+            "_begin",
+            "begins",
+            "started",
+            "preparex",
+            "transactions",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = next() % 8;
+            let sql: String = (0..len)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            assert_eq!(classify(&sql), by_chars(&sql), "{sql:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! transaction (which borrows the client mutably) can use it too.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{PgError, is_fatal_driver_error, server_change};
@@ -16,6 +17,14 @@ pub(crate) struct State {
     pub(crate) tracker: Tracker,
     cache: Mutex<StatementCache>,
     pending: Mutex<Option<Pending>>,
+    /// Whether `pending` holds a reset: lets a call skip the lock when it does not. Set
+    /// only by the return path, which holds the connection exclusively (`&mut`), so no
+    /// call can run between storing the reset and setting this.
+    has_pending: AtomicBool,
+    /// The union of the flags of the statements prepared on this session (bits of
+    /// [`SqlFlags::bits`]): a `Statement` does not tell its SQL, so running one counts as
+    /// running SQL with all of them (usually none).
+    prepared: AtomicU8,
 }
 
 // Manual impl: `SimpleQueryStream` has no `Debug`.
@@ -34,7 +43,19 @@ impl State {
             tracker: Tracker::default(),
             cache: Mutex::new(StatementCache::new(cache_capacity)),
             pending: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
+            prepared: AtomicU8::new(0),
         }
+    }
+
+    /// Remembers that a statement with `flags` was prepared on this session.
+    pub(crate) fn remember(&self, flags: SqlFlags) {
+        self.prepared.fetch_or(flags.bits(), Ordering::Relaxed);
+    }
+
+    /// What running any statement prepared on this session may do.
+    pub(crate) fn prepared_flags(&self) -> SqlFlags {
+        SqlFlags::from_bits(self.prepared.load(Ordering::Relaxed))
     }
 
     pub(crate) fn cache(&self) -> MutexGuard<'_, StatementCache> {
@@ -45,21 +66,30 @@ impl State {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn set_pending(&self, pending: Pending) {
+    pub(crate) fn set_pending(&mut self, pending: Pending) {
         *self.pending() = Some(pending);
+        self.has_pending.store(true, Ordering::Release);
     }
 
     pub(crate) fn take_pending(&self) -> Option<Pending> {
-        self.pending().take()
+        if !self.has_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slot = self.pending();
+        self.has_pending.store(false, Ordering::Release);
+        slot.take()
     }
 
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending().is_some()
+        self.has_pending.load(Ordering::Acquire)
     }
 
     /// Reads what has arrived of a queued reset without waiting; a failure marks the
     /// session fatal. Returns whether the session is still trusted.
     pub(crate) fn poll_pending(&self) -> bool {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return true;
+        }
         let mut slot = self.pending();
         let Some(pending) = slot.as_mut() else {
             return true;
@@ -68,10 +98,12 @@ impl State {
             None => true,
             Some(Ok(())) => {
                 *slot = None;
+                self.has_pending.store(false, Ordering::Release);
                 true
             }
             Some(Err(error)) => {
                 *slot = None;
+                self.has_pending.store(false, Ordering::Release);
                 drop(slot);
                 tracing::warn!(error = %PgError::from(error), "pipelined session reset failed; the connection will be destroyed");
                 self.tracker.mark_fatal();

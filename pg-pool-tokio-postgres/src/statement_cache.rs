@@ -17,19 +17,11 @@ struct Entry {
 
 /// Prepared statements by SQL text, dropping the least recently used beyond `capacity` (a
 /// dropped `Statement` closes itself on the server).
-///
-/// Also remembers what the SQL of any statement prepared on this connection may do: a
-/// `Statement` does not tell its SQL, so running one by statement
-/// ([`PgConnection::query_prepared`](crate::PgConnection::query_prepared)) counts as running
-/// SQL with the union of the flags of every statement prepared on the session so far
-/// (usually none).
 #[derive(Debug, Default)]
 pub(crate) struct StatementCache {
     capacity: usize,
     statements: HashMap<String, Entry>,
     tick: u64,
-    /// The union of the flags of the statements prepared on this session.
-    prepared_flags: SqlFlags,
 }
 
 impl StatementCache {
@@ -73,16 +65,6 @@ impl StatementCache {
                 last_used: self.tick,
             },
         );
-    }
-
-    /// Remembers that a statement with `flags` was prepared on this session.
-    pub(crate) fn remember(&mut self, flags: SqlFlags) {
-        self.prepared_flags = self.prepared_flags.or(flags);
-    }
-
-    /// What running any statement prepared on this session may do.
-    pub(crate) fn prepared_flags(&self) -> SqlFlags {
-        self.prepared_flags
     }
 
     pub(crate) fn clear(&mut self) {

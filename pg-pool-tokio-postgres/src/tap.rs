@@ -10,7 +10,7 @@
 //! belongs to; a reset exchange that completed without an error erases everything up to
 //! and including its own number.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 
 mod backend;
 mod frontend;
@@ -54,8 +54,11 @@ pub(crate) struct TapShared {
     /// A `DISCARD ALL` or `DEALLOCATE` completed: protocol-level prepared statements the
     /// client caches may be gone from the server. Taken by the return path.
     pub(crate) statements_dropped: AtomicBool,
-    /// Woken at every `ReadyForQuery`, for a return path waiting for one.
+    /// Woken at a `ReadyForQuery` while a return path waits for one.
     ready: event_listener::Event,
+    /// Return paths waiting on `ready`: the connection task notifies only when there is one
+    /// (almost never), sparing every `ReadyForQuery` the event's lock.
+    waiting: AtomicUsize,
 }
 
 /// The transaction status of the last `ReadyForQuery`, with what is still outstanding.
@@ -138,16 +141,31 @@ impl TapShared {
     }
 
     /// Waits until nothing is outstanding; the caller bounds it with a timer.
+    ///
+    /// No wake-up is lost: the waiter counts itself in `waiting` before it registers and
+    /// looks again after (`listen` ends with a `SeqCst` fence); the connection task stores
+    /// the completion, then a `SeqCst` fence, then reads `waiting` (see [`TapShared::wake`]).
+    /// Either the waiter sees the completion, or the connection task sees the waiter and
+    /// notifies, under the event's lock, a listener registered before or after it.
     pub(crate) async fn settled(&self) {
         loop {
             if self.view().outstanding == 0 {
                 return;
             }
+            let _counted = Waiting::new(&self.waiting);
             let listener = self.ready.listen();
             if self.view().outstanding == 0 {
                 return;
             }
             listener.await;
+        }
+    }
+
+    /// Wakes the return paths waiting in [`TapShared::settled`], if any (see there).
+    fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.ready.notify(usize::MAX);
         }
     }
 
@@ -157,7 +175,24 @@ impl TapShared {
 
     fn mark_desync(&self) {
         self.desync.store(true, Ordering::Release);
-        self.ready.notify(usize::MAX);
+        self.wake();
+    }
+}
+
+/// One waiter counted in [`TapShared::waiting`] while it lives (a waiter dropped mid-wait
+/// by its timer uncounts itself too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -185,6 +220,29 @@ impl Framing {
     /// Feeds `bytes`; `false` once the framing is lost.
     fn feed<I: Inspect>(&mut self, mut bytes: &[u8], inspect: &mut I, shared: &TapShared) -> bool {
         while !bytes.is_empty() {
+            // Fast path: a whole message at a message boundary (the usual case: the driver
+            // writes and the server sends whole messages), inspected in place.
+            if self.body_left.is_none()
+                && self.got == 0
+                && let Some(&[kind, a, b, c, d]) = bytes.get(..5)
+            {
+                let Some(body) = u32::try_from(i32::from_be_bytes([a, b, c, d]))
+                    .ok()
+                    .and_then(|l| l.checked_sub(4))
+                else {
+                    return false;
+                };
+                let rest = &bytes[5..];
+                if let Some(whole) = rest.get(..body as usize) {
+                    inspect.begin(kind, body);
+                    if body > 0 {
+                        inspect.body(whole);
+                    }
+                    inspect.end(shared);
+                    bytes = &rest[body as usize..];
+                    continue;
+                }
+            }
             match self.body_left {
                 None => {
                     let want = 5 - usize::from(self.got);

@@ -1,45 +1,142 @@
-//! The streaming scanners of the protocol tap: words in SQL text, statement names, and the
-//! pool's own reset SQL, each fed a message body piece by piece, without allocating.
+//! The streaming scanners of the protocol tap: the judge of SQL text, statement names, and
+//! the pool's own reset SQL, each fed a message body piece by piece (the judge copies only
+//! a text split across writes).
+
+use std::hash::BuildHasher;
+
+use pg_pool_conninfo::sql::sql_changes_session;
 
 use crate::reset::reset_texts;
 
-/// Words that make SQL whose command tag is otherwise neutral change the session:
-/// temporary tables (`TEMP`, `TEMPORARY`, `pg_temp`), session advisory locks, and
-/// `set_config`. Matched as substrings, case-insensitively (`pg_advisory_lock` counts); a
-/// word matched by accident costs one reset. None of them has a proper prefix that is also
-/// a suffix, so a mismatch restarts the match at the current byte.
-const WORDS: [&[u8]; 3] = [b"temp", b"advisory", b"set_config"];
+/// The longest SQL text judged; longer text counts as a change unread (one reset).
+const JUDGED_SQL_MAX: usize = 1 << 20;
 
-/// Finds any of [`WORDS`] in a stream of bytes.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Words {
-    progress: [u8; WORDS.len()],
-    found: bool,
+/// Verdicts kept per session, by hash of the SQL text.
+const VERDICTS: usize = 256;
+
+/// A split SQL text's buffer larger than this is freed once judged.
+const SPLIT_KEEP: usize = 16 * 1024;
+
+/// The pool's own read-only probes whose functions the shared judge does not list as
+/// built-ins (the replica lag check calls `pg_last_wal_receive_lsn` and friends): matched
+/// byte for byte, so a periodic lag check does not cost a reset.
+fn is_own_probe(text: &[u8]) -> bool {
+    text == pg_pool_conninfo::REPLICA_LAG_SQL.as_bytes()
 }
 
-impl Words {
+/// One remembered verdict: the SQL text's hash and length, and whether it changes the
+/// session.
+#[derive(Debug, Default, Clone, Copy)]
+struct Verdict {
+    hash: u64,
+    len: u32,
+    known: bool,
+    changes: bool,
+}
+
+/// Judges the SQL text of each `Query` and `Parse` with
+/// [`sql_changes_session`](pg_pool_conninfo::sql::sql_changes_session), fed the text
+/// piece by piece up to its NUL (what follows is ignored).
+///
+/// A text that arrives whole (the usual case) is judged in place, without copying; a text
+/// split across writes is gathered in a buffer kept for the next one. Verdicts are kept in
+/// a small table keyed by a keyed 64-bit hash of the text (random keys per session, so
+/// chosen text cannot collide on purpose) and its length: a statement seen before costs
+/// a hash. A text never completed (no NUL) or longer than [`JUDGED_SQL_MAX`] counts as a
+/// change.
+#[derive(Default)]
+pub(crate) struct SqlJudge {
+    /// Pieces of the current text, when it came in more than one.
+    split: Vec<u8>,
+    /// Bytes of the current text seen so far.
+    len: usize,
+    /// The current text reached its NUL.
+    done: bool,
+    /// The current text's verdict, once done.
+    changes: bool,
+    keys: std::hash::RandomState,
+    verdicts: Option<Box<[Verdict; VERDICTS]>>,
+}
+
+impl std::fmt::Debug for SqlJudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlJudge")
+            .field("len", &self.len)
+            .field("done", &self.done)
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlJudge {
+    /// A new message begins.
+    pub(crate) fn start(&mut self) {
+        self.split.clear();
+        self.len = 0;
+        self.done = false;
+        self.changes = true;
+    }
+
+    /// The next piece of the text (the bytes after its NUL are ignored).
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        if self.found {
+        if self.done || bytes.is_empty() {
             return;
         }
-        for &byte in bytes {
-            let byte = byte.to_ascii_lowercase();
-            for (word, progress) in WORDS.iter().zip(self.progress.iter_mut()) {
-                if word[usize::from(*progress)] == byte {
-                    *progress += 1;
-                    if usize::from(*progress) == word.len() {
-                        self.found = true;
-                        return;
-                    }
-                } else {
-                    *progress = u8::from(word[0] == byte);
-                }
+        let (text, complete) = match bytes.iter().position(|&b| b == 0) {
+            Some(end) => (&bytes[..end], true),
+            None => (bytes, false),
+        };
+        let first = self.len == 0;
+        self.len = self.len.saturating_add(text.len());
+        if self.len > JUDGED_SQL_MAX {
+            // Counted as a change unread; the rest is not gathered.
+            self.split = Vec::new();
+            self.done = complete;
+            return;
+        }
+        if complete && first {
+            self.changes = self.judge(text);
+            self.done = true;
+            return;
+        }
+        self.split.extend_from_slice(text);
+        if complete {
+            let split = std::mem::take(&mut self.split);
+            self.changes = self.judge(&split);
+            self.split = split;
+            self.split.clear();
+            if self.split.capacity() > SPLIT_KEEP {
+                self.split = Vec::new();
             }
+            self.done = true;
         }
     }
 
-    pub(crate) fn found(&self) -> bool {
-        self.found
+    /// Whether the text of the message that just ended may change the session.
+    pub(crate) fn changes(&self) -> bool {
+        !self.done || self.len > JUDGED_SQL_MAX || self.changes
+    }
+
+    /// The verdict on a whole text, from the table when it was judged before.
+    fn judge(&mut self, text: &[u8]) -> bool {
+        let hash = self.keys.hash_one(text);
+        // At most JUDGED_SQL_MAX.
+        let len = text.len() as u32;
+        let verdicts = self
+            .verdicts
+            .get_or_insert_with(|| Box::new([Verdict::default(); VERDICTS]));
+        let slot = &mut verdicts[(hash % VERDICTS as u64) as usize];
+        if slot.known && slot.hash == hash && slot.len == len {
+            return slot.changes;
+        }
+        let changes = !is_own_probe(text) && sql_changes_session(&String::from_utf8_lossy(text));
+        *slot = Verdict {
+            hash,
+            len,
+            known: true,
+            changes,
+        };
+        changes
     }
 }
 
@@ -131,23 +228,118 @@ impl ResetMatch {
 mod tests {
     use super::*;
 
-    fn words(chunks: &[&[u8]]) -> bool {
-        let mut w = Words::default();
-        for c in chunks {
-            w.feed(c);
+    /// The judge's verdict on `body` (a text and its NUL, maybe more) fed in `chunks`.
+    fn judged(judge: &mut SqlJudge, body: &[u8], chunks: &[usize]) -> bool {
+        judge.start();
+        let mut rest = body;
+        for &size in chunks.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let take = size.clamp(1, rest.len());
+            judge.feed(&rest[..take]);
+            rest = &rest[take..];
         }
-        w.found()
+        judge.changes()
+    }
+
+    const TEXTS: [&str; 10] = [
+        "SELECT $1::int4 + 1",
+        "SELECT 'temporary advisory set_config'",
+        "INSERT INTO t VALUES ($1)",
+        "SELECT my_function()",
+        "CALL p()",
+        "DO $$ BEGIN EXECUTE 'SET search_path TO x'; END $$",
+        "VALUES (f(1))",
+        "SELECT * FROM t WHERE x = s.f()",
+        "SELECT pg_advisory_lock(1)",
+        "CREATE TEMP TABLE t (x int)",
+    ];
+
+    #[test]
+    fn the_judge_agrees_with_the_shared_rule_in_any_chunking() {
+        let mut judge = SqlJudge::default();
+        for chunks in [&[usize::MAX][..], &[1], &[3, 1, 7], &[5]] {
+            // Twice: judged, then from the table.
+            for _ in 0..2 {
+                for text in TEXTS {
+                    let mut body = text.as_bytes().to_vec();
+                    body.extend_from_slice(b"\0\0\x01trailing");
+                    let expected = sql_changes_session(text);
+                    assert_eq!(
+                        judged(&mut judge, &body, chunks),
+                        expected,
+                        "{text} {chunks:?}"
+                    );
+                }
+            }
+        }
+        assert!(!sql_changes_session(TEXTS[0]) && sql_changes_session(TEXTS[3]));
     }
 
     #[test]
-    fn words_across_chunks() {
-        assert!(words(&[b"CREATE TE", b"MPORARY TABLE t()"]));
-        assert!(words(&[b"select pg_", b"a", b"dvisory_lock(1)"]));
-        assert!(words(&[b"SELECT SET_CONFIG('a.b', '1', false)"]));
-        assert!(words(&[b"sselect set_set_config"]));
-        assert!(words(&[b"tetemp"]));
-        assert!(!words(&[b"SELECT 1", b" FROM t"]));
-        assert!(!words(&[b"tem", b"_p advisor set_confi"]));
+    fn the_pools_own_probes_change_nothing() {
+        let mut judge = SqlJudge::default();
+        for text in [
+            crate::reset::IDLE_CHECK_SQL,
+            pg_pool_conninfo::REPLICA_LAG_SQL,
+            "SELECT pg_backend_pid()",
+        ] {
+            let body = format!("{text}\0");
+            assert!(
+                !judged(&mut judge, body.as_bytes(), &[usize::MAX]),
+                "{text}"
+            );
+            assert!(!judged(&mut judge, body.as_bytes(), &[7]), "{text}");
+        }
+        // Exactly the probe: anything added to it is judged.
+        let more = format!("{}; SELECT f()\0", pg_pool_conninfo::REPLICA_LAG_SQL);
+        assert!(judged(&mut judge, more.as_bytes(), &[usize::MAX]));
+    }
+
+    #[test]
+    fn unfinished_or_huge_text_counts() {
+        let mut judge = SqlJudge::default();
+        judge.start();
+        judge.feed(b"SELECT 1");
+        assert!(judge.changes(), "no NUL: never complete");
+        let mut huge = b"SELECT '".to_vec();
+        huge.resize(JUDGED_SQL_MAX + 10, b'y');
+        huge.extend_from_slice(b"'\0");
+        assert!(judged(&mut judge, &huge, &[usize::MAX]));
+        assert!(judged(&mut judge, &huge, &[4096]));
+        assert!(
+            judge.split.capacity() <= SPLIT_KEEP,
+            "the big buffer was not kept"
+        );
+        // A long text under the limit, split: judged, and its buffer not kept.
+        let mut long = b"SELECT '".to_vec();
+        long.resize(100_000, b'y');
+        long.extend_from_slice(b"'\0");
+        assert!(!judged(&mut judge, &long, &[4096]));
+        assert!(judge.split.capacity() <= SPLIT_KEEP);
+        assert!(!judged(&mut judge, b"SELECT 1\0", &[usize::MAX]));
+    }
+
+    #[test]
+    fn verdicts_are_kept_per_text() {
+        let mut judge = SqlJudge::default();
+        // Many texts through the table: each keeps its own verdict.
+        for round in 0..3 {
+            for i in 0..600 {
+                let (text, expected) = if i % 2 == 0 {
+                    (format!("SELECT {i}"), false)
+                } else {
+                    (format!("SELECT f{i}()"), true)
+                };
+                let body = format!("{text}\0");
+                assert_eq!(
+                    judged(&mut judge, body.as_bytes(), &[usize::MAX]),
+                    expected,
+                    "{text} round {round}"
+                );
+            }
+        }
     }
 
     #[test]

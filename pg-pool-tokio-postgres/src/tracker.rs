@@ -30,6 +30,9 @@ pub(crate) struct Tracker {
     fatal: AtomicBool,
     /// What a failed call said about the server (`Poolable::server_changed`).
     server_change: std::sync::Mutex<Option<&'static str>>,
+    /// Whether `server_change` holds anything: every return asks, almost never with
+    /// anything to find, so the answer is read without the lock.
+    server_changed: AtomicBool,
     /// Calls begun and not yet dropped: more than zero at checkin only if one was leaked
     /// (`mem::forget` of a row stream), its exchange perhaps never to be read.
     in_flight: AtomicUsize,
@@ -112,10 +115,14 @@ impl Tracker {
             .server_change
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cause);
+        self.server_changed.store(true, Ordering::Release);
     }
 
     /// What a failed call said about the server, if anything.
     pub(crate) fn server_change(&self) -> Option<&'static str> {
+        if !self.server_changed.load(Ordering::Acquire) {
+            return None;
+        }
         *self
             .server_change
             .lock()

@@ -13,6 +13,7 @@ macro_rules! on_runtime {
                 clean_use_is_not_reset,
                 changes_are_reset,
                 discarded_statements_leave_the_cache,
+                one_row_calls,
             );
         }
     };

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use super::{Framing, Inspect, TapShared};
 
 /// Command tags (first word) of statements that leave no session state behind, unless
-/// their SQL says otherwise (see [`Words`]). `DO` is not here: its body, arbitrary
-/// PL/pgSQL, is right there in the SQL and may `SET` anything.
+/// their SQL says otherwise (see `SqlJudge`, which also counts `CALL` and any call of a
+/// function that is not a known built-in). `DO` is not here: its body, arbitrary
+/// PL/pgSQL, may `SET` anything.
 const NEUTRAL_TAGS: &[&[u8]] = &[
     b"SELECT",
     b"INSERT",
@@ -215,7 +216,7 @@ impl Inspect for Backend {
                     shared.weighty_completed.fetch_add(1, Ordering::AcqRel);
                 }
                 shared.completed.store(current, Ordering::Release);
-                shared.ready.notify(usize::MAX);
+                shared.wake();
             }
             _ => {}
         }

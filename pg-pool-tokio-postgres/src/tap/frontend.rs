@@ -1,10 +1,10 @@
-//! The client's direction of the tap: exchanges, SQL words, statements by name, the pool's
+//! The client's direction of the tap: exchanges, the SQL judge, statements by name, the pool's
 //! own reset text.
 
 use std::sync::atomic::Ordering;
 
 use super::{Framing, Inspect, TapShared};
-use crate::tap_scan::{NameHash, ResetMatch, Words};
+use crate::tap_scan::{NameHash, ResetMatch, SqlJudge};
 
 /// Statements whose SQL changes the session, by name hash; beyond this many, every
 /// `Bind` counts as a change.
@@ -20,7 +20,7 @@ pub(crate) struct Frontend {
     /// `Close`: the first body byte (`S` statement, `P` portal).
     close_kind: u8,
     name: NameHash,
-    words: Words,
+    sql: SqlJudge,
     reset: ResetMatch,
     /// Named statements whose SQL changes the session.
     stateful: Vec<u64>,
@@ -107,7 +107,7 @@ impl Inspect for Frontend {
         self.field = 0;
         self.close_kind = 0;
         self.name = NameHash::default();
-        self.words = Words::default();
+        self.sql.start();
         if kind == b'Q' {
             self.reset = ResetMatch::start();
         }
@@ -116,15 +116,13 @@ impl Inspect for Frontend {
     fn body(&mut self, bytes: &[u8]) {
         match self.kind {
             b'Q' => {
-                self.words.feed(bytes);
+                self.sql.feed(bytes);
                 self.reset.feed(bytes);
             }
             // Parse: statement name, SQL, parameter types.
             b'P' => {
-                self.fields(bytes, 1, |this, field, part| match field {
-                    0 => this.name.feed(part),
-                    _ => this.words.feed(part),
-                });
+                let sql = self.fields(bytes, 0, |this, _, part| this.name.feed(part));
+                self.sql.feed(sql);
             }
             // Bind: portal name, statement name, the rest.
             b'B' => {
@@ -152,7 +150,7 @@ impl Inspect for Frontend {
         match self.kind {
             b'Q' => {
                 let exchange = self.complete_exchange(shared);
-                if self.words.found() {
+                if self.sql.changes() {
                     shared.mark_dirty(exchange);
                 }
                 if self.reset.matched() {
@@ -160,7 +158,7 @@ impl Inspect for Frontend {
                 }
             }
             b'P' => {
-                let stateful = self.words.found();
+                let stateful = self.sql.changes();
                 if self.name.is_empty() {
                     self.unnamed_stateful = stateful;
                 } else if stateful {

@@ -170,6 +170,11 @@ fn tags_and_words_that_change_the_session() {
         ("PREPARE p AS SELECT 1", "PREPARE"),
         ("DECLARE c CURSOR WITH HOLD FOR SELECT 1", "DECLARE CURSOR"),
         ("DO $$ BEGIN EXECUTE 'SET work_mem = 1'; END $$", "DO"),
+        // Code the server runs, its changes unreported: judged from the SQL.
+        ("CALL app.set_path()", "CALL"),
+        ("SELECT app.set_path()", "SELECT 1"),
+        ("VALUES (app.listen())", "VALUES 1"),
+        ("SELECT * FROM t WHERE x = lock_it()", "SELECT 0"),
     ] {
         let mut s = Session::armed();
         s.client(&query(sql))

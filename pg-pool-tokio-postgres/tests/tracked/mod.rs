@@ -337,3 +337,83 @@ pub(crate) async fn discarded_statements_leave_the_cache<R: PgRuntime>(tag: &'st
     }
     pool.drain().await;
 }
+
+/// `query_one`/`query_opt` and their `_prepared` forms read every row (keeping the first),
+/// so a wrong row count is a `RowCount` error naming the count and the session is still
+/// idle and clean: it goes back without a reset (its last statement stays the user's) and
+/// is reused.
+pub(crate) async fn one_row_calls<R: PgRuntime>(tag: &'static str) {
+    use pg_pool_tokio_postgres::PgError;
+
+    let cluster = TestCluster::shared();
+    let pool = single::<R>(pg_config(cluster, None, &format!("tp-one-row-{tag}"))).await;
+    let none = "SELECT 1 WHERE false";
+    let two = "SELECT generate_series(1, 2)";
+    let count = |e: PgError| match e {
+        PgError::RowCount { got, .. } => got,
+        other => panic!("[{tag}] not a row count: {other}"),
+    };
+    let pid = {
+        let conn = pool.get().await.unwrap();
+        let pid = conn.backend_pid().await.unwrap();
+        let row = conn.query_one("SELECT 41 + 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+        let err = conn.query_one(none, &[]).await.unwrap_err();
+        assert_eq!(err.to_string(), "query_one expected one row, got 0 rows");
+        assert_eq!(count(conn.query_one(two, &[]).await.unwrap_err()), 2);
+        assert!(conn.query_opt(none, &[]).await.unwrap().is_none());
+        let row = conn.query_opt("SELECT 7", &[]).await.unwrap().unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7);
+        assert_eq!(count(conn.query_opt(two, &[]).await.unwrap_err()), 2);
+        pid
+    };
+    {
+        let conn = pool.get().await.unwrap();
+        assert_eq!(conn.backend_pid().await.unwrap(), pid, "[{tag}] reused");
+        let plus_one = conn.prepare_cached("SELECT $1::int4 + 1").await.unwrap();
+        let empty = conn.prepare_cached(none).await.unwrap();
+        let pair = conn.prepare_cached(two).await.unwrap();
+        let row = conn.query_one_prepared(&plus_one, &[&41i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+        assert_eq!(
+            count(conn.query_one_prepared(&empty, &[]).await.unwrap_err()),
+            0
+        );
+        assert_eq!(
+            count(conn.query_one_prepared(&pair, &[]).await.unwrap_err()),
+            2
+        );
+        assert!(
+            conn.query_opt_prepared(&empty, &[])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let row = conn.query_opt_prepared(&plus_one, &[&6i32]).await.unwrap();
+        assert_eq!(row.unwrap().get::<_, i32>(0), 7);
+        let err = conn.query_opt_prepared(&pair, &[]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "query_opt_prepared expected at most one row, got 2 rows"
+        );
+        conn.query_one("SELECT 'one-row-last'", &[]).await.unwrap();
+    }
+    sleep::<R>(Duration::from_millis(300)).await;
+    let last = last_query(cluster, pid).await;
+    println!("[{tag}] after the one-row calls: {last:?}");
+    assert_eq!(
+        last, "SELECT 'one-row-last'",
+        "[{tag}] a clean session was reset"
+    );
+    let conn = pool.get().await.unwrap();
+    assert_eq!(
+        conn.backend_pid().await.unwrap(),
+        pid,
+        "[{tag}] reused again"
+    );
+    assert_eq!(
+        first_row(&conn.simple_query(PROBE_SQL).await.unwrap()),
+        CLEAN,
+        "[{tag}] clean"
+    );
+}

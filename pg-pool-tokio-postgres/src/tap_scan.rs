@@ -17,13 +17,6 @@ const VERDICTS: usize = 256;
 /// A split SQL text's buffer larger than this is freed once judged.
 const SPLIT_KEEP: usize = 16 * 1024;
 
-/// The pool's own read-only probes whose functions the shared judge does not list as
-/// built-ins (the replica lag check calls `pg_last_wal_receive_lsn` and friends): matched
-/// byte for byte, so a periodic lag check does not cost a reset.
-fn is_own_probe(text: &[u8]) -> bool {
-    text == pg_pool_conninfo::REPLICA_LAG_SQL.as_bytes()
-}
-
 /// One remembered verdict: the SQL text's hash and length, and whether it changes the
 /// session.
 #[derive(Debug, Default, Clone, Copy)]
@@ -129,7 +122,7 @@ impl SqlJudge {
         if slot.known && slot.hash == hash && slot.len == len {
             return slot.changes;
         }
-        let changes = !is_own_probe(text) && sql_changes_session(&String::from_utf8_lossy(text));
+        let changes = sql_changes_session(&String::from_utf8_lossy(text));
         *slot = Verdict {
             hash,
             len,
@@ -292,7 +285,7 @@ mod tests {
             );
             assert!(!judged(&mut judge, body.as_bytes(), &[7]), "{text}");
         }
-        // Exactly the probe: anything added to it is judged.
+        // Anything added to a probe is judged.
         let more = format!("{}; SELECT f()\0", pg_pool_conninfo::REPLICA_LAG_SQL);
         assert!(judged(&mut judge, more.as_bytes(), &[usize::MAX]));
     }

@@ -122,3 +122,9 @@ fn frontend_messages() {
     assert!(messages_change_session(&[b'S', 0, 0, 0, 2]));
     assert!(messages_change_session(&[b'S', 0xff, 0xff, 0xff, 0xff]));
 }
+
+#[test]
+fn the_replica_lag_check_is_harmless() {
+    // Both drivers run it in the background on pooled sessions: it must not cost a reset.
+    assert!(!sql_changes_session(crate::REPLICA_LAG_SQL));
+}

@@ -1,7 +1,8 @@
 //! The cost of Workload B cycles for one row: `pg-pool-bench-pg-cost ROW TASKS CYCLES`
-//! (`ROW` as its variant is spelled, e.g. `PgPoolTokioPostgresPrepared`) runs `CYCLES`
-//! cycles over `TASKS` tasks (pool of 16) after a warm-up of 2,000 and prints the heap
-//! allocations per cycle (under `stats_alloc`'s counting allocator) and the time per cycle.
+//! (`ROW` as its variant is spelled, e.g. `PgPoolTokioPostgresPrepared`) runs 2,000 cycles
+//! over `TASKS` tasks (pool of 16), then `2,000 + CYCLES` in a fresh pool, and prints the
+//! difference per cycle of the heap allocations (under `stats_alloc`'s counting allocator)
+//! and of the time: the cost of a cycle without the pool's and the runtime's set-up.
 //!
 //! The server is the one `PG_POOL_TEST_URL` names (or a throwaway cluster). Run it under
 //! `perf stat -e instructions:u` with two values of `CYCLES` and divide the difference by
@@ -30,8 +31,6 @@ fn main() {
     let cycles: u64 = args.get(2).and_then(|a| a.parse().ok()).expect(usage);
     let cluster = pg_pool_test_support::TestCluster::start().expect("a cluster");
     let url = cluster.url().to_owned();
-    // Warm-up in the same pool would be better, but a pool is built per plan: measure the
-    // difference between a short and a long run instead.
     let short = 2_000;
     let count = |n: u64| {
         let before = allocations();

@@ -86,6 +86,10 @@ pub enum PgKind {
     /// pipelining over the pool's connections, `prepare_cached` + `query_prepared` through
     /// the `SharedClient`.
     PgPoolTokioPostgresShared,
+    /// pg-pool-wire's `AsyncWirePoolable` at its defaults, shared leases (`get_shared`):
+    /// `exec_query` through the `SharedWire`, prepared once per session by the connection's
+    /// statement cache. Not in [`PgKind::ALL`]: `pg-pool-bench-shared` runs it.
+    PgPoolAsyncWireShared,
 }
 
 impl PgKind {
@@ -122,6 +126,7 @@ impl PgKind {
                 | Self::PgPoolTokioPostgresPrepared
                 | Self::PgPoolTokioPostgresSimple
                 | Self::PgPoolTokioPostgresShared
+                | Self::PgPoolAsyncWireShared
         )
     }
 
@@ -132,7 +137,8 @@ impl PgKind {
             | Self::PgPoolTokioPostgresPrepared
             | Self::PgPoolTokioPostgresPreparedTuned
             | Self::PgPoolTokioPostgresPreparedResetUsed
-            | Self::PgPoolTokioPostgresShared => Query::Prepared,
+            | Self::PgPoolTokioPostgresShared
+            | Self::PgPoolAsyncWireShared => Query::Prepared,
             Self::DeadpoolPostgresQueryOne
             | Self::PgPoolTokioPostgresQueryOne
             | Self::PgPoolTokioPostgresQueryOneResetUsed => Query::QueryOne,
@@ -168,6 +174,7 @@ impl PgKind {
             | Self::PgPoolTokioPostgresPreparedResetUsed
             | Self::PgPoolTokioPostgresQueryOneResetUsed => "pg-pool-tokio-postgres",
             Self::PgPoolTokioPostgresShared => "pg-pool-tokio-postgres (get_shared)",
+            Self::PgPoolAsyncWireShared => "pg-pool-wire (AsyncWirePoolable, get_shared)",
         }
     }
 
@@ -285,6 +292,7 @@ pub(crate) struct Wire(pub(crate) pg_pool_tokio::ConnPool<WirePoolable>);
 struct AsyncWire(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 struct TokioPostgres(pg_pool_tokio::ConnPool<PgConnection>, Query);
 struct TokioPostgresShared(pg_pool_tokio::ConnPool<PgConnection>);
+struct AsyncWireShared(pg_pool_tokio::ConnPool<AsyncWirePoolable>);
 
 // Every cycle: a checkout timed with `std::time::Instant`, the statement, the return.
 
@@ -362,6 +370,16 @@ impl PgBench for TokioPostgresShared {
         let client = db.handle();
         let statement = client.prepare_cached("SELECT 1").await.ok()?;
         drop(client.query_prepared(&statement, &[]).await.ok()?);
+        Some(waited)
+    }
+}
+
+impl PgBench for AsyncWireShared {
+    async fn cycle(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let db = self.0.get_shared().await.ok()?;
+        let waited = started.elapsed();
+        db.handle().exec_query("SELECT 1", &[], &[]).await.ok()?;
         Some(waited)
     }
 }
@@ -702,20 +720,39 @@ pub fn run_plan(kind: PgKind, url: &str, max_size: usize, plan: Plan) -> Option<
                 query,
                 ResetWhen::Changed,
             ));
-            // The default per-connection limit unless the shared bench asks for another.
-            if let Some(max) = std::env::var("PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
+            if let Some(max) = shared_max_in_flight() {
                 pool.0
                     .set_shared_max_in_flight(max)
                     .expect("a valid per-connection limit");
             }
             plan.drive(&rt, Arc::new(TokioPostgresShared(pool.0)))
         }
+        PgKind::PgPoolAsyncWireShared => {
+            let connector = WireConnector::from_url(url).expect("cluster URL parses");
+            let pool = rt
+                .block_on(
+                    pg_pool_tokio::ConnPool::<AsyncWirePoolable>::builder(connector)
+                        .config(wire_config(url, max_size, true))
+                        .build(),
+                )
+                .expect("pg-pool builds");
+            if let Some(max) = shared_max_in_flight() {
+                pool.set_shared_max_in_flight(max)
+                    .expect("a valid per-connection limit");
+            }
+            plan.drive(&rt, Arc::new(AsyncWireShared(pool)))
+        }
     };
     // Let closes finish (pg-pool and the drivers close sessions in spawned tasks).
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
     rt.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// The shared rows' per-connection limit: the pool's default unless
+/// `PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT` asks for another.
+fn shared_max_in_flight() -> Option<usize> {
+    std::env::var("PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }

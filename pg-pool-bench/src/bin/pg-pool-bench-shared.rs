@@ -1,7 +1,8 @@
 //! Workload B for shared leases alone: `pg-pool-bench-shared [reps] [measure_ms]` starts a
 //! throwaway PostgreSQL and runs, for a pool of 16 at 16, 256 and 1,024 tasks,
 //! deadpool-postgres with `prepare_cached` (the reference), pg-pool-tokio-postgres with
-//! exclusive checkouts and with `get_shared` (same statement), rotating the order per
+//! exclusive checkouts and with `get_shared` (same statement), pg-pool-wire's
+//! `AsyncWirePoolable` with `get_shared` (`exec_query`, cached per session), rotating the order per
 //! repetition; prints the medians, the ratios to deadpool-postgres in the same repetition,
 //! and the checkout-wait p99. `PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT` sets the per-connection
 //! limit of the shared row (default: the pool's default).
@@ -11,10 +12,11 @@ use std::time::Duration;
 use pg_pool_bench::postgres::{PgKind, PgRun, run_once};
 use pg_pool_bench::stats::median;
 
-const KINDS: [PgKind; 3] = [
+const KINDS: [PgKind; 4] = [
     PgKind::DeadpoolPostgresPrepared,
     PgKind::PgPoolTokioPostgresPrepared,
     PgKind::PgPoolTokioPostgresShared,
+    PgKind::PgPoolAsyncWireShared,
 ];
 
 fn main() {

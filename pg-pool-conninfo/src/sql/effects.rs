@@ -15,8 +15,8 @@
 //! operators and casts). A caller relying on such code to change the session marks the
 //! connection itself.
 
-use super::builtins::is_harmless;
-use super::lex::{Token, tokens};
+use super::calls::{Parens, is_call};
+use super::lex::{Strings, Token, tokens};
 
 /// First keywords of statements that leave no session state behind by themselves (their
 /// function calls and words are still checked).
@@ -65,27 +65,6 @@ const NEUTRAL_LEADING: &[&str] = &[
     "with",
 ];
 
-/// Words before a name and its `(` that make the parentheses a column or parameter list,
-/// not a call: `INSERT INTO t (a)`, `CREATE TABLE t (a int)`, `AS t(a)`,
-/// `WITH t(n) AS (...)`, `CREATE FUNCTION f(int)`, `REFERENCES t (a)`.
-const NOT_A_CALL_AFTER: &[&str] = &[
-    "aggregate",
-    "analyse",
-    "analyze",
-    "as",
-    "copy",
-    "exists",
-    "function",
-    "into",
-    "procedure",
-    "recursive",
-    "references",
-    "routine",
-    "table",
-    "view",
-    "with",
-];
-
 /// Whether running `sql` (one or more `;`-separated statements) may change the session.
 ///
 /// # Examples
@@ -99,9 +78,14 @@ const NOT_A_CALL_AFTER: &[&str] = &[
 /// assert!(sql_changes_session("DO $$ BEGIN PERFORM 1; END $$"));
 /// ```
 pub fn sql_changes_session(sql: &str) -> bool {
-    tokens(sql)
-        .split(|t| *t == Token::Semicolon)
-        .any(statement_changes_session)
+    let judge = |strings| {
+        tokens(sql, strings)
+            .split(|t| *t == Token::Semicolon)
+            .any(statement_changes_session)
+    };
+    // Whether a backslash escapes a quote in a plain string depends on the server's
+    // `standard_conforming_strings`: the text must be harmless read either way.
+    judge(Strings::Standard) || (sql.contains('\\') && judge(Strings::Backslash))
 }
 
 /// Whether a buffer of frontend messages may change the session: the SQL of every
@@ -166,16 +150,25 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
     if !neutral {
         return true;
     }
+    if stmt.contains(&Token::Opaque) {
+        return true;
+    }
+    let parens = Parens::new(stmt);
     stmt.iter().enumerate().any(|(i, token)| match token {
-        Token::Word(name) | Token::Quoted(name) => names_session_state(name),
-        Token::Open => i > 0 && is_call(stmt, i),
+        Token::Word(name) | Token::Quoted(name) => {
+            names_session_state(name) || runs_prepared(stmt, i) || field_call(stmt, i)
+        }
+        Token::Open => i > 0 && is_call(stmt, i, &parens),
         _ => false,
     })
 }
 
-/// Temporary objects (`TEMP`, `TEMPORARY`, the `pg_temp` schema), advisory locks and
-/// `set_config`, however they are reached. Compared without allocating: this runs for
-/// every word of every statement.
+/// Temporary objects (`TEMP`, `TEMPORARY`, the `pg_temp` schema), advisory locks,
+/// `set_config`, sequences advanced or set (`nextval`, `setval`), the random seed
+/// (`setseed`) and `dblink` sessions, however they are reached (a call, a quoted or
+/// qualified name, or field notation such as `('s'::regclass).nextval`, which calls
+/// without a `(`). Compared without allocating: this runs for every word of every
+/// statement.
 fn names_session_state(name: &str) -> bool {
     let bytes = name.as_bytes();
     let contains = |word: &[u8]| {
@@ -190,94 +183,41 @@ fn names_session_state(name: &str) -> bool {
             .is_some_and(|p| p.eq_ignore_ascii_case(b"pg_temp"))
         || contains(b"advisory")
         || contains(b"set_config")
+        || contains(b"nextval")
+        || contains(b"setval")
+        || contains(b"setseed")
+        || contains(b"dblink")
 }
 
-/// Whether the `(` at `open` calls a function that may change the session.
-fn is_call(stmt: &[Token<'_>], open: usize) -> bool {
-    let (name, quoted) = match stmt[open - 1] {
-        Token::Word(name) => (name, false),
-        Token::Quoted(name) => (name, true),
-        // A parenthesised expression, a subquery, an array subscript's neighbour...
-        _ => return false,
+/// `EXECUTE` of a prepared statement inside a neutral one (`EXPLAIN ANALYZE EXECUTE p`,
+/// `CREATE TABLE t AS EXECUTE p`): it runs whatever `p` was prepared from. Not the
+/// privilege (`GRANT EXECUTE`) nor a trigger's `EXECUTE FUNCTION`.
+fn runs_prepared(stmt: &[Token<'_>], i: usize) -> bool {
+    let word = |i: usize, any: &[&str]| {
+        matches!(stmt.get(i), Some(Token::Word(w)) if any.iter().any(|k| w.eq_ignore_ascii_case(k)))
     };
-    // The qualified name `a.b.name`: where it starts, and its schema.
-    let mut start = open - 1;
-    let mut schema = None;
-    while start >= 2 && stmt[start - 1] == Token::Dot {
-        match stmt[start - 2] {
-            Token::Word(part) | Token::Quoted(part) => {
-                if schema.is_none() {
-                    schema = Some(part);
-                } else {
-                    // Three parts (`db.schema.name`): not pg_catalog's own spelling.
-                    schema = Some("");
-                }
-                start -= 2;
-            }
-            _ => break,
-        }
-    }
-    if let Some(Token::Word(before)) = start.checked_sub(1).map(|i| stmt[i])
-        && (contains(NOT_A_CALL_AFTER, before)
-            // `AS NOT MATERIALIZED (`: a common table expression.
-            || (before.eq_ignore_ascii_case("not") && name.eq_ignore_ascii_case("materialized")))
-    {
-        return false;
-    }
-    if is_cte_columns(stmt, open) {
-        return false;
-    }
-    let builtin_schema = schema.is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog"));
-    let harmless = !quoted && builtin_schema && lowercase(name, is_harmless);
-    !harmless
+    word(i, &["execute"])
+        && !(i > 0 && word(i - 1, &["grant", "revoke"]))
+        && !word(i + 1, &["function", "procedure"])
 }
 
-/// `name(a, b) AS (` or `AS [NOT] MATERIALIZED (`: the column list of a common table
-/// expression after a comma (`WITH a AS (...), b(x) AS (...)`).
-fn is_cte_columns(stmt: &[Token<'_>], open: usize) -> bool {
-    let mut depth = 0_usize;
-    let mut close = None;
-    for (i, token) in stmt.iter().enumerate().skip(open) {
-        match token {
-            Token::Open => depth += 1,
-            Token::Close => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let Some(close) = close else {
+/// A name after `.` that may call a function with field notation: `(expr).f` calls
+/// `f(expr)`, and so may the third part of `a.b.f`. A plain `table.column` is not one.
+fn field_call(stmt: &[Token<'_>], i: usize) -> bool {
+    if i < 2 || stmt[i - 1] != Token::Dot || stmt.get(i + 1) == Some(&Token::Open) {
+        // Not after a dot, or a call `is_call` judges.
         return false;
-    };
-    let word = |i: usize, expected: &str| matches!(stmt.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(expected));
-    let open_at = |i: usize| stmt.get(i) == Some(&Token::Open);
-    // `AS MATERIALIZED` alone may be a column alias (`SELECT f() AS materialized`): only
-    // the `(` that follows makes it a common table expression.
-    word(close + 1, "as")
-        && (open_at(close + 2)
-            || (word(close + 2, "materialized") && open_at(close + 3))
-            || (word(close + 2, "not") && word(close + 3, "materialized") && open_at(close + 4)))
-}
-
-/// `f` of `name` in lowercase, without allocating; `false` for a name longer than any
-/// built-in's (or not ASCII).
-fn lowercase(name: &str, f: impl FnOnce(&str) -> bool) -> bool {
-    let mut buf = [0_u8; 32];
-    let Some(out) = buf.get_mut(..name.len()) else {
-        return false;
-    };
-    for (o, b) in out.iter_mut().zip(name.bytes()) {
-        *o = b.to_ascii_lowercase();
     }
-    std::str::from_utf8(out).is_ok_and(f)
+    let is_name = |t: &Token<'_>| matches!(t, Token::Word(_) | Token::Quoted(_));
+    match stmt[i - 2] {
+        Token::Close | Token::Other | Token::Literal => true,
+        ref t if is_name(t) => i >= 4 && stmt[i - 3] == Token::Dot && is_name(&stmt[i - 4]),
+        _ => false,
+    }
 }
 
 /// Whether `list` (lowercase) holds `word`, whatever its case.
-fn contains(list: &[&str], word: &str) -> bool {
+pub(crate) fn contains(list: &[&str], word: &str) -> bool {
     list.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
 

@@ -1,6 +1,13 @@
 //! A small SQL lexer, enough to see what a statement may run: words, quoted identifiers,
 //! parentheses and separators, with comments, string constants (`'...'`, `E'...'`,
 //! dollar-quoted bodies) and numbers skipped.
+//!
+//! It follows PostgreSQL's own scanner where the two could disagree on what is code and
+//! what is not: a `--` comment ends at a carriage return as well as a line feed, block
+//! comments nest, and plain strings are read both with and without backslash escapes
+//! (the server's `standard_conforming_strings`, see [`Strings`]). Text it does not
+//! follow to the end yields [`Token::Opaque`]. Every loop moves forward: time is linear in
+//! the length of the text and nothing recurses.
 
 /// One significant token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +31,27 @@ pub(crate) enum Token<'a> {
     Literal,
     /// Anything else: an operator, a number, a parameter (`$1`), `[`, `]`, `::`...
     Other,
+    /// Text the lexer does not read to its end (an unterminated string, comment, quoted
+    /// identifier or dollar-quoted body) or does not decode (a `U&"..."` identifier, whose
+    /// escapes can spell any name): its statement is judged to change the session.
+    Opaque,
 }
 
-/// The tokens of `sql`, comments and whitespace dropped. Text the lexer cannot close (an
-/// unterminated string, comment or quoted identifier) ends with [`Token::Other`]: the
-/// server would refuse it anyway.
-pub(crate) fn tokens(sql: &str) -> Vec<Token<'_>> {
+/// How plain string constants (`'...'`, `N'...'`) treat a backslash, which depends on
+/// the server's `standard_conforming_strings` (a session setting the text cannot show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strings {
+    /// `standard_conforming_strings = on` (the default): a backslash is a character.
+    Standard,
+    /// `standard_conforming_strings = off`: a backslash escapes the next character.
+    Backslash,
+}
+
+/// The tokens of `sql`, comments and whitespace dropped, plain strings read as `strings`
+/// says. Text the lexer cannot close (an unterminated string, comment or quoted
+/// identifier) ends with [`Token::Opaque`].
+pub(crate) fn tokens(sql: &str, strings: Strings) -> Vec<Token<'_>> {
+    let plain_backslash = strings == Strings::Backslash;
     let bytes = sql.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() / 4 + 1);
     let mut i = 0;
@@ -37,29 +59,39 @@ pub(crate) fn tokens(sql: &str) -> Vec<Token<'_>> {
         let b = bytes[i];
         match b {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = bytes[i..]
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .map_or(bytes.len(), |p| i + p + 1);
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = block_comment(bytes, i),
-            b'\'' => {
-                i = quoted(bytes, i + 1, b'\'', false);
-                out.push(Token::Literal);
-            }
-            b'"' => {
-                let end = quoted(bytes, i + 1, b'"', false);
-                let content = sql
-                    .get(i + 1..end.saturating_sub(1).max(i + 1))
-                    .unwrap_or("");
-                out.push(Token::Quoted(content));
-                i = end;
-            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = line_comment(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match block_comment(bytes, i) {
+                Some(end) => i = end,
+                None => return opaque(out),
+            },
+            b'\'' => match quoted(bytes, i + 1, b'\'', plain_backslash) {
+                Some(end) => {
+                    i = end;
+                    out.push(Token::Literal);
+                }
+                None => return opaque(out),
+            },
+            b'"' => match quoted(bytes, i + 1, b'"', false) {
+                Some(end) => {
+                    // `U&"..."`: escapes (`\0041`, `UESCAPE`) can spell any name.
+                    let unicode = matches!(out.as_slice(), [.., Token::Word(u), Token::Other]
+                        if u.eq_ignore_ascii_case("u") && bytes.get(i - 1) == Some(&b'&'));
+                    out.push(if unicode {
+                        Token::Opaque
+                    } else {
+                        Token::Quoted(sql.get(i + 1..end - 1).unwrap_or(""))
+                    });
+                    i = end;
+                }
+                None => return opaque(out),
+            },
             b'$' => match dollar_tag(bytes, i) {
                 Some(tag_end) => {
                     let tag = &bytes[i..tag_end];
-                    i = find(bytes, tag_end, tag).map_or(bytes.len(), |p| p + tag.len());
+                    match find(bytes, tag_end, tag) {
+                        Some(p) => i = p + tag.len(),
+                        None => return opaque(out),
+                    }
                     out.push(Token::Literal);
                 }
                 None => {
@@ -108,7 +140,10 @@ pub(crate) fn tokens(sql: &str) -> Vec<Token<'_>> {
                 // `E'...'`: a string constant with backslash escapes. Other prefixes
                 // (`B'`, `X'`, `N'`, `U&'`) are plain strings once the word is past.
                 if bytes.get(i) == Some(&b'\'') && word.eq_ignore_ascii_case("e") {
-                    i = quoted(bytes, i + 1, b'\'', true);
+                    match quoted(bytes, i + 1, b'\'', true) {
+                        Some(end) => i = end,
+                        None => return opaque(out),
+                    }
                     out.push(Token::Literal);
                 } else {
                     out.push(Token::Word(word));
@@ -120,6 +155,12 @@ pub(crate) fn tokens(sql: &str) -> Vec<Token<'_>> {
             }
         }
     }
+    out
+}
+
+/// `out` ended by [`Token::Opaque`]: the rest of the text was not understood.
+fn opaque(mut out: Vec<Token<'_>>) -> Vec<Token<'_>> {
+    out.push(Token::Opaque);
     out
 }
 
@@ -148,8 +189,8 @@ pub fn first_word(sql: &str) -> Option<&str> {
     loop {
         match bytes.get(i..)? {
             [b, ..] if b.is_ascii_whitespace() || *b == b'(' => i += 1,
-            [b'-', b'-', ..] => i += bytes[i..].iter().position(|&c| c == b'\n')? + 1,
-            [b'/', b'*', ..] => i = block_comment(bytes, i),
+            [b'-', b'-', ..] => i = line_comment(bytes, i),
+            [b'/', b'*', ..] => i = block_comment(bytes, i)?,
             _ => break,
         }
     }
@@ -160,8 +201,18 @@ pub fn first_word(sql: &str) -> Option<&str> {
     (len > 0).then(|| &sql[i..i + len])
 }
 
-/// The index after a `/* ... */` comment starting at `start` (they nest).
-fn block_comment(bytes: &[u8], start: usize) -> usize {
+/// The index after a `--` comment starting at `start`: past the first line feed or
+/// carriage return (PostgreSQL ends the comment at either), or the end of the text.
+fn line_comment(bytes: &[u8], start: usize) -> usize {
+    bytes[start..]
+        .iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .map_or(bytes.len(), |p| start + p + 1)
+}
+
+/// The index after a `/* ... */` comment starting at `start` (they nest); `None` when it
+/// is not closed.
+fn block_comment(bytes: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0_usize;
     let mut i = start;
     while i + 1 < bytes.len() {
@@ -174,18 +225,19 @@ fn block_comment(bytes: &[u8], start: usize) -> usize {
                 depth -= 1;
                 i += 2;
                 if depth == 0 {
-                    return i;
+                    return Some(i);
                 }
             }
             _ => i += 1,
         }
     }
-    bytes.len()
+    None
 }
 
 /// The index after the closing `quote` of a quoted text whose content starts at `from`
-/// (a doubled quote is one quote character; with `backslash`, `\` escapes the next byte).
-fn quoted(bytes: &[u8], from: usize, quote: u8, backslash: bool) -> usize {
+/// (a doubled quote is one quote character; with `backslash`, `\` escapes the next byte);
+/// `None` when it is not closed.
+fn quoted(bytes: &[u8], from: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut i = from;
     while i < bytes.len() {
         let b = bytes[i];
@@ -195,13 +247,13 @@ fn quoted(bytes: &[u8], from: usize, quote: u8, backslash: bool) -> usize {
             if bytes.get(i + 1) == Some(&quote) {
                 i += 2;
             } else {
-                return i + 1;
+                return Some(i + 1);
             }
         } else {
             i += 1;
         }
     }
-    bytes.len()
+    None
 }
 
 /// The end of a dollar-quote tag (`$$`, `$body$`) starting at `start`, if one starts there.
@@ -232,7 +284,11 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::Token::{self, *};
-    use super::tokens;
+    use super::{Strings, first_word};
+
+    fn tokens(sql: &str) -> Vec<Token<'_>> {
+        super::tokens(sql, Strings::Standard)
+    }
 
     #[test]
     fn skips_comments_strings_and_bodies() {
@@ -287,9 +343,40 @@ mod tests {
 
     #[test]
     fn unterminated_text_ends_the_tokens() {
-        assert_eq!(tokens("select 'abc"), [Word("select"), Literal]);
-        assert_eq!(tokens("do $$ begin"), [Word("do"), Literal]);
-        assert_eq!(tokens("select /* x"), [Word("select")]);
-        assert_eq!(tokens("select \"x"), [Word("select"), Quoted("")]);
+        assert_eq!(tokens("select 'abc"), [Word("select"), Opaque]);
+        assert_eq!(tokens("select E'abc\\'"), [Word("select"), Opaque]);
+        assert_eq!(tokens("do $$ begin"), [Word("do"), Opaque]);
+        assert_eq!(tokens("select /* x /* */"), [Word("select"), Opaque]);
+        assert_eq!(tokens("select \"x"), [Word("select"), Opaque]);
+    }
+
+    #[test]
+    fn a_line_comment_ends_at_a_carriage_return() {
+        // PostgreSQL's scanner ends `--` comments at `\r` as well as `\n`.
+        assert_eq!(
+            tokens("SELECT 1 -- c\r; SET x = 1"),
+            [Word("SELECT"), Other, Semicolon, Word("SET"), Word("x"), Other, Other]
+        );
+        assert_eq!(first_word("-- c\rBEGIN /*\nSELECT */"), Some("BEGIN"));
+        assert_eq!(first_word("-- c\r\nSELECT"), Some("SELECT"));
+    }
+
+    #[test]
+    fn plain_strings_under_both_settings() {
+        let sql = "SELECT 'x\\''; SET x = 1; -- '";
+        assert_eq!(tokens(sql), [Word("SELECT"), Literal]);
+        assert_eq!(
+            super::tokens(sql, Strings::Backslash)[..4],
+            [Word("SELECT"), Literal, Semicolon, Word("SET")]
+        );
+    }
+
+    #[test]
+    fn unicode_identifiers_are_opaque() {
+        assert_eq!(
+            tokens("CREATE TABLE U&\"pg\\005ftemp\".t"),
+            [Word("CREATE"), Word("TABLE"), Word("U"), Other, Opaque, Dot, Word("t")]
+        );
+        assert_eq!(tokens("SELECT \"a\"\"b\""), [Word("SELECT"), Quoted("a\"\"b")]);
     }
 }

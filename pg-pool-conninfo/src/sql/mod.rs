@@ -7,6 +7,7 @@
 //! messages. [`first_word`] finds a statement's leading keyword without lexing the rest.
 
 mod builtins;
+mod calls;
 mod effects;
 mod lex;
 

@@ -1,0 +1,76 @@
+//! The session judge against a real server: text the server runs, hidden from a naive
+//! lexer (after a `--` comment ended by a carriage return, or after a string that a
+//! backslash keeps open only under `standard_conforming_strings = on`), is seen; a
+//! shared connection refuses `BEGIN` dressed as `SELECT`.
+
+mod common;
+
+use common::{pool_config, wire_config};
+use pg_pool_core::LifecycleHooks;
+use pg_pool_test_support::TestCluster;
+use pg_pool_wire::{AsyncWirePool, WireConfig, WireConnector, WireError, WirePoolable};
+
+#[tokio::test]
+async fn a_carriage_return_ends_a_comment_and_the_judge_knows_it() {
+    let cluster = TestCluster::shared();
+    let mut conn = WirePoolable::open(&wire_config(cluster, None, "wire-judge-cr"))
+        .await
+        .expect("connects");
+    conn.simple_query("SELECT 1 -- note\r; SELECT set_config('search_path', 'smuggled', false)")
+        .await
+        .expect("runs");
+    // The server ran the second statement...
+    let path = conn.query_value("SHOW search_path").await.expect("runs");
+    assert_eq!(path.as_deref(), Some("smuggled"));
+    // ...and the connection knows its session changed, so the pool resets it.
+    assert!(conn.session_changed());
+}
+
+#[tokio::test]
+async fn a_backslash_quote_under_nonstandard_strings_is_judged() {
+    let cluster = TestCluster::shared();
+    let url = format!(
+        "{}&options=-c%20standard_conforming_strings%3Doff",
+        common::url(cluster, None, "wire-judge-scs")
+    );
+    let config = WireConfig::from_url(&url).expect("the URL parses");
+    let mut conn = WirePoolable::open(&config).await.expect("connects");
+    let scs = conn
+        .query_value("SHOW standard_conforming_strings")
+        .await
+        .expect("runs");
+    assert_eq!(scs.as_deref(), Some("off"), "the option reached the server");
+    conn.simple_query("SELECT 'x\\''; SELECT set_config('search_path', 'smuggled', false); -- '")
+        .await
+        .expect("runs");
+    let path = conn.query_value("SHOW search_path").await.expect("runs");
+    assert_eq!(path.as_deref(), Some("smuggled"));
+    assert!(conn.session_changed());
+}
+
+#[tokio::test]
+async fn a_shared_connection_refuses_begin_dressed_as_select() {
+    let cluster = TestCluster::shared();
+    let pool = AsyncWirePool::builder(WireConnector::new(wire_config(
+        cluster,
+        None,
+        "wire-judge-shared",
+    )))
+    .config(pool_config(1))
+    .hooks(LifecycleHooks::default())
+    .build_lazy()
+    .expect("pool builds");
+    let db = pool.get_shared().await.expect("a shared lease");
+    // The server reads `BEGIN` and a block comment; a scanner that ends `--` comments at
+    // line feeds only reads `SELECT`.
+    let refused = db
+        .handle()
+        .exec_query("-- x\rBEGIN /*\nSELECT */", &[], &[])
+        .await;
+    assert!(
+        matches!(refused, Err(WireError::NotShareable { .. })),
+        "{refused:?}"
+    );
+    drop(db);
+    pool.drain().await;
+}

@@ -7,7 +7,9 @@ use pg_pool_conninfo::sql::{first_word, messages_change_session, sql_changes_ses
 #[test]
 fn a_line_comment_ends_at_a_carriage_return() {
     // The server's scanner ends `--` comments at `\r` too: the second statement runs.
-    assert!(sql_changes_session("SELECT 1 -- note\r; SELECT my_function()"));
+    assert!(sql_changes_session(
+        "SELECT 1 -- note\r; SELECT my_function()"
+    ));
     assert!(sql_changes_session("SELECT 1 --\r; SET search_path = evil"));
     // A shared connection admits only statements whose first word is a plain keyword:
     // this runs `BEGIN` (the rest is a block comment) and must not read as `SELECT`.
@@ -18,7 +20,9 @@ fn a_line_comment_ends_at_a_carriage_return() {
 fn a_backslash_may_escape_a_quote() {
     // Under `standard_conforming_strings = off` (a server, database or role setting),
     // `'x\''` is a string of `x'`, and the call after it runs.
-    assert!(sql_changes_session("SELECT 'x\\''; SELECT my_function(); -- '"));
+    assert!(sql_changes_session(
+        "SELECT 'x\\''; SELECT my_function(); -- '"
+    ));
     assert!(sql_changes_session("SELECT N'x\\''; SET a.b = 1; -- '"));
     // Read either way, these are harmless.
     for sql in [
@@ -144,7 +148,9 @@ fn unfinished_text_counts() {
         assert!(sql_changes_session(sql), "{sql:?}");
     }
     // Closed, nested comments are still skipped.
-    assert!(!sql_changes_session("SELECT 1 /* a /* b */ SET x */ FROM t"));
+    assert!(!sql_changes_session(
+        "SELECT 1 /* a /* b */ SET x */ FROM t"
+    ));
 }
 
 #[test]

@@ -193,9 +193,7 @@ fn names_session_state(name: &str) -> bool {
 /// `CREATE TABLE t AS EXECUTE p`): it runs whatever `p` was prepared from. Not the
 /// privilege (`GRANT EXECUTE`) nor a trigger's `EXECUTE FUNCTION`.
 fn runs_prepared(stmt: &[Token<'_>], i: usize) -> bool {
-    let word = |i: usize, any: &[&str]| {
-        matches!(stmt.get(i), Some(Token::Word(w)) if any.iter().any(|k| w.eq_ignore_ascii_case(k)))
-    };
+    let word = |i: usize, any: &[&str]| matches!(stmt.get(i), Some(Token::Word(w)) if any.iter().any(|k| w.eq_ignore_ascii_case(k)));
     word(i, &["execute"])
         && !(i > 0 && word(i - 1, &["grant", "revoke"]))
         && !word(i + 1, &["function", "procedure"])

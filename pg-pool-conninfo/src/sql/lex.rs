@@ -355,7 +355,15 @@ mod tests {
         // PostgreSQL's scanner ends `--` comments at `\r` as well as `\n`.
         assert_eq!(
             tokens("SELECT 1 -- c\r; SET x = 1"),
-            [Word("SELECT"), Other, Semicolon, Word("SET"), Word("x"), Other, Other]
+            [
+                Word("SELECT"),
+                Other,
+                Semicolon,
+                Word("SET"),
+                Word("x"),
+                Other,
+                Other
+            ]
         );
         assert_eq!(first_word("-- c\rBEGIN /*\nSELECT */"), Some("BEGIN"));
         assert_eq!(first_word("-- c\r\nSELECT"), Some("SELECT"));
@@ -375,8 +383,19 @@ mod tests {
     fn unicode_identifiers_are_opaque() {
         assert_eq!(
             tokens("CREATE TABLE U&\"pg\\005ftemp\".t"),
-            [Word("CREATE"), Word("TABLE"), Word("U"), Other, Opaque, Dot, Word("t")]
+            [
+                Word("CREATE"),
+                Word("TABLE"),
+                Word("U"),
+                Other,
+                Opaque,
+                Dot,
+                Word("t")
+            ]
         );
-        assert_eq!(tokens("SELECT \"a\"\"b\""), [Word("SELECT"), Quoted("a\"\"b")]);
+        assert_eq!(
+            tokens("SELECT \"a\"\"b\""),
+            [Word("SELECT"), Quoted("a\"\"b")]
+        );
     }
 }

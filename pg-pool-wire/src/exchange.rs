@@ -17,7 +17,7 @@ use pg_pool_conninfo::sql::{messages_change_session, sql_changes_session};
 
 /// The state shared by a connection's wrapper, its in-flight requests and its open row
 /// streams (which may outlive the borrow of the connection, hence the `Arc`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Tracker {
     /// Requests started and not yet finished (row streams count until their end).
     in_flight: AtomicUsize,
@@ -36,6 +36,23 @@ pub(crate) struct Tracker {
     verdicts: std::sync::Mutex<HashMap<Box<str>, bool>>,
     /// What a failed request said about the server (`Poolable::server_changed`).
     server_change: std::sync::Mutex<Option<&'static str>>,
+}
+
+// Manual impl: the verdict cache is keyed by SQL text, which can carry secrets
+// (`ALTER ROLE ... PASSWORD '...'`); only its size is shown.
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: formatting never waits (`None` while a request holds the cache).
+        let verdicts = self.verdicts.try_lock().ok().map(|verdicts| verdicts.len());
+        f.debug_struct("Tracker")
+            .field("in_flight", &self.in_flight)
+            .field("abandoned", &self.abandoned)
+            .field("dead", &self.dead)
+            .field("raw", &self.raw)
+            .field("changed", &self.changed)
+            .field("verdicts", &verdicts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tracker {

@@ -6,6 +6,7 @@
 //! handed to the originator at once, if it is still waiting, and starts an exponential
 //! backoff with jitter during which no new attempt begins.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -85,8 +86,11 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
         }
         Err((error, rejected)) => {
             tracing::warn!(pool = %shared.config.name, %error, "connection attempt failed");
-            let permanent =
-                matches!(&error, ConnectError::Driver(e) if T::is_permanent_connect_error(e));
+            // User code: a panic reads as "not permanent" (the failure is still recorded,
+            // so the attempt's capacity comes back).
+            let permanent = matches!(&error, ConnectError::Driver(e)
+                if catch_unwind(AssertUnwindSafe(|| T::is_permanent_connect_error(e)))
+                    .unwrap_or(false));
             let mut st = shared.lock();
             let error = shared.record_failure(&mut st, error, rejected, now, &mut fx);
             st.failures = st.failures.saturating_add(1);

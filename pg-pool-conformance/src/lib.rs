@@ -13,7 +13,7 @@ pub mod mock;
 pub mod scenarios;
 
 pub use harness::{Harness, MockPool, check_invariants, mock_pool, settle, test_config};
-pub use mock::{Control, Gate, MockConn, MockError, MockHandle, Step};
+pub use mock::{Check, Control, Gate, MockConn, MockError, MockHandle, Step};
 
 /// Expands to one `#[test]` per scenario, each run on a fresh runtime of `$harness`.
 #[macro_export]
@@ -93,6 +93,10 @@ macro_rules! conformance_suite {
             shared::shared_limit_config,
             shared_load::shared_many_tasks,
             shared_load::shared_does_not_starve_exclusive,
+            sync_panics::sync_check_panics_on_return,
+            sync_panics::sync_check_panics_on_checkout,
+            sync_panics::shared_sync_check_panics,
+            sync_panics::permanent_error_check_panic_keeps_capacity,
         );
     };
     (@tests $harness:ty; $($module:ident :: $name:ident),* $(,)?) => {

@@ -57,6 +57,43 @@ pub enum Step {
     Close,
 }
 
+/// A synchronous method of the mock that [`Control::panic_next`] can make panic: the
+/// checks the pool calls without awaiting, on its checkout and return paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `Poolable::has_pending_data`.
+    HasPendingData,
+    /// `Poolable::needs_reset`.
+    NeedsReset,
+    /// `Poolable::server_changed`.
+    ServerChanged,
+    /// `Poolable::is_permanent_connect_error`, on the next connect error.
+    PermanentError,
+    /// `Shareable::is_broken`.
+    IsBroken,
+    /// `Shareable::share`.
+    Share,
+}
+
+impl Check {
+    /// Every check.
+    pub const ALL: [Check; 6] = [
+        Check::HasPendingData,
+        Check::NeedsReset,
+        Check::ServerChanged,
+        Check::PermanentError,
+        Check::IsBroken,
+        Check::Share,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The message prefix of a connect error whose `is_permanent_connect_error` panics.
+const PANIC_ON_CHECK: &str = "panics-when-checked:";
+
 /// The mock's error; permanent when its message starts with `permanent:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockError(pub String);
@@ -96,6 +133,8 @@ pub struct Control {
     next_id: AtomicU64,
     reset_everything: AtomicBool,
     lag: Mutex<Option<Duration>>,
+    /// Panics still to come in each synchronous check ([`Check`]).
+    check_panics: [AtomicUsize; 6],
 }
 
 impl fmt::Debug for Control {
@@ -134,6 +173,7 @@ impl Control {
             next_id: AtomicU64::new(0),
             reset_everything: AtomicBool::new(false),
             lag: Mutex::new(None),
+            check_panics: Default::default(),
         })
     }
 
@@ -150,6 +190,30 @@ impl Control {
     /// Sets the replication lag every connection reports (`None`: not a standby).
     pub fn set_lag(&self, lag: Option<Duration>) {
         *self.lag.lock().unwrap() = lag;
+    }
+
+    /// Makes the next `times` calls of `check`, on any connection of this control, panic.
+    pub fn panic_next(&self, check: Check, times: usize) {
+        self.check_panics[check.index()].store(times, Ordering::SeqCst);
+    }
+
+    /// Panics still to come in `check` (0 once every one planned has happened).
+    pub fn panics_left(&self, check: Check) -> usize {
+        self.check_panics[check.index()].load(Ordering::SeqCst)
+    }
+
+    /// Takes one planned panic of `check`, if any is left.
+    fn take_panic(&self, check: Check) -> bool {
+        self.check_panics[check.index()]
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Panics if a panic of `check` is planned.
+    fn check(&self, check: Check) {
+        if self.take_panic(check) {
+            panic!("mock {check:?} panicked");
+        }
     }
 
     /// Makes every returned connection ask for a reset.
@@ -179,6 +243,9 @@ impl Control {
     async fn pass(&self, step: Step, gate: Gate) -> Result<(), MockError> {
         match gate {
             Gate::Pass | Gate::PanicNow => Ok(()),
+            Gate::Fail if step == Step::Connect && self.take_panic(Check::PermanentError) => {
+                Err(MockError(format!("{PANIC_ON_CHECK} {step:?} failed")))
+            }
             Gate::Fail => Err(MockError(format!("{step:?} failed"))),
             Gate::Refuse => Err(MockError(format!("permanent: {step:?} refused"))),
             Gate::Slow(d) => {
@@ -343,10 +410,12 @@ impl pg_pool_core::Shareable for MockConn {
     type Handle<'a> = MockHandle<'a>;
 
     fn share(&self) -> MockHandle<'_> {
+        self.control.check(Check::Share);
         MockHandle { conn: self }
     }
 
     fn is_broken(&self) -> bool {
+        self.control.check(Check::IsBroken);
         self.shared.dead.load(Ordering::SeqCst)
     }
 }
@@ -375,20 +444,27 @@ impl Poolable for MockConn {
     type Error = MockError;
 
     fn has_pending_data(&self) -> bool {
+        self.control.check(Check::HasPendingData);
         self.broken
             || self.shared.dead.load(Ordering::SeqCst)
             || self.shared.running.load(Ordering::SeqCst) > 0
     }
 
     fn needs_reset(&mut self) -> bool {
+        self.control.check(Check::NeedsReset);
         self.dirty || self.control.reset_everything.load(Ordering::SeqCst)
     }
 
     fn server_changed(&self) -> Option<&'static str> {
+        self.control.check(Check::ServerChanged);
         self.changed
     }
 
     fn is_permanent_connect_error(error: &MockError) -> bool {
+        assert!(
+            !error.0.starts_with(PANIC_ON_CHECK),
+            "mock PermanentError panicked"
+        );
         error.is_permanent()
     }
 

@@ -12,4 +12,5 @@ pub mod maintenance;
 pub mod metrics;
 pub mod shared;
 pub mod shared_load;
+pub mod sync_panics;
 pub mod timeouts;

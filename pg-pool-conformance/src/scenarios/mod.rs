@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod drain;
 pub mod fairness;
 pub mod hardening;
+pub mod hook_panics;
 pub mod hooks;
 pub mod maintenance;
 pub mod metrics;

@@ -161,3 +161,15 @@ fn frontend_messages_carry_the_same_judgement() {
     query.extend_from_slice(sql);
     assert!(messages_change_session(&query));
 }
+
+#[test]
+fn a_multibyte_client_encoding_can_swallow_a_backslash() {
+    // Under `client_encoding = SJIS` (also BIG5, GBK, UHC, GB18030, JOHAB) the bytes of
+    // `ā\` (C4 81 5C) are two characters, the second `81 5C`: the backslash is part of it,
+    // so the string ends at the next quote and the call after it runs.
+    assert!(sql_changes_session(
+        "SELECT E'ā\\'; SELECT set_config('search_path', 'x', false); -- '"
+    ));
+    // Without a byte above 0x7f just before it, a backslash is an escape in any encoding.
+    assert!(!sql_changes_session("SELECT E'a\\'b', 'ā' FROM t"));
+}

@@ -1,6 +1,7 @@
 //! The session judge against a real server: text the server runs, hidden from a naive
 //! lexer (after a `--` comment ended by a carriage return, or after a string that a
-//! backslash keeps open only under `standard_conforming_strings = on`), is seen; a
+//! backslash keeps open only under `standard_conforming_strings = on` or in a UTF-8
+//! reading of text the server reads as SJIS), is seen; a
 //! shared connection refuses `BEGIN` dressed as `SELECT`.
 
 mod common;
@@ -41,6 +42,33 @@ async fn a_backslash_quote_under_nonstandard_strings_is_judged() {
         .expect("runs");
     assert_eq!(scs.as_deref(), Some("off"), "the option reached the server");
     conn.simple_query("SELECT 'x\\''; SELECT set_config('search_path', 'smuggled', false); -- '")
+        .await
+        .expect("runs");
+    let path = conn.query_value("SHOW search_path").await.expect("runs");
+    assert_eq!(path.as_deref(), Some("smuggled"));
+    assert!(conn.session_changed());
+}
+
+#[tokio::test]
+async fn a_backslash_swallowed_by_a_multibyte_encoding_is_judged() {
+    let cluster = TestCluster::shared();
+    let url = format!(
+        "{}&client_encoding=SJIS",
+        common::url(cluster, None, "wire-judge-sjis")
+    );
+    let config = WireConfig::from_url(&url).expect("the URL parses");
+    let mut conn = WirePoolable::open(&config).await.expect("connects");
+    let encoding = conn
+        .query_value("SHOW client_encoding")
+        .await
+        .expect("runs");
+    assert_eq!(
+        encoding.as_deref(),
+        Some("SJIS"),
+        "the setting reached the server"
+    );
+    // `ā` is C4 81 in UTF-8; in SJIS, 81 5C is one character: the backslash is gone.
+    conn.simple_query("SELECT E'ā\\'; SELECT set_config('search_path', 'smuggled', false); -- '")
         .await
         .expect("runs");
     let path = conn.query_value("SHOW search_path").await.expect("runs");

@@ -5,8 +5,10 @@
 //! It follows PostgreSQL's own scanner where the two could disagree on what is code and
 //! what is not: a `--` comment ends at a carriage return as well as a line feed, block
 //! comments nest, and plain strings are read both with and without backslash escapes
-//! (the server's `standard_conforming_strings`, see [`Strings`]). Text it does not
-//! follow to the end yields [`Token::Opaque`]. Every loop moves forward: time is linear in
+//! (the server's `standard_conforming_strings`, see [`Strings`]), and a backslash right
+//! after a byte above `0x7f` in an escaped string is not read at all (in SJIS, BIG5, GBK
+//! and the like it may be the second byte of a character). Text it does not follow to the
+//! end yields [`Token::Opaque`]. Every loop moves forward: time is linear in
 //! the length of the text and nothing recurses.
 
 /// One significant token.
@@ -236,12 +238,17 @@ fn block_comment(bytes: &[u8], start: usize) -> Option<usize> {
 
 /// The index after the closing `quote` of a quoted text whose content starts at `from`
 /// (a doubled quote is one quote character; with `backslash`, `\` escapes the next byte);
-/// `None` when it is not closed.
+/// `None` when it is not closed, or when a backslash follows a byte above `0x7f`: in a
+/// client encoding such as SJIS, BIG5 or GBK that byte may begin a character whose second
+/// byte is the backslash, which then escapes nothing.
 fn quoted(bytes: &[u8], from: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut i = from;
     while i < bytes.len() {
         let b = bytes[i];
         if backslash && b == b'\\' {
+            if bytes[i - 1] >= 0x80 {
+                return None;
+            }
             i += 2;
         } else if b == quote {
             if bytes.get(i + 1) == Some(&quote) {

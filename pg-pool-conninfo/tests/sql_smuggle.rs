@@ -173,3 +173,16 @@ fn a_multibyte_client_encoding_can_swallow_a_backslash() {
     // Without a byte above 0x7f just before it, a backslash is an escape in any encoding.
     assert!(!sql_changes_session("SELECT E'a\\'b', 'ā' FROM t"));
 }
+
+#[test]
+fn a_quoted_schema_is_pg_catalog_only_in_lowercase() {
+    // `"PG_CATALOG"` is a schema anyone may create, with a `lower(int)` of their own.
+    assert!(sql_changes_session("SELECT \"PG_CATALOG\".lower(1)"));
+    assert!(sql_changes_session("SELECT \"Pg_Catalog\".now()"));
+    for sql in [
+        "SELECT \"pg_catalog\".lower('X')",
+        "SELECT PG_CATALOG.lower('X'), pg_catalog . now()",
+    ] {
+        assert!(!sql_changes_session(sql), "{sql}");
+    }
+}

@@ -65,22 +65,20 @@ pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool 
         // A parenthesised expression, a subquery, an array subscript's neighbour...
         _ => return false,
     };
-    // The qualified name `a.b.name`: where it starts, and its schema.
+    // The qualified name `a.b.name`: where it starts, and whether its schema is
+    // `pg_catalog` (`None`: not qualified). Unquoted, any case names it; quoted, only the
+    // exact lowercase spelling does (`"PG_CATALOG"` is another schema, anyone's to create).
     let mut start = open - 1;
-    let mut schema = None;
+    let mut schema: Option<bool> = None;
     while start >= 2 && stmt[start - 1] == Token::Dot {
-        match stmt[start - 2] {
-            Token::Word(part) | Token::Quoted(part) => {
-                if schema.is_none() {
-                    schema = Some(part);
-                } else {
-                    // Three parts (`db.schema.name`): not pg_catalog's own spelling.
-                    schema = Some("");
-                }
-                start -= 2;
-            }
+        let catalog = match stmt[start - 2] {
+            Token::Word(part) => part.eq_ignore_ascii_case("pg_catalog"),
+            Token::Quoted(part) => part == "pg_catalog",
             _ => break,
-        }
+        };
+        // Three parts (`db.schema.name`): not pg_catalog's own spelling.
+        schema = Some(schema.is_none() && catalog);
+        start -= 2;
     }
     let before = start.checked_sub(1).map(|i| stmt[i]);
     if let Some(Token::Word(before)) = before
@@ -93,7 +91,7 @@ pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool 
     if before == Some(Token::Comma) && is_cte_columns(stmt, open, parens) {
         return false;
     }
-    if quoted || !schema.is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog")) {
+    if quoted || schema == Some(false) {
         return true;
     }
     let harmless = lowercase(name, |lower| {

@@ -77,7 +77,16 @@ impl fmt::Debug for SharedClient<'_> {
 
 /// Refuses SQL that may open a transaction block.
 fn shareable(sql: &str, what: &'static str) -> Result<(), PgError> {
-    if classify(sql).opens_transaction {
+    // `classify` pairs `START` with `TRANSACTION` only when adjacent; the lexer also sees
+    // them across comments (`START /* x */ TRANSACTION`). Lexing is only needed when the
+    // word is there.
+    let split_start = || {
+        sql.as_bytes()
+            .windows(11)
+            .any(|w| w.eq_ignore_ascii_case(b"transaction"))
+            && pg_pool_conninfo::sql::opens_transaction(sql)
+    };
+    if classify(sql).opens_transaction || split_start() {
         return Err(PgError::NotShareable { what });
     }
     Ok(())

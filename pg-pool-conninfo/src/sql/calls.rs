@@ -27,18 +27,24 @@ const NOT_A_CALL_AFTER: &[&str] = &[
     "with",
 ];
 
-/// The matching `)` of every `(` of a statement, found in one pass (so that looking one
-/// up costs nothing, however deep the nesting).
-pub(crate) struct Parens {
+/// What the checks of a statement look up, found in one pass before them (so that each
+/// look-up costs nothing, however deep the nesting or long the statement): the matching
+/// `)` of every `(`, and where the first `GROUP` is.
+pub(crate) struct Layout {
     close_of: Vec<Option<usize>>,
+    first_group: Option<usize>,
 }
 
-impl Parens {
+impl Layout {
     pub(crate) fn new(stmt: &[Token<'_>]) -> Self {
         let mut close_of = vec![None; stmt.len()];
         let mut open = Vec::new();
+        let mut first_group = None;
         for (i, token) in stmt.iter().enumerate() {
             match token {
+                Token::Word(w) if first_group.is_none() && w.eq_ignore_ascii_case("group") => {
+                    first_group = Some(i);
+                }
                 Token::Open => open.push(i),
                 Token::Close => {
                     if let Some(o) = open.pop() {
@@ -48,7 +54,10 @@ impl Parens {
                 _ => {}
             }
         }
-        Parens { close_of }
+        Layout {
+            close_of,
+            first_group,
+        }
     }
 
     fn close(&self, open: usize) -> Option<usize> {
@@ -58,7 +67,7 @@ impl Parens {
 
 /// Whether the `(` at `open` (not the first token) calls a function that may change the
 /// session.
-pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool {
+pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, layout: &Layout) -> bool {
     let (name, quoted) = match stmt[open - 1] {
         Token::Word(name) => (name, false),
         Token::Quoted(name) => (name, true),
@@ -88,14 +97,14 @@ pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool 
     {
         return false;
     }
-    if before == Some(Token::Comma) && is_cte_columns(stmt, open, parens) {
+    if before == Some(Token::Comma) && is_cte_columns(stmt, open, layout) {
         return false;
     }
     if quoted || schema == Some(false) {
         return true;
     }
     let harmless = lowercase(name, |lower| {
-        is_harmless(lower) && (schema.is_some() || keyword_in_place(lower, stmt, start))
+        is_harmless(lower) && (schema.is_some() || keyword_in_place(lower, stmt, start, layout))
     });
     !harmless
 }
@@ -105,7 +114,7 @@ pub(crate) fn is_call(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool 
 /// and the keywords that may name a function (`LIKE`, `JOIN`...) can also be the names of
 /// user functions (`SELECT filter(x)` calls one): they count as keywords only in the
 /// places where the grammar uses them so.
-fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize) -> bool {
+fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize, layout: &Layout) -> bool {
     let prev = start.checked_sub(1).map(|i| stmt[i]);
     let after = |words: &[&str]| matches!(prev, Some(Token::Word(w)) if contains(words, w));
     // A token that ends an operand: the `(` after it cannot open a call's arguments.
@@ -125,9 +134,7 @@ fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize) -> bool {
         "cube" | "rollup" => {
             after(&["by", "sets"])
                 || (matches!(prev, Some(Token::Comma | Token::Open))
-                    && stmt[..start]
-                        .iter()
-                        .any(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("group"))))
+                    && layout.first_group.is_some_and(|g| g < start))
         }
         // `GROUPING SETS (`.
         "sets" => after(&["grouping"]),
@@ -185,8 +192,8 @@ const EXPRESSION_START: &[&str] = &[
 /// parentheses: the column list of a common table expression
 /// (`WITH a AS (...), b(x) AS (SELECT ...)`). A function with a column definition list
 /// (`FROM t, f() AS (a int)`, `AS materialized (a int)`) is a call.
-fn is_cte_columns(stmt: &[Token<'_>], open: usize, parens: &Parens) -> bool {
-    let Some(close) = parens.close(open) else {
+fn is_cte_columns(stmt: &[Token<'_>], open: usize, layout: &Layout) -> bool {
+    let Some(close) = layout.close(open) else {
         return false;
     };
     let word = |i: usize, expected: &str| matches!(stmt.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(expected));

@@ -15,7 +15,7 @@
 //! operators and casts). A caller relying on such code to change the session marks the
 //! connection itself.
 
-use super::calls::{Parens, is_call};
+use super::calls::{Layout, is_call};
 use super::lex::{Strings, Token, tokens};
 
 /// First keywords of statements that leave no session state behind by themselves (their
@@ -153,12 +153,12 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
     if stmt.contains(&Token::Opaque) {
         return true;
     }
-    let parens = Parens::new(stmt);
+    let layout = Layout::new(stmt);
     stmt.iter().enumerate().any(|(i, token)| match token {
         Token::Word(name) | Token::Quoted(name) => {
             names_session_state(name) || runs_prepared(stmt, i) || field_call(stmt, i)
         }
-        Token::Open => i > 0 && is_call(stmt, i, &parens),
+        Token::Open => i > 0 && is_call(stmt, i, &layout),
         _ => false,
     })
 }

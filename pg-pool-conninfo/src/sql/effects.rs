@@ -10,10 +10,20 @@
 //! `SELECT`, `INSERT`, `UPDATE` or `DELETE` does not. A false positive costs one
 //! `DISCARD ALL` when the connection comes back.
 //!
+//! Also counted, because the server reads them so: `EXECUTE` inside a neutral statement
+//! (`EXPLAIN ANALYZE EXECUTE p`), field notation that calls without parentheses
+//! (`(expr).f`, `a.b.f`), a function with a column definition list (`f() AS (a int)`),
+//! an unreserved keyword used as a function's name (`SELECT filter(x)`), a schema spelled
+//! `"PG_CATALOG"`, and any text the lexer does not read to its end or cannot decode (see
+//! `lex.rs`: unterminated text, `U&"..."` names, a backslash that a multi-byte client
+//! encoding may swallow). Plain strings are read both with and without
+//! `standard_conforming_strings`; the text must be harmless either way.
+//!
 //! Not visible in the text, hence not counted: code the server runs without the statement
 //! naming it (triggers, column defaults, views, rules, row security policies, user-defined
-//! operators and casts). A caller relying on such code to change the session marks the
-//! connection itself.
+//! operators and casts), and a user-defined overload of a built-in's name taking other
+//! argument types (`CREATE FUNCTION public.lower(int)`). A caller relying on such code to
+//! change the session marks the connection itself.
 
 use super::calls::{Layout, is_call};
 use super::lex::{Strings, Token, tokens};

@@ -1,0 +1,77 @@
+//! The session judge against the server itself: random text built from the pieces that
+//! move a scanner between states (quotes, comments, dollar bodies, escapes, carriage
+//! returns, multi-byte characters) around a `set_config` call is sent as one simple query,
+//! under the default settings, `standard_conforming_strings = off` and
+//! `client_encoding = SJIS`. Whenever the server ran the call, the judge must have said the
+//! text changes the session.
+
+mod common;
+
+use common::url;
+use pg_pool_conninfo::sql::sql_changes_session;
+use pg_pool_test_support::TestCluster;
+use pg_pool_wire::{WireConfig, WirePoolable};
+
+const PIECES: &[&str] = &[
+    "'", "''", "\"", "$$", "$a$", "$1", "$", "/*", "*/", "--", "\n", "\r", " ", "E'", "N'",
+    "U&\"", "\\", "\\'", "ā", "é", ";", "(", ")", "SELECT 1", "x", "::text",
+];
+const CALL: &str = "SELECT set_config('search_path', 'hit', false)";
+
+/// A small deterministic generator (xorshift), so that a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pieces(&mut self, most: usize) -> String {
+        (0..self.below(most + 1))
+            .map(|_| PIECES[self.below(PIECES.len())])
+            .collect()
+    }
+}
+
+async fn run(settings: &str, cases: usize, seed: u64) -> (usize, usize) {
+    let cluster = TestCluster::shared();
+    let app = "wire-judge-differential";
+    let config = WireConfig::from_url(&format!("{}{settings}", url(cluster, None, app)))
+        .expect("the URL parses");
+    let mut conn = WirePoolable::open(&config).await.expect("connects");
+    let mut rng = Rng(seed);
+    let (mut ran, mut errors) = (0, 0);
+    for _ in 0..cases {
+        let sql = format!("{}; {CALL} {}", rng.pieces(6), rng.pieces(3));
+        if conn.simple_query(&sql).await.is_err() {
+            errors += 1;
+        }
+        let path = conn.query_value("SHOW search_path").await.expect("runs");
+        if path.as_deref() == Some("hit") {
+            ran += 1;
+            assert!(
+                sql_changes_session(&sql),
+                "{settings:?}: the server ran the call in {sql:?}, the judge missed it"
+            );
+            conn.simple_query("RESET search_path").await.expect("runs");
+        }
+    }
+    println!("{settings:?}: {cases} texts, the call ran in {ran}, {errors} refused");
+    (ran, errors)
+}
+
+#[tokio::test]
+async fn whenever_the_server_runs_the_call_the_judge_counts_it() {
+    for (settings, seed) in [
+        ("", 0x5eed_0001),
+        ("&options=-c%20standard_conforming_strings%3Doff", 0x5eed_0002),
+        ("&client_encoding=SJIS", 0x5eed_0003),
+    ] {
+        let (ran, errors) = run(settings, 2500, seed).await;
+        // Both outcomes are exercised: the check is not vacuous.
+        assert!(ran > 50 && errors > 50, "{settings:?}: {ran} ran, {errors} refused");
+    }
+}

@@ -13,8 +13,8 @@ use pg_pool_test_support::TestCluster;
 use pg_pool_wire::{WireConfig, WirePoolable};
 
 const PIECES: &[&str] = &[
-    "'", "''", "\"", "$$", "$a$", "$1", "$", "/*", "*/", "--", "\n", "\r", " ", "E'", "N'",
-    "U&\"", "\\", "\\'", "ā", "é", ";", "(", ")", "SELECT 1", "x", "::text",
+    "'", "''", "\"", "$$", "$a$", "$1", "$", "/*", "*/", "--", "\n", "\r", " ", "E'", "N'", "U&\"",
+    "\\", "\\'", "ā", "é", ";", "(", ")", "SELECT 1", "x", "::text",
 ];
 const CALL: &str = "SELECT set_config('search_path', 'hit', false)";
 
@@ -67,11 +67,69 @@ async fn run(settings: &str, cases: usize, seed: u64) -> (usize, usize) {
 async fn whenever_the_server_runs_the_call_the_judge_counts_it() {
     for (settings, seed) in [
         ("", 0x5eed_0001),
-        ("&options=-c%20standard_conforming_strings%3Doff", 0x5eed_0002),
+        (
+            "&options=-c%20standard_conforming_strings%3Doff",
+            0x5eed_0002,
+        ),
         ("&client_encoding=SJIS", 0x5eed_0003),
     ] {
         let (ran, errors) = run(settings, 2500, seed).await;
         // Both outcomes are exercised: the check is not vacuous.
-        assert!(ran > 50 && errors > 50, "{settings:?}: {ran} ran, {errors} refused");
+        assert!(
+            ran > 50 && errors > 50,
+            "{settings:?}: {ran} ran, {errors} refused"
+        );
     }
+}
+
+/// What may come before a statement's first keyword (comments, white space, parentheses)
+/// and a few pieces that make the text invalid.
+const LEADING: &[&str] = &[
+    "/*", "*/", "--", "\n", "\r", " ", "\t", "\u{c}", "\u{b}", "(", "/**/",
+];
+/// What may follow it: comments that may hide another keyword, or not.
+const TRAILING: &[&str] = &["/*", "*/", "\n", "\r", " ", "--", "SELECT", "x"];
+
+/// `first_word`, which admits statements on a shared connection, against the server's
+/// own command tag: when it names a keyword, that is the statement the server ran.
+#[tokio::test]
+async fn first_word_is_the_statement_the_server_runs() {
+    let cluster = TestCluster::shared();
+    let config = WireConfig::from_url(&url(cluster, None, "wire-first-word-differential"))
+        .expect("the URL parses");
+    let mut conn = WirePoolable::open(&config).await.expect("connects");
+    let mut rng = Rng(0x5eed_0004);
+    let (mut ran, mut errors) = (0, 0);
+    for _ in 0..4000 {
+        let lead: String = (0..rng.below(5))
+            .map(|_| LEADING[rng.below(LEADING.len())])
+            .collect();
+        let keyword = ["BEGIN", "SELECT 1"][rng.below(2)];
+        // The tail may hide a keyword in a comment the server sees and a naive scan not.
+        let tail: String = (0..rng.below(6))
+            .map(|_| TRAILING[rng.below(TRAILING.len())])
+            .collect();
+        let sql = format!("{lead}{keyword}{tail}");
+        let tag = match conn.execute(&sql).await {
+            Ok(tag) => tag,
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        ran += 1;
+        let seen = pg_pool_conninfo::sql::first_word(&sql);
+        if let Some(word) = seen {
+            let ran_word = tag.split(' ').next().unwrap_or("");
+            assert!(
+                word.eq_ignore_ascii_case(ran_word),
+                "{sql:?}: first_word says {word:?}, the server ran {tag:?}"
+            );
+        }
+        if tag == "BEGIN" {
+            conn.execute("ROLLBACK").await.expect("runs");
+        }
+    }
+    println!("first_word: {ran} ran, {errors} refused");
+    assert!(ran > 100 && errors > 100, "{ran} ran, {errors} refused");
 }

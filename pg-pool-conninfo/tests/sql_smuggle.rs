@@ -186,3 +186,49 @@ fn a_quoted_schema_is_pg_catalog_only_in_lowercase() {
         assert!(!sql_changes_session(sql), "{sql}");
     }
 }
+
+#[test]
+fn spellings_that_change_the_session_count() {
+    for sql in [
+        // Not `SET` for the server either (a syntax error), and not a neutral keyword.
+        "SE/**/T search_path = x",
+        "SELECT/**/set_config('search_path', 'x', false)",
+        "sElEcT SeT_CoNfIg('search_path', 'x', false)",
+        "SELECT \"set_config\"('search_path', 'x', false)",
+        "SELECT pg_catalog . set_config('search_path', 'x', false)",
+        "CREATE LOCAL TEMPORARY TABLE t (a int)",
+        "CREATE GLOBAL TEMP TABLE t (a int)",
+        "SELECT * INTO TEMPORARY t FROM u",
+        "EXPLAIN ANALYZE SELECT f()",
+        "EXPLAIN (ANALYZE) CREATE TEMP TABLE t AS SELECT 1",
+        "COPY (SELECT f()) TO STDOUT",
+        "SELECT 1 \\; SET x = 1",
+        "SELECT 1;SET x=1",
+        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+    ] {
+        assert!(sql_changes_session(sql), "{sql}");
+    }
+    // `SET LOCAL` outside a transaction block does nothing (the server warns); inside one
+    // it ends with it. Table locks end with the transaction too.
+    for sql in [
+        "SET LOCAL search_path = x",
+        "LOCK TABLE t IN SHARE MODE",
+        "COPY t FROM STDIN",
+    ] {
+        assert!(!sql_changes_session(sql), "{sql}");
+    }
+}
+
+#[test]
+fn every_prefix_and_suffix_of_multibyte_text_is_judged() {
+    let sql = "SELECT 'é€😀', \"ü\"\"x\" FROM t /* ß /* ü */ */ WHERE a = E'\\ü' -- 😀\r; SELECT $é$ 😀 $é$";
+    for (i, _) in sql.char_indices().chain([(sql.len(), ' ')]) {
+        let _ = sql_changes_session(&sql[..i]);
+        let _ = sql_changes_session(&sql[i..]);
+        let _ = first_word(&sql[i..]);
+        let _ = pg_pool_conninfo::sql::opens_transaction(&sql[i..]);
+    }
+    assert!(!sql_changes_session(
+        "SELECT 'é€😀', \"ü\" FROM t /* ß /* ü */ */ WHERE a = 'x' -- 😀\r; SELECT $é$ 😀 $é$"
+    ));
+}

@@ -85,7 +85,7 @@ pub(crate) async fn run<T: Poolable, R: Runtime>(
             tracing::debug!(pool = %shared.config.name, elapsed = ?(now - started), "connection created");
         }
         Err((error, rejected)) => {
-            tracing::warn!(pool = %shared.config.name, %error, "connection attempt failed");
+            tracing::warn!(pool = %shared.config.name, error = %Shown(&error), "connection attempt failed");
             // User code: a panic reads as "not permanent" (the failure is still recorded,
             // so the attempt's capacity comes back).
             let permanent = matches!(&error, ConnectError::Driver(e)
@@ -272,6 +272,19 @@ pub(crate) async fn backoff_timer<T: Poolable, R: Runtime>(
         shared.plan_connects(&mut st, Instant::now(), &mut fx);
     }
     shared.apply(fx);
+}
+
+/// An error formatted for a log line with its `Display` (user code) contained: a panic
+/// there prints a placeholder instead of unwinding out of the pool's bookkeeping.
+struct Shown<'a, E>(&'a E);
+
+impl<E: std::fmt::Display> std::fmt::Display for Shown<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match catch_unwind(AssertUnwindSafe(|| self.0.to_string())) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => f.write_str("(the error's Display panicked)"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod common;
 use common::url;
 use pg_pool_conninfo::sql::sql_changes_session;
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{WireConfig, WirePoolable};
+use pg_pool_wire::{TransactionStatus, WireConfig, WirePoolable};
 
 const PIECES: &[&str] = &[
     "'", "''", "\"", "$$", "$a$", "$1", "$", "/*", "*/", "--", "\n", "\r", " ", "E'", "N'", "U&\"",
@@ -132,4 +132,44 @@ async fn first_word_is_the_statement_the_server_runs() {
     }
     println!("first_word: {ran} ran, {errors} refused");
     assert!(ran > 100 && errors > 100, "{ran} ran, {errors} refused");
+}
+
+/// `opens_transaction`, which keeps transaction blocks off shared connections, against the
+/// server's transaction status after the text ran.
+#[tokio::test]
+async fn whenever_a_block_is_left_open_opens_transaction_says_so() {
+    const STARTS: &[&str] = &[
+        "BEGIN",
+        "START TRANSACTION",
+        "START /* x */ TRANSACTION",
+        "START -- x\rTRANSACTION",
+        "START\n--\nTRANSACTION",
+        "SELECT 1",
+    ];
+    let cluster = TestCluster::shared();
+    for (settings, seed) in [("", 0x5eed_0005), ("&client_encoding=SJIS", 0x5eed_0006)] {
+        let config = WireConfig::from_url(&format!(
+            "{}{settings}",
+            url(cluster, None, "wire-txn-differential")
+        ))
+        .expect("the URL parses");
+        let mut conn = WirePoolable::open(&config).await.expect("connects");
+        let mut rng = Rng(seed);
+        let mut opened = 0;
+        for _ in 0..2500 {
+            let start = STARTS[rng.below(STARTS.len())];
+            let sql = format!("{}; {start} {}", rng.pieces(5), rng.pieces(3));
+            let _ = conn.simple_query(&sql).await;
+            if conn.transaction_status() != TransactionStatus::Idle {
+                opened += 1;
+                assert!(
+                    pg_pool_conninfo::sql::opens_transaction(&sql),
+                    "{settings:?}: {sql:?} left a block open, opens_transaction missed it"
+                );
+                conn.simple_query("ROLLBACK").await.expect("runs");
+            }
+        }
+        println!("{settings:?}: a block was left open {opened} times");
+        assert!(opened > 50, "{settings:?}: {opened}");
+    }
 }

@@ -96,6 +96,7 @@ macro_rules! conformance_suite {
             sync_panics::sync_check_panics_on_return,
             sync_panics::sync_check_panics_on_checkout,
             sync_panics::shared_sync_check_panics,
+            sync_panics::shared_join_check_panics,
             sync_panics::permanent_error_check_panic_keeps_capacity,
             hook_panics::hook_panics_on_new_paths,
         );

@@ -170,6 +170,35 @@ pub async fn shared_sync_check_panics<R: Runtime>() {
     }
 }
 
+/// A panicking `Shareable::is_broken` or `server_changed` while a second user joins a
+/// lease: the lease counts as dead, the newcomer gets another connection, and the first
+/// user's lease ends cleanly.
+pub async fn shared_join_check_panics<R: Runtime>() {
+    for fairness in fairnesses() {
+        for check in [Check::IsBroken, Check::ServerChanged] {
+            let what = format!("{fairness:?} {check:?}");
+            let (pool, control) = pool::<R>(fairness, 2).await;
+            pool.set_shared_max_in_flight(4).unwrap();
+            let first = pool.get_shared().await.expect("a shared lease");
+            control.panic_next(check, 1);
+            let second = pool.get_shared().await.expect("a second user is served");
+            assert_eq!(control.panics_left(check), 0, "{what}: the check ran");
+            assert_ne!(
+                first.handle().id(),
+                second.handle().id(),
+                "{what}: a lease whose check panicked takes no new user"
+            );
+            drop((first, second));
+            let m = settle(&pool, &control).await;
+            assert_eq!(m.size, m.idle, "{what}: {m:?}");
+            drop(pool.get().await.expect("the next exclusive caller"));
+            let report = pool.drain_timeout(Duration::from_secs(2)).await;
+            assert!(report.is_complete(), "{what}: {report:?}");
+            assert_eq!(control.live(), 0, "{what}: drain closed everything");
+        }
+    }
+}
+
 /// A panicking `is_permanent_connect_error` after a failed connect: the attempt's capacity
 /// comes back, the caller hears of it (an error or its timeout), and the next caller is
 /// served.

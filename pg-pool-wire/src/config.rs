@@ -322,7 +322,8 @@ impl WireConfig {
     /// and smuggle in parameters of its own), no empty or reserved parameter name (`user`,
     /// `database`, `application_name`, `replication`, `_pq_.*`); and the address: one
     /// `host:port` or several separated by commas, each with a host and a port from 1 to
-    /// 65535 (IPv6 in brackets), none a unix socket.
+    /// 65535 (IPv6 in brackets), none a unix socket; and no `client_encoding` other than
+    /// UTF-8, as a parameter or inside `options` (pg-wired reads and writes UTF-8 only).
     /// Called by [`WireConfig::from_url`] and before every connection attempt, so a config
     /// built in code is checked too.
     ///
@@ -377,7 +378,7 @@ impl WireConfig {
                 return Err(nul(name));
             }
         }
-        Ok(())
+        crate::encoding::check(&self.params)
     }
 
     /// A [`ConnPoolConfig`] with this address, user, password and database (for pools built

@@ -76,6 +76,7 @@ mod async_requests;
 mod attrs;
 mod config;
 mod connector;
+mod encoding;
 mod error;
 mod exchange;
 mod hosts;

@@ -89,6 +89,17 @@ fn what_pg_wired_cannot_honour_is_refused_by_name() {
             "`pool_reset`",
             "pg-pool-wire",
         ),
+        ("host=h client_encoding=SJIS", "`client_encoding`", "UTF-8"),
+        (
+            "postgres://h/d?client_encoding=latin1",
+            "`client_encoding`",
+            "UTF-8",
+        ),
+        (
+            "host=h options='-c x=1 -c client_encoding=BIG5'",
+            "`client_encoding`",
+            "UTF-8",
+        ),
     ];
     for (input, key, why) in cases {
         let e = WireConfig::from_url(input).unwrap_err();
@@ -96,6 +107,20 @@ fn what_pg_wired_cannot_honour_is_refused_by_name() {
         let m = e.to_string();
         assert!(m.contains(key) && m.contains(why), "{input}: {m}");
     }
+    // Every spelling of UTF-8 the server accepts still validates, and a config built in
+    // code is checked too.
+    for ok in ["UTF8", "utf-8", "unicode"] {
+        let url = format!("host=h client_encoding={ok}");
+        WireConfig::from_url(&url).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let coded = WireConfig::from_url("host=h")
+        .unwrap()
+        .with_param("client_encoding", "SJIS");
+    assert!(
+        matches!(coded.validate(), Err(WireError::Config { .. })),
+        "{:?}",
+        coded.validate()
+    );
 }
 
 #[test]

@@ -38,10 +38,10 @@ fn encoding_in_options(options: &str) -> Option<String> {
             .strip_prefix('c')
             .filter(|_| word.starts_with("-c"))
             .unwrap_or(setting);
-        if let Some((name, value)) = setting.split_once('=') {
-            if name.eq_ignore_ascii_case("client_encoding") {
-                found = Some(value.to_owned());
-            }
+        if let Some((name, value)) = setting.split_once('=')
+            && name.eq_ignore_ascii_case("client_encoding")
+        {
+            found = Some(value.to_owned());
         }
     }
     found

@@ -5,13 +5,16 @@
 //! right after the current one, so the writer runs between any two users: one `write` per
 //! statement on the client, and as many reads on the server. Here a user's request goes to
 //! an outbox instead; the first request of a batch spawns a task that yields once (so that
-//! the other users ready to run add theirs) and then queues the whole outbox with
-//! [`AsyncConn::submit_batch`], which the writer sends with one `write`.
+//! the other users ready to run add theirs) and then queues all the outbox's
+//! requests in that one poll (each [`AsyncConn::submit`] queues its request when first
+//! polled), which pg-wired's writer then sends with one `write`.
 //!
 //! The task owns the connection (an `Arc`) and reads every response of its batch, whatever
 //! happens to the users who sent them: a user that stops waiting loses only its own answer.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::BytesMut;
 use pg_wired::protocol::frontend::encode_message;
@@ -94,30 +97,39 @@ async fn flush(mut batch: Unsent, conn: Arc<AsyncConn>) {
     let Some(outbox) = batch.0.take() else {
         return;
     };
-    let items = outbox.take();
-    let mut replies = Vec::with_capacity(items.len());
-    let requests = items
+    // Each request's future sends it on its first poll: all of them are queued in this one
+    // poll, before pg-wired's writer can run, so it writes them together. Each answer is
+    // handed over as soon as it is read, not when the whole batch is done.
+    let mut running: Vec<_> = outbox
+        .take()
         .into_iter()
         .map(|(messages, reply)| {
-            replies.push(reply);
-            (messages, ResponseCollector::Rows)
+            let request = Box::pin(conn.submit(messages, ResponseCollector::Rows));
+            (request, Some(reply))
         })
         .collect();
-    match conn.submit_batch(requests).await {
-        Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (request, reply) in &mut running {
+            if reply.is_none() {
+                continue;
+            }
+            match request.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(result);
+                    }
+                }
+                Poll::Pending => waiting = true,
             }
         }
-        Err(e) => {
-            // Nothing more could be queued: the connection is closed. The first sender
-            // gets the driver's own error, the others the same verdict.
-            let mut error = Some(e);
-            for reply in replies {
-                let _ = reply.send(Err(error.take().unwrap_or(PgWireError::ConnectionClosed)));
-            }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
-    }
+    })
+    .await;
 }
 
 /// The outbox of a batch task that has not taken it yet. A task dropped before (the runtime

@@ -315,3 +315,53 @@ fn a_connection_whose_runtime_is_gone_fails_instead_of_hanging() {
     assert!(error.is_fatal(), "{error:?}");
     assert!(db.handle().is_broken());
 }
+
+/// A fast statement and a slow one in the same batch, the fast one first: its answer comes
+/// as soon as the server sends it, not when the whole batch is done. One thread, so that
+/// the batch task runs only once both statements are in the outbox.
+#[tokio::test(flavor = "current_thread")]
+async fn an_answer_is_handed_over_before_the_rest_of_its_batch() {
+    let cluster = TestCluster::shared();
+    let pool = pool(wire_config(cluster, None, "wire-batch-early"), 1).await;
+    let fast_user = pool.get_shared().await.expect("a shared lease");
+    let slow_user = pool.get_shared().await.expect("a second user");
+    let (fast_handle, slow_handle) = (fast_user.handle(), slow_user.handle());
+    // Both polled for the first time in the same poll of this task: one batch, fast first.
+    let mut fast = Box::pin(fast_handle.exec_query("SELECT 'fast'", &[], &[]));
+    let mut slow = Box::pin(slow_handle.exec_query("SELECT pg_sleep(5)::text", &[], &[]));
+    let started = std::time::Instant::now();
+    let (mut fast_done, mut slow_done) = (None, None);
+    std::future::poll_fn(|cx| {
+        if fast_done.is_none()
+            && let std::task::Poll::Ready(result) = fast.as_mut().poll(cx)
+        {
+            fast_done = Some((result, started.elapsed()));
+        }
+        if slow_done.is_none()
+            && let std::task::Poll::Ready(result) = slow.as_mut().poll(cx)
+        {
+            slow_done = Some((result, started.elapsed()));
+        }
+        if fast_done.is_some() && slow_done.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    let (fast_result, fast_after) = fast_done.expect("done");
+    let (slow_result, slow_after) = slow_done.expect("done");
+    println!("fast answered after {fast_after:?}, slow after {slow_after:?}");
+    assert_eq!(text(&fast_result.expect("fast runs"), 0, 0), "fast");
+    slow_result.expect("slow runs");
+    // The slow statement ends 5 s after it was sent at the earliest, and it was sent after
+    // `started`: a fast answer before 5 s did not wait for it.
+    assert!(slow_after >= Duration::from_secs(5), "{slow_after:?}");
+    assert!(
+        fast_after < Duration::from_secs(5),
+        "the fast answer waited for the slow statement: {fast_after:?}"
+    );
+    drop((fast, slow));
+    drop((fast_user, slow_user));
+    pool.drain().await;
+}

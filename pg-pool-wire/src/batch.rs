@@ -23,6 +23,11 @@ use pg_wired::{AsyncConn, FormatCode, PgWireError, PipelineResponse, ResponseCol
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+/// The most requests one batch task sends: it polls each unanswered one whenever it wakes,
+/// so a batch stays small (the default per-connection limit of shared users); more waiting
+/// go to another task at once.
+const BATCH_MAX: usize = 32;
+
 /// Where a response goes.
 type Reply = oneshot::Sender<Result<PipelineResponse, PgWireError>>;
 
@@ -68,8 +73,7 @@ impl Outbox {
             !std::mem::replace(&mut pending.scheduled, true)
         };
         if spawn {
-            let batch = Unsent(Some(Arc::clone(self)));
-            handle.spawn(flush(batch, Arc::clone(conn)));
+            spawn_batch(handle, self, conn);
         }
         // The batch task gone without an answer: the runtime shut down, or the task
         // panicked in the driver.
@@ -82,12 +86,24 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes the outbox's requests; the next request spawns a new batch task.
-    fn take(&self) -> Vec<(BytesMut, Reply)> {
+    /// Takes the outbox's requests, at most `max`; with `max` taken and more left, says so
+    /// and leaves a batch task due (the caller spawns it); otherwise the next request
+    /// spawns one.
+    fn take(&self, max: usize) -> (Vec<(BytesMut, Reply)>, bool) {
         let mut pending = self.lock();
+        if pending.items.len() > max {
+            let rest = pending.items.split_off(max);
+            return (std::mem::replace(&mut pending.items, rest), true);
+        }
         pending.scheduled = false;
-        std::mem::take(&mut pending.items)
+        (std::mem::take(&mut pending.items), false)
     }
+}
+
+/// Spawns a batch task on `handle`.
+fn spawn_batch(handle: &Handle, outbox: &Arc<Outbox>, conn: &Arc<AsyncConn>) {
+    let batch = Unsent(Some(Arc::clone(outbox)));
+    handle.spawn(flush(batch, Arc::clone(conn)));
 }
 
 /// The batch task: lets the other ready tasks add their requests, then sends the outbox in
@@ -100,8 +116,11 @@ async fn flush(mut batch: Unsent, conn: Arc<AsyncConn>) {
     // Each request's future sends it on its first poll: all of them are queued in this one
     // poll, before pg-wired's writer can run, so it writes them together. Each answer is
     // handed over as soon as it is read, not when the whole batch is done.
-    let mut running: Vec<_> = outbox
-        .take()
+    let (items, more) = outbox.take(BATCH_MAX);
+    if more {
+        spawn_batch(&Handle::current(), &outbox, &conn);
+    }
+    let mut running: Vec<_> = items
         .into_iter()
         .map(|(messages, reply)| {
             let request = Box::pin(conn.submit(messages, ResponseCollector::Rows));
@@ -141,7 +160,7 @@ impl Drop for Unsent {
     fn drop(&mut self) {
         if let Some(outbox) = self.0.take() {
             // Dropping the replies tells their senders the connection is closed.
-            drop(outbox.take());
+            drop(outbox.take(usize::MAX));
         }
     }
 }

@@ -365,3 +365,35 @@ async fn an_answer_is_handed_over_before_the_rest_of_its_batch() {
     drop((fast_user, slow_user));
     pool.drain().await;
 }
+
+/// 150 users on one session (the per-connection limit raised to 200) put their statements
+/// in the outbox before any batch task runs: they go out in several batches, and each user
+/// gets its own answer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_outbox_is_sent_in_several_batches() {
+    let cluster = TestCluster::shared();
+    let pool = pool(wire_config(cluster, None, "wire-batch-many"), 1).await;
+    pool.set_shared_max_in_flight(200).expect("a valid limit");
+    let mut guards = Vec::new();
+    for _ in 0..150 {
+        guards.push(pool.get_shared().await.expect("a shared lease"));
+    }
+    let runs = guards.iter().enumerate().map(|(i, db)| async move {
+        let arg = i.to_string();
+        let rows = db
+            .handle()
+            .exec_query("SELECT $1::int + 1000", &[Some(arg.as_bytes())], &[0])
+            .await
+            .expect("runs");
+        assert_eq!(text(&rows, 0, 0), (i + 1000).to_string());
+    });
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(120), join_all(runs.collect()))
+        .await
+        .expect("every statement answered, none left in the outbox");
+    println!("150 statements answered in {:?}", started.elapsed());
+    assert_eq!(pool.shared_stats().connections, 1);
+    drop(guards);
+    assert_eq!(pool.metrics().destroys, 0, "{:?}", pool.metrics());
+    pool.drain().await;
+}

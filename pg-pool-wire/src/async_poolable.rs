@@ -8,10 +8,12 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use pg_pool_core::{Connect, ConnectTarget, Poolable};
-use pg_wired::{AsyncConn, PgWireError, ResponseCollector, WireConn};
+use pg_wired::protocol::types::RawRow;
+use pg_wired::{AsyncConn, FormatCode, PgWireError, ResponseCollector, WireConn};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
+use crate::batch::Outbox;
 use crate::config::WireConfig;
 use crate::error::WireError;
 use crate::exchange::Tracker;
@@ -117,12 +119,15 @@ use crate::exchange::Tracker;
 /// [`RowStream`]: crate::RowStream
 #[derive(Debug)]
 pub struct AsyncWirePoolable {
-    conn: AsyncConn,
+    /// Shared with the batch tasks of [`SharedWire`](crate::SharedWire) requests.
+    conn: Arc<AsyncConn>,
     /// The runtime the connection's tasks run on; `close` is spawned there so it works
     /// when the pool polls it from a thread outside the runtime.
     handle: Handle,
     /// What the requests made through this wrapper did.
     tracker: Arc<Tracker>,
+    /// Shared users' requests waiting to be sent in one batch.
+    outbox: Arc<Outbox>,
     /// `take_state_mutated` or the tracker said so at the last return; cleared by a
     /// successful reset.
     reset_due: bool,
@@ -138,9 +143,10 @@ impl AsyncWirePoolable {
     pub fn new(conn: WireConn) -> Result<Self, WireError> {
         let handle = Handle::try_current().map_err(|_| WireError::NoTokio)?;
         Ok(Self {
-            conn: AsyncConn::new(conn),
+            conn: Arc::new(AsyncConn::new(conn)),
             handle,
             tracker: Arc::default(),
+            outbox: Arc::default(),
             reset_due: false,
         })
     }
@@ -189,6 +195,32 @@ impl AsyncWirePoolable {
     /// The request tracker.
     pub(crate) fn tracker(&self) -> &Arc<Tracker> {
         &self.tracker
+    }
+
+    /// A parameterised statement through the statement cache, sent in a batch with the
+    /// other shared users' (see [`crate::batch`]); tracked as [`Self::exec_query`] is, the
+    /// caller having judged `sql` (no NUL byte).
+    pub(crate) async fn exec_batched(
+        &self,
+        sql: &str,
+        params: &[Option<&[u8]>],
+        param_oids: &[u32],
+        param_formats: &[FormatCode],
+        result_formats: &[FormatCode],
+    ) -> Result<Vec<RawRow>, PgWireError> {
+        self.tracker.note_sql(sql);
+        let exchange = self.tracker.start();
+        let fut = crate::batch::exec_batched(
+            &self.outbox,
+            &self.conn,
+            &self.handle,
+            sql,
+            params,
+            param_oids,
+            param_formats,
+            result_formats,
+        );
+        exchange.finish(fut.await)
     }
 
     /// Runs a simple query and waits for its `ReadyForQuery`, failing on an error response.

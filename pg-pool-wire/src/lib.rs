@@ -74,6 +74,7 @@ mod async_accessors;
 mod async_poolable;
 mod async_requests;
 mod attrs;
+mod batch;
 mod config;
 mod connector;
 mod encoding;

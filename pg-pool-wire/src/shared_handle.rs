@@ -2,7 +2,8 @@
 //! many tasks on one session, so [`ConnPool::get_shared`](pg_pool_core::ConnPool::get_shared)
 //! can put many users on one connection. Each gets a [`SharedWire`], which offers single
 //! statements through the connection's statement cache and nothing that could open a
-//! transaction or send several statements at once.
+//! transaction or send several statements at once. The users' statements reach the server
+//! in batches, several requests in one write (see `batch.rs`).
 
 use std::fmt;
 
@@ -35,6 +36,12 @@ impl Shareable for AsyncWirePoolable {
 
 /// One user's handle on a shared [`AsyncWirePoolable`]: single statements, pipelined with
 /// the other users' on the same session.
+///
+/// A statement goes into the connection's outbox; a short-lived task spawned for each batch
+/// lets the other users that are ready to run add theirs, then hands the whole outbox to
+/// pg-wired at once, which writes it with one system call (rather than one per statement),
+/// and the server reads it with one. Each request keeps its own `Sync`, so its error or
+/// answer is its own.
 ///
 /// Only statements that begin (after comments and opening parentheses) with `SELECT`,
 /// `WITH`, `VALUES`, `TABLE`, `INSERT`, `UPDATE`, `DELETE` or `MERGE` are sent; anything
@@ -98,7 +105,8 @@ impl SharedWire<'_> {
         param_oids: &[u32],
     ) -> Result<Vec<RawRow>, WireError> {
         shareable(sql)?;
-        Ok(self.conn.exec_query(sql, params, param_oids).await?)
+        let fut = self.conn.exec_batched(sql, params, param_oids, &[], &[]);
+        Ok(fut.await?)
     }
 
     /// [`AsyncWirePoolable::exec_query_with_formats`] for a shareable statement.
@@ -119,13 +127,9 @@ impl SharedWire<'_> {
         result_formats: &[FormatCode],
     ) -> Result<Vec<RawRow>, WireError> {
         shareable(sql)?;
-        let fut = self.conn.exec_query_with_formats(
-            sql,
-            params,
-            param_oids,
-            param_formats,
-            result_formats,
-        );
+        let fut = self
+            .conn
+            .exec_batched(sql, params, param_oids, param_formats, result_formats);
         Ok(fut.await?)
     }
 

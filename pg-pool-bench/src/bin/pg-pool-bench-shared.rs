@@ -5,7 +5,10 @@
 //! `AsyncWirePoolable` with `get_shared` (`exec_query`, cached per session), rotating the order per
 //! repetition; prints the medians, the ratios to deadpool-postgres in the same repetition,
 //! and the checkout-wait p99. `PG_POOL_BENCH_SHARED_MAX_IN_FLIGHT` sets the per-connection
-//! limit of the shared row (default: the pool's default).
+//! limit of the shared row (default: the pool's default). `PG_POOL_BENCH_SHARED_TASKS`
+//! (say `1024` or `256,1024`) measures only those task counts, and
+//! `PG_POOL_BENCH_SHARED_ROWS` (say `wire` or `deadpool,wire`: words found in the row
+//! names) only those rows, for profiling one row (ratios need the deadpool-postgres row).
 
 use std::time::Duration;
 
@@ -29,15 +32,32 @@ fn main() {
     println!("pool of 16, {reps} repetitions of {measure:?} (after {warm:?} warm-up)");
     println!("| tasks | row | qps (median) | ratio to deadpool prepare_cached | wait p99 |");
     println!("|---|---|---|---|---|");
-    for tasks in [16, 256, 1024] {
+    let task_counts: Vec<usize> = std::env::var("PG_POOL_BENCH_SHARED_TASKS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![16, 256, 1024]);
+    let wanted: Vec<bool> = match std::env::var("PG_POOL_BENCH_SHARED_ROWS") {
+        Ok(words) => KINDS
+            .iter()
+            .map(|kind| words.split(',').any(|w| kind.name().contains(w.trim())))
+            .collect(),
+        Err(_) => vec![true; KINDS.len()],
+    };
+    for tasks in task_counts {
         let mut runs: Vec<Vec<Option<PgRun>>> = vec![Vec::new(); KINDS.len()];
         for rep in 0..reps {
             for offset in 0..KINDS.len() {
                 let i = (rep + offset) % KINDS.len();
-                runs[i].push(run_once(KINDS[i], &url, 16, tasks, warm, measure));
+                let run = wanted[i]
+                    .then(|| run_once(KINDS[i], &url, 16, tasks, warm, measure))
+                    .flatten();
+                runs[i].push(run);
             }
         }
         for (i, kind) in KINDS.iter().enumerate() {
+            if !wanted[i] {
+                continue;
+            }
             let done: Vec<PgRun> = runs[i].iter().flatten().copied().collect();
             if done.is_empty() {
                 println!("| {tasks} | {} | stalled | | |", kind.name());

@@ -214,33 +214,34 @@ trait Inspect {
     fn body(&mut self, bytes: &[u8]);
     /// The current message ended.
     fn end(&mut self, shared: &TapShared);
+    /// A whole message at once, its body in place: what `begin`, `body` and `end` would
+    /// record, in one step.
+    fn whole(&mut self, kind: u8, body: &[u8], shared: &TapShared);
 }
 
 impl Framing {
     /// Feeds `bytes`; `false` once the framing is lost.
+    #[inline]
     fn feed<I: Inspect>(&mut self, mut bytes: &[u8], inspect: &mut I, shared: &TapShared) -> bool {
         while !bytes.is_empty() {
-            // Fast path: a whole message at a message boundary (the usual case: the driver
-            // writes and the server sends whole messages), inspected in place.
-            if self.body_left.is_none()
-                && self.got == 0
-                && let Some(&[kind, a, b, c, d]) = bytes.get(..5)
-            {
-                let Some(body) = u32::try_from(i32::from_be_bytes([a, b, c, d]))
-                    .ok()
-                    .and_then(|l| l.checked_sub(4))
-                else {
-                    return false;
-                };
-                let rest = &bytes[5..];
-                if let Some(whole) = rest.get(..body as usize) {
-                    inspect.begin(kind, body);
-                    if body > 0 {
-                        inspect.body(whole);
+            // Fast path: whole messages at a message boundary (the usual case: the driver
+            // writes and the server sends whole messages), each inspected in place.
+            if self.body_left.is_none() && self.got == 0 {
+                while let Some(&[kind, a, b, c, d]) = bytes.get(..5) {
+                    let len = i32::from_be_bytes([a, b, c, d]);
+                    if len < 4 {
+                        return false;
                     }
-                    inspect.end(shared);
-                    bytes = &rest[body as usize..];
-                    continue;
+                    // Non-negative and at least 4.
+                    let body = (len - 4) as usize;
+                    let Some(whole) = bytes.get(5..5 + body) else {
+                        break;
+                    };
+                    inspect.whole(kind, whole, shared);
+                    bytes = &bytes[5 + body..];
+                }
+                if bytes.is_empty() {
+                    return true;
                 }
             }
             match self.body_left {

@@ -40,6 +40,7 @@ impl StopSignal {
     /// waiter stores its waker under the lock, then reads the flag again. Either `stop`
     /// finds the waker, or the waiter sees the flag. A waker `stop` took is never needed
     /// again: the flag stays set.
+    #[inline]
     pub(crate) fn poll_stopped(
         &self,
         cx: &mut Context<'_>,

@@ -132,7 +132,9 @@ impl TapShared {
     /// Whether a `DISCARD ALL` or `DEALLOCATE` completed since the last call: the statement
     /// cache must then be emptied, or it would hand out statements the server forgot.
     pub(crate) fn take_statements_dropped(&self) -> bool {
-        self.statements_dropped.swap(false, Ordering::AcqRel)
+        // Read first: the swap (a locked instruction) only when there is something to take.
+        self.statements_dropped.load(Ordering::Acquire)
+            && self.statements_dropped.swap(false, Ordering::AcqRel)
     }
 
     /// Whether `in_hot_standby` changed since startup.

@@ -116,7 +116,11 @@ mod tests {
         signal.stop();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the stop woke the task");
         signal.stop();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the waker was taken once");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the waker was taken once"
+        );
         assert!(signal.poll_stopped(&mut cx, &mut registered).is_ready());
         // A stop before any registration is seen at the first poll.
         let other = StopSignal::default();
@@ -144,7 +148,11 @@ mod tests {
         );
         signal.stop();
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1, "the last waker is woken");
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the last waker is woken"
+        );
     }
 
     #[test]

@@ -4,11 +4,18 @@
 //!
 //! Both directions are framed (type byte, `i32` length, body), partial headers kept across
 //! reads and writes, bodies never copied: only the bytes inspected are looked at, and no
-//! message allocates. Exchanges are numbered in wire order: each `Query`, `Sync` and
-//! `FunctionCall` the client writes is one, and each `ReadyForQuery` the server sends
-//! completes the oldest. What changed the session is recorded against the exchange it
-//! belongs to; a reset exchange that completed without an error erases everything up to
-//! and including its own number.
+//! message allocates but for the first sight of an SQL text (its verdict is kept, with a
+//! copy of a short text). A message that arrives whole (the usual case) is inspected in one
+//! step, in place; the server's rows, descriptions and completions are skipped by type
+//! and length alone. The counters a return path reads are kept by each direction while
+//! it reads one buffer and published once at its end (both directions run on the
+//! connection's task, and a buffer is published before the stream's call returns).
+//!
+//! Exchanges are numbered in wire order: each `Query`, `Sync` and `FunctionCall` the
+//! client writes is one, and each `ReadyForQuery` the server sends completes the oldest.
+//! What changed the session is recorded against the exchange it belongs to; a reset
+//! exchange that completed without an error erases everything up to and including its
+//! own number.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 

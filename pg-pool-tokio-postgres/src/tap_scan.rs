@@ -73,7 +73,8 @@ struct Verdict {
 /// then compared whole with the text kept beside its verdict (a collision only costs a
 /// judgement), a longer one by a keyed 64-bit hash (random keys per session, so chosen
 /// text cannot collide on purpose) and its length: a statement seen before costs a hash
-/// and a comparison. A text never completed (no NUL) or longer than [`JUDGED_SQL_MAX`] counts as a
+/// and a comparison. The texts kept take at most `VERDICTS` × [`KEPT_TEXT_MAX`] bytes
+/// (64 KiB) per session. A text never completed (no NUL) or longer than [`JUDGED_SQL_MAX`] counts as a
 /// change.
 #[derive(Default)]
 pub(crate) struct SqlJudge {
@@ -434,8 +435,16 @@ mod tests {
         for text in &same_slot {
             let harmful = format!("{text} FROM f()");
             for _ in 0..2 {
-                assert!(!judged(&mut judge, format!("{text}\0").as_bytes(), &[usize::MAX]));
-                assert!(judged(&mut judge, format!("{harmful}\0").as_bytes(), &[usize::MAX]));
+                assert!(!judged(
+                    &mut judge,
+                    format!("{text}\0").as_bytes(),
+                    &[usize::MAX]
+                ));
+                assert!(judged(
+                    &mut judge,
+                    format!("{harmful}\0").as_bytes(),
+                    &[usize::MAX]
+                ));
             }
         }
         // Long texts go by the keyed hash and keep no copy.
@@ -443,7 +452,11 @@ mod tests {
         assert!(!judged(&mut judge, long.as_bytes(), &[usize::MAX]));
         assert!(!judged(&mut judge, long.as_bytes(), &[usize::MAX]));
         let verdicts = judge.verdicts.as_deref().unwrap_or(&[]);
-        assert!(verdicts.iter().all(|v| v.text.as_ref().is_none_or(|t| t.len() <= KEPT_TEXT_MAX)));
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| v.text.as_ref().is_none_or(|t| t.len() <= KEPT_TEXT_MAX))
+        );
         assert!(verdicts.iter().any(|v| v.known && v.text.is_none()));
     }
 

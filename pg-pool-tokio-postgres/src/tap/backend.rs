@@ -85,7 +85,6 @@ pub(crate) struct Backend {
     status_read: u8,
 }
 
-
 impl Backend {
     /// A framer for a stream whose first server byte answers an `SSLRequest`.
     #[cfg(feature = "tls")]
@@ -193,7 +192,6 @@ impl Backend {
         self.kept[self.kept_len..self.kept_len + take].copy_from_slice(&part[..take]);
         self.kept_len += take;
     }
-
 }
 
 impl Inspect for Backend {

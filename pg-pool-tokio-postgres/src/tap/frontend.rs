@@ -38,7 +38,6 @@ pub(crate) struct Frontend {
     completed: u64,
 }
 
-
 impl Frontend {
     /// Feeds bytes the client wrote (only once armed).
     pub(crate) fn feed(&mut self, bytes: &[u8], shared: &TapShared) {

@@ -216,7 +216,10 @@ fn replay(picks: &[usize], answers: &[usize], bytewise: bool) -> String {
 fn odd_messages_read_alike_whole_and_in_pieces() {
     let client: Vec<usize> = (0..odd_client_messages().len()).collect();
     let server: Vec<usize> = (0..odd_server_messages().len()).collect();
-    assert_eq!(replay(&client, &server, false), replay(&client, &server, true));
+    assert_eq!(
+        replay(&client, &server, false),
+        replay(&client, &server, true)
+    );
 }
 
 proptest! {

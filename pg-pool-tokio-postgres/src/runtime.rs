@@ -112,9 +112,14 @@ where
             }
         });
         // The driver first: a session that can end cleanly does so before the stop counts.
-        let ended = futures_lite::future::or(async { Some(driven.await) }, async {
-            signal.stopped().await;
-            None
+        // One future, not a race of two: the stop costs one atomic load per wake-up.
+        let mut driven = std::pin::pin!(driven);
+        let mut registered = None;
+        let ended = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(result) = driven.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(result));
+            }
+            signal.poll_stopped(cx, &mut registered).map(|()| None)
         })
         .await;
         match ended {

@@ -88,10 +88,22 @@ pub(crate) fn classify(sql: &str) -> SqlFlags {
     flags
 }
 
+/// Which bytes are word bytes: ASCII letters and digits, and `_`.
+static WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'_';
+        byte += 1;
+    }
+    table
+};
+
 /// A byte of a word: an ASCII letter or digit, or `_`. Every other byte separates words,
 /// the bytes of a non-ASCII character included (each is at least `0x80`).
 fn is_word_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_'
+    WORD_BYTES[usize::from(byte)]
 }
 
 #[cfg(test)]

@@ -4,11 +4,18 @@
 //!
 //! Both directions are framed (type byte, `i32` length, body), partial headers kept across
 //! reads and writes, bodies never copied: only the bytes inspected are looked at, and no
-//! message allocates. Exchanges are numbered in wire order: each `Query`, `Sync` and
-//! `FunctionCall` the client writes is one, and each `ReadyForQuery` the server sends
-//! completes the oldest. What changed the session is recorded against the exchange it
-//! belongs to; a reset exchange that completed without an error erases everything up to
-//! and including its own number.
+//! message allocates but for the first sight of an SQL text (its verdict is kept, with a
+//! copy of a short text). A message that arrives whole (the usual case) is inspected in one
+//! step, in place; the server's rows, descriptions and completions are skipped by type
+//! and length alone. The counters a return path reads are kept by each direction while
+//! it reads one buffer and published once at its end (both directions run on the
+//! connection's task, and a buffer is published before the stream's call returns).
+//!
+//! Exchanges are numbered in wire order: each `Query`, `Sync` and `FunctionCall` the
+//! client writes is one, and each `ReadyForQuery` the server sends completes the oldest.
+//! What changed the session is recorded against the exchange it belongs to; a reset
+//! exchange that completed without an error erases everything up to and including its
+//! own number.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 
@@ -132,7 +139,9 @@ impl TapShared {
     /// Whether a `DISCARD ALL` or `DEALLOCATE` completed since the last call: the statement
     /// cache must then be emptied, or it would hand out statements the server forgot.
     pub(crate) fn take_statements_dropped(&self) -> bool {
-        self.statements_dropped.swap(false, Ordering::AcqRel)
+        // Read first: the swap (a locked instruction) only when there is something to take.
+        self.statements_dropped.load(Ordering::Acquire)
+            && self.statements_dropped.swap(false, Ordering::AcqRel)
     }
 
     /// Whether `in_hot_standby` changed since startup.
@@ -214,33 +223,34 @@ trait Inspect {
     fn body(&mut self, bytes: &[u8]);
     /// The current message ended.
     fn end(&mut self, shared: &TapShared);
+    /// A whole message at once, its body in place: what `begin`, `body` and `end` would
+    /// record, in one step.
+    fn whole(&mut self, kind: u8, body: &[u8], shared: &TapShared);
 }
 
 impl Framing {
     /// Feeds `bytes`; `false` once the framing is lost.
+    #[inline]
     fn feed<I: Inspect>(&mut self, mut bytes: &[u8], inspect: &mut I, shared: &TapShared) -> bool {
         while !bytes.is_empty() {
-            // Fast path: a whole message at a message boundary (the usual case: the driver
-            // writes and the server sends whole messages), inspected in place.
-            if self.body_left.is_none()
-                && self.got == 0
-                && let Some(&[kind, a, b, c, d]) = bytes.get(..5)
-            {
-                let Some(body) = u32::try_from(i32::from_be_bytes([a, b, c, d]))
-                    .ok()
-                    .and_then(|l| l.checked_sub(4))
-                else {
-                    return false;
-                };
-                let rest = &bytes[5..];
-                if let Some(whole) = rest.get(..body as usize) {
-                    inspect.begin(kind, body);
-                    if body > 0 {
-                        inspect.body(whole);
+            // Fast path: whole messages at a message boundary (the usual case: the driver
+            // writes and the server sends whole messages), each inspected in place.
+            if self.body_left.is_none() && self.got == 0 {
+                while let Some(&[kind, a, b, c, d]) = bytes.get(..5) {
+                    let len = i32::from_be_bytes([a, b, c, d]);
+                    if len < 4 {
+                        return false;
                     }
-                    inspect.end(shared);
-                    bytes = &rest[body as usize..];
-                    continue;
+                    // Non-negative and at least 4.
+                    let body = (len - 4) as usize;
+                    let Some(whole) = bytes.get(5..5 + body) else {
+                        break;
+                    };
+                    inspect.whole(kind, whole, shared);
+                    bytes = &bytes[5 + body..];
+                }
+                if bytes.is_empty() {
+                    return true;
                 }
             }
             match self.body_left {

@@ -17,14 +17,50 @@ const VERDICTS: usize = 256;
 /// A split SQL text's buffer larger than this is freed once judged.
 const SPLIT_KEEP: usize = 16 * 1024;
 
-/// One remembered verdict: the SQL text's hash and length, and whether it changes the
-/// session.
-#[derive(Debug, Default, Clone, Copy)]
+/// Texts up to this many bytes are kept with their verdict and compared whole; longer
+/// ones are known by their keyed hash and length.
+const KEPT_TEXT_MAX: usize = 256;
+
+/// The index of the first NUL byte of `bytes`, eight bytes at a time.
+pub(crate) fn nul_at(bytes: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        // The lowest byte flagged is the first NUL (a byte above a NUL may be flagged by
+        // the borrow, never one below it).
+        let zero = word.wrapping_sub(LOW) & !word & HIGH;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == 0)
+        .map(|i| at + i)
+}
+
+/// The bytes of `body` up to its first NUL, and those after it (`None` without a NUL).
+pub(crate) fn cstr(body: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match nul_at(body) {
+        Some(end) => (&body[..end], Some(&body[end + 1..])),
+        None => (body, None),
+    }
+}
+
+/// One remembered verdict: the SQL text's hash and length, the text itself when short, and
+/// whether it changes the session.
+#[derive(Debug, Default)]
 struct Verdict {
     hash: u64,
     len: u32,
     known: bool,
     changes: bool,
+    text: Option<Box<[u8]>>,
 }
 
 /// Judges the SQL text of each `Query` and `Parse` with
@@ -33,9 +69,12 @@ struct Verdict {
 ///
 /// A text that arrives whole (the usual case) is judged in place, without copying; a text
 /// split across writes is gathered in a buffer kept for the next one. Verdicts are kept in
-/// a small table keyed by a keyed 64-bit hash of the text (random keys per session, so
-/// chosen text cannot collide on purpose) and its length: a statement seen before costs
-/// a hash. A text never completed (no NUL) or longer than [`JUDGED_SQL_MAX`] counts as a
+/// a small table: a text of up to [`KEPT_TEXT_MAX`] bytes is found by a quick hash and
+/// then compared whole with the text kept beside its verdict (a collision only costs a
+/// judgement), a longer one by a keyed 64-bit hash (random keys per session, so chosen
+/// text cannot collide on purpose) and its length: a statement seen before costs a hash
+/// and a comparison. The texts kept take at most `VERDICTS` × [`KEPT_TEXT_MAX`] bytes
+/// (64 KiB) per session. A text never completed (no NUL) or longer than [`JUDGED_SQL_MAX`] counts as a
 /// change.
 #[derive(Default)]
 pub(crate) struct SqlJudge {
@@ -48,7 +87,7 @@ pub(crate) struct SqlJudge {
     /// The current text's verdict, once done.
     changes: bool,
     keys: std::hash::RandomState,
-    verdicts: Option<Box<[Verdict; VERDICTS]>>,
+    verdicts: Option<Box<[Verdict]>>,
 }
 
 impl std::fmt::Debug for SqlJudge {
@@ -75,7 +114,7 @@ impl SqlJudge {
         if self.done || bytes.is_empty() {
             return;
         }
-        let (text, complete) = match bytes.iter().position(|&b| b == 0) {
+        let (text, complete) = match nul_at(bytes) {
             Some(end) => (&bytes[..end], true),
             None => (bytes, false),
         };
@@ -105,6 +144,15 @@ impl SqlJudge {
         }
     }
 
+    /// The verdict on a whole message body at once (a text and its NUL, maybe more): what
+    /// [`start`](Self::start), [`feed`](Self::feed) and [`changes`](Self::changes) say.
+    pub(crate) fn judge_whole(&mut self, bytes: &[u8]) -> bool {
+        match nul_at(bytes) {
+            Some(end) if end <= JUDGED_SQL_MAX => self.judge(&bytes[..end]),
+            _ => true,
+        }
+    }
+
     /// Whether the text of the message that just ended may change the session.
     pub(crate) fn changes(&self) -> bool {
         !self.done || self.len > JUDGED_SQL_MAX || self.changes
@@ -112,14 +160,23 @@ impl SqlJudge {
 
     /// The verdict on a whole text, from the table when it was judged before.
     fn judge(&mut self, text: &[u8]) -> bool {
-        let hash = self.keys.hash_one(text);
+        let short = text.len() <= KEPT_TEXT_MAX;
+        let hash = if short {
+            quick_hash(text)
+        } else {
+            self.keys.hash_one(text)
+        };
         // At most JUDGED_SQL_MAX.
         let len = text.len() as u32;
         let verdicts = self
             .verdicts
-            .get_or_insert_with(|| Box::new([Verdict::default(); VERDICTS]));
+            .get_or_insert_with(|| (0..VERDICTS).map(|_| Verdict::default()).collect());
         let slot = &mut verdicts[(hash % VERDICTS as u64) as usize];
-        if slot.known && slot.hash == hash && slot.len == len {
+        if slot.known
+            && slot.hash == hash
+            && slot.len == len
+            && slot.text.as_deref() == short.then_some(text)
+        {
             return slot.changes;
         }
         let changes = sql_changes_session(&String::from_utf8_lossy(text));
@@ -128,9 +185,26 @@ impl SqlJudge {
             len,
             known: true,
             changes,
+            text: short.then(|| text.into()),
         };
         changes
     }
+}
+
+/// A quick hash of a short text, eight bytes at a time (texts are compared whole after it,
+/// so it needs spread, not secrecy).
+fn quick_hash(text: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash = text.len() as u64;
+    let mut words = text.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    hash ^ (hash >> 32)
 }
 
 /// A statement name, hashed as it streams by (FNV-1a, 64 bits).
@@ -150,6 +224,13 @@ impl Default for NameHash {
 }
 
 impl NameHash {
+    /// The hash of a whole name.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        let mut name = Self::default();
+        name.feed(bytes);
+        name
+    }
+
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.hash = (self.hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
@@ -205,6 +286,11 @@ impl ResetMatch {
             }
         }
         self.pos += bytes.len();
+    }
+
+    /// Whether a whole `Query` body is one of the texts, byte for byte.
+    pub(crate) fn whole(body: &[u8]) -> bool {
+        reset_texts().iter().take(32).any(|text| **text == *body)
     }
 
     /// The whole body was one of the texts.
@@ -333,6 +419,76 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn texts_sharing_a_slot_keep_their_own_verdicts() {
+        let mut judge = SqlJudge::default();
+        // Texts whose quick hashes fall in one slot: each found whole, never another's.
+        let target = quick_hash(b"SELECT 0") % VERDICTS as u64;
+        let same_slot: Vec<String> = (0..100_000)
+            .map(|i| format!("SELECT {i}"))
+            .filter(|t| quick_hash(t.as_bytes()) % VERDICTS as u64 == target)
+            .take(4)
+            .collect();
+        assert_eq!(same_slot.len(), 4);
+        for text in &same_slot {
+            let harmful = format!("{text} FROM f()");
+            for _ in 0..2 {
+                assert!(!judged(
+                    &mut judge,
+                    format!("{text}\0").as_bytes(),
+                    &[usize::MAX]
+                ));
+                assert!(judged(
+                    &mut judge,
+                    format!("{harmful}\0").as_bytes(),
+                    &[usize::MAX]
+                ));
+            }
+        }
+        // Long texts go by the keyed hash and keep no copy.
+        let long = format!("SELECT '{}'\0", "z".repeat(KEPT_TEXT_MAX));
+        assert!(!judged(&mut judge, long.as_bytes(), &[usize::MAX]));
+        assert!(!judged(&mut judge, long.as_bytes(), &[usize::MAX]));
+        let verdicts = judge.verdicts.as_deref().unwrap_or(&[]);
+        assert!(
+            verdicts
+                .iter()
+                .all(|v| v.text.as_ref().is_none_or(|t| t.len() <= KEPT_TEXT_MAX))
+        );
+        assert!(verdicts.iter().any(|v| v.known && v.text.is_none()));
+    }
+
+    #[test]
+    fn nul_at_finds_the_first_nul() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            // Mostly bytes around 0, 1 and 0x80, where a borrow could mislead.
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 6 {
+                    0 => 0,
+                    1 => 1,
+                    2 => 0x80,
+                    3 => 0xff,
+                    _ => next() as u8,
+                })
+                .collect();
+            assert_eq!(
+                nul_at(&bytes),
+                bytes.iter().position(|&b| b == 0),
+                "{bytes:?}"
+            );
+        }
+        assert_eq!(cstr(b"ab\0cd"), (&b"ab"[..], Some(&b"cd"[..])));
+        assert_eq!(cstr(b"ab"), (&b"ab"[..], None));
     }
 
     #[test]

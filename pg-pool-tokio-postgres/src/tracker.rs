@@ -100,7 +100,11 @@ impl Tracker {
     /// Whether the tap saw exchanges written since the last return that trusted it (`sent`
     /// now), recording `sent` for the next one.
     pub(crate) fn tap_advanced(&self, sent: u64) -> bool {
-        self.tap_sent.swap(sent, Ordering::Relaxed) < sent
+        // Only the return path (which holds the connection exclusively) reads and writes
+        // it: a load and a store, no locked swap.
+        let before = self.tap_sent.load(Ordering::Relaxed);
+        self.tap_sent.store(sent, Ordering::Relaxed);
+        before < sent
     }
 
     /// Records raw access.

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Framing, Inspect, TapShared};
+use crate::tap_scan::{cstr, nul_at};
 
 /// Command tags (first word) of statements that leave no session state behind, unless
 /// their SQL says otherwise (see `SqlJudge`, which also counts `CALL` and any call of a
@@ -72,6 +73,16 @@ pub(crate) struct Backend {
     error: bool,
     /// `in_hot_standby` as the server first reported it (`on`: 1, `off`: 2).
     standby: u8,
+    /// Whether the tap was armed when the bytes being read arrived.
+    armed: bool,
+    /// The shared counters and status, read at the start of each read and published at
+    /// its end (this direction alone writes them), so that a read buffer holding many
+    /// messages costs one publication and one wake-up check.
+    completed: u64,
+    weighty_completed: u64,
+    status: u8,
+    /// The status byte of the last `ReadyForQuery` read (kept by one without its byte).
+    status_read: u8,
 }
 
 impl Backend {
@@ -103,23 +114,83 @@ impl Backend {
             }
             bytes = &bytes[1..];
         }
+        self.armed = shared.is_armed();
+        self.completed = shared.completed.load(Ordering::Relaxed);
+        self.weighty_completed = shared.weighty_completed.load(Ordering::Relaxed);
+        let completed = self.completed;
         let mut framing = self.framing;
-        if !framing.feed(bytes, self, shared) {
+        let sound = framing.feed(bytes, self, shared);
+        self.framing = framing;
+        if self.completed != completed {
+            // The status before the count: a reader that sees the count sees its status.
+            shared.status.store(self.status, Ordering::Release);
+            shared
+                .weighty_completed
+                .store(self.weighty_completed, Ordering::Release);
+            shared.completed.store(self.completed, Ordering::Release);
+            shared.wake();
+        }
+        if !sound {
             shared.mark_desync();
         }
-        self.framing = framing;
+    }
+
+    /// A `CommandComplete` with `tag` (its first [`KEEP`] bytes).
+    fn tagged(&mut self, shared: &TapShared, tag: &[u8]) {
+        if !self.armed {
+            return;
+        }
+        let current = self.completed + 1;
+        let first = tag.split(|&b| b == b' ').next().unwrap_or(tag);
+        if !NEUTRAL_TAGS.contains(&first) {
+            shared.mark_dirty(current);
+        }
+        if tag.starts_with(b"PREPARE") {
+            shared.prepared_at.fetch_max(current, Ordering::AcqRel);
+        }
+        if tag.starts_with(b"DISCARD ALL") || tag.starts_with(b"DEALLOCATE") {
+            shared.statements_dropped.store(true, Ordering::Release);
+        }
+    }
+
+    /// A `ParameterStatus` setting `name` to `value`.
+    fn parameter(&mut self, shared: &TapShared, name: &[u8], value: &[u8]) {
+        if name == b"in_hot_standby" {
+            let now = if value == b"on" { 1 } else { 2 };
+            if self.standby == 0 {
+                self.standby = now;
+            } else if self.standby != now {
+                shared.role_changed.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        if self.armed {
+            shared.mark_dirty(self.completed + 1);
+        }
+    }
+
+    /// A `ReadyForQuery` with transaction status `status`: the oldest exchange completed.
+    fn ready(&mut self, shared: &TapShared, status: u8) {
+        if !self.armed {
+            return;
+        }
+        let current = self.completed + 1;
+        if current == shared.reset_sent_at.load(Ordering::Acquire) && !self.error {
+            shared.reset_at.fetch_max(current, Ordering::AcqRel);
+        }
+        self.error = false;
+        self.status = status;
+        let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (current % 64));
+        if close_only == 0 {
+            self.weighty_completed += 1;
+        }
+        self.completed = current;
     }
 
     fn keep(&mut self, part: &[u8]) {
         let take = part.len().min(KEEP - self.kept_len);
         self.kept[self.kept_len..self.kept_len + take].copy_from_slice(&part[..take]);
         self.kept_len += take;
-    }
-
-    fn tag_is_neutral(&self) -> bool {
-        let tag = &self.kept[..self.kept_len];
-        let first = tag.split(|&b| b == b' ').next().unwrap_or(tag);
-        NEUTRAL_TAGS.contains(&first)
     }
 }
 
@@ -134,7 +205,7 @@ impl Inspect for Backend {
     fn body(&mut self, mut bytes: &[u8]) {
         match self.kind {
             // CommandComplete: the tag.
-            b'C' if self.field == 0 => match bytes.iter().position(|&b| b == 0) {
+            b'C' if self.field == 0 => match nul_at(bytes) {
                 Some(end) => {
                     self.keep(&bytes[..end]);
                     self.field = 1;
@@ -143,13 +214,13 @@ impl Inspect for Backend {
             },
             // ReadyForQuery: the status.
             b'Z' if self.field == 0 => {
-                self.value[0] = bytes[0];
+                self.status_read = bytes[0];
                 self.field = 1;
             }
             // ParameterStatus: name, value.
             b'S' => {
                 while self.field < 2 && !bytes.is_empty() {
-                    let end = bytes.iter().position(|&b| b == 0);
+                    let end = nul_at(bytes);
                     let part = &bytes[..end.unwrap_or(bytes.len())];
                     if self.field == 0 {
                         self.keep(part);
@@ -173,51 +244,44 @@ impl Inspect for Backend {
     }
 
     fn end(&mut self, shared: &TapShared) {
-        if self.kind == b'S' && &self.kept[..self.kept_len] == b"in_hot_standby" {
-            let now = if &self.value[..self.value_len] == b"on" {
-                1
-            } else {
-                2
-            };
-            if self.standby == 0 {
-                self.standby = now;
-            } else if self.standby != now {
-                shared.role_changed.store(true, Ordering::Relaxed);
-            }
-            return;
-        }
-        if !shared.is_armed() {
-            return;
-        }
-        let current = shared.completed.load(Ordering::Relaxed) + 1;
+        let kept = self.kept;
+        let kept = &kept[..self.kept_len];
         match self.kind {
+            b'S' => {
+                let value = self.value;
+                self.parameter(shared, kept, &value[..self.value_len]);
+            }
+            b'C' => self.tagged(shared, kept),
+            b'E' => self.error |= self.armed,
+            b'Z' => self.ready(shared, self.status_read),
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn whole(&mut self, kind: u8, body: &[u8], shared: &TapShared) {
+        match kind {
+            // Rows, descriptions, parse/bind/close completions and the rest: their type is
+            // all that matters.
+            b'D' | b'T' | b't' | b'1' | b'2' | b'3' | b'n' | b's' | b'I' => {}
             b'C' => {
-                if !self.tag_is_neutral() {
-                    shared.mark_dirty(current);
-                }
-                let tag = &self.kept[..self.kept_len];
-                if tag.starts_with(b"PREPARE") {
-                    shared.prepared_at.fetch_max(current, Ordering::AcqRel);
-                }
-                if tag.starts_with(b"DISCARD ALL") || tag.starts_with(b"DEALLOCATE") {
-                    shared.statements_dropped.store(true, Ordering::Release);
-                }
+                let tag = cstr(body).0;
+                self.tagged(shared, &tag[..tag.len().min(KEEP)]);
             }
-            b'E' => self.error = true,
-            b'S' => shared.mark_dirty(current),
             b'Z' => {
-                if current == shared.reset_sent_at.load(Ordering::Acquire) && !self.error {
-                    shared.reset_at.fetch_max(current, Ordering::AcqRel);
+                // A `ReadyForQuery` without its byte keeps the last status, as when framed
+                // piece by piece.
+                if let Some(&status) = body.first() {
+                    self.status_read = status;
                 }
-                self.error = false;
-                shared.status.store(self.value[0], Ordering::Release);
-                let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (current % 64));
-                if close_only == 0 {
-                    shared.weighty_completed.fetch_add(1, Ordering::AcqRel);
-                }
-                shared.completed.store(current, Ordering::Release);
-                shared.wake();
+                self.ready(shared, self.status_read);
             }
+            b'S' => {
+                let (name, rest) = cstr(body);
+                let value = rest.map_or(&[][..], |rest| cstr(rest).0);
+                self.parameter(shared, name, value);
+            }
+            b'E' => self.error |= self.armed,
             _ => {}
         }
     }

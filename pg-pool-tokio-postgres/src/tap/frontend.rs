@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Framing, Inspect, TapShared};
-use crate::tap_scan::{NameHash, ResetMatch, SqlJudge};
+use crate::tap_scan::{NameHash, ResetMatch, SqlJudge, cstr, nul_at};
 
 /// Statements whose SQL changes the session, by name hash; beyond this many, every
 /// `Bind` counts as a change.
@@ -23,46 +23,110 @@ pub(crate) struct Frontend {
     sql: SqlJudge,
     reset: ResetMatch,
     /// Named statements whose SQL changes the session.
-    stateful: Vec<u64>,
-    overflow: bool,
+    pub(super) stateful: Vec<u64>,
+    pub(super) overflow: bool,
     /// The unnamed statement's SQL changes the session.
-    unnamed_stateful: bool,
+    pub(super) unnamed_stateful: bool,
     /// The exchange being written does more than close statements or portals.
     weighty: bool,
+    /// The shared counters, read at the start of each write and published at its end
+    /// (this direction alone writes `sent`, `weighty_sent` and `close_only`; `completed`
+    /// cannot move during a write: both directions run on the connection's task).
+    sent: u64,
+    weighty_sent: u64,
+    close_only: u64,
+    completed: u64,
 }
 
 impl Frontend {
     /// Feeds bytes the client wrote (only once armed).
     pub(crate) fn feed(&mut self, bytes: &[u8], shared: &TapShared) {
+        self.sent = shared.sent.load(Ordering::Relaxed);
+        self.weighty_sent = shared.weighty_sent.load(Ordering::Relaxed);
+        self.close_only = shared.close_only.load(Ordering::Relaxed);
+        self.completed = shared.completed.load(Ordering::Relaxed);
+        let sent = self.sent;
         let mut framing = self.framing;
-        if !framing.feed(bytes, self, shared) {
+        let sound = framing.feed(bytes, self, shared);
+        self.framing = framing;
+        if self.sent != sent {
+            shared.close_only.store(self.close_only, Ordering::Relaxed);
+            shared
+                .weighty_sent
+                .store(self.weighty_sent, Ordering::Release);
+            shared.sent.store(self.sent, Ordering::Release);
+        }
+        if !sound {
             shared.mark_desync();
         }
-        self.framing = framing;
     }
 
     /// The exchange the message being written belongs to.
-    fn next_exchange(shared: &TapShared) -> u64 {
-        shared.sent.load(Ordering::Relaxed) + 1
+    fn next_exchange(&self) -> u64 {
+        self.sent + 1
     }
 
-    /// The exchange being written is complete on the client's side; returns its number.
-    fn complete_exchange(&mut self, shared: &TapShared) -> u64 {
-        let weighty = std::mem::take(&mut self.weighty) || self.kind != b'S';
-        let exchange = shared.sent.load(Ordering::Relaxed) + 1;
-        let completed = shared.completed.load(Ordering::Relaxed);
-        if exchange - completed > 64 {
+    /// The exchange being written is complete on the client's side (`sync`: by a `Sync`,
+    /// which alone may end an exchange that only closes); returns its number.
+    fn complete_exchange(&mut self, shared: &TapShared, sync: bool) -> u64 {
+        let weighty = std::mem::take(&mut self.weighty) || !sync;
+        let exchange = self.sent + 1;
+        if exchange - self.completed > 64 {
             shared.ring_overflow.store(true, Ordering::Release);
         }
         let bit = 1u64 << (exchange % 64);
         if weighty {
-            shared.close_only.fetch_and(!bit, Ordering::Relaxed);
-            shared.weighty_sent.fetch_add(1, Ordering::AcqRel);
+            self.close_only &= !bit;
+            self.weighty_sent += 1;
         } else {
-            shared.close_only.fetch_or(bit, Ordering::Relaxed);
+            self.close_only |= bit;
         }
-        shared.sent.store(exchange, Ordering::Release);
+        self.sent = exchange;
         exchange
+    }
+
+    /// A `Query` whose SQL `changes` the session (`reset`: it is one of the pool's reset
+    /// texts, byte for byte) was written.
+    fn queried(&mut self, shared: &TapShared, changes: bool, reset: bool) {
+        let exchange = self.complete_exchange(shared, false);
+        if changes {
+            shared.mark_dirty(exchange);
+        }
+        if reset {
+            shared.reset_sent_at.store(exchange, Ordering::Release);
+        }
+    }
+
+    /// A `Parse` of statement `name` whose SQL changes the session or not.
+    fn parsed(&mut self, shared: &TapShared, name: NameHash, stateful: bool) {
+        if name.is_empty() {
+            self.unnamed_stateful = stateful;
+        } else if stateful {
+            if self.stateful.len() < STATEFUL_STATEMENTS_MAX {
+                self.stateful.push(name.value());
+            } else {
+                self.overflow = true;
+            }
+        }
+        if stateful {
+            shared.mark_dirty(self.next_exchange());
+        }
+    }
+
+    /// A `Bind` of statement `name`.
+    fn bound(&mut self, shared: &TapShared, name: NameHash) {
+        if self.is_stateful(name) {
+            shared.mark_dirty(self.next_exchange());
+        }
+    }
+
+    /// A `Close` of statement `name`.
+    fn closed_statement(&mut self, name: NameHash) {
+        if name.is_empty() {
+            self.unnamed_stateful = false;
+        } else if let Some(i) = self.stateful.iter().position(|&h| h == name.value()) {
+            self.stateful.swap_remove(i);
+        }
     }
 
     /// Reads NUL-terminated fields: feeds each byte of field `into` to `f`, moving to the
@@ -74,7 +138,7 @@ impl Frontend {
         mut f: impl FnMut(&mut Self, u8, &[u8]),
     ) -> &'b [u8] {
         while self.field <= last && !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == 0) {
+            match nul_at(bytes) {
                 Some(end) => {
                     f(self, self.field, &bytes[..end]);
                     self.field += 1;
@@ -149,47 +213,85 @@ impl Inspect for Frontend {
     fn end(&mut self, shared: &TapShared) {
         match self.kind {
             b'Q' => {
-                let exchange = self.complete_exchange(shared);
-                if self.sql.changes() {
-                    shared.mark_dirty(exchange);
-                }
-                if self.reset.matched() {
-                    shared.reset_sent_at.store(exchange, Ordering::Release);
-                }
+                let (changes, reset) = (self.sql.changes(), self.reset.matched());
+                self.queried(shared, changes, reset);
             }
             b'P' => {
                 let stateful = self.sql.changes();
-                if self.name.is_empty() {
-                    self.unnamed_stateful = stateful;
-                } else if stateful {
-                    if self.stateful.len() < STATEFUL_STATEMENTS_MAX {
-                        self.stateful.push(self.name.value());
-                    } else {
-                        self.overflow = true;
-                    }
-                }
-                if stateful {
-                    shared.mark_dirty(Self::next_exchange(shared));
-                }
+                self.parsed(shared, self.name, stateful);
             }
-            b'B' if self.is_stateful(self.name) => {
-                shared.mark_dirty(Self::next_exchange(shared));
-            }
-            b'C' if self.close_kind == b'S' => {
-                if self.name.is_empty() {
-                    self.unnamed_stateful = false;
-                } else if let Some(i) = self.stateful.iter().position(|&h| h == self.name.value()) {
-                    self.stateful.swap_remove(i);
-                }
-            }
+            b'B' => self.bound(shared, self.name),
+            b'C' if self.close_kind == b'S' => self.closed_statement(self.name),
             b'S' => {
-                self.complete_exchange(shared);
+                self.complete_exchange(shared, true);
             }
             b'F' => {
-                let exchange = self.complete_exchange(shared);
+                let exchange = self.complete_exchange(shared, false);
                 shared.mark_dirty(exchange);
             }
             _ => {}
+        }
+    }
+
+    #[inline]
+    fn whole(&mut self, kind: u8, body: &[u8], shared: &TapShared) {
+        match kind {
+            b'S' => {
+                self.complete_exchange(shared, true);
+            }
+            b'H' => {}
+            // Close: `S` or `P`, then the name. A named statement is looked up (hashed)
+            // only when some named statement is remembered as changing the session.
+            b'C' => match body {
+                [b'S'] | [b'S', 0, ..] => self.closed_statement(NameHash::default()),
+                [b'S', rest @ ..] if !self.stateful.is_empty() => {
+                    self.closed_statement(NameHash::of(cstr(rest).0));
+                }
+                _ => {}
+            },
+            // Bind: portal name, statement name, the rest. As for `Close`, a named statement
+            // is hashed only when it could be one remembered.
+            b'B' => {
+                self.weighty = true;
+                let statement = match body {
+                    [0, rest @ ..] => Some(rest),
+                    _ => cstr(body).1,
+                };
+                let name = match statement {
+                    None | Some([] | [0, ..]) => NameHash::default(),
+                    Some(_) if self.stateful.is_empty() && !self.overflow => return,
+                    Some(rest) => NameHash::of(cstr(rest).0),
+                };
+                self.bound(shared, name);
+            }
+            // Parse: statement name, SQL, parameter types. The name is hashed only when it
+            // must be remembered.
+            b'P' => {
+                self.weighty = true;
+                let (name, rest) = match body {
+                    [0, rest @ ..] => (&[][..], Some(rest)),
+                    _ => cstr(body),
+                };
+                let stateful = rest.is_none_or(|sql| self.sql.judge_whole(sql));
+                let name = if name.is_empty() {
+                    NameHash::default()
+                } else if stateful {
+                    NameHash::of(name)
+                } else {
+                    // Named, harmless: nothing to remember, nothing to forget.
+                    return;
+                };
+                self.parsed(shared, name, stateful);
+            }
+            b'Q' => {
+                let changes = self.sql.judge_whole(body);
+                self.queried(shared, changes, ResetMatch::whole(body));
+            }
+            b'F' => {
+                let exchange = self.complete_exchange(shared, false);
+                shared.mark_dirty(exchange);
+            }
+            _ => self.weighty = true,
         }
     }
 }

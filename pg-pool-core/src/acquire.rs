@@ -7,6 +7,22 @@
 //! other case (the slot empty or closed, a check that fails, a ping or a hook due) goes to
 //! [`Shared::acquire_slow`], with the connection already taken if there is one, so that the
 //! slow path decides about it exactly as about a connection it took itself.
+//!
+//! # Cooperative budget
+//!
+//! A checkout the fast slot serves never returns `Pending`, so a task looping on such
+//! checkouts must be made to yield, or the other tasks on its thread never run. The first
+//! poll spends one unit of the thread's budget ([`poll_thread_budget`], a thread-local
+//! counter: every [`THREAD_BUDGET`](crate::runtime::THREAD_BUDGET)th checkout on a thread
+//! yields once) before looking at the slot; only a checkout the slot does not serve, with
+//! nothing taken yet, also spends the runtime's budget ([`Runtime::poll_cooperate`]:
+//! tokio's task budget). The thread's counter is a few instructions where tokio's budget
+//! costs about thirty, and it makes a tight loop of fast checkouts yield as often as
+//! tokio's budget would (128 checkouts), whatever else the task does. What differs: the
+//! count is per thread, not per task poll (a task may yield after fewer checkouts when
+//! others on its thread used the budget), and `tokio::task::unconstrained` does not lift
+//! it. A checkout that took a connection needing validation goes straight on, so that the
+//! slow path owns the connection at once.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -18,7 +34,7 @@ use crate::clock::Instant;
 use crate::conn::Conn;
 use crate::guard::PoolGuard;
 use crate::poolable::Poolable;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, poll_thread_budget};
 use crate::shared::{PoolErrorOf, Shared};
 
 pin_project_lite::pin_project! {
@@ -74,8 +90,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let now = Instant::now();
         if conn.generation != self.generation()
             || conn.expired(now)
-            || self.hooks.acquire.is_some()
-            || self.needs_async_validation(&conn, now)
+            || !self.fast.needs_nothing_async(&conn, now)
             || catch_unwind(AssertUnwindSafe(|| conn.raw.has_pending_data())).unwrap_or(true)
         {
             // The slow path runs the same checks and acts on them.
@@ -104,15 +119,30 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<S::Output> {
         let mut this = self.project();
         if let StageProj::Start { make } = this.stage.as_mut().project() {
+            // The thread's budget first, so that a task looping on checkouts the fast slot
+            // serves still gives its thread back (see the module docs).
+            if poll_thread_budget(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let prefetched = match this.shared.acquire_fast(this.site) {
+                Ok(guard) => return Poll::Ready(Ok(guard)),
+                // Nothing taken yet: the runtime's budget, as for any resource.
+                Err(None) => {
+                    if this.shared.runtime.poll_cooperate(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    None
+                }
+                // A connection taken, to be validated: straight on, so that the slow path
+                // owns it at once.
+                Err(prefetched) => prefetched,
+            };
             let make = make
                 .take()
-                .expect("the start stage is left on its first poll");
-            match this.shared.acquire_fast(this.site) {
-                Ok(guard) => return Poll::Ready(Ok(guard)),
-                Err(prefetched) => this.stage.set(Stage::Slow {
-                    slow: make(prefetched),
-                }),
-            }
+                .expect("the start stage is left once it has taken nothing or built the slow one");
+            this.stage.set(Stage::Slow {
+                slow: make(prefetched),
+            });
         }
         match this.stage.project() {
             StageProj::Slow { slow } => slow.poll(cx),

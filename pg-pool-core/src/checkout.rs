@@ -3,6 +3,7 @@
 use crate::clock::{Instant, after};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,25 +42,60 @@ pin_project_lite::pin_project! {
     pub struct Checkout<'a, R, F> {
         runtime: &'a R,
         pool: &'a str,
-        cooperated: bool,
-        // Boxed, and only when a subscriber wants the span: a disabled span costs the
-        // checkout one null pointer.
-        traced: Option<Box<(tracing::Span, std::time::Instant)>>,
+        // Spend the runtime's budget on the first poll (the inner future does not).
+        cooperate: bool,
+        started: bool,
+        traced: Traced,
         #[pin]
         inner: F,
     }
 }
 
 impl<'a, R, F> Checkout<'a, R, F> {
+    /// A checkout whose first poll spends one unit of the runtime's cooperative budget
+    /// before polling `inner`.
     pub(crate) fn new(runtime: &'a R, pool: &'a str, inner: F) -> Self {
         Self {
             runtime,
             pool,
-            cooperated: false,
-            traced: None,
+            cooperate: true,
+            started: false,
+            traced: Traced(ManuallyDrop::new(None)),
             inner,
         }
     }
+
+    /// A checkout whose `inner` future spends the cooperative budget itself (the pool's
+    /// own checkout, `acquire.rs`: the thread's budget for a connection from the fast slot,
+    /// the runtime's otherwise).
+    pub(crate) fn pooled(runtime: &'a R, pool: &'a str, inner: F) -> Self {
+        Self {
+            cooperate: false,
+            ..Self::new(runtime, pool, inner)
+        }
+    }
+}
+
+/// A checkout's span and start time, if a subscriber wants the span. Boxed, so that a
+/// disabled span costs the checkout one null pointer; dropped by hand, so that dropping a
+/// checkout without a span is one inlined test rather than a call to the drop glue of a
+/// span.
+struct Traced(ManuallyDrop<Option<Box<(tracing::Span, std::time::Instant)>>>);
+
+impl Drop for Traced {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            drop_span(&mut self.0);
+        }
+    }
+}
+
+/// Drops a span (taken out, so that nothing is left to drop).
+#[cold]
+#[inline(never)]
+fn drop_span(traced: &mut Option<Box<(tracing::Span, std::time::Instant)>>) {
+    drop(traced.take());
 }
 
 /// The checkout's span, if a subscriber wants it. With no subscriber at `DEBUG`, one
@@ -128,23 +164,24 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Spend one unit of the runtime's cooperative budget per checkout, before anything
-        // else (here rather than as an await inside the checkout, which costs a state).
-        if !*this.cooperated {
-            if this.runtime.poll_cooperate(cx).is_pending() {
+        if !*this.started {
+            // Spend one unit of the runtime's cooperative budget per checkout, before
+            // anything else (here rather than as an await inside the checkout, which costs a
+            // state), unless the inner future does.
+            if *this.cooperate && this.runtime.poll_cooperate(cx).is_pending() {
                 return Poll::Pending;
             }
-            *this.cooperated = true;
+            *this.started = true;
             // Assigned only when there is a span: no drop of the old `None` otherwise.
             if let Some(span) = traced(this.pool) {
-                *this.traced = Some(span);
+                *this.traced.0 = Some(span);
             }
         }
         // One call site for the inner poll, so that it inlines as it did before spans.
-        let entered = this.traced.as_deref().map(|(span, _)| span.enter());
+        let entered = this.traced.0.as_deref().map(|(span, _)| span.enter());
         let output = this.inner.poll(cx);
         drop(entered);
-        if let (Poll::Ready(result), Some(traced)) = (&output, this.traced.as_deref()) {
+        if let (Poll::Ready(result), Some(traced)) = (&output, this.traced.0.as_deref()) {
             record(traced, outcome(result));
         }
         output

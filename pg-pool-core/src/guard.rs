@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::clock::Instant;
+use crate::clock::{Instant, nanos_between};
 
 use crate::conn::Conn;
 use tracing::Instrument;
@@ -144,7 +144,8 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         };
         self.unregister_leak();
         let now = Instant::now();
-        let usage = now.saturating_duration_since(self.checked_out);
+        // In nanoseconds: one subtraction; a `Duration` only where one is needed.
+        let usage = nanos_between(now, self.checked_out);
         let reason = if thread::panicking() {
             Some(DestroyReason::Panicked)
         } else if self.broken {
@@ -166,14 +167,18 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
             reason
         };
         if let Some(reason) = reason {
-            self.shared.destroy_active(conn, reason, Some(usage));
+            self.shared
+                .destroy_active(conn, reason, Some(Duration::from_nanos(usage)));
             return;
         }
         let reset = match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
             Ok(reset) => reset,
             Err(_) => {
-                self.shared
-                    .destroy_active(conn, DestroyReason::ResetFailed, Some(usage));
+                self.shared.destroy_active(
+                    conn,
+                    DestroyReason::ResetFailed,
+                    Some(Duration::from_nanos(usage)),
+                );
                 return;
             }
         };
@@ -189,18 +194,23 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
 }
 
 /// The synchronous end of every return: the release hook, then back to a waiter or idle.
+/// `usage` is in nanoseconds.
 #[inline]
 pub(crate) fn checkin<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     mut conn: Conn<T>,
     now: Instant,
-    usage: Duration,
+    usage: u64,
     spare: Option<Arc<WaiterOf<T>>>,
 ) {
     if let Some(hook) = &shared.hooks.release
         && LifecycleHooks::run_sync(hook, "release", &mut conn.raw).is_err()
     {
-        shared.destroy_active(conn, DestroyReason::HookRejected, Some(usage));
+        shared.destroy_active(
+            conn,
+            DestroyReason::HookRejected,
+            Some(Duration::from_nanos(usage)),
+        );
         return;
     }
     conn.last_used = now;
@@ -222,7 +232,7 @@ fn checkin_locked<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     conn: Conn<T>,
     now: Instant,
-    usage: Duration,
+    usage: u64,
     spare: Option<Arc<WaiterOf<T>>>,
 ) {
     let mut fx = Effects::default();
@@ -232,7 +242,7 @@ fn checkin_locked<T: Poolable, R: Runtime>(
             st.recycle(waiter);
         }
         st.ledger.release();
-        st.counters.usage_time.record(usage);
+        st.counters.usage_time.record(Duration::from_nanos(usage));
         shared.place(&mut st, conn, now, &mut fx);
         if fx.has_destroys() {
             shared.plan_connects(&mut st, now, &mut fx);
@@ -303,11 +313,7 @@ impl<T: Poolable, R: Runtime> Drop for Held<T, R> {
 /// The asynchronous return: reset if due, then the checkin hook, bounded together by
 /// `checkin_timeout`. The connection stays counted as active throughout; if this task is
 /// dropped midway the connection is destroyed, never lost.
-async fn checkin_async<T: Poolable, R: Runtime>(
-    mut held: Held<T, R>,
-    reset: bool,
-    usage: Duration,
-) {
+async fn checkin_async<T: Poolable, R: Runtime>(mut held: Held<T, R>, reset: bool, usage: u64) {
     let shared = Arc::clone(&held.shared);
     let work = async {
         let conn = held.get();

@@ -74,8 +74,13 @@ impl Histogram {
     #[inline]
     pub(crate) fn bucket(value: Duration) -> (usize, u64) {
         let micros = Self::micros(value);
-        let index = ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1);
-        (index, micros)
+        (Self::bucket_of_micros(micros), micros)
+    }
+
+    /// The bucket a sample of `micros` whole microseconds falls in.
+    #[inline]
+    pub(crate) fn bucket_of_micros(micros: u64) -> usize {
+        ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1)
     }
 
     /// Records a sample.

@@ -11,18 +11,18 @@
 //! # Cooperative budget
 //!
 //! A checkout the fast slot serves never returns `Pending`, so a task looping on such
-//! checkouts must be made to yield, or the other tasks on its thread never run. The first
-//! poll spends one unit of the thread's budget ([`poll_thread_budget`], a thread-local
+//! checkouts must be made to yield, or the other tasks on its thread never run. Every
+//! checkout spends one unit of budget on its first poll, before it takes anything: when the
+//! fast slot is open (nobody queued), the thread's ([`poll_thread_budget`], a thread-local
 //! counter: every [`THREAD_BUDGET`](crate::runtime::THREAD_BUDGET)th checkout on a thread
-//! yields once) before looking at the slot; only a checkout the slot does not serve, with
-//! nothing taken yet, also spends the runtime's budget ([`Runtime::poll_cooperate`]:
-//! tokio's task budget). The thread's counter is a few instructions where tokio's budget
+//! yields once); otherwise the runtime's ([`Runtime::poll_cooperate`]: tokio's task budget),
+//! as for any resource. The thread's counter is a few instructions where tokio's budget
 //! costs about thirty, and it makes a tight loop of fast checkouts yield as often as
-//! tokio's budget would (128 checkouts), whatever else the task does. What differs: the
-//! count is per thread, not per task poll (a task may yield after fewer checkouts when
-//! others on its thread used the budget), and `tokio::task::unconstrained` does not lift
-//! it. A checkout that took a connection needing validation goes straight on, so that the
-//! slow path owns the connection at once.
+//! tokio's budget would (128 checkouts), whatever else the task does. What differs on
+//! tokio: the count is per thread, not per task poll (a task may yield after fewer
+//! checkouts when others on its thread used the budget), and `tokio::task::unconstrained`
+//! does not lift it. A yield for budget happens before the checkout queues, so it never
+//! costs a caller its place (there is none yet) and never holds a connection.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -119,23 +119,26 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<S::Output> {
         let mut this = self.project();
         if let StageProj::Start { make } = this.stage.as_mut().project() {
-            // The thread's budget first, so that a task looping on checkouts the fast slot
-            // serves still gives its thread back (see the module docs).
-            if poll_thread_budget(cx).is_pending() {
+            // One unit of budget per checkout, before anything is taken: the thread's when
+            // the fast slot is open, the runtime's otherwise (see the module docs).
+            let open = this.shared.fast.is_open();
+            let budget = if open {
+                poll_thread_budget(cx)
+            } else {
+                this.shared.runtime.poll_cooperate(cx)
+            };
+            if budget.is_pending() {
                 return Poll::Pending;
             }
-            let prefetched = match this.shared.acquire_fast(this.site) {
-                Ok(guard) => return Poll::Ready(Ok(guard)),
-                // Nothing taken yet: the runtime's budget, as for any resource.
-                Err(None) => {
-                    if this.shared.runtime.poll_cooperate(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    None
+            let prefetched = if open {
+                match this.shared.acquire_fast(this.site) {
+                    Ok(guard) => return Poll::Ready(Ok(guard)),
+                    // Nothing to take, or a connection to validate: the slow path, which
+                    // then owns it at once.
+                    Err(prefetched) => prefetched,
                 }
-                // A connection taken, to be validated: straight on, so that the slow path
-                // owns it at once.
-                Err(prefetched) => prefetched,
+            } else {
+                None
             };
             let make = make
                 .take()
@@ -145,8 +148,15 @@ where
             });
         }
         match this.stage.project() {
-            StageProj::Slow { slow } => slow.poll(cx),
+            StageProj::Slow { slow } => poll_slow(slow, cx),
             StageProj::Start { .. } => unreachable!("the slow stage was just set"),
         }
     }
+}
+
+/// Polls the slow path, out of line: the fast path stays a small function that saves few
+/// registers.
+#[inline(never)]
+fn poll_slow<S: Future>(slow: Pin<&mut S>, cx: &mut Context<'_>) -> Poll<S::Output> {
+    slow.poll(cx)
 }

@@ -177,15 +177,30 @@ where
                 *this.traced.0 = Some(span);
             }
         }
-        // One call site for the inner poll, so that it inlines as it did before spans.
-        let entered = this.traced.0.as_deref().map(|(span, _)| span.enter());
-        let output = this.inner.poll(cx);
-        drop(entered);
-        if let (Poll::Ready(result), Some(traced)) = (&output, this.traced.0.as_deref()) {
-            record(traced, outcome(result));
+        match this.traced.0.as_deref() {
+            // No span: the inner future's output is this one's, written in place.
+            None => this.inner.poll(cx),
+            Some(traced) => poll_traced(traced, this.inner, cx),
         }
-        output
     }
+}
+
+/// Polls a traced checkout's inner future inside its span, and records how it ended.
+#[cold]
+#[inline(never)]
+fn poll_traced<F, G, E>(
+    traced: &(tracing::Span, std::time::Instant),
+    inner: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output>
+where
+    F: Future<Output = Result<G, PoolError<E>>>,
+{
+    let output = traced.0.in_scope(|| inner.poll(cx));
+    if let Poll::Ready(result) = &output {
+        record(traced, outcome(result));
+    }
+    output
 }
 
 /// Leaves the queue or returns an unclaimed grant if the waiting caller is dropped.

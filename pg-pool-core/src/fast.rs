@@ -123,6 +123,12 @@ impl<T> FastSlot<T> {
         }
     }
 
+    /// Whether the slot is open: nobody queued, checkouts may take from it.
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
     /// Takes the slot's connection if the slot is open, and counts the checkout (zero
     /// wait). The connection is already counted `active`.
     #[inline]

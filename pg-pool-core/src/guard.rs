@@ -138,6 +138,7 @@ impl<T: Poolable, R: Runtime> DerefMut for PoolGuard<T, R> {
 }
 
 impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
+    #[inline]
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else {
             return;
@@ -157,39 +158,61 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         } else {
             None
         };
-        let changed = catch_unwind(AssertUnwindSafe(|| conn.raw.server_changed()));
-        let reason = if let Ok(Some(cause)) = changed {
-            // A new generation first, so that this connection, like every other one to the
-            // old server, is destroyed as evicted.
-            self.shared.server_changed(cause);
-            reason.or(Some(DestroyReason::Evicted))
-        } else {
-            reason
-        };
-        if let Some(reason) = reason {
-            self.shared
-                .destroy_active(conn, reason, Some(Duration::from_nanos(usage)));
+        // A panic in `server_changed` counts as no change.
+        let changed = catch_unwind(AssertUnwindSafe(|| conn.raw.server_changed()))
+            .ok()
+            .flatten();
+        if reason.is_some() || changed.is_some() {
+            self.destroy_returned(conn, reason, changed, usage);
             return;
         }
-        let reset = match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
-            Ok(reset) => reset,
-            Err(_) => {
-                self.shared.destroy_active(
-                    conn,
-                    DestroyReason::ResetFailed,
-                    Some(Duration::from_nanos(usage)),
-                );
-                return;
+        match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
+            Ok(false) if self.shared.hooks.checkin.is_none() => {
+                checkin(&self.shared, conn, now, usage, self.spare.take());
             }
-        };
-        if reset || self.shared.hooks.checkin.is_some() {
-            // Held before the task exists: a runtime that drops the task unpolled still
-            // destroys the connection and frees its capacity.
-            let held = Held::new(Arc::clone(&self.shared), conn, DestroyReason::ResetFailed);
-            self.shared.spawn(checkin_async(held, reset, usage));
-            return;
+            reset => self.checkin_later(conn, reset.map_err(drop), usage),
         }
-        checkin(&self.shared, conn, now, usage, self.spare.take());
+    }
+}
+
+impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
+    /// A return that destroys its connection: `reason`, or evicted because the server
+    /// `changed` (a new generation first, so that this connection, like every other one to
+    /// the old server, is destroyed as evicted).
+    #[cold]
+    #[inline(never)]
+    fn destroy_returned(
+        &mut self,
+        conn: Conn<T>,
+        reason: Option<DestroyReason>,
+        changed: Option<&'static str>,
+        usage: u64,
+    ) {
+        if let Some(cause) = changed {
+            self.shared.server_changed(cause);
+        }
+        let reason = reason.unwrap_or(DestroyReason::Evicted);
+        self.shared
+            .destroy_active(conn, reason, Some(Duration::from_nanos(usage)));
+    }
+
+    /// A return with asynchronous work due: `reset` (`Err` if `needs_reset` panicked,
+    /// which destroys the connection), or the checkin hook.
+    #[cold]
+    #[inline(never)]
+    fn checkin_later(&mut self, conn: Conn<T>, reset: Result<bool, ()>, usage: u64) {
+        let Ok(reset) = reset else {
+            self.shared.destroy_active(
+                conn,
+                DestroyReason::ResetFailed,
+                Some(Duration::from_nanos(usage)),
+            );
+            return;
+        };
+        // Held before the task exists: a runtime that drops the task unpolled still
+        // destroys the connection and frees its capacity.
+        let held = Held::new(Arc::clone(&self.shared), conn, DestroyReason::ResetFailed);
+        self.shared.spawn(checkin_async(held, reset, usage));
     }
 }
 

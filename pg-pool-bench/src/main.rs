@@ -357,6 +357,18 @@ fn cycles_mode(args: &[String]) {
     pg_pool_bench::single::cycles_only(pool, n);
 }
 
+/// `--handoffs POOL N`: about `N` queued hand-offs between two tasks on a pool of one (run
+/// under callgrind to count instructions per hand-off; see `single::handoffs_only`).
+fn handoffs_mode(args: &[String]) {
+    let usage = "usage: pg-pool-bench --handoffs POOL N";
+    let pool = args
+        .first()
+        .and_then(|p| PoolKind::from_name(p))
+        .expect(usage);
+    let n = args.get(1).and_then(|v| v.parse().ok()).expect(usage);
+    pg_pool_bench::single::handoffs_only(pool, n);
+}
+
 /// `--plain [--quick]`: the plain-harness cells, the factor table and the single-task
 /// comparison only, printed as markdown (nothing is written to `bench-results/`).
 fn plain_mode(quick: bool) {
@@ -452,6 +464,10 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("--postgres") {
         postgres_mode(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--handoffs") {
+        handoffs_mode(&args[1..]);
         return;
     }
     if args.first().map(String::as_str) == Some("--single") {

@@ -206,7 +206,7 @@ where
 /// Leaves the queue or returns an unclaimed grant if the waiting caller is dropped.
 struct QueueSlot<'a, T: Poolable, R: Runtime> {
     shared: &'a Arc<Shared<T, R>>,
-    waiter: Arc<WaiterOf<T>>,
+    waiter: &'a Arc<WaiterOf<T>>,
     armed: bool,
 }
 
@@ -215,7 +215,7 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
         if !self.armed {
             return;
         }
-        let waiter = &self.waiter;
+        let waiter = self.waiter;
         self.shared.update(|st, fx| {
             if !st.waiters.abandon(waiter) {
                 // Already granted: pass the grant on.
@@ -287,7 +287,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
                         let deadline = after(started, self.config.checkout_timeout);
-                        let now = Instant::now();
+                        // On a first try under strict fairness, `started` is a moment ago
+                        // (the lock is all that came between) and serves as the time of
+                        // queueing: no second clock read. Bounded fairness reads the clock,
+                        // so that waiters' ages never decrease from the head backwards
+                        // (`Waiter::since`).
+                        let now = if requeue_front || self.config.fairness.bound().is_some() {
+                            Instant::now()
+                        } else {
+                            started
+                        };
                         // A retry goes ahead of the head: as old as the head at least, so
                         // that ages never decrease from the head backwards.
                         let since = if requeue_front {
@@ -353,37 +362,42 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         waiter: Arc<WaiterOf<T>>,
         started: Instant,
     ) -> Result<(Conn<T>, Arc<WaiterOf<T>>), PoolErrorOf<T>> {
+        // Borrowed by the guard, so that a granted waiter moves back to the caller (for
+        // the return to recycle) without another reference count.
         let mut slot = QueueSlot {
             shared: self,
-            waiter,
+            waiter: &waiter,
             armed: true,
         };
+        // The slot is looked at once the listener is registered (so that a grant or nudge
+        // stored before the registration is seen), and again after each wake-up: a caller
+        // that has just queued is practically never granted yet, so it does not look first.
         let grant = loop {
+            listener!(slot.waiter.event() => woken);
             let found = match slot.waiter.take_any() {
                 Some(found) => found,
                 None => {
-                    listener!(slot.waiter.event() => woken);
+                    woken.await;
                     match slot.waiter.take_any() {
                         Some(found) => found,
-                        None => {
-                            woken.await;
-                            continue;
-                        }
+                        // Woken with nothing (a nudge already taken): listen again.
+                        None => continue,
                     }
                 }
             };
             match found {
                 Found::Grant(grant) => break grant,
                 Found::Nudge => {
-                    if let Some(grant) = self.claim(&slot.waiter) {
+                    if let Some(grant) = self.claim(slot.waiter) {
                         break grant;
                     }
                 }
             }
         };
         slot.armed = false;
+        drop(slot);
         match grant {
-            Grant::Conn(conn) => Ok((conn, Arc::clone(&slot.waiter))),
+            Grant::Conn(conn) => Ok((conn, waiter)),
             Grant::Failed(error) => Err(PoolError::Connect(error)),
             Grant::Closed => Err(PoolError::Closed),
             Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),

@@ -265,7 +265,7 @@ fn checkin_locked<T: Poolable, R: Runtime>(
             st.recycle(waiter);
         }
         st.ledger.release();
-        st.counters.usage_time.record(Duration::from_nanos(usage));
+        st.counters.usage_time.record_nanos(usage);
         shared.place(&mut st, conn, now, &mut fx);
         if fx.has_destroys() {
             shared.plan_connects(&mut st, now, &mut fx);

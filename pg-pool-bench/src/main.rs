@@ -357,6 +357,18 @@ fn cycles_mode(args: &[String]) {
     pg_pool_bench::single::cycles_only(pool, n);
 }
 
+/// `--handoffs POOL N`: about `N` queued hand-offs between two tasks on a pool of one (run
+/// under callgrind to count instructions per hand-off; see `single::handoffs_only`).
+fn handoffs_mode(args: &[String]) {
+    let usage = "usage: pg-pool-bench --handoffs POOL N";
+    let pool = args
+        .first()
+        .and_then(|p| PoolKind::from_name(p))
+        .expect(usage);
+    let n = args.get(1).and_then(|v| v.parse().ok()).expect(usage);
+    pg_pool_bench::single::handoffs_only(pool, n);
+}
+
 /// `--plain [--quick]`: the plain-harness cells, the factor table and the single-task
 /// comparison only, printed as markdown (nothing is written to `bench-results/`).
 fn plain_mode(quick: bool) {
@@ -369,11 +381,42 @@ fn plain_mode(quick: bool) {
     println!("{out}");
 }
 
+/// `--single [--quick] [--reps N]`: the single-task comparison alone, for pg-pool at its
+/// defaults and trimmed against deadpool, printed as markdown (a quicker look at the
+/// uncontended cycle than `--plain`).
+fn single_mode(args: &[String]) {
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5);
+    let pools = [
+        PoolKind::PgPoolDefaults,
+        PoolKind::PgPool,
+        PoolKind::Deadpool,
+    ];
+    let mut out = String::new();
+    let single = single_table(&pools, reps, quick);
+    pg_pool_bench::report_plain::single_table(&mut out, &single);
+    println!("{out}");
+    println!("load average: {}", load_average());
+}
+
 fn plain_single(quick: bool) -> Vec<pg_pool_bench::single::PlainSingle> {
+    single_table(&PoolKind::PLAIN, 3, quick)
+}
+
+fn single_table(
+    pools: &[PoolKind],
+    reps: usize,
+    quick: bool,
+) -> Vec<pg_pool_bench::single::PlainSingle> {
     eprintln!("Single task, pg-pool at its defaults and trimmed (rotated repetitions, callgrind)");
     let exe = std::env::current_exe().expect("current exe");
     let has_valgrind = Command::new("valgrind").arg("--version").output().is_ok();
-    pg_pool_bench::single::plain_single(&PoolKind::PLAIN, 3, quick, |pool| {
+    pg_pool_bench::single::plain_single(pools, reps, quick, |pool| {
         has_valgrind
             .then(|| pg_pool_bench::callgrind::instructions_per_cycle(&exe, pool))
             .flatten()
@@ -421,6 +464,14 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("--postgres") {
         postgres_mode(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--handoffs") {
+        handoffs_mode(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--single") {
+        single_mode(&args[1..]);
         return;
     }
     if args.first().map(String::as_str) == Some("--plain") {

@@ -262,3 +262,67 @@ pub fn cycles_only(pool: PoolKind, n: u64) {
 pub fn measured_cycles<P: BenchPool>(rt: &tokio::runtime::Runtime, pool: &P, n: u64) {
     rt.block_on(cycles(pool, n));
 }
+
+/// Runs about `n` queued hand-offs of `pool` and nothing else: the body of
+/// `pg-pool-bench --handoffs`, run under callgrind to count instructions per hand-off.
+///
+/// Two tasks share a pool of one connection on a current-thread tokio runtime; each loops
+/// { check out; yield once while holding it; return }, so every checkout finds the
+/// connection taken, queues, and is handed the connection by the other task's return: the
+/// waiter path (queueing, wake-up, hand-off) with no timing in it. The loop runs inside
+/// [`measured_handoffs`], which callgrind's `--toggle-collect` can single out.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio.
+pub fn handoffs_only(pool: PoolKind, n: u64) {
+    fn go<P: Contestant>(n: u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime builds");
+        let pool = std::sync::Arc::new(rt.block_on(P::build(1)));
+        // A few hand-offs outside the measurement: lazy set-up is not counted.
+        rt.block_on(handoffs(&pool, 10));
+        measured_handoffs(&rt, &pool, n);
+    }
+    match pool {
+        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(n),
+        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
+        PoolKind::Deadpool => go::<Deadpool>(n),
+        PoolKind::Bb8 => go::<Bb8>(n),
+        PoolKind::Bb8Defaults => go::<Bb8Defaults>(n),
+        PoolKind::Mobc => go::<Mobc>(n),
+        PoolKind::Qp => go::<Qp>(n),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("--handoffs runs tokio pools only")
+        }
+    }
+}
+
+/// Two tasks, `n / 2` cycles each, on a pool of one connection (see [`handoffs_only`]).
+async fn handoffs<P: BenchPool>(pool: &std::sync::Arc<P>, n: u64) {
+    let half = (n / 2).max(1);
+    let task = |pool: std::sync::Arc<P>| async move {
+        for _ in 0..half {
+            let guard = pool.checkout().await.expect("a no-op checkout succeeds");
+            std::hint::black_box(guard.touched);
+            tokio::task::yield_now().await;
+            drop(guard);
+        }
+    };
+    let first = tokio::spawn(task(std::sync::Arc::clone(pool)));
+    let second = tokio::spawn(task(std::sync::Arc::clone(pool)));
+    first.await.expect("a benchmark task does not panic");
+    second.await.expect("a benchmark task does not panic");
+}
+
+/// `n` hand-offs of `pool` on `rt`; never inlined, so that its name marks the measured part.
+#[inline(never)]
+pub fn measured_handoffs<P: BenchPool>(
+    rt: &tokio::runtime::Runtime,
+    pool: &std::sync::Arc<P>,
+    n: u64,
+) {
+    rt.block_on(handoffs(pool, n));
+}

@@ -1,12 +1,8 @@
 //! The acquire path: take an idle connection or queue for one, then validate it.
 
 use crate::clock::{Instant, after};
-use std::fmt;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use event_listener::listener;
 use tracing::Instrument;
@@ -22,139 +18,12 @@ use crate::shared::{Effects, PoolErrorOf, Shared, WaiterOf};
 use crate::sweeper::Nudge;
 use crate::waiters::{Found, Grant};
 
-pin_project_lite::pin_project! {
-    /// The future returned by [`ConnPool::get`](crate::ConnPool::get).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping it at any point loses nothing: a queued caller leaves the queue; a connection
-    /// already handed to it goes to the next waiter or back to idle; a connection being
-    /// validated or in its checkout hook is destroyed (its session state is unknown) and its
-    /// capacity freed; a connection attempt started for it finishes and serves someone else.
-    ///
-    /// # Tracing
-    ///
-    /// Each checkout runs in a `pg_pool.get` span at `DEBUG` level with the pool's name,
-    /// and records `outcome` (`ok`, or the error kind) and `waited` when it ends. With no
-    /// subscriber interested, the span is disabled and costs next to nothing.
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct Checkout<'a, R, F> {
-        runtime: &'a R,
-        pool: &'a str,
-        cooperated: bool,
-        // Boxed, and only when a subscriber wants the span: a disabled span costs the
-        // checkout one null pointer.
-        traced: Option<Box<(tracing::Span, std::time::Instant)>>,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<'a, R, F> Checkout<'a, R, F> {
-    pub(crate) fn new(runtime: &'a R, pool: &'a str, inner: F) -> Self {
-        Self {
-            runtime,
-            pool,
-            cooperated: false,
-            traced: None,
-            inner,
-        }
-    }
-}
-
-/// The checkout's span, if a subscriber wants it. With no subscriber at `DEBUG`, one
-/// relaxed load decides; the span itself is built out of line.
-#[inline]
-fn traced(pool: &str) -> Option<Box<(tracing::Span, std::time::Instant)>> {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
-        new_span(pool)
-    } else {
-        None
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn new_span(pool: &str) -> Option<Box<(tracing::Span, std::time::Instant)>> {
-    let span = tracing::debug_span!(
-        "pg_pool.get",
-        pool = pool,
-        outcome = tracing::field::Empty,
-        waited = tracing::field::Empty,
-    );
-    if span.is_disabled() {
-        None
-    } else {
-        Some(Box::new((span, std::time::Instant::now())))
-    }
-}
-
-/// Records how a traced checkout ended.
-#[cold]
-#[inline(never)]
-fn record((span, started): &(tracing::Span, std::time::Instant), outcome: &'static str) {
-    span.record("outcome", outcome);
-    span.record("waited", tracing::field::debug(started.elapsed()));
-}
-
-/// What a checkout's span records as its outcome.
-fn outcome<G, E>(result: &Result<G, PoolError<E>>) -> &'static str {
-    {
-        match result {
-            Ok(_) => "ok",
-            Err(PoolError::Timeout { .. }) => "timeout",
-            Err(PoolError::Connect(_)) => "connect_error",
-            Err(PoolError::Hook(_)) => "hook_rejected",
-            Err(PoolError::Closed) => "closed",
-            Err(PoolError::Exhausted) => "exhausted",
-            Err(PoolError::RuntimeGone) => "runtime_gone",
-            Err(_) => "error",
-        }
-    }
-}
-
-impl<R, F> fmt::Debug for Checkout<'_, R, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Checkout { .. }")
-    }
-}
-
-impl<R: Runtime, F, G, E> Future for Checkout<'_, R, F>
-where
-    F: Future<Output = Result<G, PoolError<E>>>,
-{
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        // Spend one unit of the runtime's cooperative budget per checkout, before anything
-        // else (here rather than as an await inside the checkout, which costs a state).
-        if !*this.cooperated {
-            if this.runtime.poll_cooperate(cx).is_pending() {
-                return Poll::Pending;
-            }
-            *this.cooperated = true;
-            // Assigned only when there is a span: no drop of the old `None` otherwise.
-            if let Some(span) = traced(this.pool) {
-                *this.traced = Some(span);
-            }
-        }
-        // One call site for the inner poll, so that it inlines as it did before spans.
-        let entered = this.traced.as_deref().map(|(span, _)| span.enter());
-        let output = this.inner.poll(cx);
-        drop(entered);
-        if let (Poll::Ready(result), Some(traced)) = (&output, this.traced.as_deref()) {
-            record(traced, outcome(result));
-        }
-        output
-    }
-}
+pub(crate) use crate::checkout_future::Checkout;
 
 /// Leaves the queue or returns an unclaimed grant if the waiting caller is dropped.
 struct QueueSlot<'a, T: Poolable, R: Runtime> {
     shared: &'a Arc<Shared<T, R>>,
-    waiter: Arc<WaiterOf<T>>,
+    waiter: &'a Arc<WaiterOf<T>>,
     armed: bool,
 }
 
@@ -163,7 +32,7 @@ impl<T: Poolable, R: Runtime> Drop for QueueSlot<'_, T, R> {
         if !self.armed {
             return;
         }
-        let waiter = &self.waiter;
+        let waiter = self.waiter;
         self.shared.update(|st, fx| {
             if !st.waiters.abandon(waiter) {
                 // Already granted: pass the grant on.
@@ -235,7 +104,16 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                     None if !wait => return Err(PoolError::Exhausted),
                     None => {
                         let deadline = after(started, self.config.checkout_timeout);
-                        let now = Instant::now();
+                        // On a first try under strict fairness, `started` is a moment ago
+                        // (the lock is all that came between) and serves as the time of
+                        // queueing: no second clock read. Bounded fairness reads the clock,
+                        // so that waiters' ages never decrease from the head backwards
+                        // (`Waiter::since`).
+                        let now = if requeue_front || self.config.fairness.bound().is_some() {
+                            Instant::now()
+                        } else {
+                            started
+                        };
                         // A retry goes ahead of the head: as old as the head at least, so
                         // that ages never decrease from the head backwards.
                         let since = if requeue_front {
@@ -301,37 +179,42 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         waiter: Arc<WaiterOf<T>>,
         started: Instant,
     ) -> Result<(Conn<T>, Arc<WaiterOf<T>>), PoolErrorOf<T>> {
+        // Borrowed by the guard, so that a granted waiter moves back to the caller (for
+        // the return to recycle) without another reference count.
         let mut slot = QueueSlot {
             shared: self,
-            waiter,
+            waiter: &waiter,
             armed: true,
         };
+        // The slot is looked at once the listener is registered (so that a grant or nudge
+        // stored before the registration is seen), and again after each wake-up: a caller
+        // that has just queued is practically never granted yet, so it does not look first.
         let grant = loop {
+            listener!(slot.waiter.event() => woken);
             let found = match slot.waiter.take_any() {
                 Some(found) => found,
                 None => {
-                    listener!(slot.waiter.event() => woken);
+                    woken.await;
                     match slot.waiter.take_any() {
                         Some(found) => found,
-                        None => {
-                            woken.await;
-                            continue;
-                        }
+                        // Woken with nothing (a nudge already taken): listen again.
+                        None => continue,
                     }
                 }
             };
             match found {
                 Found::Grant(grant) => break grant,
                 Found::Nudge => {
-                    if let Some(grant) = self.claim(&slot.waiter) {
+                    if let Some(grant) = self.claim(slot.waiter) {
                         break grant;
                     }
                 }
             }
         };
         slot.armed = false;
+        drop(slot);
         match grant {
-            Grant::Conn(conn) => Ok((conn, Arc::clone(&slot.waiter))),
+            Grant::Conn(conn) => Ok((conn, waiter)),
             Grant::Failed(error) => Err(PoolError::Connect(error)),
             Grant::Closed => Err(PoolError::Closed),
             Grant::TimedOut(phase) => Err(self.timeout_error(phase, started, false)),

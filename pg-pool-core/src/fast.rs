@@ -40,10 +40,11 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use crate::clock::Instant;
-use crate::conn::Conn;
+use crate::clock::{Instant, nanos_between, saturating_nanos};
+use crate::config::{ConnPoolConfig, IdleOrder};
+use crate::conn::{Conn, ConnData};
+use crate::hooks::LifecycleHooks;
 use crate::metrics::{HISTOGRAM_BUCKETS, Histogram};
 use crate::poolable::Poolable;
 use crate::runtime::Runtime;
@@ -61,6 +62,11 @@ pub(crate) struct FastSlot<T> {
     plan_on_take: AtomicBool,
     /// The slot is used at all (LIFO idle order: the slot is the top of the idle stack).
     enabled: bool,
+    /// Idle time, in nanoseconds, from which a checkout pings the connection first
+    /// (`test_on_checkout_after`; `u64::MAX` without `test_on_checkout`).
+    ping_after: u64,
+    /// An acquire or checkout hook is set: no checkout is served by the fast path alone.
+    hooked: bool,
     /// Checkouts served from the slot.
     checkouts: AtomicU64,
     /// Usage of connections returned into the slot.
@@ -98,17 +104,29 @@ impl<T> Leftover<T> {
 }
 
 impl<T> FastSlot<T> {
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub(crate) fn new(config: &ConnPoolConfig, hooks: &LifecycleHooks<T>) -> Self {
         Self {
             conn: SwapCell::new(),
             open: AtomicBool::new(false),
             plan_on_take: AtomicBool::new(false),
-            enabled,
+            enabled: config.idle_order == IdleOrder::Lifo,
+            ping_after: if config.test_on_checkout {
+                saturating_nanos(config.test_on_checkout_after)
+            } else {
+                u64::MAX
+            },
+            hooked: hooks.acquire.is_some() || hooks.checkout.is_some(),
             checkouts: AtomicU64::new(0),
             usage: AtomicHistogram::default(),
             #[cfg(shuttle)]
             broken: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the slot is open: nobody queued, checkouts may take from it.
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// Takes the slot's connection if the slot is open, and counts the checkout (zero
@@ -123,16 +141,24 @@ impl<T> FastSlot<T> {
         Some(conn)
     }
 
+    /// Whether a connection taken from the slot at `now` needs nothing but the synchronous
+    /// checks: no hook to run, no ping due (it was used less than `test_on_checkout_after`
+    /// ago). The slow path decides the same way (`Shared::needs_async_validation`).
+    #[inline]
+    pub(crate) fn needs_nothing_async(&self, conn: &ConnData<T>, now: Instant) -> bool {
+        !self.hooked && nanos_between(now, conn.last_used) < self.ping_after
+    }
+
     /// Whether a checkout served from the slot must plan connects under the lock.
     #[inline]
     pub(crate) fn plan_on_take(&self) -> bool {
         self.plan_on_take.load(Ordering::Relaxed)
     }
 
-    /// Records the usage of a connection returned into the slot.
+    /// Records the usage, in nanoseconds, of a connection returned into the slot.
     #[inline]
-    pub(crate) fn record_usage(&self, usage: Duration) {
-        self.usage.record(usage);
+    pub(crate) fn record_usage(&self, nanos: u64) {
+        self.usage.record(nanos);
     }
 
     /// Puts a returned connection (counted `active`) into the slot. What comes back must be
@@ -221,15 +247,17 @@ impl Default for AtomicHistogram {
 }
 
 impl AtomicHistogram {
+    /// Records a sample of `nanos` nanoseconds, as [`Histogram::record`] records the same
+    /// `Duration`.
     #[inline]
-    fn record(&self, value: Duration) {
-        if value < Duration::from_micros(1) {
+    fn record(&self, nanos: u64) {
+        if nanos < 1_000 {
             // The first bucket; the sum does not change.
             self.counts[0].fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (index, micros) = Histogram::bucket(value);
-        self.counts[index].fetch_add(1, Ordering::Relaxed);
+        let micros = nanos / 1_000;
+        self.counts[Histogram::bucket_of_micros(micros)].fetch_add(1, Ordering::Relaxed);
         // Saturating, as the locked histogram's sum (one exchange when uncontended).
         let _ = self
             .sum_micros
@@ -320,6 +348,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// What the slot records outside the lock adds up, in a snapshot, to what the lock's
     /// histogram would have recorded: the same buckets, the same sum.
@@ -329,15 +358,19 @@ mod tests {
             Duration::ZERO,
             Duration::from_nanos(999),
             Duration::from_micros(1),
+            Duration::from_nanos(1_999),
             Duration::from_micros(3),
             Duration::from_millis(7),
             Duration::from_secs(90),
-            Duration::MAX,
+            // The longest a usage measured on a `u64` nanosecond clock can be, several
+            // times: the sum saturates on both sides.
+            Duration::from_nanos(u64::MAX),
+            Duration::from_nanos(u64::MAX),
         ];
         let atomic = AtomicHistogram::default();
         let mut locked = Histogram::default();
         for sample in samples {
-            atomic.record(sample);
+            atomic.record(saturating_nanos(sample));
             locked.record(sample);
         }
         let mut merged = Histogram::default();
@@ -349,7 +382,8 @@ mod tests {
     /// Checkouts served from the slot count as checkouts that waited zero.
     #[test]
     fn slot_checkouts_count_as_zero_waits() {
-        let slot: FastSlot<u32> = FastSlot::new(true);
+        let slot: FastSlot<u32> =
+            FastSlot::new(&ConnPoolConfig::default(), &LifecycleHooks::default());
         slot.settle(true, false);
         let conn = Conn::new(7, Instant::now(), None, Duration::ZERO, 0);
         assert!(slot.put(conn).is_empty());
@@ -367,7 +401,8 @@ mod tests {
     /// lock, and a checkout finds nothing even when a connection was left in it.
     #[test]
     fn closed_slot_refuses() {
-        let slot: FastSlot<u32> = FastSlot::new(true);
+        let slot: FastSlot<u32> =
+            FastSlot::new(&ConnPoolConfig::default(), &LifecycleHooks::default());
         let conn = Conn::new(1, Instant::now(), None, Duration::ZERO, 0);
         let leftover = slot.put(conn);
         assert!(matches!(leftover, Leftover(Some(_), None)));
@@ -380,7 +415,11 @@ mod tests {
         assert!(slot.take().is_none());
         assert_eq!(slot.drain().map(Conn::into_raw), Some(2));
         // A FIFO pool never opens its slot.
-        let fifo: FastSlot<u32> = FastSlot::new(false);
+        let config = ConnPoolConfig {
+            idle_order: IdleOrder::Fifo,
+            ..ConnPoolConfig::default()
+        };
+        let fifo: FastSlot<u32> = FastSlot::new(&config, &LifecycleHooks::default());
         fifo.settle(true, false);
         assert!(fifo.take().is_none());
         assert!(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::clock::Instant;
+use crate::clock::{Instant, nanos_between};
 
 use crate::conn::Conn;
 use tracing::Instrument;
@@ -138,13 +138,15 @@ impl<T: Poolable, R: Runtime> DerefMut for PoolGuard<T, R> {
 }
 
 impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
+    #[inline]
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
         self.unregister_leak();
         let now = Instant::now();
-        let usage = now.saturating_duration_since(self.checked_out);
+        // In nanoseconds: one subtraction; a `Duration` only where one is needed.
+        let usage = nanos_between(now, self.checked_out);
         let reason = if thread::panicking() {
             Some(DestroyReason::Panicked)
         } else if self.broken {
@@ -156,51 +158,82 @@ impl<T: Poolable, R: Runtime> Drop for PoolGuard<T, R> {
         } else {
             None
         };
-        let changed = catch_unwind(AssertUnwindSafe(|| conn.raw.server_changed()));
-        let reason = if let Ok(Some(cause)) = changed {
-            // A new generation first, so that this connection, like every other one to the
-            // old server, is destroyed as evicted.
-            self.shared.server_changed(cause);
-            reason.or(Some(DestroyReason::Evicted))
-        } else {
-            reason
-        };
-        if let Some(reason) = reason {
-            self.shared.destroy_active(conn, reason, Some(usage));
+        // A panic in `server_changed` counts as no change.
+        let changed = catch_unwind(AssertUnwindSafe(|| conn.raw.server_changed()))
+            .ok()
+            .flatten();
+        if reason.is_some() || changed.is_some() {
+            self.destroy_returned(conn, reason, changed, usage);
             return;
         }
-        let reset = match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
-            Ok(reset) => reset,
-            Err(_) => {
-                self.shared
-                    .destroy_active(conn, DestroyReason::ResetFailed, Some(usage));
-                return;
+        match catch_unwind(AssertUnwindSafe(|| conn.raw.needs_reset())) {
+            Ok(false) if self.shared.hooks.checkin.is_none() => {
+                checkin(&self.shared, conn, now, usage, self.spare.take());
             }
-        };
-        if reset || self.shared.hooks.checkin.is_some() {
-            // Held before the task exists: a runtime that drops the task unpolled still
-            // destroys the connection and frees its capacity.
-            let held = Held::new(Arc::clone(&self.shared), conn, DestroyReason::ResetFailed);
-            self.shared.spawn(checkin_async(held, reset, usage));
-            return;
+            reset => self.checkin_later(conn, reset.map_err(drop), usage),
         }
-        checkin(&self.shared, conn, now, usage, self.spare.take());
+    }
+}
+
+impl<T: Poolable, R: Runtime> PoolGuard<T, R> {
+    /// A return that destroys its connection: `reason`, or evicted because the server
+    /// `changed` (a new generation first, so that this connection, like every other one to
+    /// the old server, is destroyed as evicted).
+    #[cold]
+    #[inline(never)]
+    fn destroy_returned(
+        &mut self,
+        conn: Conn<T>,
+        reason: Option<DestroyReason>,
+        changed: Option<&'static str>,
+        usage: u64,
+    ) {
+        if let Some(cause) = changed {
+            self.shared.server_changed(cause);
+        }
+        let reason = reason.unwrap_or(DestroyReason::Evicted);
+        self.shared
+            .destroy_active(conn, reason, Some(Duration::from_nanos(usage)));
+    }
+
+    /// A return with asynchronous work due: `reset` (`Err` if `needs_reset` panicked,
+    /// which destroys the connection), or the checkin hook.
+    #[cold]
+    #[inline(never)]
+    fn checkin_later(&mut self, conn: Conn<T>, reset: Result<bool, ()>, usage: u64) {
+        let Ok(reset) = reset else {
+            self.shared.destroy_active(
+                conn,
+                DestroyReason::ResetFailed,
+                Some(Duration::from_nanos(usage)),
+            );
+            return;
+        };
+        // Held before the task exists: a runtime that drops the task unpolled still
+        // destroys the connection and frees its capacity.
+        let held = Held::new(Arc::clone(&self.shared), conn, DestroyReason::ResetFailed);
+        self.shared.spawn(checkin_async(held, reset, usage));
     }
 }
 
 /// The synchronous end of every return: the release hook, then back to a waiter or idle.
+/// `usage` is in nanoseconds.
 #[inline]
 pub(crate) fn checkin<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     mut conn: Conn<T>,
     now: Instant,
-    usage: Duration,
+    usage: u64,
     spare: Option<Arc<WaiterOf<T>>>,
 ) {
     if let Some(hook) = &shared.hooks.release
         && LifecycleHooks::run_sync(hook, "release", &mut conn.raw).is_err()
     {
-        shared.destroy_active(conn, DestroyReason::HookRejected, Some(usage));
+        shared.destroy_active(
+            conn,
+            DestroyReason::HookRejected,
+            Some(Duration::from_nanos(usage)),
+        );
         return;
     }
     conn.last_used = now;
@@ -222,7 +255,7 @@ fn checkin_locked<T: Poolable, R: Runtime>(
     shared: &Arc<Shared<T, R>>,
     conn: Conn<T>,
     now: Instant,
-    usage: Duration,
+    usage: u64,
     spare: Option<Arc<WaiterOf<T>>>,
 ) {
     let mut fx = Effects::default();
@@ -232,7 +265,7 @@ fn checkin_locked<T: Poolable, R: Runtime>(
             st.recycle(waiter);
         }
         st.ledger.release();
-        st.counters.usage_time.record(usage);
+        st.counters.usage_time.record_nanos(usage);
         shared.place(&mut st, conn, now, &mut fx);
         if fx.has_destroys() {
             shared.plan_connects(&mut st, now, &mut fx);
@@ -303,11 +336,7 @@ impl<T: Poolable, R: Runtime> Drop for Held<T, R> {
 /// The asynchronous return: reset if due, then the checkin hook, bounded together by
 /// `checkin_timeout`. The connection stays counted as active throughout; if this task is
 /// dropped midway the connection is destroyed, never lost.
-async fn checkin_async<T: Poolable, R: Runtime>(
-    mut held: Held<T, R>,
-    reset: bool,
-    usage: Duration,
-) {
+async fn checkin_async<T: Poolable, R: Runtime>(mut held: Held<T, R>, reset: bool, usage: u64) {
     let shared = Arc::clone(&held.shared);
     let work = async {
         let conn = held.get();

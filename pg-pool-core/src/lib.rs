@@ -13,6 +13,7 @@
 mod acquire;
 mod builder;
 mod checkout;
+mod checkout_future;
 mod clock;
 mod cluster;
 mod config;
@@ -48,7 +49,7 @@ mod waiters;
 mod weak;
 
 pub use builder::Builder;
-pub use checkout::Checkout;
+pub use checkout_future::Checkout;
 pub use cluster::{ClusterPool, ReadPolicy, ReplicaLag, Role};
 pub use config::{ConfigError, ConnPoolConfig, IdleOrder};
 pub use duration::{MAX_HUMAN_DURATION, format_duration, parse_duration};

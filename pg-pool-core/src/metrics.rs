@@ -74,14 +74,27 @@ impl Histogram {
     #[inline]
     pub(crate) fn bucket(value: Duration) -> (usize, u64) {
         let micros = Self::micros(value);
-        let index = ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1);
-        (index, micros)
+        (Self::bucket_of_micros(micros), micros)
+    }
+
+    /// The bucket a sample of `micros` whole microseconds falls in.
+    #[inline]
+    pub(crate) fn bucket_of_micros(micros: u64) -> usize {
+        ((u64::BITS - micros.leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1)
     }
 
     /// Records a sample.
     pub(crate) fn record(&mut self, value: Duration) {
         let (index, micros) = Self::bucket(value);
         self.counts[index] += 1;
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// Records a sample of `nanos` nanoseconds, as [`Histogram::record`] records the same
+    /// `Duration` (without building one).
+    pub(crate) fn record_nanos(&mut self, nanos: u64) {
+        let micros = nanos / 1_000;
+        self.counts[Self::bucket_of_micros(micros)] += 1;
         self.sum_micros = self.sum_micros.saturating_add(micros);
     }
 
@@ -422,6 +435,28 @@ mod tests {
         assert_eq!(counts[8], 1, "128 µs: {counts:?}");
         assert_eq!(counts[HISTOGRAM_BUCKETS - 1], 2, "{counts:?}");
         assert_eq!(h.count(), 7);
+    }
+
+    /// A sample recorded in nanoseconds lands where the same `Duration` does.
+    #[test]
+    fn nanoseconds_record_as_durations() {
+        let mut by_duration = Histogram::default();
+        let mut by_nanos = Histogram::default();
+        for nanos in [
+            0,
+            999,
+            1_000,
+            1_999,
+            127_999,
+            128_000,
+            7_000_000_123,
+            u64::MAX,
+        ] {
+            by_duration.record(Duration::from_nanos(nanos));
+            by_nanos.record_nanos(nanos);
+        }
+        assert_eq!(by_nanos, by_duration);
+        assert_eq!(by_nanos.count(), 8);
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
         OwnedCheckout {
             inner: Box::pin(async move {
                 let shared = pool.shared();
-                Checkout::new(
+                Checkout::pooled(
                     &shared.runtime,
                     &shared.config.name,
                     shared.acquire(site, true),

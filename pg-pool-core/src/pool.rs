@@ -175,7 +175,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
     {
         let site = Location::caller();
-        Checkout::new(
+        Checkout::pooled(
             &self.shared.runtime,
             &self.shared.config.name,
             self.shared.acquire(site, true),
@@ -202,7 +202,7 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
     ) -> Checkout<'_, R, impl Future<Output = Result<PoolGuard<T, R>, PoolErrorOf<T>>> + Send + '_>
     {
         let site = Location::caller();
-        Checkout::new(
+        Checkout::pooled(
             &self.shared.runtime,
             &self.shared.config.name,
             self.shared.acquire(site, false),

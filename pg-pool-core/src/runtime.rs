@@ -44,10 +44,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         F: Future<Output = ()> + Send + 'static;
 
     /// Asks the runtime's cooperative scheduler whether the current task may go on, once per
-    /// checkout. A checkout that finds an idle connection completes without ever returning
-    /// `Pending`, so a task looping on checkouts would otherwise never give its worker
-    /// back; runtimes with a task budget (tokio) return `Pending` here when it is spent,
-    /// having arranged for the task to be polled again. Default: always `Ready`.
+    /// checkout that the pool's lock-free fast path does not serve (and once per
+    /// `get_shared`). A checkout that finds an idle connection completes without ever
+    /// returning `Pending`, so a task looping on checkouts would otherwise never give its
+    /// worker back; runtimes with a task budget (tokio) return `Pending` here when it is
+    /// spent, having arranged for the task to be polled again. Every checkout also spends
+    /// the thread's budget ([`poll_thread_budget`]) first, which is what makes a loop of
+    /// fast-path checkouts yield. Default: always `Ready`.
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
         let _ = cx;
         Poll::Ready(())
@@ -144,7 +147,8 @@ impl<F: Future> Future for DiscardOutput<F> {
 }
 
 /// Checkouts a thread may complete in a row before [`poll_thread_budget`] makes the task
-/// yield; tokio's own task budget is 128 operations.
+/// yield; tokio's own task budget is 128 operations. The pool spends this budget on every
+/// checkout, whatever the runtime.
 pub const THREAD_BUDGET: u32 = 128;
 
 /// A cooperative budget for runtimes that have none (smol, async-std), for use as their
@@ -165,6 +169,7 @@ pub const THREAD_BUDGET: u32 = 128;
 ///     .count();
 /// assert_eq!(pending, 1);
 /// ```
+#[inline]
 pub fn poll_thread_budget(cx: &mut Context<'_>) -> Poll<()> {
     use std::cell::Cell;
     thread_local! {

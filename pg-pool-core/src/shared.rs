@@ -23,7 +23,7 @@ use crate::clock::{Instant, after};
 
 use event_listener::Event;
 
-use crate::config::{ConnPoolConfig, IdleOrder};
+use crate::config::ConnPoolConfig;
 use crate::conn::Conn;
 use crate::connect::Reservation;
 use crate::error::{ConnectError, Phase, PoolError, TimeoutDetails};
@@ -255,7 +255,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         let leaks = config
             .leak_detection_threshold
             .map(|_| LeakRegistry::default());
-        let fast = FastSlot::new(config.idle_order == IdleOrder::Lifo);
+        let fast = FastSlot::new(&config, &hooks);
         Self {
             config,
             hooks,

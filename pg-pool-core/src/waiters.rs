@@ -102,11 +102,14 @@ impl<T, E> Waiter<T, E> {
     /// Readies a finished waiter for another caller; `Arc::get_mut` on a spare proves no
     /// one else holds it. Its event keeps its allocation, which is the point of reusing it.
     pub(crate) fn reuse(&mut self, id: u64, enqueued: Instant, deadline: Instant) {
-        let mut slot = lock(&self.slot);
+        // Exclusive access: the slot is reset without locking it.
+        let slot = self
+            .slot
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         debug_assert!(slot.grant.is_none(), "a spare waiter holds no grant");
         // A nudge may be left over from before a grant.
         slot.nudged = false;
-        drop(slot);
         self.id = id;
         self.enqueued = enqueued;
         self.since = enqueued;

@@ -55,7 +55,9 @@ impl Runtime for Tokio {
 
     #[inline]
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
-        // Spend one unit of the task's budget per checkout, as tokio's own resources do.
+        // One unit of the task's budget, as tokio's own resources spend it: for each checkout
+        // that finds the pool's fast slot closed (callers queued, FIFO idle order); the pool
+        // spends the thread's budget on the others.
         tokio::task::coop::poll_proceed(cx).map(|budget| budget.made_progress())
     }
 }

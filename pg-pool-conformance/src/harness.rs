@@ -167,6 +167,19 @@ pub async fn settle<R: Runtime>(pool: &MockPool<R>, control: &Control) -> Metric
     }
 }
 
+/// Polls a checkout until it has either finished or queued, returning its output if it
+/// finished. A checkout's first poll may return `Pending` without queueing, only to yield
+/// for the cooperative budget (every 128th checkout on a thread, or when the runtime's task
+/// budget is spent); the budget is renewed when it yields, so a second poll right after
+/// goes on to take a connection or queue. Scenarios that read a `Pending` as "queued, in
+/// this order" poll through this.
+pub async fn poll_to_queue<F: Future + Unpin>(checkout: &mut F) -> Option<F::Output> {
+    match futures_lite::future::poll_once(&mut *checkout).await {
+        Some(output) => Some(output),
+        None => futures_lite::future::poll_once(checkout).await,
+    }
+}
+
 /// Polls `future` once and drops it: cancels a checkout at its first await point.
 pub async fn poll_once_then_drop<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);

@@ -48,9 +48,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// `get_shared`). A checkout that finds an idle connection completes without ever
     /// returning `Pending`, so a task looping on checkouts would otherwise never give its
     /// worker back; runtimes with a task budget (tokio) return `Pending` here when it is
-    /// spent, having arranged for the task to be polled again. Every checkout also spends
-    /// the thread's budget ([`poll_thread_budget`]) first, which is what makes a loop of
-    /// fast-path checkouts yield. Default: always `Ready`.
+    /// spent, having arranged for the task to be polled again. A checkout the fast path may
+    /// serve (nobody queued) spends the thread's budget ([`poll_thread_budget`]) instead,
+    /// which is what makes a loop of fast-path checkouts yield. Default: always `Ready`.
     fn poll_cooperate(&self, cx: &mut Context<'_>) -> Poll<()> {
         let _ = cx;
         Poll::Ready(())
@@ -148,7 +148,7 @@ impl<F: Future> Future for DiscardOutput<F> {
 
 /// Checkouts a thread may complete in a row before [`poll_thread_budget`] makes the task
 /// yield; tokio's own task budget is 128 operations. The pool spends this budget on every
-/// checkout, whatever the runtime.
+/// checkout made while its fast slot is open (nobody queued), whatever the runtime.
 pub const THREAD_BUDGET: u32 = 128;
 
 /// A cooperative budget for runtimes that have none (smol, async-std), for use as their

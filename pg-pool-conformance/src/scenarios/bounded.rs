@@ -10,7 +10,6 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_lite::future::poll_once;
 use pg_pool_core::{ConnectError, Fairness, LifecycleHooks, PoolError, Runtime};
 
 use crate::harness::{
@@ -23,7 +22,7 @@ const LONG: Duration = Duration::from_secs(3600);
 
 /// Polls a queued checkout once more; `true` if it is still pending.
 async fn still_pending<F: Future + Unpin>(checkout: &mut F) -> bool {
-    poll_once(checkout).await.is_none()
+    crate::harness::poll_to_queue(checkout).await.is_none()
 }
 
 /// Within the bound, a returned connection goes idle (the head is only nudged) and a
@@ -204,7 +203,7 @@ pub async fn bounded_never_overtaken_past_bound<R: Runtime>() {
             let mut cycles = 0u64;
             while Instant::now() < stop {
                 let mut checkout = pin!(pool.get());
-                let guard = match poll_once(checkout.as_mut()).await {
+                let guard = match crate::harness::poll_to_queue(&mut checkout).await {
                     Some(guard) => guard.unwrap(),
                     None => {
                         log.lock()

@@ -137,11 +137,7 @@ pub async fn granted_then_dropped_waiter_passes_it_on<R: Runtime>() {
     let (pool, control) = mock_pool::<R>(config, LifecycleHooks::default()).await;
     let held = pool.get().await.unwrap();
     let mut first = Box::pin(pool.get());
-    assert!(
-        futures_lite::future::poll_once(first.as_mut())
-            .await
-            .is_none()
-    );
+    assert!(crate::harness::poll_to_queue(&mut first).await.is_none());
     let second = spawn::<R, _>({
         let pool = pool.clone();
         async move { pool.get().await.map(|g| g.id) }

@@ -288,7 +288,7 @@ pub async fn owned_checkouts<R: Runtime>() {
     is_static_send(&pending[0]);
     // Polled once each, they queue in order.
     for checkout in &mut pending {
-        assert!(futures_lite::future::poll_once(checkout).await.is_none());
+        assert!(crate::harness::poll_to_queue(checkout).await.is_none());
     }
     assert_eq!(pool.metrics().waiters, 3);
     // The first is dropped while queued: its place is given up, nothing is lost.

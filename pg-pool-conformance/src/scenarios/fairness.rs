@@ -69,7 +69,7 @@ pub async fn no_task_starves<R: Runtime>() {
             while Instant::now() < stop {
                 let asked = Instant::now();
                 let mut checkout = std::pin::pin!(pool.get());
-                let guard = match futures_lite::future::poll_once(checkout.as_mut()).await {
+                let guard = match crate::harness::poll_to_queue(&mut checkout).await {
                     Some(guard) => guard.unwrap(),
                     None => {
                         log.lock().unwrap().push(Event::Queued(task));

@@ -105,7 +105,7 @@ pub async fn evict_all_beats_a_pending_grant<R: Runtime>() {
     let old = held.id;
     let mut waiting = pin!(pool.get());
     assert!(
-        future::poll_once(waiting.as_mut()).await.is_none(),
+        crate::harness::poll_to_queue(&mut waiting).await.is_none(),
         "queued"
     );
     assert_eq!(pool.metrics().waiters, 1);

@@ -9,7 +9,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::time::Duration;
 
-use futures_lite::future;
 use pg_pool_core::{DestroyReason, Fairness, LifecycleHooks, PoolError, Runtime};
 
 use crate::harness::{MockPool, check_invariants, mock_pool, settle, test_config};
@@ -93,7 +92,10 @@ pub async fn sync_check_panics_on_return<R: Runtime>() {
                 let a = take(&pool).await.expect("served");
                 let b = take(&pool).await.expect("served");
                 let mut queued = pin!(take(&pool));
-                assert!(future::poll_once(queued.as_mut()).await.is_none(), "{what}");
+                assert!(
+                    crate::harness::poll_to_queue(&mut queued).await.is_none(),
+                    "{what}"
+                );
                 assert_eq!(pool.metrics().waiters, 1, "{what}");
                 control.panic_next(check, 1);
                 drop(a);

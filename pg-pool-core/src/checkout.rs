@@ -252,10 +252,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
     }
 
     pub(crate) fn needs_async_validation(&self, conn: &Conn<T>, now: Instant) -> bool {
-        self.hooks.checkout.is_some()
-            || (self.config.test_on_checkout
-                && now.saturating_duration_since(conn.last_used)
-                    >= self.config.test_on_checkout_after)
+        self.hooks.checkout.is_some() || self.fast.ping_due(conn.last_used, now)
     }
 
     /// The asynchronous checks: the idle ping, then the checkout hook, within what is left
@@ -269,9 +266,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         // Dropped midway (the caller gave up), the connection is destroyed as cancelled.
         let mut held = Held::new(Arc::clone(self), conn, DestroyReason::Cancelled);
         let conn = held.get();
-        if self.config.test_on_checkout
-            && conn.last_used.elapsed() >= self.config.test_on_checkout_after
-        {
+        if self.fast.ping_due(conn.last_used, Instant::now()) {
             let left = self
                 .config
                 .checkout_timeout

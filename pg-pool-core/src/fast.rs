@@ -142,11 +142,18 @@ impl<T> FastSlot<T> {
     }
 
     /// Whether a connection taken from the slot at `now` needs nothing but the synchronous
-    /// checks: no hook to run, no ping due (it was used less than `test_on_checkout_after`
-    /// ago). The slow path decides the same way (`Shared::needs_async_validation`).
+    /// checks: no hook to run, no ping due.
     #[inline]
     pub(crate) fn needs_nothing_async(&self, conn: &ConnData<T>, now: Instant) -> bool {
-        !self.hooked && nanos_between(now, conn.last_used) < self.ping_after
+        !self.hooked && !self.ping_due(conn.last_used, now)
+    }
+
+    /// Whether a connection last used at `last_used` is due for a ping at `now`: idle for at
+    /// least `test_on_checkout_after`, with `test_on_checkout` on. The pool's one rule for
+    /// it, kept here precomputed in nanoseconds; the slow path asks it too.
+    #[inline]
+    pub(crate) fn ping_due(&self, last_used: Instant, now: Instant) -> bool {
+        nanos_between(now, last_used) >= self.ping_after
     }
 
     /// Whether a checkout served from the slot must plan connects under the lock.

@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{pool_config, wire_config};
-use pg_pool_core::LifecycleHooks;
+use common::{async_wire_pool, wire_config};
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{AsyncWirePool, WireConnector, WirePoolable};
+use pg_pool_wire::WirePoolable;
 
 const SECRET: &str = "Zq7SECRETxv";
 
@@ -18,15 +17,7 @@ fn assert_hidden(what: &str, debug: &str) {
 #[tokio::test]
 async fn debug_output_never_shows_statement_text() {
     let cluster = TestCluster::shared();
-    let pool = AsyncWirePool::builder(WireConnector::new(wire_config(
-        cluster,
-        None,
-        "wire-debug-secrets",
-    )))
-    .config(pool_config(1))
-    .hooks(LifecycleHooks::default())
-    .build_lazy()
-    .expect("pool builds");
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-debug-secrets"), 1);
     let sql = format!("SELECT '{SECRET}' AS password");
     {
         let conn = pool.get().await.expect("a connection");

@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{pool_config, wire_config};
-use pg_pool_core::LifecycleHooks;
+use common::{async_wire_pool, wire_config};
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{AsyncWirePool, WireConfig, WireConnector, WireError, WirePoolable};
+use pg_pool_wire::{WireConfig, WireError, WirePoolable};
 
 #[tokio::test]
 async fn a_carriage_return_ends_a_comment_and_the_judge_knows_it() {
@@ -80,15 +79,7 @@ async fn a_backslash_swallowed_by_a_multibyte_encoding_is_judged() {
 #[tokio::test]
 async fn a_shared_connection_refuses_begin_dressed_as_select() {
     let cluster = TestCluster::shared();
-    let pool = AsyncWirePool::builder(WireConnector::new(wire_config(
-        cluster,
-        None,
-        "wire-judge-shared",
-    )))
-    .config(pool_config(1))
-    .hooks(LifecycleHooks::default())
-    .build_lazy()
-    .expect("pool builds");
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-judge-shared"), 1);
     let db = pool.get_shared().await.expect("a shared lease");
     // The server reads `BEGIN` and a block comment; a scanner that ends `--` comments at
     // line feeds only reads `SELECT`.

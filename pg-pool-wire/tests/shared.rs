@@ -8,29 +8,16 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{backends, blocking, own_cluster, pool_config, wire_config};
-use pg_pool_core::{LifecycleHooks, SharedGuard};
+use common::{async_wire_pool, backends, blocking, own_cluster, text, wire_config};
+use pg_pool_core::SharedGuard;
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{AsyncWirePool, WireConfig, WireConnector, WireError};
-
-async fn pool(wire: WireConfig, max_size: usize) -> AsyncWirePool {
-    AsyncWirePool::builder(WireConnector::new(wire))
-        .config(pool_config(max_size))
-        .hooks(LifecycleHooks::default())
-        .build_lazy()
-        .expect("pool builds")
-}
-
-fn text(rows: &[pg_wired::protocol::types::RawRow], row: usize, col: usize) -> String {
-    let cell = rows[row].cell(col).expect("a value");
-    String::from_utf8(cell.to_vec()).expect("text")
-}
+use pg_pool_wire::WireError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_share_two_sessions_and_get_their_own_answers() {
     let cluster = TestCluster::shared();
     let app = "wire-shared-many";
-    let pool = pool(wire_config(cluster, None, app), 2).await;
+    let pool = async_wire_pool(wire_config(cluster, None, app), 2);
     let mut tasks = Vec::new();
     for task in 0..64 {
         let pool = pool.clone();
@@ -67,7 +54,7 @@ async fn many_tasks_share_two_sessions_and_get_their_own_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_level_statements_are_refused_before_anything_is_sent() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-shared-refused"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-shared-refused"), 1);
     let db = pool.get_shared().await.expect("a shared lease");
     let other = pool.get_shared().await.expect("a second user");
     let before = db
@@ -130,7 +117,7 @@ async fn session_level_statements_are_refused_before_anything_is_sent() {
 async fn a_killed_backend_fails_only_its_users() {
     let cluster = own_cluster();
     let app = "wire-shared-kill";
-    let pool = pool(wire_config(cluster, None, app), 2).await;
+    let pool = async_wire_pool(wire_config(cluster, None, app), 2);
     pool.set_shared_max_in_flight(6).unwrap();
     let mut guards = Vec::new();
     for _ in 0..12 {
@@ -209,7 +196,7 @@ async fn a_killed_backend_fails_only_its_users() {
 async fn shared_leases_are_served_again_after_a_restart() {
     let cluster = own_cluster();
     let app = "wire-shared-restart";
-    let pool = pool(wire_config(cluster, None, app), 2).await;
+    let pool = async_wire_pool(wire_config(cluster, None, app), 2);
     pool.set_shared_max_in_flight(4).unwrap();
     let mut held = Vec::new();
     for _ in 0..8 {
@@ -250,7 +237,7 @@ async fn shared_leases_are_served_again_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_byte_is_refused_and_the_connection_stays_usable() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-nul"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-nul"), 1);
     let conn = pool.get().await.unwrap();
     for sql in ["SELECT 1\0 garbage", "SELECT 2\0"] {
         let error = WireError::from(
@@ -280,7 +267,7 @@ async fn a_nul_byte_is_refused_and_the_connection_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protocol_violation_ends_one_session_not_the_pool() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-violation"), 2).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-violation"), 2);
     let bad = pool.get().await.unwrap();
     let good = pool.get().await.unwrap();
     let mut message = bytes::BytesMut::new();

@@ -8,24 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, pool_config, wire_config};
-use pg_pool_core::LifecycleHooks;
+use common::{async_wire_pool, eventually, text, wire_config};
 use pg_pool_test_support::TestCluster;
+use pg_pool_wire::WireError;
 use pg_pool_wire::pg_wired::FormatCode;
-use pg_pool_wire::{AsyncWirePool, WireConfig, WireConnector, WireError};
-
-async fn pool(wire: WireConfig, max_size: usize) -> AsyncWirePool {
-    AsyncWirePool::builder(WireConnector::new(wire))
-        .config(pool_config(max_size))
-        .hooks(LifecycleHooks::default())
-        .build_lazy()
-        .expect("pool builds")
-}
-
-fn text(rows: &[pg_wired::protocol::types::RawRow], row: usize, col: usize) -> String {
-    let cell = rows[row].cell(col).expect("a value");
-    String::from_utf8(cell.to_vec()).expect("text")
-}
 
 /// Division by zero for a quarter of the requests, all pipelined on one session: each
 /// failing request gets its own error, every other one its own answer, and the session
@@ -33,7 +19,7 @@ fn text(rows: &[pg_wired::protocol::types::RawRow], row: usize, col: usize) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_in_a_batch_stays_with_its_request() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-errors"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-errors"), 1);
     let mut tasks = Vec::new();
     for task in 0..48 {
         let pool = pool.clone();
@@ -84,7 +70,7 @@ async fn an_error_in_a_batch_stays_with_its_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_statement_sent_by_many_at_once_is_parsed_by_each() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-first"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-first"), 1);
     let mut guards = Vec::new();
     for _ in 0..32 {
         guards.push(pool.get_shared().await.expect("a shared lease"));
@@ -136,7 +122,7 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_invalidated_by_a_schema_change_is_parsed_again() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-reparse"), 2).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-reparse"), 2);
     // The table is made and changed on an exclusive connection of the same pool (the same
     // database and user as the shared one).
     let admin = pool.get().await.expect("an exclusive connection");
@@ -186,7 +172,7 @@ async fn a_statement_invalidated_by_a_schema_change_is_parsed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_codes_pass_through_the_batch() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-formats"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-formats"), 1);
     let db = pool.get_shared().await.expect("a shared lease");
     let arg = 41i32.to_be_bytes();
     let rows = db
@@ -222,7 +208,7 @@ async fn format_codes_pass_through_the_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_that_stops_waiting_loses_only_its_own_answer() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-abandon"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-abandon"), 1);
     let first = pool.get_shared().await.expect("a shared lease");
     let pid = text(
         &first
@@ -285,7 +271,8 @@ fn a_connection_whose_runtime_is_gone_fails_instead_of_hanging() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let pool = first.block_on(pool(wire_config(cluster, None, "wire-batch-gone"), 1));
+    let pool =
+        first.block_on(async { async_wire_pool(wire_config(cluster, None, "wire-batch-gone"), 1) });
     let db = first.block_on(async {
         let db = pool.get_shared().await.expect("a shared lease");
         db.handle()
@@ -322,7 +309,7 @@ fn a_connection_whose_runtime_is_gone_fails_instead_of_hanging() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_answer_is_handed_over_before_the_rest_of_its_batch() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-early"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-early"), 1);
     let fast_user = pool.get_shared().await.expect("a shared lease");
     let slow_user = pool.get_shared().await.expect("a second user");
     let (fast_handle, slow_handle) = (fast_user.handle(), slow_user.handle());
@@ -372,7 +359,7 @@ async fn an_answer_is_handed_over_before_the_rest_of_its_batch() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_outbox_is_sent_in_several_batches() {
     let cluster = TestCluster::shared();
-    let pool = pool(wire_config(cluster, None, "wire-batch-many"), 1).await;
+    let pool = async_wire_pool(wire_config(cluster, None, "wire-batch-many"), 1);
     pool.set_shared_max_in_flight(200).expect("a valid limit");
     let mut guards = Vec::new();
     for _ in 0..150 {

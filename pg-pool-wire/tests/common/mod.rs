@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pg_pool_core::{ConnPoolConfig, LifecycleHooks};
 use pg_pool_test_support::TestCluster;
-use pg_pool_wire::{WireConfig, WireConnector, WirePool, WirePoolable};
+use pg_pool_wire::{AsyncWirePool, WireConfig, WireConnector, WirePool, WirePoolable};
 
 /// The URL of `cluster` (or of `addr` in front of it), with `application_name` set.
 pub(crate) fn url(cluster: &TestCluster, addr: Option<SocketAddr>, app: &str) -> String {
@@ -54,6 +54,21 @@ pub(crate) async fn wire_pool(
         .build()
         .await
         .expect("pool builds")
+}
+
+/// An `AsyncWirePoolable` pool of `max_size` on `wire`, test config, no hooks, built lazily.
+pub(crate) fn async_wire_pool(wire: WireConfig, max_size: usize) -> AsyncWirePool {
+    AsyncWirePool::builder(WireConnector::new(wire))
+        .config(pool_config(max_size))
+        .hooks(LifecycleHooks::default())
+        .build_lazy()
+        .expect("pool builds")
+}
+
+/// The text of the cell at `row`, `col` of a result.
+pub(crate) fn text(rows: &[pg_wired::protocol::types::RawRow], row: usize, col: usize) -> String {
+    let cell = rows[row].cell(col).expect("a value");
+    String::from_utf8(cell.to_vec()).expect("text")
 }
 
 /// Runs blocking kit calls (psql, pg_ctl) off the async worker threads.

@@ -104,11 +104,7 @@ fn on_tokio<P: Contestant>(
     counter: Option<AllocCounter>,
     quick: bool,
 ) -> SingleStats {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime builds")
-        .block_on(measure::<P>(max_size, counter, quick))
+    current_thread().block_on(measure::<P>(max_size, counter, quick))
 }
 
 /// Measures `pool` with one task on a current-thread runtime (smol and async-std: `block_on`)
@@ -162,26 +158,16 @@ pub struct PlainSingle {
 ///
 /// For a pool that does not run on tokio.
 pub fn single_task_timed(pool: PoolKind, quick: bool) -> f64 {
-    fn go<P: Contestant>(quick: bool) -> f64 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime builds")
-            .block_on(measure_loop::<P>(4, None, quick, true))
-            .ns_per_cycle
-    }
-    match pool {
-        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(quick),
-        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(quick),
-        PoolKind::Deadpool => go::<Deadpool>(quick),
-        PoolKind::Bb8 => go::<Bb8>(quick),
-        PoolKind::Bb8Defaults => go::<Bb8Defaults>(quick),
-        PoolKind::Mobc => go::<Mobc>(quick),
-        PoolKind::Qp => go::<Qp>(quick),
-        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
-            panic!("the timed single-task loop runs tokio pools only")
+    struct Timed(bool);
+    impl TokioJob for Timed {
+        type Output = f64;
+        fn run<P: Contestant>(self) -> f64 {
+            current_thread()
+                .block_on(measure_loop::<P>(4, None, self.0, true))
+                .ns_per_cycle
         }
     }
+    on_tokio_pool(pool, "the timed single-task loop", Timed(quick))
 }
 
 /// Measures every pool of `pools` (which must include deadpool for the ratio) with one task,
@@ -232,29 +218,55 @@ pub fn plain_single(
 ///
 /// For a pool that does not run on tokio.
 pub fn cycles_only(pool: PoolKind, n: u64) {
-    fn go<P: Contestant>(n: u64) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime builds");
-        let pool = rt.block_on(P::build(4));
-        // One cycle outside the measurement, so that lazy set-up (clock calibration) is not
-        // counted.
-        rt.block_on(cycles(&pool, 1));
-        measured_cycles(&rt, &pool, n);
-    }
-    match pool {
-        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(n),
-        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
-        PoolKind::Deadpool => go::<Deadpool>(n),
-        PoolKind::Bb8 => go::<Bb8>(n),
-        PoolKind::Bb8Defaults => go::<Bb8Defaults>(n),
-        PoolKind::Mobc => go::<Mobc>(n),
-        PoolKind::Qp => go::<Qp>(n),
-        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
-            panic!("--cycles runs tokio pools only")
+    struct Cycles(u64);
+    impl TokioJob for Cycles {
+        type Output = ();
+        fn run<P: Contestant>(self) {
+            let rt = current_thread();
+            let pool = rt.block_on(P::build(4));
+            // One cycle outside the measurement, so that lazy set-up (clock calibration) is
+            // not counted.
+            rt.block_on(cycles(&pool, 1));
+            measured_cycles(&rt, &pool, self.0);
         }
     }
+    on_tokio_pool(pool, "--cycles", Cycles(n));
+}
+
+/// Work run on whichever tokio pool a [`PoolKind`] names.
+trait TokioJob {
+    /// What the work gives back.
+    type Output;
+    /// Runs the work on pool type `P`.
+    fn run<P: Contestant>(self) -> Self::Output;
+}
+
+/// Runs `job` on the tokio pool `pool` names.
+///
+/// # Panics
+///
+/// For a pool that does not run on tokio (`flag` names the mode in the message).
+fn on_tokio_pool<J: TokioJob>(pool: PoolKind, flag: &str, job: J) -> J::Output {
+    match pool {
+        PoolKind::PgPool => job.run::<PgPool<pg_pool_tokio::Tokio>>(),
+        PoolKind::PgPoolDefaults => job.run::<PgPoolDefaults>(),
+        PoolKind::Deadpool => job.run::<Deadpool>(),
+        PoolKind::Bb8 => job.run::<Bb8>(),
+        PoolKind::Bb8Defaults => job.run::<Bb8Defaults>(),
+        PoolKind::Mobc => job.run::<Mobc>(),
+        PoolKind::Qp => job.run::<Qp>(),
+        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
+            panic!("{flag} runs tokio pools only")
+        }
+    }
+}
+
+/// A current-thread tokio runtime with timers and I/O.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime builds")
 }
 
 /// `n` cycles of `pool` on `rt`; never inlined, so that its name marks the measured part.
@@ -276,28 +288,18 @@ pub fn measured_cycles<P: BenchPool>(rt: &tokio::runtime::Runtime, pool: &P, n: 
 ///
 /// For a pool that does not run on tokio.
 pub fn handoffs_only(pool: PoolKind, n: u64) {
-    fn go<P: Contestant>(n: u64) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime builds");
-        let pool = std::sync::Arc::new(rt.block_on(P::build(1)));
-        // A few hand-offs outside the measurement: lazy set-up is not counted.
-        rt.block_on(handoffs(&pool, 10));
-        measured_handoffs(&rt, &pool, n);
-    }
-    match pool {
-        PoolKind::PgPool => go::<PgPool<pg_pool_tokio::Tokio>>(n),
-        PoolKind::PgPoolDefaults => go::<PgPoolDefaults>(n),
-        PoolKind::Deadpool => go::<Deadpool>(n),
-        PoolKind::Bb8 => go::<Bb8>(n),
-        PoolKind::Bb8Defaults => go::<Bb8Defaults>(n),
-        PoolKind::Mobc => go::<Mobc>(n),
-        PoolKind::Qp => go::<Qp>(n),
-        PoolKind::PgPoolSmol | PoolKind::PgPoolAsyncStd => {
-            panic!("--handoffs runs tokio pools only")
+    struct Handoffs(u64);
+    impl TokioJob for Handoffs {
+        type Output = ();
+        fn run<P: Contestant>(self) {
+            let rt = current_thread();
+            let pool = std::sync::Arc::new(rt.block_on(P::build(1)));
+            // A few hand-offs outside the measurement: lazy set-up is not counted.
+            rt.block_on(handoffs(&pool, 10));
+            measured_handoffs(&rt, &pool, self.0);
         }
     }
+    on_tokio_pool(pool, "--handoffs", Handoffs(n));
 }
 
 /// Two tasks, `n / 2` cycles each, on a pool of one connection (see [`handoffs_only`]).

@@ -232,3 +232,40 @@ fn every_prefix_and_suffix_of_multibyte_text_is_judged() {
         "SELECT 'é€😀', \"ü\" FROM t /* ß /* ü */ */ WHERE a = 'x' -- 😀\r; SELECT $é$ 😀 $é$"
     ));
 }
+
+#[test]
+fn a_keyword_that_takes_an_expression_is_not_an_operand() {
+    // After these keywords an expression starts, so `like(…)`, `ilike(…)`, `join(…)`…
+    // call a user function of that name. Checked on a PostgreSQL 15 server for `ZONE`,
+    // `ESCAPE`, `SIMILAR TO`, `SYMMETRIC`, `FIRST`, `NEXT`, `ROWS`, `FOR`, `PLACING`, `BOTH`,
+    // `CONTENT`, `VARIADIC` and `DEFAULT`: the function ran (and its `set_config` stayed);
+    // `json_object(… VALUE …)` is PostgreSQL 16 syntax.
+    for sql in [
+        "SELECT now() AT TIME ZONE like('')",
+        "SELECT 'a' LIKE 'b' ESCAPE like('')",
+        "SELECT 'a' SIMILAR TO like('')",
+        "SELECT 'a' NOT SIMILAR TO ilike('')",
+        "SELECT 1 BETWEEN SYMMETRIC like('') AND 2",
+        "SELECT 1 BETWEEN ASYMMETRIC like('') AND 2",
+        "SELECT 1 FROM t FETCH FIRST like('') ROWS ONLY",
+        "SELECT 1 FROM t OFFSET 1 ROWS FETCH NEXT join('') ROWS ONLY",
+        "ALTER TABLE t ADD COLUMN c text DEFAULT like('')",
+        "SELECT concat(VARIADIC like(''))",
+        "SELECT sum(a) OVER (ORDER BY a ROWS like('') PRECEDING) FROM t",
+        "SELECT sum(a) OVER (ORDER BY a RANGE like('') PRECEDING) FROM t",
+        "SELECT sum(a) OVER (ORDER BY a GROUPS like('') PRECEDING) FROM t",
+        "SELECT substring('abc' FROM 1 FOR like(''))",
+        "SELECT overlay('abc' PLACING like('') FROM 1)",
+        "SELECT trim(BOTH like('') FROM 'x')",
+        "SELECT trim(LEADING like('') FROM 'x')",
+        "SELECT trim(TRAILING like('') FROM 'x')",
+        "SELECT xmlparse(DOCUMENT like(''))",
+        "SELECT xmlserialize(CONTENT like('') AS text)",
+        "SELECT xmlroot(x, VERSION like(''))",
+        "SELECT xmlexists('//a' PASSING like(''))",
+        "SELECT json_object('a' VALUE like(''))",
+        "SELECT 1 OPERATOR(pg_catalog.=) like('')",
+    ] {
+        assert!(sql_changes_session(sql), "{sql}");
+    }
+}

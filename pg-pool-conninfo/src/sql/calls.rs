@@ -118,11 +118,15 @@ fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize, layout: &Layo
     let prev = start.checked_sub(1).map(|i| stmt[i]);
     let after = |words: &[&str]| matches!(prev, Some(Token::Word(w)) if contains(words, w));
     // A token that ends an operand: the `(` after it cannot open a call's arguments.
-    let after_operand = match prev {
+    let ends_operand = |token: Option<Token<'_>>| match token {
         Some(Token::Word(w)) => !contains(EXPRESSION_START, w),
         Some(Token::Quoted(_) | Token::Close | Token::Literal) => true,
         _ => false,
     };
+    let after_operand = ends_operand(prev);
+    // `x NOT LIKE (`: the operator spelled with `NOT` after an operand (a `NOT` that starts
+    // an expression, as in `SELECT NOT like(x)`, is followed by a call).
+    let after_operand_not = after(&["not"]) && ends_operand(start.checked_sub(2).map(|i| stmt[i]));
     match lower {
         // `ORDER BY (`, `GROUP BY (`, `PARTITION BY (`.
         "by" => after(&["order", "group", "partition"]),
@@ -144,8 +148,10 @@ fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize, layout: &Layo
         "filter" | "over" | "include" | "within" => prev == Some(Token::Close),
         // Statements of their own: `COPY (`, `EXPLAIN (`, `VACUUM (`.
         "copy" | "explain" | "vacuum" => prev.is_none(),
-        // `UPDATE t SET (`, `ALTER TABLE t SET (`; `x LIKE (`, `t JOIN (`.
-        "set" | "is" | "like" | "ilike" | "similar" | "join" | "partition" => after_operand,
+        // `x LIKE (`, `x NOT ILIKE (`, `x NOT SIMILAR TO (` (after `TO`, a call).
+        "like" | "ilike" | "similar" => after_operand || after_operand_not,
+        // `UPDATE t SET (`, `ALTER TABLE t SET (`; `t JOIN (`.
+        "set" | "is" | "join" | "partition" => after_operand,
         _ => true,
     }
 }
@@ -157,35 +163,57 @@ const EXPRESSION_START: &[&str] = &[
     "and",
     "any",
     "as",
+    "asymmetric",
     "between",
+    "both",
     "by",
     "case",
+    "content",
+    "default",
     "distinct",
+    "document",
     "else",
+    "escape",
+    "first",
+    "for",
     "from",
+    "groups",
     "having",
     "ilike",
     "in",
     "is",
     "join",
     "lateral",
+    "leading",
     "like",
     "limit",
+    "next",
     "not",
     "offset",
     "on",
     "or",
+    "passing",
+    "placing",
+    "range",
     "return",
     "returning",
+    "rows",
     "select",
     "set",
     "similar",
     "some",
+    "symmetric",
     "then",
+    "to",
+    "trailing",
     "using",
+    "value",
     "values",
+    "variadic",
+    "version",
     "when",
     "where",
+    "zone",
 ];
 
 /// `name(a, b) AS (` or `AS [NOT] MATERIALIZED (` after a comma, with a statement in the

@@ -163,15 +163,21 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
     if stmt.contains(&Token::Opaque) {
         return true;
     }
+    // `VACUUM` and `ANALYZE` take option and column lists, never an expression: no `(` in
+    // them calls anything (`ANALYZE (VERBOSE) t (a)`).
+    let calls_possible = !contains(NO_EXPRESSIONS, leading);
     let layout = Layout::new(stmt);
     stmt.iter().enumerate().any(|(i, token)| match token {
         Token::Word(name) | Token::Quoted(name) => {
             names_session_state(name) || runs_prepared(stmt, i) || field_call(stmt, i)
         }
-        Token::Open => i > 0 && is_call(stmt, i, &layout),
+        Token::Open => calls_possible && i > 0 && is_call(stmt, i, &layout),
         _ => false,
     })
 }
+
+/// First keywords of statements whose grammar has no expressions, so no function calls.
+const NO_EXPRESSIONS: &[&str] = &["analyse", "analyze", "vacuum"];
 
 /// Temporary objects (`TEMP`, `TEMPORARY`, the `pg_temp` schema), advisory locks,
 /// `set_config`, sequences advanced or set (`nextval`, `setval`), the random seed

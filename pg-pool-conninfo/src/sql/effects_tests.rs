@@ -32,6 +32,11 @@ fn ordinary_statements_keep_the_fast_path() {
         "SELECT EXISTS(SELECT 1 FROM t WHERE data->>'k' = lower($1)) LIMIT $2",
         "UPDATE t SET updated_at = now(), n = n + 1 WHERE id = $1",
         "SELECT template, temperature FROM t",
+        "SELECT * FROM t WHERE a NOT LIKE ('x' || $1) AND b NOT ILIKE (lower($2))",
+        "SELECT \"a\" NOT LIKE ($1), (a) NOT ILIKE ($2), 'x' NOT LIKE ($3) FROM t",
+        "ANALYZE (VERBOSE) t (a)",
+        "ANALYSE VERBOSE t (a, b)",
+        "VACUUM (VERBOSE, ANALYZE, PARALLEL 2) t (a), u",
     ] {
         assert!(!sql_changes_session(sql), "{sql}");
     }
@@ -82,6 +87,13 @@ fn code_that_may_change_the_session_counts() {
         "SELECT f(1) AS not",
         "E'x'",
         "$$ x $$",
+        "SELECT NOT like(1)",
+        "SELECT * FROM t WHERE a AND NOT ilike(b)",
+        "SELECT * FROM t WHERE (NOT similar(b))",
+        "SELECT a NOT LIKE f(b) FROM t",
+        "SELECT a NOT LIKE (f(b)) FROM t",
+        "ANALYZE pg_temp.t",
+        "VACUUM t; SELECT f()",
     ] {
         assert!(sql_changes_session(sql), "{sql}");
     }

@@ -8,8 +8,8 @@
 //!
 //! Keywords that are also the names of built-in functions (`left`, `version`…) are left
 //! out: a user overload of a built-in's name is the judge's documented blind spot. `like`
-//! and `overlaps` stay: where the grammar reads them as operators, the judge must tell
-//! their calls apart.
+//! and `overlaps` stay (where the grammar reads them as operators, the judge must tell
+//! their calls apart), and `system` (a sampling method after `TABLESAMPLE`).
 
 mod common;
 
@@ -68,6 +68,9 @@ const CONTEXTS: &[&str] = &[
     "SELECT count(*) FILTER (WHERE {f} = 1) FROM judge_t",
     "SELECT 1 FROM judge_t x JOIN judge_t y ON {f} = 1",
     "SELECT 1 FROM judge_t TABLESAMPLE BERNOULLI (100) REPEATABLE ({f})",
+    "SELECT 1 FROM judge_t TABLESAMPLE SYSTEM ({f})",
+    "SELECT 1 FROM judge_t TABLESAMPLE {f}",
+    "SELECT 1 FROM judge_t TABLESAMPLE SYSTEM (1) REPEATABLE {f}",
     "SELECT * FROM judge_t WHERE EXISTS (SELECT {f})",
     "WITH w AS (SELECT {f}) SELECT * FROM w",
     "VALUES ({f})",
@@ -81,8 +84,26 @@ const CONTEXTS: &[&str] = &[
 
 /// Names tried in every context; the rest of the keywords are sampled.
 const ALWAYS: &[&str] = &[
-    "like", "ilike", "similar", "join", "is", "overlaps", "set", "filter", "over", "by", "range",
-    "rows", "zone", "key", "value", "cube", "within", "include",
+    "like",
+    "ilike",
+    "similar",
+    "join",
+    "is",
+    "overlaps",
+    "set",
+    "filter",
+    "over",
+    "by",
+    "range",
+    "rows",
+    "zone",
+    "key",
+    "value",
+    "cube",
+    "within",
+    "include",
+    "system",
+    "repeatable",
 ];
 
 /// A small deterministic generator (xorshift), so that a failure can be replayed.
@@ -113,7 +134,7 @@ async fn a_function_named_after_a_keyword_is_counted_wherever_the_server_calls_i
     let rows = conn
         .simple_query(
             "SELECT word FROM pg_get_keywords() WHERE catcode IN ('U', 'T') \
-             AND (word IN ('like', 'overlaps') OR word NOT IN (SELECT proname FROM pg_proc \
+             AND (word IN ('like', 'overlaps', 'system') OR word NOT IN (SELECT proname FROM pg_proc \
                   WHERE pronamespace = 'pg_catalog'::regnamespace)) ORDER BY 1",
         )
         .await

@@ -10,6 +10,7 @@ const KEYWORDS: &[&str] = &[
     "any",
     "array",
     "as",
+    "bernoulli",
     "between",
     "by",
     "case",
@@ -57,6 +58,7 @@ const KEYWORDS: &[&str] = &[
     "primary",
     "range",
     "references",
+    "repeatable",
     "returning",
     "rollup",
     "row",
@@ -66,6 +68,7 @@ const KEYWORDS: &[&str] = &[
     "similar",
     "some",
     "substring",
+    "system",
     "then",
     "trim",
     "union",
@@ -120,9 +123,10 @@ const TYPES: &[&str] = &[
 ];
 
 /// Built-in functions that read, compute or build values and leave no session state.
-/// Not here, on purpose: `set_config`, the advisory lock functions, `nextval`/`setval`
-/// (they set `currval`/`lastval`), `setseed`, `dblink*`, `lo_*`, functions that run SQL
-/// given as text (`query_to_xml`, `ts_stat`, ...), and every function not built in.
+/// Not here, on purpose: `set_config`, the session-level advisory lock functions (the
+/// `_xact_` ones end with the transaction), `nextval`/`setval` (they set
+/// `currval`/`lastval`), `setseed`, `dblink*`, `lo_*`, functions that run SQL given as
+/// text (`query_to_xml`, `ts_stat`, `ts_rewrite`, ...), and every function not built in.
 const FUNCTIONS: &[&str] = &[
     "abs",
     "age",
@@ -140,6 +144,7 @@ const FUNCTIONS: &[&str] = &[
     "array_replace",
     "array_to_json",
     "array_to_string",
+    "array_to_tsvector",
     "array_upper",
     "ascii",
     "avg",
@@ -164,6 +169,7 @@ const FUNCTIONS: &[&str] = &[
     "current_schema",
     "current_schemas",
     "current_setting",
+    "currval",
     "date_part",
     "date_trunc",
     "decode",
@@ -180,6 +186,10 @@ const FUNCTIONS: &[&str] = &[
     "generate_series",
     "generate_subscripts",
     "has_table_privilege",
+    "inet_client_addr",
+    "inet_client_port",
+    "inet_server_addr",
+    "inet_server_port",
     "initcap",
     "isfinite",
     "json_agg",
@@ -232,6 +242,7 @@ const FUNCTIONS: &[&str] = &[
     "justify_interval",
     "lag",
     "last_value",
+    "lastval",
     "lead",
     "left",
     "length",
@@ -255,10 +266,13 @@ const FUNCTIONS: &[&str] = &[
     "ntile",
     "num_nonnulls",
     "num_nulls",
+    "numnode",
     "octet_length",
     "percent_rank",
     "percentile_cont",
     "percentile_disc",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
     "pg_backend_pid",
     "pg_column_size",
     "pg_database_size",
@@ -273,8 +287,13 @@ const FUNCTIONS: &[&str] = &[
     "pg_sleep",
     "pg_table_size",
     "pg_total_relation_size",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
     "pg_typeof",
+    "phraseto_tsquery",
+    "plainto_tsquery",
     "power",
+    "querytree",
     "quote_ident",
     "quote_literal",
     "quote_nullable",
@@ -294,6 +313,7 @@ const FUNCTIONS: &[&str] = &[
     "row_to_json",
     "rpad",
     "rtrim",
+    "setweight",
     "sha256",
     "sign",
     "split_part",
@@ -319,12 +339,19 @@ const FUNCTIONS: &[&str] = &[
     "to_regrole",
     "to_regtype",
     "to_timestamp",
+    "to_tsquery",
+    "to_tsvector",
     "transaction_timestamp",
     "translate",
     "trunc",
+    "ts_headline",
+    "ts_rank",
+    "ts_rank_cd",
+    "tsvector_to_array",
     "unnest",
     "upper",
     "version",
+    "websearch_to_tsquery",
 ];
 
 /// Whether `name` (lowercase) before a `(` is known not to run code that changes the
@@ -356,6 +383,8 @@ mod tests {
             "setval",
             "setseed",
             "query_to_xml",
+            "ts_stat",
+            "ts_rewrite",
             "dblink_connect",
             "lo_open",
         ] {

@@ -146,6 +146,9 @@ fn keyword_in_place(lower: &str, stmt: &[Token<'_>], start: usize, layout: &Layo
         "range" => after(&["by"]),
         // `count(*) FILTER (`, `OVER (`, `INCLUDE (`, `WITHIN GROUP (`.
         "filter" | "over" | "include" | "within" => prev == Some(Token::Close),
+        // `TABLESAMPLE SYSTEM (10) REPEATABLE (1)`: the built-in sampling methods.
+        "bernoulli" | "system" => after(&["tablesample"]),
+        "repeatable" => prev == Some(Token::Close),
         // Statements of their own: `COPY (`, `EXPLAIN (`, `VACUUM (`.
         "copy" | "explain" | "vacuum" => prev.is_none(),
         // `x LIKE (`, `x NOT ILIKE (`, `x NOT SIMILAR TO (` (after `TO`, a call).

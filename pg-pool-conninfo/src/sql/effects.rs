@@ -179,6 +179,19 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
 /// First keywords of statements whose grammar has no expressions, so no function calls.
 const NO_EXPRESSIONS: &[&str] = &["analyse", "analyze", "vacuum"];
 
+/// The advisory lock functions whose locks end with the transaction (a statement outside
+/// a transaction block is its own), exactly so named.
+fn ends_with_transaction(name: &str) -> bool {
+    [
+        "pg_advisory_xact_lock",
+        "pg_advisory_xact_lock_shared",
+        "pg_try_advisory_xact_lock",
+        "pg_try_advisory_xact_lock_shared",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f))
+}
+
 /// Temporary objects (`TEMP`, `TEMPORARY`, the `pg_temp` schema), advisory locks,
 /// `set_config`, sequences advanced or set (`nextval`, `setval`), the random seed
 /// (`setseed`) and `dblink` sessions, however they are reached (a call, a quoted or
@@ -197,7 +210,7 @@ fn names_session_state(name: &str) -> bool {
         || bytes
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"pg_temp"))
-        || contains(b"advisory")
+        || (contains(b"advisory") && !ends_with_transaction(name))
         || contains(b"set_config")
         || contains(b"nextval")
         || contains(b"setval")

@@ -37,6 +37,11 @@ fn ordinary_statements_keep_the_fast_path() {
         "ANALYZE (VERBOSE) t (a)",
         "ANALYSE VERBOSE t (a, b)",
         "VACUUM (VERBOSE, ANALYZE, PARALLEL 2) t (a), u",
+        "SELECT ts_rank(tsv, q) FROM t, websearch_to_tsquery('english', $1) q WHERE tsv @@ q",
+        "SELECT to_tsvector('english', b) @@ plainto_tsquery('english', $1) FROM t",
+        "SELECT * FROM t TABLESAMPLE SYSTEM (10) REPEATABLE (1), u TABLESAMPLE BERNOULLI (5)",
+        "SELECT pg_try_advisory_xact_lock(1), PG_ADVISORY_XACT_LOCK_SHARED(2)",
+        "SELECT currval('s'), lastval(), inet_server_addr(), inet_client_port()",
     ] {
         assert!(!sql_changes_session(sql), "{sql}");
     }
@@ -94,6 +99,13 @@ fn code_that_may_change_the_session_counts() {
         "SELECT a NOT LIKE (f(b)) FROM t",
         "ANALYZE pg_temp.t",
         "VACUUM t; SELECT f()",
+        "SELECT system(1)",
+        "SELECT * FROM t TABLESAMPLE my_method (1)",
+        "SELECT \"pg_try_advisory_xact_lock\"(1)",
+        "SELECT s.pg_advisory_xact_lock(1)",
+        "SELECT pg_advisory_xact_lock_evil(1)",
+        "SELECT pg_advisory_lock_shared(1)",
+        "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
     ] {
         assert!(sql_changes_session(sql), "{sql}");
     }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::url;
+use common::{Rng, url};
 use pg_pool_conninfo::sql::sql_changes_session;
 use pg_pool_test_support::TestCluster;
 use pg_pool_wire::{TransactionStatus, WireConfig, WirePoolable};
@@ -18,22 +18,11 @@ const PIECES: &[&str] = &[
 ];
 const CALL: &str = "SELECT set_config('search_path', 'hit', false)";
 
-/// A small deterministic generator (xorshift), so that a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-
-    fn pieces(&mut self, most: usize) -> String {
-        (0..self.below(most + 1))
-            .map(|_| PIECES[self.below(PIECES.len())])
-            .collect()
-    }
+/// Up to `most` random pieces.
+fn pieces(rng: &mut Rng, most: usize) -> String {
+    (0..rng.below(most + 1))
+        .map(|_| PIECES[rng.below(PIECES.len())])
+        .collect()
 }
 
 /// A session under `settings`: a URL suffix sent at startup, except a client encoding,
@@ -62,7 +51,7 @@ async fn run(settings: &str, cases: usize, seed: u64) -> (usize, usize) {
     let mut rng = Rng(seed);
     let (mut ran, mut errors) = (0, 0);
     for _ in 0..cases {
-        let sql = format!("{}; {CALL} {}", rng.pieces(6), rng.pieces(3));
+        let sql = format!("{}; {CALL} {}", pieces(&mut rng, 6), pieces(&mut rng, 3));
         if conn.simple_query(&sql).await.is_err() {
             errors += 1;
         }
@@ -170,7 +159,7 @@ async fn whenever_a_block_is_left_open_opens_transaction_says_so() {
         let mut opened = 0;
         for _ in 0..2500 {
             let start = STARTS[rng.below(STARTS.len())];
-            let sql = format!("{}; {start} {}", rng.pieces(5), rng.pieces(3));
+            let sql = format!("{}; {start} {}", pieces(&mut rng, 5), pieces(&mut rng, 3));
             let _ = conn.simple_query(&sql).await;
             if conn.transaction_status() != TransactionStatus::Idle {
                 opened += 1;

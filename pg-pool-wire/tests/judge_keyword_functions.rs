@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::url;
+use common::{Rng, url};
 use pg_pool_conninfo::sql::sql_changes_session;
 use pg_pool_test_support::TestCluster;
 use pg_pool_wire::{WireConfig, WirePoolable};
@@ -105,18 +105,6 @@ const ALWAYS: &[&str] = &[
     "system",
     "repeatable",
 ];
-
-/// A small deterministic generator (xorshift), so that a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 #[tokio::test]
 async fn a_function_named_after_a_keyword_is_counted_wherever_the_server_calls_it() {

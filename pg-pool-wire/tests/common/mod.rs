@@ -100,3 +100,17 @@ pub(crate) fn own_cluster() -> &'static TestCluster {
         TestCluster::start().expect("start a throwaway cluster"),
     ))
 }
+
+/// A small deterministic generator (xorshift), so that a failure can be replayed from its
+/// seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}

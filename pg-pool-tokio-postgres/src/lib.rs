@@ -50,7 +50,8 @@
 //! command tags, the `ParameterStatus` and `ReadyForQuery` messages, and the SQL the client
 //! sends, it knows whether any exchange since the last reset changed session state (`SET`,
 //! `PREPARE`, `LISTEN`, `DECLARE`, `DO`, `CALL`, a call of a function that is not a
-//! read-only built-in, a temporary table, an advisory lock, `set_config`, a reported
+//! read-only built-in, a temporary table, a session-level advisory lock, a session-level
+//! `set_config`, a reported
 //! setting, a statement prepared from such SQL run again by name), whether
 //! anything is still outstanding, and the transaction status. A session that only ran
 //! `SELECT`s, `INSERT`s, `UPDATE`s, transactions or cached statements goes back at once

@@ -94,3 +94,29 @@ async fn a_shared_connection_refuses_begin_dressed_as_select() {
     drop(db);
     pool.drain().await;
 }
+
+/// `set_config(…, true)` sets a value for the transaction only: what the judge lets pass as
+/// harmless leaves nothing behind, in an implicit transaction and in a committed block.
+#[tokio::test]
+async fn a_transaction_local_setting_is_gone_when_the_judge_lets_it_pass() {
+    let cluster = TestCluster::shared();
+    let mut conn = WirePoolable::open(&wire_config(cluster, None, "wire-judge-local"))
+        .await
+        .expect("connects");
+    let before = conn.query_value("SHOW search_path").await.expect("runs");
+    for sql in [
+        "SELECT set_config('search_path', 'local_only', true)",
+        "SELECT pg_catalog.set_config('search_path', 'local_only', TRUE), 1",
+        "BEGIN; SELECT set_config('search_path', 'local_only', true); COMMIT",
+        "SELECT set_config('search_path', 'local_only', true); SELECT 1",
+    ] {
+        assert!(!pg_pool_conninfo::sql::sql_changes_session(sql), "{sql}");
+        conn.simple_query(sql).await.expect("runs");
+        assert!(!conn.session_changed(), "{sql}");
+        let path = conn.query_value("SHOW search_path").await.expect("runs");
+        assert_eq!(path, before, "{sql} left a setting behind");
+    }
+    // The session-level form does not pass.
+    let sql = "SELECT set_config('search_path', 'kept', false)";
+    assert!(pg_pool_conninfo::sql::sql_changes_session(sql));
+}

@@ -60,7 +60,8 @@ impl Layout {
         }
     }
 
-    fn close(&self, open: usize) -> Option<usize> {
+    /// The index of the `)` matching the `(` at `open`, if any.
+    pub(crate) fn close(&self, open: usize) -> Option<usize> {
         self.close_of.get(open).copied().flatten()
     }
 }

@@ -3,7 +3,8 @@
 //! Conservative: a statement counts as a change unless it is known harmless. Harmless are
 //! the statements whose first keyword is one of [`NEUTRAL_LEADING`] (plus `SET LOCAL`,
 //! `SET TRANSACTION` and `SET CONSTRAINTS`, which end with the transaction) and that name
-//! neither a temporary object nor an advisory lock nor `set_config`, and call no function
+//! neither a temporary object nor a session-level advisory lock nor `set_config` (but its
+//! transaction-local form, `set_config(…, true)`), and call no function
 //! but the built-ins of `builtins.rs`. So `DO`, `CALL`, `EXECUTE`, `LOAD`, `LISTEN`,
 //! `DECLARE`, `PREPARE`, `DISCARD` and any statement calling a user-defined or unknown
 //! function (`SELECT my_function()`, `VALUES (f(1))`) count, whatever they do; a plain
@@ -169,9 +170,16 @@ fn statement_changes_session(stmt: &[Token<'_>]) -> bool {
     let layout = Layout::new(stmt);
     stmt.iter().enumerate().any(|(i, token)| match token {
         Token::Word(name) | Token::Quoted(name) => {
-            names_session_state(name) || runs_prepared(stmt, i) || field_call(stmt, i)
+            (names_session_state(name) && !local_set_config(stmt, i, &layout))
+                || runs_prepared(stmt, i)
+                || field_call(stmt, i)
         }
-        Token::Open => calls_possible && i > 0 && is_call(stmt, i, &layout),
+        Token::Open => {
+            calls_possible
+                && i > 0
+                && is_call(stmt, i, &layout)
+                && !local_set_config(stmt, i - 1, &layout)
+        }
         _ => false,
     })
 }
@@ -241,6 +249,32 @@ fn field_call(stmt: &[Token<'_>], i: usize) -> bool {
         ref t if is_name(t) => i >= 4 && stmt[i - 3] == Token::Dot && is_name(&stmt[i - 4]),
         _ => false,
     }
+}
+
+/// `set_config(…, true)` (or `pg_catalog.set_config(…, true)`) at `i`: a setting local to
+/// the transaction, gone when it ends (a statement outside a transaction block is one; a
+/// block still open when the connection comes back is rolled back). Only the literal
+/// `true` as the last argument counts; any other spelling of it is a change.
+fn local_set_config(stmt: &[Token<'_>], i: usize, layout: &Layout) -> bool {
+    let word = |i: usize, expected: &str| matches!(stmt.get(i), Some(Token::Word(w)) if w.eq_ignore_ascii_case(expected));
+    let qualified_well = match i.checked_sub(1).map(|d| stmt[d]) {
+        Some(Token::Dot) => {
+            let catalog = match i.checked_sub(2).map(|s| stmt[s]) {
+                Some(Token::Word(schema)) => schema.eq_ignore_ascii_case("pg_catalog"),
+                Some(Token::Quoted(schema)) => schema == "pg_catalog",
+                _ => false,
+            };
+            // `db.pg_catalog.set_config` or field notation is not the built-in's spelling.
+            catalog && !(i >= 3 && stmt[i - 3] == Token::Dot)
+        }
+        _ => true,
+    };
+    if !(qualified_well && word(i, "set_config") && stmt.get(i + 1) == Some(&Token::Open)) {
+        return false;
+    }
+    layout.close(i + 1).is_some_and(|close| {
+        close >= 2 && word(close - 1, "true") && stmt[close - 2] == Token::Comma
+    })
 }
 
 /// Whether `list` (lowercase) holds `word`, whatever its case.

@@ -42,6 +42,9 @@ fn ordinary_statements_keep_the_fast_path() {
         "SELECT * FROM t TABLESAMPLE SYSTEM (10) REPEATABLE (1), u TABLESAMPLE BERNOULLI (5)",
         "SELECT pg_try_advisory_xact_lock(1), PG_ADVISORY_XACT_LOCK_SHARED(2)",
         "SELECT currval('s'), lastval(), inet_server_addr(), inet_client_port()",
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        "select pg_catalog.SET_CONFIG('search_path', lower($1), TRUE), 1",
+        "BEGIN; SELECT set_config('app.user', $1, true); SELECT * FROM t; COMMIT",
     ] {
         assert!(!sql_changes_session(sql), "{sql}");
     }
@@ -100,6 +103,17 @@ fn code_that_may_change_the_session_counts() {
         "ANALYZE pg_temp.t",
         "VACUUM t; SELECT f()",
         "SELECT system(1)",
+        "SELECT set_config('a.b', $1, false)",
+        "SELECT set_config('a.b', $1, $2)",
+        "SELECT set_config('a.b', $1, 'true')",
+        "SELECT set_config('a.b', $1, true OR false)",
+        "SELECT set_config('a.b', f(true), true)",
+        "SELECT public.set_config('a.b', $1, true)",
+        "SELECT db.pg_catalog.set_config('a.b', $1, true)",
+        "SELECT \"set_config\"('a.b', $1, true)",
+        "SELECT my_set_config('a.b', $1, true)",
+        "SELECT set_config('a.b', $1, true), set_config('c.d', $2, false)",
+        "SELECT set_config('a.b', $1, true",
         "SELECT * FROM t TABLESAMPLE my_method (1)",
         "SELECT \"pg_try_advisory_xact_lock\"(1)",
         "SELECT s.pg_advisory_xact_lock(1)",

@@ -47,6 +47,12 @@ impl Nonce {
         Some(Nonce(hex))
     }
 
+    /// A nonce of the given hex digits (tests replay a known marker).
+    #[cfg(test)]
+    pub(crate) fn fixed(hex: [u8; NONCE_LEN]) -> Nonce {
+        Nonce(hex)
+    }
+
     /// The marker's SQL: a comment, which the server answers with `EmptyQueryResponse`.
     pub(crate) fn sql(&self) -> String {
         let mut sql = String::with_capacity(BODY_LEN - 1);

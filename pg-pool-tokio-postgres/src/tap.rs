@@ -69,6 +69,8 @@ pub(crate) struct TapShared {
     /// its hands. One still there would hold back every later response: a row stream kept
     /// but never read, for one.
     dispatched: AtomicU64,
+    /// `weighty_completed` at the same moment.
+    dispatched_weighty: AtomicU64,
     /// The return path's marker (`marker.rs`).
     pub(crate) markers: marker::Markers,
     /// Woken at a `ReadyForQuery` (and when a marker is written, and when the client goes
@@ -186,21 +188,30 @@ impl TapShared {
         // Both directions run on the connection's task: `completed` is its own last store.
         let completed = self.completed.load(Ordering::Relaxed);
         if self.dispatched.load(Ordering::Relaxed) != completed {
+            let weighty = self.weighty_completed.load(Ordering::Relaxed);
+            self.dispatched_weighty.store(weighty, Ordering::Release);
             self.dispatched.store(completed, Ordering::Release);
             self.wake();
         }
     }
 
     /// Whether the expected marker was written, every exchange written before it completed
-    /// and the client handed their responses over; or the framing was lost (the caller
-    /// then finds the tap no longer live).
+    /// (those that only close statements or portals excepted, as for [`TapView`]'s
+    /// `outstanding`: a dropped `Statement` closes itself on its own, and its answer goes
+    /// to nobody) and the client handed their responses over; or the framing was lost (the
+    /// caller then finds the tap no longer live).
     fn marker_through(&self) -> bool {
         if self.desync.load(Ordering::Acquire) {
             return true;
         }
-        self.markers
-            .seen_at()
-            .is_some_and(|at| self.dispatched.load(Ordering::Acquire) + 1 >= at)
+        let Some((at, weighty_before)) = self.markers.seen() else {
+            return false;
+        };
+        if self.ring_overflow.load(Ordering::Acquire) {
+            self.dispatched.load(Ordering::Acquire) + 1 >= at
+        } else {
+            self.dispatched_weighty.load(Ordering::Acquire) >= weighty_before
+        }
     }
 
     /// Waits until [`TapShared::marker_through`]; the caller bounds it with a timer. No

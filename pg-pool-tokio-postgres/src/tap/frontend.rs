@@ -108,7 +108,9 @@ impl Frontend {
     /// A `Query` whose body may be the return path's marker: if it is the one expected,
     /// records its exchange (it changes nothing) and returns `true`.
     fn offer_marker(&mut self, shared: &TapShared, body: &[u8]) -> bool {
-        if !shared.markers.offer(body, self.next_exchange()) {
+        if !shared
+            .markers
+            .offer(body, self.next_exchange(), self.weighty_sent) {
             return false;
         }
         self.queried(shared, false, false);

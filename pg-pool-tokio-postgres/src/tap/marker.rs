@@ -70,6 +70,8 @@ pub(crate) struct Markers {
     expected: Mutex<Option<[u8; NONCE_LEN]>>,
     /// The exchange that carried the expected marker, once written (0: not yet).
     seen_at: AtomicU64,
+    /// How many exchanges written before it did more than close statements or portals.
+    weighty_before: AtomicU64,
 }
 
 // Manual impl: the expected nonce is never shown.
@@ -103,15 +105,22 @@ impl Markers {
 
     /// The exchange that carried the expected marker, once the tap saw it written.
     pub(crate) fn seen_at(&self) -> Option<u64> {
+        self.seen().map(|(at, _)| at)
+    }
+
+    /// The exchange that carried the expected marker, once the tap saw it written, and
+    /// how many exchanges written before it did more than close.
+    pub(crate) fn seen(&self) -> Option<(u64, u64)> {
         match self.seen_at.load(Ordering::Acquire) {
             0 => None,
-            at => Some(at),
+            at => Some((at, self.weighty_before.load(Ordering::Relaxed))),
         }
     }
 
     /// Whether `body` (a whole `Query` body, NUL included) is the expected marker; if so,
-    /// records it as written in `exchange` and spends the nonce.
-    pub(crate) fn offer(&self, body: &[u8], exchange: u64) -> bool {
+    /// records it as written in `exchange`, after `weighty_before` exchanges that did more
+    /// than close, and spends the nonce.
+    pub(crate) fn offer(&self, body: &[u8], exchange: u64, weighty_before: u64) -> bool {
         if body.len() != BODY_LEN || !body.starts_with(PREFIX) {
             return false;
         }
@@ -124,6 +133,7 @@ impl Markers {
             return false;
         }
         *expected = None;
+        self.weighty_before.store(weighty_before, Ordering::Relaxed);
         self.seen_at.store(exchange, Ordering::Release);
         true
     }
@@ -188,25 +198,25 @@ mod tests {
         let nonce = Nonce::random().unwrap();
         let marker = body(&nonce);
         assert_eq!(marker.len(), BODY_LEN);
-        assert!(!markers.offer(&marker, 3), "nothing expected yet");
+        assert!(!markers.offer(&marker, 3, 0), "nothing expected yet");
         markers.expect(&nonce);
         let other = body(&Nonce::random().unwrap());
-        assert!(!markers.offer(&other, 4), "another nonce");
+        assert!(!markers.offer(&other, 4, 0), "another nonce");
         let mut upper = marker.clone();
         upper[PREFIX.len()..PREFIX.len() + NONCE_LEN].make_ascii_uppercase();
         if upper != marker {
-            assert!(!markers.offer(&upper, 4), "not byte for byte");
+            assert!(!markers.offer(&upper, 4, 0), "not byte for byte");
         }
         assert_eq!(markers.seen_at(), None);
-        assert!(markers.offer(&marker, 5));
+        assert!(markers.offer(&marker, 5, 0));
         assert_eq!(markers.seen_at(), Some(5));
-        assert!(!markers.offer(&marker, 6), "a spent nonce");
+        assert!(!markers.offer(&marker, 6, 0), "a spent nonce");
         assert_eq!(markers.seen_at(), Some(5));
         let next = Nonce::random().unwrap();
         markers.expect(&next);
         assert_eq!(markers.seen_at(), None);
         markers.forget();
-        assert!(!markers.offer(&body(&next), 7), "forgotten");
+        assert!(!markers.offer(&body(&next), 7, 0), "forgotten");
     }
 
     #[test]

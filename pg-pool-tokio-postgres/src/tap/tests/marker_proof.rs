@@ -106,3 +106,27 @@ fn a_copy_that_fails_on_its_data_keeps_the_tap() {
     assert!(s.shared.live());
     assert_eq!(s.view().outstanding, 0);
 }
+
+#[test]
+fn a_statement_closing_itself_is_not_waited_for() {
+    // tokio-postgres's `query_one(&str)` prepares a statement and closes it when it drops:
+    // that `Close`/`Sync` is on the wire, unanswered, when the marker follows.
+    let mut s = expecting();
+    s.client(&cat(&[parse("s0", "SELECT 1"), sync()]))
+        .server(&cat(&[msg(b'1', &[]), ready(b'I')]));
+    s.client(&cat(&[bind("s0"), execute(), sync()]))
+        .server(&cat(&[complete("SELECT 1"), ready(b'I')]));
+    s.client(&cat(&[close("s0"), sync()])).client(&marker());
+    assert_eq!(s.shared.markers.seen_at(), Some(4));
+    s.shared.reading();
+    assert!(s.shared.marker_through(), "the close is not waited for");
+    // Something weighty unanswered is.
+    let mut s = expecting();
+    s.client(&cat(&[parse("", "SELECT 1"), sync()]));
+    s.client(&cat(&[close("s0"), sync()])).client(&marker());
+    s.shared.reading();
+    assert!(!s.shared.marker_through());
+    s.server(&cat(&[msg(b'1', &[]), ready(b'I')]));
+    s.shared.reading();
+    assert!(s.shared.marker_through());
+}

@@ -110,7 +110,8 @@ impl Frontend {
     fn offer_marker(&mut self, shared: &TapShared, body: &[u8]) -> bool {
         if !shared
             .markers
-            .offer(body, self.next_exchange(), self.weighty_sent) {
+            .offer(body, self.next_exchange(), self.weighty_sent)
+        {
             return false;
         }
         self.queried(shared, false, false);
@@ -237,7 +238,10 @@ impl Inspect for Frontend {
         match self.kind {
             b'Q' => {
                 let marker = self.marker;
-                if marker.body().is_some_and(|body| self.offer_marker(shared, body)) {
+                if marker
+                    .body()
+                    .is_some_and(|body| self.offer_marker(shared, body))
+                {
                     return;
                 }
                 let (changes, reset) = (self.sql.changes(), self.reset.matched());

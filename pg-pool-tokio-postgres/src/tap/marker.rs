@@ -230,7 +230,10 @@ mod tests {
         let markers = Markers::default();
         markers.expect(&a);
         let shown = format!("{markers:?}");
-        assert!(!shown.contains(&a.sql()[PREFIX.len()..PREFIX.len() + 8]), "{shown}");
+        assert!(
+            !shown.contains(&a.sql()[PREFIX.len()..PREFIX.len() + 8]),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -37,9 +37,7 @@ async fn single<R: PgRuntime>(
 /// is queued, and its answer will be dropped unread.
 fn queue(raw: &Client, sql: &str) {
     let mut call = pin!(raw.simple_query(sql));
-    let _ = call
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()));
+    let _ = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
 }
 
 /// Waits until the pool holds its one connection idle again; how long that took.
@@ -61,7 +59,10 @@ pub(crate) async fn clean_raw_use_waits_for_no_answer<R: PgRuntime>(tag: &'stati
     for stalled in [false, true] {
         let conn = pool.get().await.unwrap();
         let raw: &Client = &conn;
-        let row = raw.query_one("SELECT 40 + $1::int4", &[&2i32]).await.unwrap();
+        let row = raw
+            .query_one("SELECT 40 + $1::int4", &[&2i32])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), 42);
         if stalled {
             proxy.set_mode(ProxyMode::Stall);
@@ -157,7 +158,11 @@ pub(crate) async fn raw_changes_are_reset<R: PgRuntime>(tag: &'static str) {
             pid
         };
         let conn = pool.get().await.unwrap();
-        assert_ne!(conn.backend_pid().await.unwrap(), pid, "[{tag}] {sql} reused");
+        assert_ne!(
+            conn.backend_pid().await.unwrap(),
+            pid,
+            "[{tag}] {sql} reused"
+        );
         let probe = first_row(&conn.simple_query(PROBE_SQL).await.unwrap());
         assert_eq!(probe, CLEAN, "[{tag}] {sql}");
     }
@@ -189,7 +194,12 @@ pub(crate) async fn forged_markers_do_not_fool_the_return<R: PgRuntime>(tag: &'s
     let spent = last_query(cluster, pid).await;
     let guessed = format!("{MARKER_START}{} */", "0".repeat(32));
     assert_eq!(spent.len(), guessed.len(), "[{tag}] {spent:?}");
-    for how in ["spent, queued", "guessed, queued", "spent, after", "guessed, inline"] {
+    for how in [
+        "spent, queued",
+        "guessed, queued",
+        "spent, after",
+        "guessed, inline",
+    ] {
         {
             let conn = pool.get().await.unwrap();
             let raw: &Client = &conn;
@@ -279,7 +289,10 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
         assert_eq!(rows, 0);
     })
     .await;
-    assert_eq!(Box::pin(next_user_is_served(tag, "copy finished", &pool)).await, pid);
+    assert_eq!(
+        Box::pin(next_user_is_served(tag, "copy finished", &pool)).await,
+        pid
+    );
 
     Box::pin(async {
         let conn = pool.get().await.unwrap();
@@ -287,13 +300,19 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
         drop(raw.copy_in::<_, &'static [u8]>(&copy).await.unwrap());
     })
     .await;
-    assert_eq!(Box::pin(next_user_is_served(tag, "copy abandoned", &pool)).await, pid);
+    assert_eq!(
+        Box::pin(next_user_is_served(tag, "copy abandoned", &pool)).await,
+        pid
+    );
 
     let destroyed = pool.metrics().destroys;
     {
         let conn = pool.get().await.unwrap();
         let raw: &Client = &conn;
-        assert!(raw.simple_query(&copy).await.is_err(), "[{tag}] copy as a query");
+        assert!(
+            raw.simple_query(&copy).await.is_err(),
+            "[{tag}] copy as a query"
+        );
     }
     let after = Box::pin(next_user_is_served(tag, "copy never fed", &pool)).await;
     println!("[{tag}] copy never fed: session {pid} -> {after}");
@@ -316,7 +335,10 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
     };
     let after = Box::pin(next_user_is_served(tag, "row stream held", &pool)).await;
     println!("[{tag}] row stream held: session {pid} -> {after}");
-    assert_ne!(after, pid, "[{tag}] a session still answering a held stream was reused");
+    assert_ne!(
+        after, pid,
+        "[{tag}] a session still answering a held stream was reused"
+    );
     drop(held);
     pool.get()
         .await

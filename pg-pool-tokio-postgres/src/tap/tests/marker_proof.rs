@@ -19,7 +19,8 @@ fn expecting() -> Session {
 #[test]
 fn the_marker_is_its_own_clean_exchange() {
     let mut s = expecting();
-    s.client(&query("SELECT 1")).server(&cat(&[complete("SELECT 1"), ready(b'I')]));
+    s.client(&query("SELECT 1"))
+        .server(&cat(&[complete("SELECT 1"), ready(b'I')]));
     assert_eq!(s.shared.markers.seen_at(), None);
     s.client(&marker());
     assert_eq!(s.shared.markers.seen_at(), Some(2));
@@ -42,7 +43,10 @@ fn everything_before_the_marker_must_be_answered_and_read() {
     assert!(!s.shared.marker_through(), "the sleep is unanswered");
     // Its answer read, but not handed over yet: the client has not read again since.
     s.server(&cat(&[complete("SELECT 1"), ready(b'I')]));
-    assert!(!s.shared.marker_through(), "the answer is still in the client's hands");
+    assert!(
+        !s.shared.marker_through(),
+        "the answer is still in the client's hands"
+    );
     s.shared.reading();
     assert!(s.shared.marker_through());
 }
@@ -62,7 +66,9 @@ fn a_forged_or_spent_marker_is_ordinary_sql() {
     assert_eq!(s.shared.markers.seen_at(), Some(4));
     assert!(s.view().dirty, "the SET written before the marker is seen");
     // Spent: the same text again is not a marker.
-    s.shared.markers.expect(&marker::Nonce::fixed(*b"ffeeddccbbaa99887766554433221100"));
+    s.shared
+        .markers
+        .expect(&marker::Nonce::fixed(*b"ffeeddccbbaa99887766554433221100"));
     s.client(&marker());
     assert_eq!(s.shared.markers.seen_at(), None);
 }
@@ -83,7 +89,10 @@ fn a_query_swallowed_by_copy_in_stops_trusting_the_tap() {
         ready(b'I'),
     ]));
     assert!(!s.shared.live(), "the tap no longer trusts its count");
-    assert!(s.shared.marker_through(), "a waiting return path gives up at once");
+    assert!(
+        s.shared.marker_through(),
+        "a waiting return path gives up at once"
+    );
 }
 
 #[test]

@@ -79,8 +79,9 @@
 //! carrying a one-time random nonce) and waits one hop through the connection task for the
 //! tap to see it written, which proves every request queued before it written and judged;
 //! if all of them are answered and handed over and no transaction is open, the session goes
-//! back without a server round trip (a changed one with its reset pipelined). A session whose call was
-//! abandoned mid-way is thus never handed out with its exchange still in flight. Errors
+//! back without a server round trip (a changed one with its reset pipelined). A session
+//! whose call was abandoned mid-way is thus never handed out with its exchange still in
+//! flight. Errors
 //! that prove a session dead (I/O, closed, protocol desync, `FATAL`, class `08`,
 //! `57P01`/`02`/`03`/`05`) destroy it on return. The tap also sees the server's
 //! `in_hot_standby` change (a standby promoted, a primary demoted) and reports it through

@@ -16,6 +16,7 @@ macro_rules! on_runtime {
                 raw_changes_are_reset,
                 forged_markers_do_not_fool_the_return,
                 raw_copy_and_held_streams,
+                raw_dead_session_is_destroyed,
             );
         }
     };

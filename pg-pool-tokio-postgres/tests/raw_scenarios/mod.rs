@@ -348,3 +348,34 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
         .unwrap();
     pool.drain().await;
 }
+
+/// A backend terminated under a session used raw: whether the return finds the client
+/// closed or the connection task fails on the server's `FATAL` before it writes the
+/// marker, the session is destroyed and the next user gets a new one.
+pub(crate) async fn raw_dead_session_is_destroyed<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    let app = format!("tp-raw-dead-{tag}");
+    let pool = single::<R>(cluster, None, &app, Duration::from_secs(5)).await;
+    for wait in [false, true] {
+        let conn = pool.get().await.unwrap();
+        let pid = conn.backend_pid().await.unwrap();
+        let raw: &Client = &conn;
+        raw.simple_query("SELECT 1").await.unwrap();
+        // Waits until the backend is gone: its `FATAL` and the socket's end are on their
+        // way (a backend ending while the return runs is no different from one ending
+        // just after: the next user's first statement finds it closed).
+        let q = format!("SELECT pg_terminate_backend({pid}, 5000)");
+        crate::common::blocking(move || cluster.sql(&q).unwrap()).await;
+        if wait {
+            // Let the connection task see the socket close first.
+            sleep::<R>(Duration::from_millis(200)).await;
+        }
+        let destroyed = pool.metrics().destroys;
+        drop(conn);
+        let next = Box::pin(next_user_is_served(tag, "terminated", &pool)).await;
+        println!("[{tag}] terminated (waited {wait}): session {pid} -> {next}");
+        assert_ne!(next, pid, "[{tag}] a terminated session was handed out");
+        assert!(pool.metrics().destroys > destroyed);
+    }
+    pool.drain().await;
+}

@@ -17,6 +17,7 @@ macro_rules! on_runtime {
                 forged_markers_do_not_fool_the_return,
                 raw_copy_and_held_streams,
                 raw_dead_session_is_destroyed,
+                cancelled_returns_destroy_or_prove,
             );
         }
     };

@@ -379,3 +379,45 @@ pub(crate) async fn raw_dead_session_is_destroyed<R: PgRuntime>(tag: &'static st
     }
     pool.drain().await;
 }
+
+/// Returns cut short at any point: with a `checkin_timeout` of a few microseconds to a
+/// millisecond, a raw return is cancelled wherever it happens to be (queueing the marker,
+/// waiting for the tap, queueing the reset). Each session comes back proven or is destroyed,
+/// capacity is never lost, and no next user sees what the last one changed.
+pub(crate) async fn cancelled_returns_destroy_or_prove<R: PgRuntime>(tag: &'static str) {
+    let cluster = TestCluster::shared();
+    for micros in [20, 100, 300, 1_000] {
+        let app = format!("tp-raw-cut-{tag}");
+        let pool = single::<R>(cluster, None, &app, Duration::from_micros(micros)).await;
+        for i in 0..30 {
+            {
+                let conn = pool.get().await.unwrap();
+                let raw: &Client = &conn;
+                if i % 2 == 0 {
+                    raw.batch_execute("SET work_mem = '1234kB'").await.unwrap();
+                } else {
+                    raw.query_one("SELECT 1", &[]).await.unwrap();
+                }
+            }
+            let conn = pool.get().await.expect("capacity is back");
+            let work_mem = conn.query_one("SHOW work_mem", &[]).await.unwrap();
+            assert_eq!(
+                work_mem.get::<_, String>(0),
+                "4MB",
+                "[{tag}] {micros} us, cycle {i}: the SET leaked"
+            );
+        }
+        let metrics = pool.metrics();
+        println!(
+            "[{tag}] checkin_timeout {micros} us: creates {}, destroys {}, idle {}, active {}",
+            metrics.creates, metrics.destroys, metrics.idle, metrics.active
+        );
+        assert_eq!(
+            metrics.creates,
+            metrics.destroys + (metrics.idle + metrics.active) as u64,
+            "[{tag}] {micros} us: the ledger does not balance"
+        );
+        assert!(metrics.idle + metrics.active <= 1);
+        pool.drain().await;
+    }
+}

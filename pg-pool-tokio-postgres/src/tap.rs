@@ -46,6 +46,9 @@ pub(crate) struct TapShared {
     weighty_completed: AtomicU64,
     /// One bit per exchange number modulo 64: set when that exchange only closes.
     close_only: AtomicU64,
+    /// One bit per exchange number modulo 64: set when a `Sync` ended it (not a `Query` or
+    /// a `FunctionCall`).
+    sync_ended: AtomicU64,
     /// More than 64 exchanges were outstanding at once: every exchange counts as weighty.
     ring_overflow: AtomicBool,
     /// The transaction status byte of the last `ReadyForQuery` (`I`, `T`, `E`).

@@ -182,13 +182,29 @@ impl Backend {
             shared.reset_at.fetch_max(current, Ordering::AcqRel);
         }
         self.error = false;
-        self.copying = false;
         self.status = status;
-        let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (current % 64));
+        self.complete(shared, current);
+        // An extended-protocol `COPY ... FROM STDIN` (tokio-postgres's `copy_in`): the
+        // server ignores every `Sync` while it copies in, the one sent with the `Execute`
+        // included, and answers the `Sync` written after `CopyDone`/`CopyFail` (the next
+        // exchange: the client writes nothing else meanwhile) with this same
+        // `ReadyForQuery`. Both exchanges are complete.
+        let sync_ended = shared.sync_ended.load(Ordering::Relaxed) & (1 << (current % 64)) != 0;
+        if std::mem::take(&mut self.copying)
+            && sync_ended
+            && current < shared.sent.load(Ordering::Acquire)
+        {
+            self.complete(shared, current + 1);
+        }
+    }
+
+    /// Exchange `exchange` (the oldest outstanding) completed.
+    fn complete(&mut self, shared: &TapShared, exchange: u64) {
+        let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (exchange % 64));
         if close_only == 0 {
             self.weighty_completed += 1;
         }
-        self.completed = current;
+        self.completed = exchange;
     }
 
     /// An `ErrorResponse` with SQLSTATE `code` (its first [`KEEP`] bytes).

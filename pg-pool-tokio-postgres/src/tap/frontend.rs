@@ -40,6 +40,7 @@ pub(crate) struct Frontend {
     sent: u64,
     weighty_sent: u64,
     close_only: u64,
+    sync_ended: u64,
     completed: u64,
 }
 
@@ -49,6 +50,7 @@ impl Frontend {
         self.sent = shared.sent.load(Ordering::Relaxed);
         self.weighty_sent = shared.weighty_sent.load(Ordering::Relaxed);
         self.close_only = shared.close_only.load(Ordering::Relaxed);
+        self.sync_ended = shared.sync_ended.load(Ordering::Relaxed);
         self.completed = shared.completed.load(Ordering::Relaxed);
         let sent = self.sent;
         let mut framing = self.framing;
@@ -56,6 +58,7 @@ impl Frontend {
         self.framing = framing;
         if self.sent != sent {
             shared.close_only.store(self.close_only, Ordering::Relaxed);
+            shared.sync_ended.store(self.sync_ended, Ordering::Relaxed);
             shared
                 .weighty_sent
                 .store(self.weighty_sent, Ordering::Release);
@@ -83,6 +86,11 @@ impl Frontend {
             shared.ring_overflow.store(true, Ordering::Release);
         }
         let bit = 1u64 << (exchange % 64);
+        if sync {
+            self.sync_ended |= bit;
+        } else {
+            self.sync_ended &= !bit;
+        }
         if weighty {
             self.close_only &= !bit;
             self.weighty_sent += 1;

@@ -139,3 +139,46 @@ fn a_statement_closing_itself_is_not_waited_for() {
     s.shared.reading();
     assert!(s.shared.marker_through());
 }
+
+#[test]
+fn an_extended_copy_in_is_one_exchange_for_the_server() {
+    // tokio-postgres's `copy_in`: `Bind`, `Execute`, `Sync`, the data, `CopyDone`, `Sync`.
+    // The server ignores the first `Sync` while it copies in and answers once.
+    for end in [msg(b'c', b""), msg(b'f', b"stop\0")] {
+        let mut s = expecting();
+        s.client(&cat(&[bind(""), execute(), sync()]));
+        s.server(&cat(&[msg(b'2', &[]), msg(b'G', &[0, 0, 0])]));
+        s.client(&cat(&[msg(b'd', b"1\n"), end, sync()]));
+        assert_eq!(s.view().outstanding, 2);
+        s.server(&cat(&[complete("COPY 1"), ready(b'I')]));
+        assert_eq!((s.view().sent, s.view().outstanding), (2, 0));
+        s.client(&marker());
+        s.shared.reading();
+        assert!(s.shared.marker_through());
+        assert!(s.shared.live());
+    }
+    // Refused before copying in (no `CopyInResponse`): each `Sync` is answered.
+    let mut s = expecting();
+    s.client(&cat(&[bind(""), execute(), sync()]));
+    s.client(&cat(&[msg(b'f', b"stop\0"), sync()]));
+    s.server(&cat(&[error(), ready(b'I')]));
+    assert_eq!(
+        s.view().outstanding,
+        1,
+        "the second `Sync` is still to be answered"
+    );
+    s.server(&ready(b'I'));
+    assert_eq!(s.view().outstanding, 0);
+    // A simple-protocol `COPY` (a `Query`) is one exchange either way.
+    let mut s = expecting();
+    s.client(&query("COPY t FROM STDIN"));
+    s.server(&msg(b'G', &[0, 0, 0]));
+    s.client(&cat(&[msg(b'd', b"1\n"), msg(b'c', b"")]));
+    s.client(&query("SELECT 1"));
+    s.server(&cat(&[complete("COPY 1"), ready(b'I')]));
+    assert_eq!(
+        s.view().outstanding,
+        1,
+        "the `SELECT` is still to be answered"
+    );
+}

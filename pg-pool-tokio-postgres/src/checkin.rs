@@ -1,6 +1,9 @@
 //! The pool's side of a [`PgConnection`]: broken checks, the pipelined reset queued at
 //! checkin, and the checked return path (wait out what is in flight, cancel server-side,
-//! check the transaction status, reset).
+//! check the transaction status, reset), or, with the protocol tap, the marker proof
+//! (`marker.rs`).
+
+mod marker;
 
 use std::time::Duration;
 
@@ -225,9 +228,12 @@ impl Poolable for PgConnection {
 
     /// The checked path: proves the session idle (cancelling server-side what is still
     /// running), then runs the strategy's reset; with the protocol tap, only if the session
-    /// changed, and a session whose only doubt was a `ReadyForQuery` still on its way is
-    /// proven idle by the tap, without a round trip. A session inside a transaction fails
-    /// it and is destroyed.
+    /// changed, and without a round trip where the tap can prove it: a session whose only
+    /// doubt was a `ReadyForQuery` still on its way is proven idle by the tap; one reached
+    /// raw or with a call dropped mid-way, by a marker the tap sees written (one hop through
+    /// the connection task; `checkin/marker.rs`), after which a changed session gets the
+    /// strategy's reset queued ahead of the next user's first statement. A session inside a
+    /// transaction fails it and is destroyed.
     async fn reset(&mut self) -> Result<(), PgError> {
         if self.is_broken() {
             return Err(PgError::Broken);
@@ -242,9 +248,14 @@ impl Poolable for PgConnection {
         // Superseded: this reset proves everything itself.
         drop(self.inner.state.take_pending());
         let mut tap = self.live_tap().and(self.inner.tap.clone());
+        let mut marked = false;
         let proven = match &tap {
             Some(tap) if self.inner.tap_vouched => self.settled(tap).await,
-            _ => false,
+            Some(tap) => {
+                marked = self.marker_proof(tap).await?;
+                marked
+            }
+            None => false,
         };
         if !proven {
             let before = tap.as_ref().map(|tap| tap.view().sent);
@@ -261,11 +272,24 @@ impl Poolable for PgConnection {
         if let Some(tap) = &tap {
             // Every exchange is complete: what the tap says is the whole story.
             let view = tap.view();
+            if marked {
+                // The tap read this session: the next return trusts it from here.
+                self.inner.state.tracker.tap_advanced(view.sent);
+            }
             if !view.dirty || strategy == ResetStrategy::None {
                 self.inner.state.tracker.clear();
                 return Ok(());
             }
             flags.prepares |= view.prepared;
+            let queued = SqlFlags {
+                opens_transaction: false,
+                prepares: flags.prepares,
+            };
+            // Proven idle by the marker: as the tapped return does, the reset goes out
+            // ahead of the next user's first statement, not waited for here.
+            if marked && !self.queue_reset(queued) {
+                return Ok(());
+            }
         }
         if let Some(sql) = strategy.checked_sql(flags) {
             let result = self.raw_client().batch_execute(&sql).await;

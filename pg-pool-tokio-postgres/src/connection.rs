@@ -58,13 +58,16 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 /// `PgConnection` dereferences to [`Client`], so code written for tokio-postgres runs as
 /// is, and `&**conn` (on a pool guard) is a [`tokio_postgres::GenericClient`]. The wrapper
 /// sees nothing of what is done through the raw client, so a deref counts as use of every
-/// kind: the return then takes the checked path (a round trip on a pool task: prove every
-/// earlier request finished, as the client answers in order, cancelling server-side if that
-/// takes long; check the transaction status; reset, with the protocol tap only if the
-/// session changed), bounded by `checkin_timeout`. The round trip stays even with the
-/// tap: a request the raw client queued and dropped may not be on the wire yet when the
-/// session comes back, and only an answer that comes after it proves it done. Errors
-/// through the raw client are not seen either; a closed connection still is.
+/// kind: the return then runs on a pool task, bounded by `checkin_timeout`. With the
+/// protocol tap (the default), it queues a marker (an empty query carrying a one-time
+/// random nonce) and waits one hop through the connection task for the tap to see it
+/// written, which proves every request queued before it written and judged: a session
+/// whose requests are all answered, outside a transaction, goes back with no server round
+/// trip, with the strategy's reset queued ahead of the next user only if it changed.
+/// Otherwise (something still running, a transaction open, no tap) it takes the checked
+/// path: a round trip proving every earlier request finished, as the client answers in
+/// order, cancelling server-side if that takes long; the transaction status checked; the
+/// reset. Errors through the raw client are not seen either; a closed connection still is.
 ///
 /// Under [`Profile::PoolerSafe`] statements are sent unnamed (`query_typed`); methods that
 /// need a named statement return [`PgError::NamedStatementsDisabled`].

@@ -75,8 +75,14 @@
 //! on a pool task within `checkin_timeout`: every earlier request is waited out (a
 //! server-side cancel is sent through the pool's runtime if that takes more than 50 ms),
 //! the transaction status is checked (a session inside a transaction is destroyed), then
-//! the reset runs (with the tap, only if the session changed). A session whose call was
-//! abandoned mid-way is thus never handed out with its exchange still in flight. Errors
+//! the reset runs (with the tap, only if the session changed). With the tap, raw access and
+//! abandoned calls first get a cheaper proof: the return queues a marker (an empty query
+//! carrying a one-time random nonce) and waits one hop through the connection task for the
+//! tap to see it written, which proves every request queued before it written and judged;
+//! if all of them are answered and handed over and no transaction is open, the session goes
+//! back without a server round trip (a changed one with its reset pipelined). A session
+//! whose call was abandoned mid-way is thus never handed out with its exchange still in
+//! flight. Errors
 //! that prove a session dead (I/O, closed, protocol desync, `FATAL`, class `08`,
 //! `57P01`/`02`/`03`/`05`) destroy it on return. The tap also sees the server's
 //! `in_hot_standby` change (a standby promoted, a primary demoted) and reports it through

@@ -130,7 +130,10 @@ impl ResetWhen {
 /// that may have opened a transaction, a [`ResetStrategy::Custom`] reset) takes the
 /// **checked** path on a pool task within `checkin_timeout`: wait for every earlier request
 /// to finish (sending a server-side cancel if that takes long), check the transaction status,
-/// then run the reset.
+/// then run the reset. With the protocol tap, raw access and a call dropped mid-way are
+/// first proven idle without a round trip where possible (a marker the tap sees written;
+/// see [`PgConnection`](crate::PgConnection)), and a changed session then gets the pipelined
+/// reset.
 ///
 /// # Examples
 ///

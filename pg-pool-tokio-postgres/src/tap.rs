@@ -21,9 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, 
 
 mod backend;
 mod frontend;
+mod marker;
 
 pub(crate) use backend::Backend;
 pub(crate) use frontend::Frontend;
+pub(crate) use marker::Nonce;
 
 /// What the tap saw, shared between the stream (the connection task) and the pooled
 /// connection (its return path).
@@ -44,6 +46,9 @@ pub(crate) struct TapShared {
     weighty_completed: AtomicU64,
     /// One bit per exchange number modulo 64: set when that exchange only closes.
     close_only: AtomicU64,
+    /// One bit per exchange number modulo 64: set when a `Sync` ended it (not a `Query` or
+    /// a `FunctionCall`).
+    sync_ended: AtomicU64,
     /// More than 64 exchanges were outstanding at once: every exchange counts as weighty.
     ring_overflow: AtomicBool,
     /// The transaction status byte of the last `ReadyForQuery` (`I`, `T`, `E`).
@@ -61,7 +66,18 @@ pub(crate) struct TapShared {
     /// A `DISCARD ALL` or `DEALLOCATE` completed: protocol-level prepared statements the
     /// client caches may be gone from the server. Taken by the return path.
     pub(crate) statements_dropped: AtomicBool,
-    /// Woken at a `ReadyForQuery` while a return path waits for one.
+    /// The completions counted when the client last went to read the socket: tokio-postgres
+    /// reads again only once it has handed every whole message it read to its caller (a
+    /// request's response channel), so the responses of these exchanges are no longer in
+    /// its hands. One still there would hold back every later response: a row stream kept
+    /// but never read, for one.
+    dispatched: AtomicU64,
+    /// `weighty_completed` at the same moment.
+    dispatched_weighty: AtomicU64,
+    /// The return path's marker (`marker.rs`).
+    pub(crate) markers: marker::Markers,
+    /// Woken at a `ReadyForQuery` (and when a marker is written, and when the client goes
+    /// to read again) while a return path waits.
     ready: event_listener::Event,
     /// Return paths waiting on `ready`: the connection task notifies only when there is one
     /// (almost never), sparing every `ReadyForQuery` the event's lock.
@@ -164,6 +180,53 @@ impl TapShared {
             let _counted = Waiting::new(&self.waiting);
             let listener = self.ready.listen();
             if self.view().outstanding == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// The client goes to read the socket (see `dispatched`).
+    pub(crate) fn reading(&self) {
+        // Both directions run on the connection's task: `completed` is its own last store.
+        let completed = self.completed.load(Ordering::Relaxed);
+        if self.dispatched.load(Ordering::Relaxed) != completed {
+            let weighty = self.weighty_completed.load(Ordering::Relaxed);
+            self.dispatched_weighty.store(weighty, Ordering::Release);
+            self.dispatched.store(completed, Ordering::Release);
+            self.wake();
+        }
+    }
+
+    /// Whether the expected marker was written, every exchange written before it completed
+    /// (those that only close statements or portals excepted, as for [`TapView`]'s
+    /// `outstanding`: a dropped `Statement` closes itself on its own, and its answer goes
+    /// to nobody) and the client handed their responses over; or the framing was lost (the
+    /// caller then finds the tap no longer live).
+    fn marker_through(&self) -> bool {
+        if self.desync.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some((at, weighty_before)) = self.markers.seen() else {
+            return false;
+        };
+        if self.ring_overflow.load(Ordering::Acquire) {
+            self.dispatched.load(Ordering::Acquire) + 1 >= at
+        } else {
+            self.dispatched_weighty.load(Ordering::Acquire) >= weighty_before
+        }
+    }
+
+    /// Waits until [`TapShared::marker_through`]; the caller bounds it with a timer. No
+    /// wake-up is lost, as in [`TapShared::settled`].
+    pub(crate) async fn marker_passed(&self) {
+        loop {
+            if self.marker_through() {
+                return;
+            }
+            let _counted = Waiting::new(&self.waiting);
+            let listener = self.ready.listen();
+            if self.marker_through() {
                 return;
             }
             listener.await;

@@ -63,6 +63,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for TapStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.back.is_inert() && this.shared.is_armed() {
+            this.shared.reading();
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         this.back.feed(&buf.filled()[before..], &this.shared);

@@ -71,6 +71,9 @@ pub(crate) struct Backend {
     value_len: usize,
     /// An `ErrorResponse` arrived in the exchange being answered.
     error: bool,
+    /// The server entered copy-in mode (`CopyInResponse`, `CopyBothResponse`) in the
+    /// exchange being answered.
+    copying: bool,
     /// `in_hot_standby` as the server first reported it (`on`: 1, `off`: 2).
     standby: u8,
     /// Whether the tap was armed when the bytes being read arrived.
@@ -180,11 +183,42 @@ impl Backend {
         }
         self.error = false;
         self.status = status;
-        let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (current % 64));
+        self.complete(shared, current);
+        // An extended-protocol `COPY ... FROM STDIN` (tokio-postgres's `copy_in`): the
+        // server ignores every `Sync` while it copies in, the one sent with the `Execute`
+        // included, and answers the `Sync` written after `CopyDone`/`CopyFail` (the next
+        // exchange: the client writes nothing else meanwhile) with this same
+        // `ReadyForQuery`. Both exchanges are complete.
+        let sync_ended = shared.sync_ended.load(Ordering::Relaxed) & (1 << (current % 64)) != 0;
+        if std::mem::take(&mut self.copying)
+            && sync_ended
+            && current < shared.sent.load(Ordering::Acquire)
+        {
+            self.complete(shared, current + 1);
+        }
+    }
+
+    /// Exchange `exchange` (the oldest outstanding) completed.
+    fn complete(&mut self, shared: &TapShared, exchange: u64) {
+        let close_only = shared.close_only.load(Ordering::Relaxed) & (1 << (exchange % 64));
         if close_only == 0 {
             self.weighty_completed += 1;
         }
-        self.completed = current;
+        self.completed = exchange;
+    }
+
+    /// An `ErrorResponse` with SQLSTATE `code` (its first [`KEEP`] bytes).
+    ///
+    /// A protocol violation in copy-in mode means the server took a message the client
+    /// meant as a request of its own (a `Query` written behind a `COPY ... FROM STDIN` that
+    /// the client never feeds) as the offending one: that request gets no answer, and
+    /// the tap's count of exchanges no longer matches the server's. Nothing it says is
+    /// trusted from then on.
+    fn errored(&mut self, shared: &TapShared, code: &[u8]) {
+        self.error |= self.armed;
+        if self.armed && self.copying && code == b"08P01" {
+            shared.mark_desync();
+        }
     }
 
     fn keep(&mut self, part: &[u8]) {
@@ -216,6 +250,20 @@ impl Inspect for Backend {
             b'Z' if self.field == 0 => {
                 self.status_read = bytes[0];
                 self.field = 1;
+            }
+            // ErrorResponse: fields, each a type byte and a string; the code (`C`) is kept.
+            // `field`: 0 at a type byte, 1 in the code, 2 in another field, 3 at the end.
+            b'E' => {
+                for &byte in bytes {
+                    match (self.field, byte) {
+                        (0, 0) => self.field = 3,
+                        (0, b'C') => self.field = 1,
+                        (0, _) => self.field = 2,
+                        (1 | 2, 0) => self.field = 0,
+                        (1, _) => self.keep(&[byte]),
+                        _ => {}
+                    }
+                }
             }
             // ParameterStatus: name, value.
             b'S' => {
@@ -252,7 +300,8 @@ impl Inspect for Backend {
                 self.parameter(shared, kept, &value[..self.value_len]);
             }
             b'C' => self.tagged(shared, kept),
-            b'E' => self.error |= self.armed,
+            b'E' => self.errored(shared, kept),
+            b'G' | b'W' => self.copying |= self.armed,
             b'Z' => self.ready(shared, self.status_read),
             _ => {}
         }
@@ -281,7 +330,13 @@ impl Inspect for Backend {
                 let value = rest.map_or(&[][..], |rest| cstr(rest).0);
                 self.parameter(shared, name, value);
             }
-            b'E' => self.error |= self.armed,
+            b'E' => {
+                // Rare: read as when it comes in pieces.
+                self.begin(kind, 0);
+                self.body(body);
+                self.end(shared);
+            }
+            b'G' | b'W' => self.copying |= self.armed,
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::marker::MarkerBuffer;
 use super::{Framing, Inspect, TapShared};
 use crate::tap_scan::{NameHash, ResetMatch, SqlJudge, cstr, nul_at};
 
@@ -22,6 +23,10 @@ pub(crate) struct Frontend {
     name: NameHash,
     sql: SqlJudge,
     reset: ResetMatch,
+    /// A `Query` that may be the return path's marker, gathered when it comes in pieces.
+    marker: MarkerBuffer,
+    /// The expected marker was written in this write: wake the return path.
+    marked: bool,
     /// Named statements whose SQL changes the session.
     pub(super) stateful: Vec<u64>,
     pub(super) overflow: bool,
@@ -35,6 +40,7 @@ pub(crate) struct Frontend {
     sent: u64,
     weighty_sent: u64,
     close_only: u64,
+    sync_ended: u64,
     completed: u64,
 }
 
@@ -44,6 +50,7 @@ impl Frontend {
         self.sent = shared.sent.load(Ordering::Relaxed);
         self.weighty_sent = shared.weighty_sent.load(Ordering::Relaxed);
         self.close_only = shared.close_only.load(Ordering::Relaxed);
+        self.sync_ended = shared.sync_ended.load(Ordering::Relaxed);
         self.completed = shared.completed.load(Ordering::Relaxed);
         let sent = self.sent;
         let mut framing = self.framing;
@@ -51,10 +58,14 @@ impl Frontend {
         self.framing = framing;
         if self.sent != sent {
             shared.close_only.store(self.close_only, Ordering::Relaxed);
+            shared.sync_ended.store(self.sync_ended, Ordering::Relaxed);
             shared
                 .weighty_sent
                 .store(self.weighty_sent, Ordering::Release);
             shared.sent.store(self.sent, Ordering::Release);
+        }
+        if std::mem::take(&mut self.marked) {
+            shared.wake();
         }
         if !sound {
             shared.mark_desync();
@@ -75,6 +86,11 @@ impl Frontend {
             shared.ring_overflow.store(true, Ordering::Release);
         }
         let bit = 1u64 << (exchange % 64);
+        if sync {
+            self.sync_ended |= bit;
+        } else {
+            self.sync_ended &= !bit;
+        }
         if weighty {
             self.close_only &= !bit;
             self.weighty_sent += 1;
@@ -95,6 +111,20 @@ impl Frontend {
         if reset {
             shared.reset_sent_at.store(exchange, Ordering::Release);
         }
+    }
+
+    /// A `Query` whose body may be the return path's marker: if it is the one expected,
+    /// records its exchange (it changes nothing) and returns `true`.
+    fn offer_marker(&mut self, shared: &TapShared, body: &[u8]) -> bool {
+        if !shared
+            .markers
+            .offer(body, self.next_exchange(), self.weighty_sent)
+        {
+            return false;
+        }
+        self.queried(shared, false, false);
+        self.marked = true;
+        true
     }
 
     /// A `Parse` of statement `name` whose SQL changes the session or not.
@@ -163,7 +193,7 @@ impl Frontend {
 }
 
 impl Inspect for Frontend {
-    fn begin(&mut self, kind: u8, _len: u32) {
+    fn begin(&mut self, kind: u8, len: u32) {
         self.kind = kind;
         if !matches!(kind, b'C' | b'S' | b'H') {
             self.weighty = true;
@@ -174,6 +204,7 @@ impl Inspect for Frontend {
         self.sql.start();
         if kind == b'Q' {
             self.reset = ResetMatch::start();
+            self.marker.start(len);
         }
     }
 
@@ -182,6 +213,7 @@ impl Inspect for Frontend {
             b'Q' => {
                 self.sql.feed(bytes);
                 self.reset.feed(bytes);
+                self.marker.feed(bytes);
             }
             // Parse: statement name, SQL, parameter types.
             b'P' => {
@@ -213,6 +245,13 @@ impl Inspect for Frontend {
     fn end(&mut self, shared: &TapShared) {
         match self.kind {
             b'Q' => {
+                let marker = self.marker;
+                if marker
+                    .body()
+                    .is_some_and(|body| self.offer_marker(shared, body))
+                {
+                    return;
+                }
                 let (changes, reset) = (self.sql.changes(), self.reset.matched());
                 self.queried(shared, changes, reset);
             }
@@ -284,6 +323,9 @@ impl Inspect for Frontend {
                 self.parsed(shared, name, stateful);
             }
             b'Q' => {
+                if body.len() == super::marker::BODY_LEN && self.offer_marker(shared, body) {
+                    return;
+                }
                 let changes = self.sql.judge_whole(body);
                 self.queried(shared, changes, ResetMatch::whole(body));
             }

@@ -6,6 +6,7 @@ use crate::reset::{ResetStrategy, reset_texts};
 use crate::session::SqlFlags;
 
 mod chunking;
+mod marker_proof;
 
 /// One message: type byte, length, body.
 fn msg(kind: u8, body: &[u8]) -> Vec<u8> {

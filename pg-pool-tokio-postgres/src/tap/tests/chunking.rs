@@ -139,6 +139,10 @@ fn odd_client_messages() -> Vec<Vec<u8>> {
         execute(),
         sync(),
         sync(),
+        query(&marker::Nonce::fixed(*b"0123456789abcdef0123456789abcdef").sql()),
+        query(&marker::Nonce::fixed(*b"0123456789abcdef0123456789abcdee").sql()),
+        msg(b'd', b"1\n"),
+        msg(b'c', b""),
     ]
 }
 
@@ -162,6 +166,13 @@ fn odd_server_messages() -> Vec<Vec<u8>> {
         msg(b'S', b"in_hot_standby"),
         msg(b'S', b"in_hot_standby\0on"),
         error(),
+        msg(b'E', &cstr(&[b"SERROR", b"C08P01", b"Munexpected", b""])),
+        msg(b'E', &cstr(&[b"C22P02", b""])),
+        msg(b'E', b"C08P01"),
+        msg(b'E', b""),
+        msg(b'E', b"\0"),
+        msg(b'G', &[0, 0, 0]),
+        msg(b'W', &[0, 0, 0]),
         data_row(3),
         msg(b'1', b""),
         msg(b'n', b""),
@@ -172,7 +183,7 @@ fn odd_server_messages() -> Vec<Vec<u8>> {
 fn recorded(s: &Session) -> String {
     format!(
         "{:?} dirty_at={} prepared_at={} reset_at={} weighty={} close_only={:x} \
-         dropped={:?} role={} unnamed={} stateful={:?} overflow={}",
+         dropped={:?} role={} unnamed={} stateful={:?} overflow={} live={} marker={:?}",
         s.view(),
         s.shared.dirty_at.load(Ordering::Relaxed),
         s.shared.prepared_at.load(Ordering::Relaxed),
@@ -184,6 +195,8 @@ fn recorded(s: &Session) -> String {
         s.front.unnamed_stateful,
         s.front.stateful,
         s.front.overflow,
+        s.shared.live(),
+        s.shared.markers.seen_at(),
     )
 }
 
@@ -192,6 +205,9 @@ fn recorded(s: &Session) -> String {
 fn replay(picks: &[usize], answers: &[usize], bytewise: bool) -> String {
     let (client, server) = (odd_client_messages(), odd_server_messages());
     let mut s = Session::armed();
+    s.shared
+        .markers
+        .expect(&marker::Nonce::fixed(*b"0123456789abcdef0123456789abcdef"));
     let feed = |bytes: &[u8], f: &mut dyn FnMut(&[u8])| {
         if bytewise {
             bytes.chunks(1).for_each(f);

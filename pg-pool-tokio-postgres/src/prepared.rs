@@ -191,7 +191,10 @@ impl PgConnection {
     /// [`ResetStrategy::Full`](crate::ResetStrategy::Full) and is cleared when a reset drops
     /// the session's prepared statements
     /// ([`ResetStrategy::discards_statements`](crate::ResetStrategy::discards_statements)),
-    /// so a cached statement is never stale.
+    /// so a cached statement is never stale. The plain-SQL methods
+    /// ([`query`](Self::query), [`execute`](Self::execute), ...) use the same cache by
+    /// default ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)), so a text they
+    /// ran is a hit here, and the other way round.
     ///
     /// # Errors
     ///
@@ -202,7 +205,10 @@ impl PgConnection {
     /// Cancel safe: a statement is cached only once prepared.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare_cached")?;
-        if let Some((statement, _)) = self.inner.state.cache().get(sql) {
+        if let Some((statement, flags)) = self.inner.state.cache().get(sql) {
+            // It may have been cached by a plain-SQL call, which does not remember it: in
+            // the user's hands, it runs without its text.
+            self.inner.state.remember(flags);
             return Ok(statement);
         }
         let statement = self
@@ -219,7 +225,9 @@ impl PgConnection {
         Ok(statement)
     }
 
-    /// How many statements the cache holds.
+    /// How many statements the cache holds: those of
+    /// [`prepare_cached`](Self::prepare_cached) and, by default, those the plain-SQL methods
+    /// cached ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)).
     pub fn cached_statements(&self) -> usize {
         self.inner.state.cache().len()
     }

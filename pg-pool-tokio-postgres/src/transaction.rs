@@ -25,6 +25,8 @@ pub struct PgTransaction<'a> {
     inner: Option<Transaction<'a>>,
     state: &'a State,
     profile: Profile,
+    /// Plain SQL goes through the statement cache ([`PgConfig::auto_prepares`]).
+    auto_prepare: bool,
 }
 
 // Manual impl: tokio-postgres's `Transaction` has no `Debug`.
@@ -80,7 +82,10 @@ impl<'a> PgTransaction<'a> {
             .await
     }
 
-    /// Runs `sql` and returns its rows, as [`PgConnection::query`] does.
+    /// Runs `sql` and returns its rows, as [`PgConnection::query`] does, through the
+    /// statement cache by default ([`PgConfig::auto_prepare`]); a cached statement made
+    /// stale by a schema change fails the call (and the transaction) once, and is prepared
+    /// afresh by the next call.
     ///
     /// # Errors
     ///
@@ -93,9 +98,14 @@ impl<'a> PgTransaction<'a> {
         let flags = classify(sql);
         match self.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.inner().query(sql, params))
-                    .await
+                let txn = self.inner();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    txn.query(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
+                self.state.run(flags, false, txn.query(sql, params)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 self.state
@@ -109,7 +119,7 @@ impl<'a> PgTransaction<'a> {
     }
 
     /// Runs `sql` and returns the number of rows it affected, as [`PgConnection::execute`]
-    /// does.
+    /// does (through the statement cache by default, as [`query`](Self::query)).
     ///
     /// # Errors
     ///
@@ -122,9 +132,14 @@ impl<'a> PgTransaction<'a> {
         let flags = classify(sql);
         match self.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.inner().execute(sql, params))
-                    .await
+                let txn = self.inner();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    txn.execute(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
+                self.state.run(flags, false, txn.execute(sql, params)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 let messages = self
@@ -156,6 +171,34 @@ impl<'a> PgTransaction<'a> {
         self.state
             .run(classify(sql), false, self.inner().query_typed(sql, params))
             .await
+    }
+
+    /// Runs `sql` through the statement cache when [`PgConfig::auto_prepares`]; a stale
+    /// statement is evicted and its error returned, never retried (the transaction is
+    /// aborted). `None` when the caller must run it as without the cache.
+    async fn cached<T, E, EF>(
+        &self,
+        sql: &str,
+        flags: SqlFlags,
+        execute: E,
+    ) -> Option<Result<T, PgError>>
+    where
+        E: Fn(tokio_postgres::Statement) -> EF,
+        EF: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        if !self.auto_prepare {
+            return None;
+        }
+        let txn = self.inner();
+        crate::auto_prepare::run_cached(
+            self.state,
+            sql,
+            flags,
+            || false,
+            || txn.prepare(sql),
+            execute,
+        )
+        .await
     }
 
     /// Runs `;`-separated statements with the simple query protocol.
@@ -269,6 +312,7 @@ impl<'a> PgTransactionBuilder<'a> {
     pub async fn start(self) -> Result<PgTransaction<'a>, PgError> {
         let (client, state, config): (_, &'a State, &'a PgConfig) = self.conn.parts_mut();
         let profile = config.profile;
+        let auto_prepare = config.auto_prepares();
         let mut builder = client.build_transaction();
         if let Some(level) = self.isolation_level {
             builder = builder.isolation_level(level);
@@ -287,6 +331,7 @@ impl<'a> PgTransactionBuilder<'a> {
             inner: Some(inner),
             state,
             profile,
+            auto_prepare,
         })
     }
 }

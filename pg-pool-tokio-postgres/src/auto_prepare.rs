@@ -6,6 +6,7 @@
 //! [`PgConfig::auto_prepare`]: crate::PgConfig::auto_prepare
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio_postgres::Statement;
 use tokio_postgres::error::SqlState;
@@ -36,6 +37,10 @@ pub(crate) fn cacheable(sql: &str) -> bool {
     pg_pool_conninfo::sql::first_word(sql)
         .is_some_and(|word| CACHEABLE.iter().any(|c| word.eq_ignore_ascii_case(c)))
 }
+
+/// How long a failed call waits for the protocol tap to see the `ReadyForQuery` after the
+/// error (the server sends it as soon as it reads the `Sync` sent with the statement).
+const SETTLE_WAIT: Duration = Duration::from_millis(250);
 
 /// What an error of a cached statement says about the statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +77,10 @@ fn stale(error: &PgError) -> Stale {
 
 /// Runs `sql` through the statement cache of `state`: `prepare` makes a statement,
 /// `execute` runs one. `None` when the text is not [`cacheable`] or the cache declines it
-/// ([`Admission::Bypass`]): the caller then runs it as it would without the cache. `retry` says whether a stale
-/// statement may be prepared again and run once more (outside a transaction block).
+/// ([`Admission::Bypass`]): the caller then runs it as it would without the cache. `retry`
+/// says whether a stale statement may be prepared again and run once more (outside a
+/// transaction block). A user's `DISCARD ALL` or `DEALLOCATE` seen by the session's
+/// protocol `tap` empties the cache first, so no statement the server forgot is bound.
 ///
 /// The call is tracked with `flags` (the SQL judge's view of the text, as without the
 /// cache); the prepare with no flags, as [`PgConnection::prepare_cached`] does. Statements
@@ -81,15 +88,18 @@ fn stale(error: &PgError) -> Stale {
 /// them, and its flags come with every call.
 ///
 /// [`PgConnection::prepare_cached`]: crate::PgConnection::prepare_cached
-pub(crate) async fn run_cached<T, P, PF, E, EF>(
+pub(crate) async fn run_cached<T, R, RF, P, PF, E, EF>(
     state: &State,
+    tap: Option<&TapShared>,
     sql: &str,
     flags: SqlFlags,
-    retry: impl Fn() -> bool,
+    retry: R,
     prepare: P,
     execute: E,
 ) -> Option<Result<T, PgError>>
 where
+    R: FnOnce() -> RF,
+    RF: Future<Output = bool>,
     P: Fn() -> PF,
     PF: Future<Output = Result<Statement, tokio_postgres::Error>>,
     E: Fn(Statement) -> EF,
@@ -98,8 +108,11 @@ where
     if !cacheable(sql) {
         return None;
     }
+    if tap.is_some_and(TapShared::take_statements_dropped) {
+        state.cache().clear();
+    }
     let mut admission = state.cache().admit(sql);
-    let mut retried = false;
+    let mut retry = Some(retry);
     loop {
         let (statement, id) = match admission {
             Admission::Hit(statement, id) => (statement, Some(id)),
@@ -126,11 +139,13 @@ where
                     state.cache().evict(sql, id);
                 }
                 drop(statement);
-                if !may_retry || retried || !retry() {
+                let Some(retry) = retry.take().filter(|_| may_retry) else {
+                    return Some(result);
+                };
+                if !retry().await {
                     return Some(result);
                 }
                 tracing::debug!(error = %error, "a cached statement went stale; preparing it again");
-                retried = true;
                 admission = Admission::Prepare;
             }
         }
@@ -141,10 +156,8 @@ impl PgConnection {
     /// Runs `sql` through the statement cache when [`PgConfig::auto_prepares`] (see
     /// [`run_cached`]); `None` when the caller must run it as without the cache.
     ///
-    /// A user's `DISCARD ALL` or `DEALLOCATE` seen by the protocol tap empties the cache
-    /// first, so no statement the server forgot is bound. A stale statement is prepared
-    /// again only if the wrapper never saw SQL that may have opened a transaction block
-    /// since the last reset.
+    /// A stale statement is prepared again only outside a transaction block
+    /// ([`outside_block`](Self::outside_block)).
     ///
     /// [`PgConfig::auto_prepares`]: crate::PgConfig::auto_prepares
     pub(crate) async fn cached<T, E, EF>(
@@ -160,25 +173,38 @@ impl PgConnection {
         if !self.inner.auto_prepare {
             return None;
         }
-        if self
-            .inner
-            .tap
-            .as_deref()
-            .is_some_and(TapShared::take_statements_dropped)
-        {
-            self.inner.state.cache().clear();
-        }
         let state = &self.inner.state;
         let client = self.raw_client();
         run_cached(
             state,
+            self.inner.tap.as_deref(),
             sql,
             flags,
-            || !state.tracker.snapshot().flags.opens_transaction,
+            || self.outside_block(),
             || client.prepare(sql),
             execute,
         )
         .await
+    }
+
+    /// Whether the session is outside a transaction block after a failed call. The protocol
+    /// tap knows from the `ReadyForQuery` that follows the error, which may come a moment
+    /// after it (waited for up to [`SETTLE_WAIT`] on the pool's runtime). Without the tap's
+    /// answer: only if the wrapper saw no SQL that may have opened a block since the last
+    /// reset (`BEGIN`, also a `DO` block's).
+    async fn outside_block(&self) -> bool {
+        if let Some(tap) = self.inner.tap.as_deref().filter(|tap| tap.live()) {
+            if tap.view().outstanding > 0
+                && let Some(runtime) = &self.inner.runtime
+            {
+                futures_lite::future::or(tap.settled(), runtime.sleep(SETTLE_WAIT)).await;
+            }
+            let view = tap.view();
+            if tap.live() && view.outstanding == 0 {
+                return view.status == b'I';
+            }
+        }
+        !self.inner.state.tracker.snapshot().flags.opens_transaction
     }
 }
 

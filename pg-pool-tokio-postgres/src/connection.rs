@@ -182,11 +182,12 @@ impl PgConnection {
         &self.inner.client
     }
 
-    pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig) {
+    pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig, Option<&TapShared>) {
         (
             &mut self.inner.client,
             &self.inner.state,
             &self.inner.config,
+            self.inner.tap.as_deref(),
         )
     }
 

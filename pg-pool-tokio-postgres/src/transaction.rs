@@ -10,6 +10,7 @@ use crate::connection::{Params, PgConnection, TypedParams, rows_affected};
 use crate::error::PgError;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
+use crate::tap::TapShared;
 
 /// A transaction on a [`PgConnection`].
 ///
@@ -27,6 +28,8 @@ pub struct PgTransaction<'a> {
     profile: Profile,
     /// Plain SQL goes through the statement cache ([`PgConfig::auto_prepares`]).
     auto_prepare: bool,
+    /// The session's protocol tap, which sees a `DEALLOCATE` the cache must follow.
+    tap: Option<&'a TapShared>,
 }
 
 // Manual impl: tokio-postgres's `Transaction` has no `Debug`.
@@ -192,9 +195,10 @@ impl<'a> PgTransaction<'a> {
         let txn = self.inner();
         crate::auto_prepare::run_cached(
             self.state,
+            self.tap,
             sql,
             flags,
-            || false,
+            || async { false },
             || txn.prepare(sql),
             execute,
         )
@@ -310,7 +314,7 @@ impl<'a> PgTransactionBuilder<'a> {
     ///
     /// As [`PgTransaction::commit`].
     pub async fn start(self) -> Result<PgTransaction<'a>, PgError> {
-        let (client, state, config): (_, &'a State, &'a PgConfig) = self.conn.parts_mut();
+        let (client, state, config, tap): (_, &'a State, &'a PgConfig, _) = self.conn.parts_mut();
         let profile = config.profile;
         let auto_prepare = config.auto_prepares();
         let mut builder = client.build_transaction();
@@ -332,6 +336,7 @@ impl<'a> PgTransactionBuilder<'a> {
             state,
             profile,
             auto_prepare,
+            tap,
         })
     }
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio_postgres::Statement;
 use tokio_postgres::error::SqlState;
 
+use pg_pool_conninfo::sql::sql_changes_session;
+
 use crate::connection::PgConnection;
 use crate::error::PgError;
 use crate::session::SqlFlags;
@@ -117,10 +119,13 @@ where
         let (statement, id) = match admission {
             Admission::Hit(statement, id) => (statement, Some(id)),
             Admission::Bypass => return None,
-            Admission::Prepare => {
+            Admission::Prepare { stateful } => {
                 match state.run(SqlFlags::default(), false, prepare()).await {
                     Ok(statement) => {
-                        let id = state.cache().insert(sql, statement.clone(), flags);
+                        let id =
+                            state
+                                .cache()
+                                .insert(sql, statement.clone(), flags, stateful, false);
                         (statement, id)
                     }
                     // A syntax error and the like: the same error as without the cache.
@@ -146,7 +151,9 @@ where
                     return Some(result);
                 }
                 tracing::debug!(error = %error, "a cached statement went stale; preparing it again");
-                admission = Admission::Prepare;
+                admission = Admission::Prepare {
+                    stateful: sql_changes_session(sql),
+                };
             }
         }
     }

@@ -99,6 +99,7 @@ impl fmt::Debug for PgConnection {
             .field("state", &self.inner.state)
             .field("tapped", &self.inner.tap.is_some())
             .field("cached_statements", &self.cached_statements())
+            .field("auto_cached_statements", &self.auto_cached_statements())
             .finish_non_exhaustive()
     }
 }

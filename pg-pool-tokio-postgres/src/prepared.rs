@@ -218,18 +218,27 @@ impl PgConnection {
             .await?;
         let flags = classify(sql);
         self.inner.state.remember(flags);
+        let stateful = pg_pool_conninfo::sql::sql_changes_session(sql);
         self.inner
             .state
             .cache()
-            .insert(sql, statement.clone(), flags);
+            .insert(sql, statement.clone(), flags, stateful, true);
         Ok(statement)
     }
 
-    /// How many statements the cache holds: those of
-    /// [`prepare_cached`](Self::prepare_cached) and, by default, those the plain-SQL methods
-    /// cached ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)).
+    /// How many statements of [`prepare_cached`](Self::prepare_cached) the cache holds
+    /// (a text a plain-SQL call cached counts once `prepare_cached` handed it out).
     pub fn cached_statements(&self) -> usize {
-        self.inner.state.cache().len()
+        self.inner.state.cache().user_len()
+    }
+
+    /// How many statements the plain-SQL methods cached and `prepare_cached` has not handed
+    /// out ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)). With
+    /// [`cached_statements`](Self::cached_statements), what the cache holds, at most
+    /// [`PgConfig::statement_cache_capacity`](crate::PgConfig::statement_cache_capacity):
+    /// the named statements this wrapper keeps on the server for this session.
+    pub fn auto_cached_statements(&self) -> usize {
+        self.inner.state.cache().auto_len()
     }
 
     /// Empties the statement cache (closing the statements on the server).

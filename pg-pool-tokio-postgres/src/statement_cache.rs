@@ -4,12 +4,20 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
+use pg_pool_conninfo::sql::sql_changes_session;
 use tokio_postgres::Statement;
 
 use crate::session::SqlFlags;
 
 /// Most slots of the doorkeeper (one `u64` each), whatever the capacity.
 const DOORKEEPER_SLOTS_MAX: usize = 1024;
+
+/// Most statements plain-SQL calls cache whose SQL may change the session (the judge's
+/// [`sql_changes_session`]: `set_config`, advisory locks, calls of functions that are not
+/// read-only built-ins). The protocol tap remembers such statements by name to see them
+/// run again, up to 256; beyond that it counts every statement run as a change, and the
+/// session would be reset after every use. Half of that leaves room for the user's own.
+const STATEFUL_MAX: usize = 128;
 
 /// One cached statement, with what its SQL may do and when it was last used.
 #[derive(Debug)]
@@ -19,6 +27,10 @@ struct Entry {
     last_used: u64,
     /// Tells this entry from a later one for the same text ([`StatementCache::evict`]).
     id: u64,
+    /// Its SQL may change the session (counted against [`STATEFUL_MAX`]).
+    stateful: bool,
+    /// Handed out by `prepare_cached` (the user's), not only run by plain-SQL calls.
+    user: bool,
 }
 
 /// What a plain-SQL call should do with its text ([`StatementCache::admit`]).
@@ -26,10 +38,12 @@ struct Entry {
 pub(crate) enum Admission {
     /// Run this cached statement (with the id of its entry).
     Hit(Statement, u64),
-    /// Prepare the text and cache it: there is room (made now if need be).
-    Prepare,
+    /// Prepare the text and cache it: there is room (made now if need be). `stateful`:
+    /// the judge says its SQL may change the session (for [`StatementCache::insert`]).
+    Prepare { stateful: bool },
     /// Run the text as before, without caching it: the cache is off, or full and the text
-    /// was not seen lately.
+    /// was not seen lately, or it may change the session and [`STATEFUL_MAX`] such
+    /// statements are cached.
     Bypass,
 }
 
@@ -49,6 +63,10 @@ pub(crate) struct StatementCache {
     tick: u64,
     /// Hashes of texts refused while the cache was full; allocated the first time it is.
     doorkeeper: Box<[u64]>,
+    /// Entries whose SQL may change the session.
+    stateful: usize,
+    /// Entries handed out by `prepare_cached`.
+    user: usize,
     hasher: RandomState,
 }
 
@@ -60,14 +78,18 @@ impl StatementCache {
         }
     }
 
-    /// The cached statement for `sql` and its flags, marked as just used.
+    /// The cached statement for `sql` and its flags, marked as just used and as the
+    /// user's (`prepare_cached` hands it out).
     pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, SqlFlags)> {
         self.tick += 1;
         let tick = self.tick;
-        self.statements.get_mut(sql).map(|entry| {
-            entry.last_used = tick;
-            (entry.statement.clone(), entry.flags)
-        })
+        let entry = self.statements.get_mut(sql)?;
+        entry.last_used = tick;
+        if !entry.user {
+            entry.user = true;
+            self.user += 1;
+        }
+        Some((entry.statement.clone(), entry.flags))
     }
 
     /// What a plain-SQL call does with `sql` (see the type's docs). A [`Admission::Prepare`]
@@ -83,8 +105,12 @@ impl StatementCache {
         if self.capacity == 0 {
             return Admission::Bypass;
         }
+        let stateful = sql_changes_session(sql);
+        if stateful && self.stateful >= STATEFUL_MAX {
+            return Admission::Bypass;
+        }
         if self.statements.len() < self.capacity {
-            return Admission::Prepare;
+            return Admission::Prepare { stateful };
         }
         if self.doorkeeper.is_empty() {
             self.doorkeeper = vec![0; self.capacity.min(DOORKEEPER_SLOTS_MAX)].into();
@@ -96,17 +122,25 @@ impl StatementCache {
         if *slot == hash {
             *slot = 0;
             self.evict_oldest();
-            Admission::Prepare
+            Admission::Prepare { stateful }
         } else {
             *slot = hash;
             Admission::Bypass
         }
     }
 
-    /// Caches `statement` for `sql`, dropping the least recently used beyond the capacity,
+    /// Caches `statement` for `sql` (`stateful`: its SQL may change the session; `user`:
+    /// `prepare_cached` hands it out), dropping the least recently used beyond the capacity,
     /// and returns the id of its entry. A text already cached (another caller prepared it
     /// meanwhile) keeps its statement: `None`, as when the cache is off.
-    pub(crate) fn insert(&mut self, sql: &str, statement: Statement, flags: SqlFlags) -> Option<u64> {
+    pub(crate) fn insert(
+        &mut self,
+        sql: &str,
+        statement: Statement,
+        flags: SqlFlags,
+        stateful: bool,
+        user: bool,
+    ) -> Option<u64> {
         if self.capacity == 0 || self.statements.contains_key(sql) {
             return None;
         }
@@ -116,6 +150,8 @@ impl StatementCache {
             }
         }
         self.tick += 1;
+        self.stateful += usize::from(stateful);
+        self.user += usize::from(user);
         self.statements.insert(
             sql.to_owned(),
             Entry {
@@ -123,6 +159,8 @@ impl StatementCache {
                 flags,
                 last_used: self.tick,
                 id: self.tick,
+                stateful,
+                user,
             },
         );
         Some(self.tick)
@@ -133,7 +171,7 @@ impl StatementCache {
     /// meanwhile.
     pub(crate) fn evict(&mut self, sql: &str, id: u64) {
         if self.statements.get(sql).is_some_and(|e| e.id == id) {
-            self.statements.remove(sql);
+            self.remove(sql);
         }
     }
 
@@ -145,16 +183,34 @@ impl StatementCache {
             .min_by_key(|(_, e)| e.last_used)
             .map(|(k, _)| k.clone());
         match oldest {
-            Some(key) => self.statements.remove(&key).is_some(),
+            Some(key) => self.remove(&key),
             None => false,
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.statements.clear();
+    /// Drops the entry for `sql`, if any (closing its statement once no clone is left).
+    fn remove(&mut self, sql: &str) -> bool {
+        let Some(entry) = self.statements.remove(sql) else {
+            return false;
+        };
+        self.stateful -= usize::from(entry.stateful);
+        self.user -= usize::from(entry.user);
+        true
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.statements.len()
+    pub(crate) fn clear(&mut self) {
+        self.statements.clear();
+        self.stateful = 0;
+        self.user = 0;
+    }
+
+    /// Statements `prepare_cached` handed out.
+    pub(crate) fn user_len(&self) -> usize {
+        self.user
+    }
+
+    /// Statements only plain-SQL calls ran.
+    pub(crate) fn auto_len(&self) -> usize {
+        self.statements.len() - self.user
     }
 }

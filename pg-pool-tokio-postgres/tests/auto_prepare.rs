@@ -42,6 +42,7 @@ async fn repeated_sql_is_prepared_once_and_bound_after() {
     let pool = single(pg_config(cluster, None, "tp-auto-once")).await;
     const SQL: &str = "SELECT $1::int4 + 1";
     let conn = pool.get().await.unwrap();
+    assert_eq!(conn.auto_cached_statements(), 0);
     assert_eq!(conn.cached_statements(), 0);
     for i in 0..5i32 {
         let row = conn.query_one(SQL, &[&i]).await.unwrap();
@@ -50,14 +51,16 @@ async fn repeated_sql_is_prepared_once_and_bound_after() {
     assert!(conn.query_opt(SQL, &[&1i32]).await.unwrap().is_some());
     assert_eq!(conn.query(SQL, &[&1i32]).await.unwrap().len(), 1);
     assert_eq!(conn.execute(SQL, &[&1i32]).await.unwrap(), 1);
-    assert_eq!(conn.cached_statements(), 1, "one text, one statement");
+    assert_eq!(conn.auto_cached_statements(), 1, "one text, one statement");
+    assert_eq!(conn.cached_statements(), 0, "none handed out by prepare_cached");
     let (count, runs) = server_statements(&conn, SQL).await;
     println!("server: {count} statements, the cached one ran {runs:?} times");
     assert_eq!(count, 1, "one named statement on the server");
     assert_eq!(runs, Some(8), "every call ran the one cached statement");
     // `prepare_cached` of the same text is a hit, and the other way round.
     let statement = conn.prepare_cached(SQL).await.unwrap();
-    assert_eq!(conn.cached_statements(), 1);
+    assert_eq!(conn.cached_statements(), 1, "now handed out");
+    assert_eq!(conn.auto_cached_statements(), 0, "the same entry");
     let row = conn.query_one_prepared(&statement, &[&41i32]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
     assert_eq!(server_statements(&conn, SQL).await, (1, Some(9)));
@@ -78,6 +81,7 @@ async fn repeated_sql_is_prepared_once_and_bound_after() {
         let row = client.query_one(SQL, &[&1i32]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), 2);
         assert_eq!(client.cached_statements(), 1);
+        assert_eq!(client.auto_cached_statements(), 0);
     }
     let conn = pool.get().await.unwrap();
     assert_eq!(server_statements(&conn, SQL).await, (1, Some(12)));
@@ -111,6 +115,7 @@ async fn off_switch_zero_capacity_and_pooler_safe_name_nothing() {
             assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 7);
             assert_eq!(conn.execute(SQL, &[]).await.unwrap(), 1);
         }
+        assert_eq!(conn.auto_cached_statements(), 0, "{what}");
         assert_eq!(conn.cached_statements(), 0, "{what}");
         let (count, _) = server_statements(&conn, SQL).await;
         assert_eq!(count, 0, "{what}: no statement left on the server");
@@ -135,7 +140,7 @@ async fn a_schema_change_is_retried_outside_a_transaction_and_returned_inside() 
     .unwrap();
     const SQL: &str = "SELECT * FROM auto_schema";
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().len(), 1);
-    assert_eq!(conn.cached_statements(), 1);
+    assert_eq!(conn.auto_cached_statements(), 1);
 
     conn.batch_execute("ALTER TABLE auto_schema ADD COLUMN b int DEFAULT 2")
         .await
@@ -146,7 +151,7 @@ async fn a_schema_change_is_retried_outside_a_transaction_and_returned_inside() 
         .expect("outside a transaction the stale statement is prepared again");
     assert_eq!(row.len(), 2, "the new shape");
     assert_eq!(row.get::<_, i32>(1), 2);
-    assert_eq!(conn.cached_statements(), 1, "the stale one replaced");
+    assert_eq!(conn.auto_cached_statements(), 1, "the stale one replaced");
     assert_eq!(conn.execute(SQL, &[]).await.unwrap(), 1, "execute too");
 
     // Inside a transaction: the error, the statement evicted.
@@ -162,10 +167,10 @@ async fn a_schema_change_is_retried_outside_a_transaction_and_returned_inside() 
         assert_eq!(again.code(), Some("25P02"), "the transaction is aborted: {again}");
         txn.rollback().await.unwrap();
     }
-    assert_eq!(conn.cached_statements(), 0, "evicted");
+    assert_eq!(conn.auto_cached_statements(), 0, "evicted");
     let rows = conn.query(SQL, &[]).await.unwrap();
     assert_eq!(rows[0].len(), 3, "prepared afresh after the transaction");
-    assert_eq!(conn.cached_statements(), 1);
+    assert_eq!(conn.auto_cached_statements(), 1);
 
     // A block opened with SQL text (`BEGIN` through `batch_execute`): not retried either.
     conn.batch_execute("ALTER TABLE auto_schema ADD COLUMN d int DEFAULT 4")
@@ -209,7 +214,7 @@ async fn a_statement_the_server_forgot_is_prepared_again() {
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 42);
     conn.batch_execute(HIDDEN).await.unwrap();
     assert_eq!(server_statements(&conn, SQL).await.0, 0, "gone on the server");
-    assert_eq!(conn.cached_statements(), 1, "still cached");
+    assert_eq!(conn.auto_cached_statements(), 1, "still cached");
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 42);
     assert_eq!(server_statements(&conn, SQL).await.0, 1, "prepared again");
 
@@ -220,7 +225,7 @@ async fn a_statement_the_server_forgot_is_prepared_again() {
         assert_eq!(err.code(), Some("26000"), "{err}");
         drop(txn);
     }
-    assert_eq!(conn.cached_statements(), 0, "evicted");
+    assert_eq!(conn.auto_cached_statements(), 0, "evicted");
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 42);
 
     conn.batch_execute("DEALLOCATE ALL").await.unwrap();
@@ -257,7 +262,7 @@ async fn sql_errors_are_the_same_and_leave_the_session_usable() {
         let row = conn.query_one("SELECT 1 / $1::int", &[&1i32]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), 1);
         assert_eq!(
-            conn.cached_statements(),
+            conn.auto_cached_statements(),
             usize::from(auto),
             "only the valid text is cached"
         );
@@ -298,7 +303,7 @@ async fn cached_statements_are_judged_and_reset_as_before() {
                 "4MB",
                 "{when:?} round {round}: the cached set_config leaked"
             );
-            assert_eq!(conn.cached_statements(), 2, "{when:?}: the reset kept the cache");
+            assert_eq!(conn.auto_cached_statements(), 2, "{when:?}: the reset kept the cache");
             let (count, runs) = server_statements(&conn, SET).await;
             assert_eq!(count, 2, "{when:?}");
             assert_eq!(runs, Some(round + 1), "{when:?}: ran from the cache");
@@ -322,7 +327,7 @@ async fn distinct_sql_on_every_call_grows_nothing() {
     for sql in &hot {
         conn.query_one(sql, &[]).await.unwrap();
     }
-    assert_eq!(conn.cached_statements(), CAPACITY);
+    assert_eq!(conn.auto_cached_statements(), CAPACITY);
     let started = Instant::now();
     for i in 0..300 {
         let sql = format!("SELECT {} AS once", 1000 + i);
@@ -338,7 +343,7 @@ async fn distinct_sql_on_every_call_grows_nothing() {
         "300 distinct texts through a full cache: {:?} per call",
         started.elapsed() / 300
     );
-    assert_eq!(conn.cached_statements(), CAPACITY, "the cache did not grow");
+    assert_eq!(conn.auto_cached_statements(), CAPACITY, "the cache did not grow");
     let rows = conn
         .simple_query(
             "SELECT count(*), count(*) FILTER (WHERE statement LIKE '% AS hot') \
@@ -358,7 +363,7 @@ async fn distinct_sql_on_every_call_grows_nothing() {
     conn.query_one(NEW, &[]).await.unwrap();
     let (count, runs) = server_statements(&conn, NEW).await;
     assert_eq!((count, runs), (CAPACITY as i64, Some(1)), "twice: cached");
-    assert_eq!(conn.cached_statements(), CAPACITY);
+    assert_eq!(conn.auto_cached_statements(), CAPACITY);
     conn.query_one(NEW, &[]).await.unwrap();
     assert_eq!(server_statements(&conn, NEW).await.1, Some(2), "then bound");
     drop(conn);
@@ -378,7 +383,7 @@ async fn utility_statements_are_not_cached() {
             .await
             .unwrap();
     }
-    assert_eq!(conn.cached_statements(), 0);
+    assert_eq!(conn.auto_cached_statements(), 0);
     assert_eq!(server_statements(&conn, "").await.0, 0);
     drop(conn);
     let conn = pool.get().await.unwrap();
@@ -413,9 +418,45 @@ async fn cost_with_and_without_the_cache_is_printed() {
         }
         let distinct = started.elapsed() / calls;
         println!("auto_prepare {auto}: same text {same:?}/call, distinct texts {distinct:?}/call");
-        let cached = conn.cached_statements();
+        let cached = conn.auto_cached_statements();
         assert!(cached <= 256, "bounded by the default capacity: {cached}");
         drop(conn);
         pool.drain().await;
     }
+}
+
+/// Many distinct texts that change the session (here `set_config` with a different name
+/// each): at most 128 of them are cached, so the protocol tap, which remembers up to 256
+/// such statements by name, keeps telling them apart, and a session that later runs only
+/// clean statements still goes back without a reset.
+#[tokio::test]
+async fn statements_that_change_the_session_are_cached_within_the_taps_reach() {
+    let cluster = TestCluster::shared();
+    let pool = single(pg_config(cluster, None, "tp-auto-stateful")).await;
+    let pid = {
+        let conn = pool.get().await.unwrap();
+        for i in 0..300 {
+            let sql = format!("SELECT set_config('pgpool.auto_{i}', 'x', false)");
+            conn.query_one(&sql, &[]).await.unwrap();
+        }
+        let cached = conn.auto_cached_statements();
+        println!("{cached} of 300 texts that change the session cached");
+        assert_eq!(cached, 128, "capped below the tap's reach");
+        conn.backend_pid().await.unwrap()
+    };
+    const CLEAN: &str = "SELECT 'auto-clean' AS last";
+    for round in 0..2 {
+        {
+            let conn = pool.get().await.unwrap();
+            assert_eq!(conn.backend_pid().await.unwrap(), pid, "reused");
+            let row = conn.query_one(CLEAN, &[]).await.unwrap();
+            assert_eq!(row.get::<_, &str>(0), "auto-clean");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let q = format!("SELECT query FROM pg_stat_activity WHERE pid = {pid}");
+        let last = common::blocking(move || cluster.sql(&q).unwrap()).await;
+        println!("round {round}: the backend's last statement is {last:?}");
+        assert_eq!(last, CLEAN, "round {round}: a clean use was reset");
+    }
+    pool.drain().await;
 }

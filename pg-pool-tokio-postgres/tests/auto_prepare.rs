@@ -52,7 +52,11 @@ async fn repeated_sql_is_prepared_once_and_bound_after() {
     assert_eq!(conn.query(SQL, &[&1i32]).await.unwrap().len(), 1);
     assert_eq!(conn.execute(SQL, &[&1i32]).await.unwrap(), 1);
     assert_eq!(conn.auto_cached_statements(), 1, "one text, one statement");
-    assert_eq!(conn.cached_statements(), 0, "none handed out by prepare_cached");
+    assert_eq!(
+        conn.cached_statements(),
+        0,
+        "none handed out by prepare_cached"
+    );
     let (count, runs) = server_statements(&conn, SQL).await;
     println!("server: {count} statements, the cached one ran {runs:?} times");
     assert_eq!(count, 1, "one named statement on the server");
@@ -61,7 +65,10 @@ async fn repeated_sql_is_prepared_once_and_bound_after() {
     let statement = conn.prepare_cached(SQL).await.unwrap();
     assert_eq!(conn.cached_statements(), 1, "now handed out");
     assert_eq!(conn.auto_cached_statements(), 0, "the same entry");
-    let row = conn.query_one_prepared(&statement, &[&41i32]).await.unwrap();
+    let row = conn
+        .query_one_prepared(&statement, &[&41i32])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
     assert_eq!(server_statements(&conn, SQL).await, (1, Some(9)));
     drop(conn);
@@ -164,7 +171,11 @@ async fn a_schema_change_is_retried_outside_a_transaction_and_returned_inside() 
         println!("inside a transaction: {err}");
         assert_eq!(err.code(), Some("0A000"), "{err}");
         let again = txn.query(SQL, &[]).await.unwrap_err();
-        assert_eq!(again.code(), Some("25P02"), "the transaction is aborted: {again}");
+        assert_eq!(
+            again.code(),
+            Some("25P02"),
+            "the transaction is aborted: {again}"
+        );
         txn.rollback().await.unwrap();
     }
     assert_eq!(conn.auto_cached_statements(), 0, "evicted");
@@ -213,7 +224,11 @@ async fn a_statement_the_server_forgot_is_prepared_again() {
     let mut conn = pool.get().await.unwrap();
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 42);
     conn.batch_execute(HIDDEN).await.unwrap();
-    assert_eq!(server_statements(&conn, SQL).await.0, 0, "gone on the server");
+    assert_eq!(
+        server_statements(&conn, SQL).await.0,
+        0,
+        "gone on the server"
+    );
     assert_eq!(conn.auto_cached_statements(), 1, "still cached");
     assert_eq!(conn.query_one(SQL, &[]).await.unwrap().get::<_, i32>(0), 42);
     assert_eq!(server_statements(&conn, SQL).await.0, 1, "prepared again");
@@ -231,7 +246,10 @@ async fn a_statement_the_server_forgot_is_prepared_again() {
     conn.batch_execute("DEALLOCATE ALL").await.unwrap();
     {
         let txn = conn.transaction().await.unwrap();
-        let row = txn.query(SQL, &[]).await.expect("the tap saw the DEALLOCATE");
+        let row = txn
+            .query(SQL, &[])
+            .await
+            .expect("the tap saw the DEALLOCATE");
         assert_eq!(row[0].get::<_, i32>(0), 42);
         txn.commit().await.unwrap();
     }
@@ -254,12 +272,21 @@ async fn sql_errors_are_the_same_and_leave_the_session_usable() {
         let pid = conn.backend_pid().await.unwrap();
         let err = conn.query_one("SELEC 1", &[]).await.unwrap_err();
         assert_eq!(err.code(), Some("42601"), "{err}");
-        let exec = conn.execute("SELECT nope FROM nowhere", &[]).await.unwrap_err();
+        let exec = conn
+            .execute("SELECT nope FROM nowhere", &[])
+            .await
+            .unwrap_err();
         assert_eq!(exec.code(), Some("42P01"), "{exec}");
         // A run-time error of a cached statement is not a stale statement.
-        let div = conn.query_one("SELECT 1 / $1::int", &[&0i32]).await.unwrap_err();
+        let div = conn
+            .query_one("SELECT 1 / $1::int", &[&0i32])
+            .await
+            .unwrap_err();
         assert_eq!(div.code(), Some("22012"), "{div}");
-        let row = conn.query_one("SELECT 1 / $1::int", &[&1i32]).await.unwrap();
+        let row = conn
+            .query_one("SELECT 1 / $1::int", &[&1i32])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), 1);
         assert_eq!(
             conn.auto_cached_statements(),
@@ -270,11 +297,20 @@ async fn sql_errors_are_the_same_and_leave_the_session_usable() {
         drop(conn);
         let conn = pool.get().await.unwrap();
         assert_eq!(conn.backend_pid().await.unwrap(), pid, "reused");
-        assert_eq!(conn.query_one("SELECT 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+        assert_eq!(
+            conn.query_one("SELECT 2", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            2
+        );
         drop(conn);
         pool.drain().await;
     }
-    assert_eq!(errors[0], errors[1], "the same errors with and without the cache");
+    assert_eq!(
+        errors[0], errors[1],
+        "the same errors with and without the cache"
+    );
 }
 
 /// A cached statement that changes the session (`set_config`) is judged by its text on
@@ -303,7 +339,11 @@ async fn cached_statements_are_judged_and_reset_as_before() {
                 "4MB",
                 "{when:?} round {round}: the cached set_config leaked"
             );
-            assert_eq!(conn.auto_cached_statements(), 2, "{when:?}: the reset kept the cache");
+            assert_eq!(
+                conn.auto_cached_statements(),
+                2,
+                "{when:?}: the reset kept the cache"
+            );
             let (count, runs) = server_statements(&conn, SET).await;
             assert_eq!(count, 2, "{when:?}");
             assert_eq!(runs, Some(round + 1), "{when:?}: ran from the cache");
@@ -323,7 +363,9 @@ async fn distinct_sql_on_every_call_grows_nothing() {
     pg.statement_cache_capacity = CAPACITY;
     let pool = single(pg).await;
     let conn = pool.get().await.unwrap();
-    let hot: Vec<String> = (0..CAPACITY).map(|i| format!("SELECT {i} AS hot")).collect();
+    let hot: Vec<String> = (0..CAPACITY)
+        .map(|i| format!("SELECT {i} AS hot"))
+        .collect();
     for sql in &hot {
         conn.query_one(sql, &[]).await.unwrap();
     }
@@ -343,7 +385,11 @@ async fn distinct_sql_on_every_call_grows_nothing() {
         "300 distinct texts through a full cache: {:?} per call",
         started.elapsed() / 300
     );
-    assert_eq!(conn.auto_cached_statements(), CAPACITY, "the cache did not grow");
+    assert_eq!(
+        conn.auto_cached_statements(),
+        CAPACITY,
+        "the cache did not grow"
+    );
     let rows = conn
         .simple_query(
             "SELECT count(*), count(*) FILTER (WHERE statement LIKE '% AS hot') \
@@ -359,7 +405,11 @@ async fn distinct_sql_on_every_call_grows_nothing() {
     // A new text that comes again is admitted, evicting the least recently used.
     const NEW: &str = "SELECT 'new' AS fresh";
     conn.query_one(NEW, &[]).await.unwrap();
-    assert_eq!(server_statements(&conn, NEW).await.1, None, "once: not cached");
+    assert_eq!(
+        server_statements(&conn, NEW).await.1,
+        None,
+        "once: not cached"
+    );
     conn.query_one(NEW, &[]).await.unwrap();
     let (count, runs) = server_statements(&conn, NEW).await;
     assert_eq!((count, runs), (CAPACITY as i64, Some(1)), "twice: cached");

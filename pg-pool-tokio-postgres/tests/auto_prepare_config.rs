@@ -19,7 +19,10 @@ fn on_by_default_off_under_pooler_safe_or_without_a_cache() {
     let c = PgConfig::from_url("postgres://h/db?pool_statement_cache=0").unwrap();
     assert!(c.auto_prepare && !c.auto_prepares(), "capacity 0 is off");
     let c = PgConfig::from_url("postgres://h/db?pool_profile=pooler_safe").unwrap();
-    assert!(!c.auto_prepares(), "the pooler-safe profile names no statement");
+    assert!(
+        !c.auto_prepares(),
+        "the pooler-safe profile names no statement"
+    );
     let c = PgConfig::pooler_safe(pg_pool_tokio_postgres::tokio_postgres::Config::new());
     assert!(!c.auto_prepares());
     let c = PgConfig::default().with_profile(Profile::PoolerSafe);

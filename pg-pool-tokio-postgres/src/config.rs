@@ -124,17 +124,27 @@ pub struct PgConfig {
     ///
     /// It takes effect only under [`Profile::Session`] with a
     /// [`statement_cache_capacity`](Self::statement_cache_capacity) above 0; the
-    /// pooler-safe profile never leaves a named statement on the server. What it costs: the
-    /// cache is per connection, so each text is prepared once on every connection that runs
-    /// it; the server keeps up to the capacity of statements per session; once the cache
-    /// is full, a text not cached is admitted (evicting the least recently used) only when
-    /// it comes again soon, so SQL with inline literals, distinct on every call, keeps
-    /// today's two round trips and never pushes out the application's own statements. A
-    /// statement made stale by a schema change (`cached plan must not change result type`)
-    /// or dropped by the user's `DEALLOCATE`/`DISCARD ALL` is evicted and, outside a
-    /// transaction block, prepared again and run once more; inside one the error is
-    /// returned (the transaction is aborted anyway) and the next call prepares afresh.
-    /// Default: `true`.
+    /// pooler-safe profile never leaves a named statement on the server. Only statements
+    /// the server plans are cached (first keyword `SELECT`, `WITH`, `VALUES`, `TABLE`,
+    /// `INSERT`, `UPDATE`, `DELETE`, `MERGE`); `SET`, `BEGIN`, DDL and other utility
+    /// statements run as without the cache.
+    ///
+    /// What it costs: the cache is per connection, so each text is prepared once on every
+    /// connection that runs it (the first call pays the prepare, as every call did
+    /// before); the server keeps up to the capacity of statements per session, and their
+    /// text stays listed in that session's `pg_prepared_statements`, which a later user of
+    /// the connection can read (pass secrets as parameters, or turn this off); parameter
+    /// types are those inferred when the text was first prepared. Once the cache is full,
+    /// a text not cached is admitted (evicting the least recently used) only when it comes
+    /// again soon, so SQL with inline literals, distinct on every call, keeps the two
+    /// round trips it always cost and never pushes out the application's own statements;
+    /// at most 128 cached statements may be ones whose SQL changes the session
+    /// (`set_config`, calls of your own functions), so the pool can still tell a clean
+    /// use from a changing one. A statement made stale by a schema change (`cached plan
+    /// must not change result type`) or dropped by the user's `DEALLOCATE`/`DISCARD ALL`
+    /// is evicted and, outside a transaction block, prepared again and run once more;
+    /// inside one the error is returned (the transaction is aborted anyway) and the next
+    /// call prepares afresh. Default: `true`.
     pub auto_prepare: bool,
     /// TLS with libpq's meaning (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
     /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`,

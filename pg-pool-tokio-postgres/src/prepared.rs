@@ -205,10 +205,12 @@ impl PgConnection {
     /// Cancel safe: a statement is cached only once prepared.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare_cached")?;
-        if let Some((statement, flags)) = self.inner.state.cache().get(sql) {
-            // It may have been cached by a plain-SQL call, which does not remember it: in
-            // the user's hands, it runs without its text.
-            self.inner.state.remember(flags);
+        if let Some((statement, promoted)) = self.inner.state.cache().get(sql) {
+            // Cached by a plain-SQL call, which does not remember its flags: in the user's
+            // hands, it runs without its text.
+            if let Some(flags) = promoted {
+                self.inner.state.remember(flags);
+            }
             return Ok(statement);
         }
         let statement = self

@@ -78,18 +78,20 @@ impl StatementCache {
         }
     }
 
-    /// The cached statement for `sql` and its flags, marked as just used and as the
-    /// user's (`prepare_cached` hands it out).
-    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, SqlFlags)> {
+    /// The cached statement for `sql`, marked as just used and as the user's
+    /// (`prepare_cached` hands it out), with its flags if it was not the user's before
+    /// (only plain-SQL calls ran it: its flags are not remembered yet).
+    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, Option<SqlFlags>)> {
         self.tick += 1;
         let tick = self.tick;
         let entry = self.statements.get_mut(sql)?;
         entry.last_used = tick;
-        if !entry.user {
+        let promoted = !entry.user;
+        if promoted {
             entry.user = true;
             self.user += 1;
         }
-        Some((entry.statement.clone(), entry.flags))
+        Some((entry.statement.clone(), promoted.then_some(entry.flags)))
     }
 
     /// What a plain-SQL call does with `sql` (see the type's docs). A [`Admission::Prepare`]

@@ -22,8 +22,10 @@ use tokio_postgres::NoTls;
 pub enum Query {
     /// `simple_query("SELECT 1")`: one round trip, simple query protocol.
     Simple,
-    /// `query_one("SELECT 1", &[])`: tokio-postgres prepares an unnamed statement, then runs
-    /// it: two round trips.
+    /// `query_one("SELECT 1", &[])`: tokio-postgres prepares a statement, then runs it: two
+    /// round trips (deadpool-postgres). pg-pool-tokio-postgres at its defaults prepares the
+    /// text once per connection into its statement cache and binds it after: one round trip
+    /// once warm (`pool_auto_prepare`).
     QueryOne,
     /// `prepare_cached("SELECT 1")` (a cache hit once warm), then `query_one` on the
     /// statement (pg-pool-tokio-postgres: `query_one_prepared`; the shared row:

@@ -68,12 +68,13 @@ pub enum Profile {
 ///   it has: `disable`, `prefer` (also for `allow`, which succeeds wherever `prefer` does),
 ///   or `require` (for `require`, `verify-ca`, `verify-full`; verification is the TLS
 ///   connector's job).
-/// - `pool_*` keys flow into [`PgConfig::pool_config`]; four more are this driver's:
+/// - `pool_*` keys flow into [`PgConfig::pool_config`]; five more are this driver's:
 ///   `pool_reset` (`full`, `none`, `discard_all`, `clean`), `pool_reset_when` (`changed`,
 ///   the default: reset a session only when the protocol shows it changed; `used`: after
-///   every use; see [`ResetWhen`]), `pool_profile` (`session`, `pooler_safe`) and
-///   `pool_statement_cache` (capacity, `0` disables it). Any other unknown `pool_*` key is
-///   an error.
+///   every use; see [`ResetWhen`]), `pool_profile` (`session`, `pooler_safe`),
+///   `pool_statement_cache` (capacity, `0` disables it) and `pool_auto_prepare`
+///   (`true`, the default, or `false`: whether plain-SQL calls use the statement cache,
+///   see [`PgConfig::auto_prepare`]). Any other unknown `pool_*` key is an error.
 ///
 /// TLS: [`PgConfig::tls`], with libpq's `sslmode` semantics (see [`PgTls`](crate::PgTls)).
 ///
@@ -113,6 +114,38 @@ pub struct PgConfig {
     /// connection; the oldest is dropped (and closed on the server) beyond it. `0` disables
     /// the cache. Default: 256, plenty for an application's fixed set of queries.
     pub statement_cache_capacity: usize,
+    /// Whether the plain-SQL methods (`query`, `query_one`, `query_opt`, `execute` with a
+    /// `&str`, on [`PgConnection`](crate::PgConnection), [`PgTransaction`](crate::PgTransaction)
+    /// and [`SharedClient`](crate::SharedClient)) run their SQL through the statement cache,
+    /// as pgx and sqlx do by default: the first call of a text prepares it (two round
+    /// trips, as without the cache), every later call on the same connection binds the
+    /// cached statement (one round trip). `pool_auto_prepare` in a connection string
+    /// (`true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`).
+    ///
+    /// It takes effect only under [`Profile::Session`] with a
+    /// [`statement_cache_capacity`](Self::statement_cache_capacity) above 0; the
+    /// pooler-safe profile never leaves a named statement on the server. Only statements
+    /// the server plans are cached (first keyword `SELECT`, `WITH`, `VALUES`, `TABLE`,
+    /// `INSERT`, `UPDATE`, `DELETE`, `MERGE`); `SET`, `BEGIN`, DDL and other utility
+    /// statements run as without the cache.
+    ///
+    /// What it costs: the cache is per connection, so each text is prepared once on every
+    /// connection that runs it (the first call pays the prepare, as every call did
+    /// before); the server keeps up to the capacity of statements per session, and their
+    /// text stays listed in that session's `pg_prepared_statements`, which a later user of
+    /// the connection can read (pass secrets as parameters, or turn this off); parameter
+    /// types are those inferred when the text was first prepared. Once the cache is full,
+    /// a text not cached is admitted (evicting the least recently used) only when it comes
+    /// again soon, so SQL with inline literals, distinct on every call, keeps the two
+    /// round trips it always cost and never pushes out the application's own statements;
+    /// at most 128 cached statements may be ones whose SQL changes the session
+    /// (`set_config`, calls of your own functions), so the pool can still tell a clean
+    /// use from a changing one. A statement made stale by a schema change (`cached plan
+    /// must not change result type`) or dropped by the user's `DEALLOCATE`/`DISCARD ALL`
+    /// is evicted and, outside a transaction block, prepared again and run once more;
+    /// inside one the error is returned (the transaction is aborted anyway) and the next
+    /// call prepares afresh. Default: `true`.
+    pub auto_prepare: bool,
     /// TLS with libpq's meaning (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
     /// `channel_binding`); it replaces `pg`'s own `ssl_mode` and `channel_binding`,
     /// except that `require` there (for example from a URL's `sslmode=require`) is
@@ -159,7 +192,8 @@ fn default_pg() -> tokio_postgres::Config {
 }
 
 impl PgConfig {
-    /// Session profile, [`ResetStrategy::Full`] reset, a 256-statement cache.
+    /// Session profile, [`ResetStrategy::Full`] reset, a 256-statement cache that the
+    /// plain-SQL methods use too ([`PgConfig::auto_prepare`]).
     pub fn new(pg: tokio_postgres::Config) -> Self {
         Self {
             pg,
@@ -167,6 +201,7 @@ impl PgConfig {
             reset: ResetStrategy::Full,
             reset_when: ResetWhen::Changed,
             statement_cache_capacity: 256,
+            auto_prepare: true,
             tls: TlsSettings::default(),
             pool: PoolSettings::default(),
             target_session_attrs: None,
@@ -396,6 +431,13 @@ impl PgConfig {
                     .parse()
                     .map_err(|_| PgError::config(key, "must be a whole number"))?;
             }
+            "pool_auto_prepare" => {
+                self.auto_prepare = match value {
+                    "true" | "on" | "yes" | "1" => true,
+                    "false" | "off" | "no" | "0" => false,
+                    _ => return Err(PgError::config(key, "must be true or false")),
+                };
+            }
             _ => {
                 return Err(PgError::config(
                     key,
@@ -416,6 +458,18 @@ impl PgConfig {
     pub fn with_reset(mut self, reset: ResetStrategy) -> Self {
         self.reset = reset;
         self
+    }
+
+    /// Sets [`PgConfig::auto_prepare`]; for chaining.
+    pub fn with_auto_prepare(mut self, auto_prepare: bool) -> Self {
+        self.auto_prepare = auto_prepare;
+        self
+    }
+
+    /// Whether the plain-SQL methods go through the statement cache: [`PgConfig::auto_prepare`]
+    /// under [`Profile::Session`] with a cache capacity above 0.
+    pub fn auto_prepares(&self) -> bool {
+        self.auto_prepare && self.profile == Profile::Session && self.statement_cache_capacity > 0
     }
 
     /// Sets when the reset runs; for chaining.

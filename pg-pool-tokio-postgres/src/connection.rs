@@ -51,7 +51,9 @@ pub type TypedParams<'a> = &'a [(&'a (dyn ToSql + Sync), Type)];
 ///   SQLSTATEs of class `08`, `57P01`/`02`/`03`/`05`): it is destroyed on return without
 ///   the caller doing anything; so is one whose driver task ended ([`Client::is_closed`]).
 /// - a **statement cache** ([`prepare_cached`](Self::prepare_cached)), least recently used
-///   evicted first, which survives the default reset.
+///   evicted first, which survives the default reset. By default the plain-SQL methods
+///   (`query`, `query_one`, `query_opt`, `execute`) use it too, so repeated SQL costs one
+///   round trip ([`PgConfig::auto_prepare`]).
 ///
 /// # The raw client
 ///
@@ -87,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) tap: Option<Arc<TapShared>>,
     /// The last return found the tap reading this session (it saw the use written).
     pub(crate) tap_vouched: bool,
+    /// Plain-SQL calls go through the statement cache ([`PgConfig::auto_prepares`]).
+    pub(crate) auto_prepare: bool,
 }
 
 // Manual impl: `Client`'s Debug prints internals of no use here.
@@ -98,6 +102,7 @@ impl fmt::Debug for PgConnection {
             .field("state", &self.inner.state)
             .field("tapped", &self.inner.tap.is_some())
             .field("cached_statements", &self.cached_statements())
+            .field("auto_cached_statements", &self.auto_cached_statements())
             .finish_non_exhaustive()
     }
 }
@@ -115,10 +120,12 @@ impl PgConnection {
             Profile::Session => config.statement_cache_capacity,
             Profile::PoolerSafe => 0,
         };
+        let auto_prepare = config.auto_prepares();
         Self {
             inner: Box::new(Inner {
                 client,
                 state: State::new(capacity),
+                auto_prepare,
                 config,
                 runtime: None,
                 tap: None,
@@ -179,11 +186,12 @@ impl PgConnection {
         &self.inner.client
     }
 
-    pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig) {
+    pub(crate) fn parts_mut(&mut self) -> (&mut Client, &State, &PgConfig, Option<&TapShared>) {
         (
             &mut self.inner.client,
             &self.inner.state,
             &self.inner.config,
+            self.inner.tap.as_deref(),
         )
     }
 
@@ -243,9 +251,23 @@ impl PgConnection {
     /// SQL is accepted here (sent as an unnamed statement); use
     /// [`query_typed`](Self::query_typed) for parameters.
     ///
+    /// Under [`Profile::Session`], by default ([`PgConfig::auto_prepare`]), `sql` goes
+    /// through the connection's statement cache, the one
+    /// [`prepare_cached`](Self::prepare_cached) uses: the first call of a text on this
+    /// connection prepares it (two round trips, as without the cache), later calls bind the
+    /// cached statement (one). Once the cache is full, a text not in it is cached only if
+    /// it comes again soon; until then it runs as without the cache. A cached statement
+    /// that went stale (a schema change: `0A000` "cached plan must not change result type";
+    /// or dropped by the user's `DEALLOCATE`/`DISCARD ALL`: `26000`) is evicted, then
+    /// prepared again and run once more, unless SQL that may open a transaction block was
+    /// sent since the last reset: then its error is returned and the next call prepares
+    /// afresh. What the pool makes of the session (the reset on return) does not depend on
+    /// the cache: a cached `SET` is still a change of the session.
+    ///
     /// # Errors
     ///
-    /// The driver's error; [`PgError::NamedStatementsDisabled`] as above;
+    /// The driver's error (a syntax error is the server's, as without the cache, and
+    /// leaves nothing cached); [`PgError::NamedStatementsDisabled`] as above;
     /// [`PgError::ResetFailed`] if the previous user's reset, read ahead of this call,
     /// failed.
     ///
@@ -257,9 +279,16 @@ impl PgConnection {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
+                let client = self.raw_client();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    client.query(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
                 self.inner
                     .state
-                    .run(flags, false, self.inner.client.query(sql, params))
+                    .run(flags, false, client.query(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {
@@ -274,7 +303,8 @@ impl PgConnection {
         }
     }
 
-    /// Runs `sql` and returns its only row.
+    /// Runs `sql` and returns its only row (through the statement cache by default, as
+    /// [`query`](Self::query)).
     ///
     /// # Errors
     ///
@@ -292,7 +322,8 @@ impl PgConnection {
         }
     }
 
-    /// Runs `sql` and returns its row, if any.
+    /// Runs `sql` and returns its row, if any (through the statement cache by default, as
+    /// [`query`](Self::query)).
     ///
     /// # Errors
     ///
@@ -318,10 +349,15 @@ impl PgConnection {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
-                let rows = self
-                    .inner
-                    .client
-                    .query_raw(sql, params.iter().map(|p| *p as &dyn ToSql));
+                let client = self.raw_client();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    first_of(client.query_raw(&statement, params.iter().map(|p| *p as &dyn ToSql)))
+                        .await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
+                let rows = client.query_raw(sql, params.iter().map(|p| *p as &dyn ToSql));
                 self.inner.state.run(flags, false, first_of(rows)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
@@ -337,8 +373,9 @@ impl PgConnection {
         }
     }
 
-    /// Runs `sql` and returns the number of rows it affected. Under
-    /// [`Profile::PoolerSafe`], parameterless SQL goes through the simple query protocol.
+    /// Runs `sql` and returns the number of rows it affected, through the statement cache
+    /// by default, as [`query`](Self::query). Under [`Profile::PoolerSafe`], parameterless
+    /// SQL goes through the simple query protocol.
     ///
     /// # Errors
     ///
@@ -351,9 +388,16 @@ impl PgConnection {
         let flags = classify(sql);
         match self.inner.config.profile {
             Profile::Session => {
+                let client = self.raw_client();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    client.execute(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
                 self.inner
                     .state
-                    .run(flags, false, self.inner.client.execute(sql, params))
+                    .run(flags, false, client.execute(sql, params))
                     .await
             }
             Profile::PoolerSafe if params.is_empty() => {

@@ -6,6 +6,13 @@
 //!   session was used, has a call in flight, may be inside a transaction, or saw a fatal
 //!   error, with a per-connection LRU statement cache ([`PgConnection::prepare_cached`]) that
 //!   survives the default reset; [`PgTransaction`], [`PgRowStream`].
+//! - Plain SQL is prepared once per connection: `query`, `query_one`, `query_opt` and
+//!   `execute` with a `&str` run through the statement cache by default, as pgx and sqlx do,
+//!   so a text run before on that connection costs one round trip instead of two
+//!   ([`PgConfig::auto_prepare`], `pool_auto_prepare=false` to turn it off; never under the
+//!   pooler-safe profile). The first call of each text on each connection still pays the
+//!   prepare; a stale statement (a schema change, a user's `DISCARD ALL`) is evicted and,
+//!   outside a transaction block, prepared again once.
 //! - [`PgConnector`]: opens sessions on the pool's runtime `R` ([`PgRuntime`]) and drives
 //!   each `Connection` future with `R::spawn`. Every runtime goes through one host loop,
 //!   [`connect_raw`]: tokio dials with its own streams; smol and async-std dial with
@@ -107,6 +114,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auto_prepare;
 mod cancel;
 #[cfg(feature = "tls")]
 mod channel_binding;

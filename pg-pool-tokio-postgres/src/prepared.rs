@@ -191,7 +191,10 @@ impl PgConnection {
     /// [`ResetStrategy::Full`](crate::ResetStrategy::Full) and is cleared when a reset drops
     /// the session's prepared statements
     /// ([`ResetStrategy::discards_statements`](crate::ResetStrategy::discards_statements)),
-    /// so a cached statement is never stale.
+    /// so a cached statement is never stale. The plain-SQL methods
+    /// ([`query`](Self::query), [`execute`](Self::execute), ...) use the same cache by
+    /// default ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)), so a text they
+    /// ran is a hit here, and the other way round.
     ///
     /// # Errors
     ///
@@ -202,7 +205,12 @@ impl PgConnection {
     /// Cancel safe: a statement is cached only once prepared.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
         self.named_allowed("prepare_cached")?;
-        if let Some((statement, _)) = self.inner.state.cache().get(sql) {
+        if let Some((statement, promoted)) = self.inner.state.cache().get(sql) {
+            // Cached by a plain-SQL call, which does not remember its flags: in the user's
+            // hands, it runs without its text.
+            if let Some(flags) = promoted {
+                self.inner.state.remember(flags);
+            }
             return Ok(statement);
         }
         let statement = self
@@ -212,16 +220,27 @@ impl PgConnection {
             .await?;
         let flags = classify(sql);
         self.inner.state.remember(flags);
+        let stateful = pg_pool_conninfo::sql::sql_changes_session(sql);
         self.inner
             .state
             .cache()
-            .insert(sql, statement.clone(), flags);
+            .insert(sql, statement.clone(), flags, stateful, true);
         Ok(statement)
     }
 
-    /// How many statements the cache holds.
+    /// How many statements of [`prepare_cached`](Self::prepare_cached) the cache holds
+    /// (a text a plain-SQL call cached counts once `prepare_cached` handed it out).
     pub fn cached_statements(&self) -> usize {
-        self.inner.state.cache().len()
+        self.inner.state.cache().user_len()
+    }
+
+    /// How many statements the plain-SQL methods cached and `prepare_cached` has not handed
+    /// out ([`PgConfig::auto_prepare`](crate::PgConfig::auto_prepare)). With
+    /// [`cached_statements`](Self::cached_statements), what the cache holds, at most
+    /// [`PgConfig::statement_cache_capacity`](crate::PgConfig::statement_cache_capacity):
+    /// the named statements this wrapper keeps on the server for this session.
+    pub fn auto_cached_statements(&self) -> usize {
+        self.inner.state.cache().auto_len()
     }
 
     /// Empties the statement cache (closing the statements on the server).

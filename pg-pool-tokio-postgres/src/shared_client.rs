@@ -249,9 +249,16 @@ impl SharedClient<'_> {
         self.conn.execute_prepared(statement, params).await
     }
 
-    /// Statements in the connection's cache.
+    /// Statements of `prepare_cached` in the connection's cache
+    /// ([`PgConnection::cached_statements`]).
     pub fn cached_statements(&self) -> usize {
         self.conn.cached_statements()
+    }
+
+    /// Statements the plain-SQL methods cached on the connection
+    /// ([`PgConnection::auto_cached_statements`]).
+    pub fn auto_cached_statements(&self) -> usize {
+        self.conn.auto_cached_statements()
     }
 
     /// The server process ID of this session ([`PgConnection::backend_pid`]).

@@ -10,6 +10,7 @@ use crate::connection::{Params, PgConnection, TypedParams, rows_affected};
 use crate::error::PgError;
 use crate::session::{SqlFlags, classify};
 use crate::state::State;
+use crate::tap::TapShared;
 
 /// A transaction on a [`PgConnection`].
 ///
@@ -25,6 +26,10 @@ pub struct PgTransaction<'a> {
     inner: Option<Transaction<'a>>,
     state: &'a State,
     profile: Profile,
+    /// Plain SQL goes through the statement cache ([`PgConfig::auto_prepares`]).
+    auto_prepare: bool,
+    /// The session's protocol tap, which sees a `DEALLOCATE` the cache must follow.
+    tap: Option<&'a TapShared>,
 }
 
 // Manual impl: tokio-postgres's `Transaction` has no `Debug`.
@@ -80,7 +85,10 @@ impl<'a> PgTransaction<'a> {
             .await
     }
 
-    /// Runs `sql` and returns its rows, as [`PgConnection::query`] does.
+    /// Runs `sql` and returns its rows, as [`PgConnection::query`] does, through the
+    /// statement cache by default ([`PgConfig::auto_prepare`]); a cached statement made
+    /// stale by a schema change fails the call (and the transaction) once, and is prepared
+    /// afresh by the next call.
     ///
     /// # Errors
     ///
@@ -93,9 +101,14 @@ impl<'a> PgTransaction<'a> {
         let flags = classify(sql);
         match self.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.inner().query(sql, params))
-                    .await
+                let txn = self.inner();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    txn.query(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
+                self.state.run(flags, false, txn.query(sql, params)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 self.state
@@ -109,7 +122,7 @@ impl<'a> PgTransaction<'a> {
     }
 
     /// Runs `sql` and returns the number of rows it affected, as [`PgConnection::execute`]
-    /// does.
+    /// does (through the statement cache by default, as [`query`](Self::query)).
     ///
     /// # Errors
     ///
@@ -122,9 +135,14 @@ impl<'a> PgTransaction<'a> {
         let flags = classify(sql);
         match self.profile {
             Profile::Session => {
-                self.state
-                    .run(flags, false, self.inner().execute(sql, params))
-                    .await
+                let txn = self.inner();
+                let cached = self.cached(sql, flags, |statement| async move {
+                    txn.execute(&statement, params).await
+                });
+                if let Some(result) = cached.await {
+                    return result;
+                }
+                self.state.run(flags, false, txn.execute(sql, params)).await
             }
             Profile::PoolerSafe if params.is_empty() => {
                 let messages = self
@@ -156,6 +174,35 @@ impl<'a> PgTransaction<'a> {
         self.state
             .run(classify(sql), false, self.inner().query_typed(sql, params))
             .await
+    }
+
+    /// Runs `sql` through the statement cache when [`PgConfig::auto_prepares`]; a stale
+    /// statement is evicted and its error returned, never retried (the transaction is
+    /// aborted). `None` when the caller must run it as without the cache.
+    async fn cached<T, E, EF>(
+        &self,
+        sql: &str,
+        flags: SqlFlags,
+        execute: E,
+    ) -> Option<Result<T, PgError>>
+    where
+        E: Fn(tokio_postgres::Statement) -> EF,
+        EF: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        if !self.auto_prepare {
+            return None;
+        }
+        let txn = self.inner();
+        crate::auto_prepare::run_cached(
+            self.state,
+            self.tap,
+            sql,
+            flags,
+            || async { false },
+            || txn.prepare(sql),
+            execute,
+        )
+        .await
     }
 
     /// Runs `;`-separated statements with the simple query protocol.
@@ -267,8 +314,9 @@ impl<'a> PgTransactionBuilder<'a> {
     ///
     /// As [`PgTransaction::commit`].
     pub async fn start(self) -> Result<PgTransaction<'a>, PgError> {
-        let (client, state, config): (_, &'a State, &'a PgConfig) = self.conn.parts_mut();
+        let (client, state, config, tap): (_, &'a State, &'a PgConfig, _) = self.conn.parts_mut();
         let profile = config.profile;
+        let auto_prepare = config.auto_prepares();
         let mut builder = client.build_transaction();
         if let Some(level) = self.isolation_level {
             builder = builder.isolation_level(level);
@@ -287,6 +335,8 @@ impl<'a> PgTransactionBuilder<'a> {
             inner: Some(inner),
             state,
             profile,
+            auto_prepare,
+            tap,
         })
     }
 }

@@ -11,8 +11,9 @@ use crate::raw::Origin;
 ///
 /// [`PoolSettings::apply`] copies them onto a [`ConnPoolConfig`]. Keys starting with
 /// `pool_` that this crate does not know are kept in [`PoolSettings::driver`] for the
-/// driver (`pg-pool-tokio-postgres` reads `pool_reset`, `pool_profile` and
-/// `pool_statement_cache`); a driver rejects any it does not know either.
+/// driver (`pg-pool-tokio-postgres` reads `pool_reset`, `pool_reset_when`, `pool_profile`,
+/// `pool_statement_cache` and `pool_auto_prepare`); a driver rejects any it does not know
+/// either.
 ///
 /// Durations are a number and a unit, `ms`, `s`, `m` or `h`, optionally several in a row
 /// (`500ms`, `30s`, `5m`, `1h30m`), at most a year. A bare number is an error, not seconds:

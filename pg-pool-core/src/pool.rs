@@ -380,4 +380,14 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             .broken
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Shuttle models only: makes queued callers look at their slot before registering
+    /// their listener (and not after), the lost wake-up the models must catch.
+    #[cfg(shuttle)]
+    #[doc(hidden)]
+    pub fn break_wait_for_model(&self) {
+        self.shared
+            .broken_wait
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

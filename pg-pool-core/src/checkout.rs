@@ -195,24 +195,6 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         // (one lock of the event's list fewer). A caller that has just queued is practically
         // never granted yet, and its look costs one atomic load.
         let grant = loop {
-            #[cfg(shuttle)]
-            if self.broken_wait.load(std::sync::atomic::Ordering::Relaxed) {
-                // The deliberate bug of `tests/shuttle_fast.rs`: look before registering.
-                if let Some(found) = slot.waiter.take_any() {
-                    match found {
-                        Found::Grant(grant) => break grant,
-                        Found::Nudge => {
-                            if let Some(grant) = self.claim(slot.waiter) {
-                                break grant;
-                            }
-                            continue;
-                        }
-                    }
-                }
-                listener!(slot.waiter.event() => woken);
-                woken.await;
-                continue;
-            }
             listener!(slot.waiter.event() => woken);
             let looked = poll_fn(|cx| match slot.waiter.take_any() {
                 Some(found) => Poll::Ready(Some(found)),

@@ -381,13 +381,13 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Shuttle models only: makes queued callers look at their slot before registering
-    /// their listener (and not after), the lost wake-up the models must catch.
+    /// Shuttle models only: makes a return wake the head waiter before storing its grant
+    /// (and not after), the lost wake-up the models must catch.
     #[cfg(shuttle)]
     #[doc(hidden)]
-    pub fn break_wait_for_model(&self) {
+    pub fn break_grant_for_model(&self) {
         self.shared
-            .broken_wait
+            .broken_grant
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -220,11 +220,11 @@ pub(crate) struct Shared<T: Poolable, R: Runtime> {
     /// last check, so a connection granted just before an eviction is still caught.
     generation: AtomicU64,
     pub(crate) leaks: Option<LeakRegistry>,
-    /// Shuttle models only: a queued caller looks at its slot before registering its
-    /// listener instead of after, the deliberate lost wake-up `tests/shuttle_fast.rs`
-    /// proves its models catch.
+    /// Shuttle models only: a return wakes the head waiter before storing its grant (and
+    /// not after), the deliberate lost wake-up `tests/shuttle_fast.rs` proves its models
+    /// catch.
     #[cfg(shuttle)]
-    pub(crate) broken_wait: std::sync::atomic::AtomicBool,
+    pub(crate) broken_grant: std::sync::atomic::AtomicBool,
 }
 
 impl<T: Poolable, R: Runtime> std::fmt::Debug for Shared<T, R> {
@@ -276,7 +276,7 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             generation: AtomicU64::new(0),
             leaks,
             #[cfg(shuttle)]
-            broken_wait: std::sync::atomic::AtomicBool::new(false),
+            broken_grant: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -368,6 +368,12 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             st.counters
                 .wait_time
                 .record_nanos(nanos_between(now, waiter.enqueued));
+            #[cfg(shuttle)]
+            if self.broken_grant.load(Ordering::Relaxed) {
+                waiter.wake();
+                waiter.grant(Grant::Conn(conn));
+                return;
+            }
             waiter.grant(Grant::Conn(conn));
             fx.wake(waiter);
         } else {

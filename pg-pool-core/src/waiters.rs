@@ -12,6 +12,14 @@
 //! in the waiter's slot before the wake-up, and the waiter re-checks its slot after
 //! registering its listener, so neither is lost.
 //!
+//! The slot costs a hand-off no lock: a granted connection (a box) moves through an atomic
+//! cell, and one atomic byte says whether anything is there (granted, nudged). The grant is
+//! stored, then the byte set (release), then the listener notified; the waiter registers
+//! its listener, then reads the byte (acquire). Either the notification finds the listener
+//! registered, or the waiter's read comes after the byte was set (the event's own lock
+//! orders the registration and the notification). Rare grants (a failure, a timeout, the
+//! pool closing) sit behind a lock of the waiter's.
+//!
 //! A caller that gives up while queued is not searched for: its entry is marked abandoned
 //! (O(1)) and skipped when it reaches the front; the queue compacts itself once abandoned
 //! entries outnumber live ones, so removal is amortised O(1) whatever order callers leave in.

@@ -140,7 +140,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                             // Connections may be idle while the head is past the bound.
                             self.serve(&mut st, now, bound, &mut fx);
                         }
-                        self.plan_connects(&mut st, started, &mut fx);
+                        // A full pool (the usual case when callers queue) has no connect
+                        // to plan, and the slot was emptied above: no call.
+                        if st.ledger.room() > 0 {
+                            self.plan_connects(&mut st, started, &mut fx);
+                        }
                         Err(waiter)
                     }
                 }

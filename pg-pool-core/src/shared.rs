@@ -170,6 +170,7 @@ impl<T: Poolable> Effects<T> {
         })
     }
 
+    #[inline]
     pub(crate) fn wake(&mut self, waiter: Arc<WaiterOf<T>>) {
         if self.wake.is_none() {
             self.wake = Some(waiter);

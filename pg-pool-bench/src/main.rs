@@ -361,6 +361,12 @@ fn cycles_mode(args: &[String]) {
 /// under callgrind to count instructions per hand-off; see `single::handoffs_only`).
 fn handoffs_mode(args: &[String]) {
     let usage = "usage: pg-pool-bench --handoffs POOL N";
+    // The reference rows (`floor`, `deadpool-timeout`) are no pools of the comparison.
+    if let (Some(name), Some(n)) = (args.first(), args.get(1).and_then(|v| v.parse().ok()))
+        && pg_pool_bench::single::handoffs_reference(name, n)
+    {
+        return;
+    }
     let pool = args
         .first()
         .and_then(|p| PoolKind::from_name(p))

@@ -328,3 +328,105 @@ pub fn measured_handoffs<P: BenchPool>(
 ) {
     rt.block_on(handoffs(pool, n));
 }
+
+/// Reference rows for `--handoffs`, beside the pools: what the same two-task hand-off costs
+/// with no pool work at all (`floor`), and deadpool with a wait timeout (`deadpool-timeout`),
+/// the guarantee pg-pool's checkout always has.
+///
+/// `floor` is a one-connection "pool" reduced to a mutex, a flag and one stored waker: a
+/// return hands the connection to the stored waker's task and wakes it, a checkout takes
+/// what it was handed or stores its waker. What it costs per hand-off is tokio's wake, poll
+/// and `yield_now` plus a few locked instructions, the floor under any pool's figure.
+/// `deadpool-timeout` is deadpool with `timeouts.wait` set to the ten minutes pg-pool's
+/// measured configuration uses: every queued checkout registers a tokio timer.
+///
+/// Returns `false` for an unknown name.
+pub fn handoffs_reference(name: &str, n: u64) -> bool {
+    match name {
+        "floor" => run_handoffs(Floor::default, n),
+        "deadpool-timeout" => run_handoffs(deadpool_with_wait_timeout, n),
+        _ => return false,
+    }
+    true
+}
+
+/// Builds a pool inside a current-thread runtime and measures its hand-offs, as
+/// [`handoffs_only`] does.
+fn run_handoffs<P: BenchPool>(build: fn() -> P, n: u64) {
+    let rt = current_thread();
+    let pool = std::sync::Arc::new(rt.block_on(async { build() }));
+    rt.block_on(handoffs(&pool, 10));
+    measured_handoffs(&rt, &pool, n);
+}
+
+fn deadpool_with_wait_timeout() -> Deadpool {
+    let timeouts = deadpool::managed::Timeouts {
+        wait: Some(std::time::Duration::from_secs(600)),
+        ..deadpool::managed::Timeouts::default()
+    };
+    Deadpool(
+        deadpool::managed::Pool::builder(crate::noop::DeadpoolManager)
+            .max_size(1)
+            .timeouts(timeouts)
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .expect("deadpool builds"),
+    )
+}
+
+/// The floor's state: see [`handoffs_reference`].
+#[derive(Debug, Default)]
+struct FloorState {
+    taken: bool,
+    handed: bool,
+    waiter: Option<std::task::Waker>,
+}
+
+/// A one-connection pool with nothing but a hand-off to one stored waker (see
+/// [`handoffs_reference`]); enough for the two tasks of [`handoffs`], not a real pool.
+#[derive(Debug, Default)]
+struct Floor {
+    state: std::sync::Mutex<FloorState>,
+    conn: crate::noop::Noop,
+}
+
+/// The floor's checked-out connection; hands it on when dropped.
+struct FloorGuard<'a>(&'a Floor);
+
+impl std::ops::Deref for FloorGuard<'_> {
+    type Target = crate::noop::Noop;
+
+    fn deref(&self) -> &crate::noop::Noop {
+        &self.0.conn
+    }
+}
+
+impl Drop for FloorGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        match state.waiter.take() {
+            Some(waker) => {
+                state.handed = true;
+                drop(state);
+                waker.wake();
+            }
+            None => state.taken = false,
+        }
+    }
+}
+
+impl BenchPool for Floor {
+    type Guard<'a> = FloorGuard<'a>;
+
+    async fn checkout(&self) -> Option<FloorGuard<'_>> {
+        std::future::poll_fn(|cx| {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if std::mem::take(&mut state.handed) || !std::mem::replace(&mut state.taken, true) {
+                return std::task::Poll::Ready(Some(FloorGuard(self)));
+            }
+            state.waiter = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}

@@ -1,8 +1,11 @@
 //! The acquire path: take an idle connection or queue for one, then validate it.
 
 use crate::clock::{Instant, after};
+use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use event_listener::listener;
 use tracing::Instrument;
@@ -137,7 +140,11 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
                             // Connections may be idle while the head is past the bound.
                             self.serve(&mut st, now, bound, &mut fx);
                         }
-                        self.plan_connects(&mut st, started, &mut fx);
+                        // A full pool (the usual case when callers queue) has no connect
+                        // to plan, and the slot was emptied above: no call.
+                        if st.ledger.room() > 0 {
+                            self.plan_connects(&mut st, started, &mut fx);
+                        }
                         Err(waiter)
                     }
                 }
@@ -186,29 +193,30 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             waiter: &waiter,
             armed: true,
         };
-        // The slot is looked at once the listener is registered (so that a grant or nudge
-        // stored before the registration is seen), and again after each wake-up: a caller
-        // that has just queued is practically never granted yet, so it does not look first.
+        // The slot is looked at after the listener is registered, so that a grant or nudge
+        // stored before the registration is seen; then at every poll, before the listener
+        // is: the usual wake-up finds the grant at once and leaves the listener unpolled
+        // (one lock of the event's list fewer). A caller that has just queued is practically
+        // never granted yet, and its look costs one atomic load.
         let grant = loop {
             listener!(slot.waiter.event() => woken);
-            let found = match slot.waiter.take_any() {
-                Some(found) => found,
-                None => {
-                    woken.await;
-                    match slot.waiter.take_any() {
-                        Some(found) => found,
-                        // Woken with nothing (a nudge already taken): listen again.
-                        None => continue,
-                    }
-                }
-            };
-            match found {
-                Found::Grant(grant) => break grant,
-                Found::Nudge => {
+            let looked = poll_fn(|cx| match slot.waiter.take_any() {
+                Some(found) => Poll::Ready(Some(found)),
+                // Notified: the grant or nudge was stored before the notification.
+                None => Pin::new(&mut woken)
+                    .poll(cx)
+                    .map(|()| slot.waiter.take_any()),
+            })
+            .await;
+            match looked {
+                Some(Found::Grant(grant)) => break grant,
+                Some(Found::Nudge) => {
                     if let Some(grant) = self.claim(slot.waiter) {
                         break grant;
                     }
                 }
+                // Woken with nothing (a nudge already taken): listen again.
+                None => {}
             }
         };
         slot.armed = false;

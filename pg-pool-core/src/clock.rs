@@ -31,6 +31,7 @@ pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
 }
 
 /// `now + delay`, saturating at [`FOREVER`] from now.
+#[inline]
 pub(crate) fn after(now: Instant, delay: Duration) -> Instant {
     now.checked_add(delay.min(FOREVER)).unwrap_or(now)
 }

@@ -92,6 +92,7 @@ impl Histogram {
 
     /// Records a sample of `nanos` nanoseconds, as [`Histogram::record`] records the same
     /// `Duration` (without building one).
+    #[inline]
     pub(crate) fn record_nanos(&mut self, nanos: u64) {
         let micros = nanos / 1_000;
         self.counts[Self::bucket_of_micros(micros)] += 1;

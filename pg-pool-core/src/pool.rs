@@ -380,4 +380,14 @@ impl<T: Poolable, R: Runtime> ConnPool<T, R> {
             .broken
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Shuttle models only: makes a return wake the head waiter before storing its grant
+    /// (and not after), the lost wake-up the models must catch.
+    #[cfg(shuttle)]
+    #[doc(hidden)]
+    pub fn break_grant_for_model(&self) {
+        self.shared
+            .broken_grant
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -19,7 +19,7 @@ use futures_lite::FutureExt;
 use std::time::Duration;
 use tracing::Instrument;
 
-use crate::clock::{Instant, after};
+use crate::clock::{Instant, after, nanos_between};
 
 use event_listener::Event;
 
@@ -170,6 +170,7 @@ impl<T: Poolable> Effects<T> {
         })
     }
 
+    #[inline]
     pub(crate) fn wake(&mut self, waiter: Arc<WaiterOf<T>>) {
         if self.wake.is_none() {
             self.wake = Some(waiter);
@@ -220,6 +221,11 @@ pub(crate) struct Shared<T: Poolable, R: Runtime> {
     /// last check, so a connection granted just before an eviction is still caught.
     generation: AtomicU64,
     pub(crate) leaks: Option<LeakRegistry>,
+    /// Shuttle models only: a return wakes the head waiter before storing its grant (and
+    /// not after), the deliberate lost wake-up `tests/shuttle_fast.rs` proves its models
+    /// catch.
+    #[cfg(shuttle)]
+    pub(crate) broken_grant: std::sync::atomic::AtomicBool,
 }
 
 impl<T: Poolable, R: Runtime> std::fmt::Debug for Shared<T, R> {
@@ -270,6 +276,8 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             background: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             leaks,
+            #[cfg(shuttle)]
+            broken_grant: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -360,7 +368,13 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
             st.counters.checkouts += 1;
             st.counters
                 .wait_time
-                .record(now.saturating_duration_since(waiter.enqueued));
+                .record_nanos(nanos_between(now, waiter.enqueued));
+            #[cfg(shuttle)]
+            if self.broken_grant.load(Ordering::Relaxed) {
+                waiter.wake();
+                waiter.grant(Grant::Conn(conn));
+                return;
+            }
             waiter.grant(Grant::Conn(conn));
             fx.wake(waiter);
         } else {
@@ -377,6 +391,12 @@ impl<T: Poolable, R: Runtime> Shared<T, R> {
         }
         // Supply counts the slot's connection once it is in the idle set.
         self.unslot(st, now, fx);
+        // A full pool (the usual case under contention) has no connect to plan: none would
+        // fit, and a backoff timer would only lead back here. Whatever frees room plans
+        // again (`update`).
+        if st.ledger.room() == 0 {
+            return;
+        }
         let demand = st.waiters.len() + st.ledger.min_idle();
         let supply = st.ledger.supply();
         let mut wanted = demand.saturating_sub(supply);

@@ -1,17 +1,18 @@
 //! Synchronisation primitives, swapped for shuttle's instrumented ones under `cfg(shuttle)`.
 //!
-//! Every lock the engine takes, and every atomic that orders the fast slot (`fast.rs`), goes
-//! through this module so that the shuttle models in `tests/shuttle.rs` explore the real
-//! hand-off and accounting code, not a copy of it.
+//! Every lock the engine takes, and every atomic that orders the fast slot (`fast.rs`) or
+//! publishes what a waiter is handed (`waiters.rs`), goes through this module so that the
+//! shuttle models in `tests/shuttle*.rs` explore the real hand-off and accounting code, not
+//! a copy of it.
 
 use std::fmt;
 
 #[cfg(shuttle)]
-pub(crate) use shuttle::sync::atomic::AtomicBool;
+pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU8};
 #[cfg(shuttle)]
 pub(crate) use shuttle::sync::{Mutex, MutexGuard};
 #[cfg(not(shuttle))]
-pub(crate) use std::sync::atomic::AtomicBool;
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8};
 #[cfg(not(shuttle))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 

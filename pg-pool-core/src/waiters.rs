@@ -12,6 +12,14 @@
 //! in the waiter's slot before the wake-up, and the waiter re-checks its slot after
 //! registering its listener, so neither is lost.
 //!
+//! The slot costs a hand-off no lock: a granted connection (a box) moves through an atomic
+//! cell, and one atomic byte says whether anything is there (granted, nudged). The grant is
+//! stored, then the byte set (release), then the listener notified; the waiter registers
+//! its listener, then reads the byte (acquire). Either the notification finds the listener
+//! registered, or the waiter's read comes after the byte was set (the event's own lock
+//! orders the registration and the notification). Rare grants (a failure, a timeout, the
+//! pool closing) sit behind a lock of the waiter's.
+//!
 //! A caller that gives up while queued is not searched for: its entry is marked abandoned
 //! (O(1)) and skipped when it reaches the front; the queue compacts itself once abandoned
 //! entries outnumber live ones, so removal is amortised O(1) whatever order callers leave in.
@@ -23,13 +31,13 @@
 use crate::clock::Instant;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use event_listener::Event;
 
 use crate::conn::Conn;
 use crate::error::{ConnectError, Phase};
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicU8, Mutex, SwapCell, lock};
 
 /// What a waiter is handed.
 #[derive(Debug)]
@@ -56,14 +64,9 @@ pub(crate) enum Found<T, E> {
     Nudge,
 }
 
-/// A waiter's slot: its grant, and whether it was nudged. Behind one lock, so that a
-/// nudge, like a grant, set before the caller registers its listener is seen by the
-/// re-check that follows the registration.
-#[derive(Debug)]
-struct Slot<T, E> {
-    grant: Option<Grant<T, E>>,
-    nudged: bool,
-}
+/// Bits of [`Waiter::state`].
+const GRANTED: u8 = 1;
+const NUDGED: u8 = 2;
 
 /// One caller waiting in the queue.
 #[derive(Debug)]
@@ -78,8 +81,18 @@ pub(crate) struct Waiter<T, E> {
     pub(crate) deadline: Instant,
     /// In the queue and not abandoned. Read and written only under the pool lock (the
     /// atomic only makes the shared `Arc` writable there).
-    queued: AtomicBool,
-    slot: Mutex<Slot<T, E>>,
+    queued: std::sync::atomic::AtomicBool,
+    /// What the waiter has been handed and not taken yet: [`GRANTED`] (a connection in
+    /// `conn`, or another grant in `other`) and [`NUDGED`]. Set (release) after the grant
+    /// is stored and before the wake-up; the waiting caller reads it (acquire) after
+    /// registering its listener, so that it sees a grant or nudge made before the
+    /// registration. Its look before sleeping costs one load.
+    state: AtomicU8,
+    /// A granted connection: a box, exchanged in one atomic step, so that the usual
+    /// hand-off takes no lock of the waiter's.
+    conn: SwapCell<Conn<T>>,
+    /// Any other grant (a failure, a timeout, the pool closed): rare, behind a lock.
+    other: Mutex<Option<Grant<T, E>>>,
     event: Event,
 }
 
@@ -90,11 +103,10 @@ impl<T, E> Waiter<T, E> {
             enqueued,
             since: enqueued,
             deadline,
-            queued: AtomicBool::new(false),
-            slot: Mutex::new(Slot {
-                grant: None,
-                nudged: false,
-            }),
+            queued: std::sync::atomic::AtomicBool::new(false),
+            state: AtomicU8::new(0),
+            conn: SwapCell::new(),
+            other: Mutex::new(None),
             event: Event::new(),
         }
     }
@@ -102,14 +114,17 @@ impl<T, E> Waiter<T, E> {
     /// Readies a finished waiter for another caller; `Arc::get_mut` on a spare proves no
     /// one else holds it. Its event keeps its allocation, which is the point of reusing it.
     pub(crate) fn reuse(&mut self, id: u64, enqueued: Instant, deadline: Instant) {
-        // Exclusive access: the slot is reset without locking it.
-        let slot = self
-            .slot
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        debug_assert!(slot.grant.is_none(), "a spare waiter holds no grant");
+        debug_assert!(
+            self.conn.swap(None).is_none()
+                && self
+                    .other
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .is_none(),
+            "a spare waiter holds no grant"
+        );
         // A nudge may be left over from before a grant.
-        slot.nudged = false;
+        self.state.store(0, Ordering::Relaxed);
         self.id = id;
         self.enqueued = enqueued;
         self.since = enqueued;
@@ -119,29 +134,59 @@ impl<T, E> Waiter<T, E> {
     /// Stores the grant. Called under the pool lock, right after the waiter left the queue;
     /// the caller wakes it with [`Waiter::wake`] once the pool lock is released.
     pub(crate) fn grant(&self, grant: Grant<T, E>) {
-        let previous = lock(&self.slot).grant.replace(grant);
-        debug_assert!(previous.is_none(), "a waiter is granted at most once");
+        debug_assert!(
+            self.state.load(Ordering::Relaxed) & GRANTED == 0,
+            "a waiter is granted at most once"
+        );
+        match grant {
+            Grant::Conn(conn) => {
+                let previous = self.conn.swap(Some(conn));
+                debug_assert!(previous.is_none(), "a waiter is granted at most once");
+            }
+            other => {
+                let previous = lock(&self.other).replace(other);
+                debug_assert!(previous.is_none(), "a waiter is granted at most once");
+            }
+        }
+        self.state.fetch_or(GRANTED, Ordering::Release);
     }
 
-    /// Takes the grant, if one has been made.
+    /// Takes the grant, if one has been made. Under the pool lock, or after `GRANTED` was
+    /// seen: either way after the grant was stored.
     pub(crate) fn take(&self) -> Option<Grant<T, E>> {
-        lock(&self.slot).grant.take()
+        let grant = match self.conn.swap(None) {
+            Some(conn) => Grant::Conn(conn),
+            None => lock(&self.other).take()?,
+        };
+        self.state.fetch_and(!GRANTED, Ordering::Relaxed);
+        Some(grant)
     }
 
     /// Marks the waiter nudged (bounded fairness). Called under the pool lock, for the
     /// queued waiter recorded as the queue's woken one; the caller wakes it with
     /// [`Waiter::wake`] once the pool lock is released.
     pub(crate) fn nudge(&self) {
-        lock(&self.slot).nudged = true;
+        self.state.fetch_or(NUDGED, Ordering::Release);
     }
 
-    /// Takes the grant if one has been made, else the nudge if there is one.
+    /// Takes the grant if one has been made, else the nudge if there is one. One load when
+    /// there is neither (the look before sleeping).
+    #[inline]
     pub(crate) fn take_any(&self) -> Option<Found<T, E>> {
-        let mut slot = lock(&self.slot);
-        if let Some(grant) = slot.grant.take() {
+        let state = self.state.load(Ordering::Acquire);
+        if state == 0 {
+            return None;
+        }
+        self.take_found(state)
+    }
+
+    fn take_found(&self, state: u8) -> Option<Found<T, E>> {
+        if state & GRANTED != 0
+            && let Some(grant) = self.take()
+        {
             return Some(Found::Grant(grant));
         }
-        std::mem::take(&mut slot.nudged).then_some(Found::Nudge)
+        (self.state.fetch_and(!NUDGED, Ordering::Acquire) & NUDGED != 0).then_some(Found::Nudge)
     }
 
     /// Wakes the waiter. Never called under the pool lock.

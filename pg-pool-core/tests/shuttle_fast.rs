@@ -5,7 +5,10 @@
 //! `open` flag are shuttle primitives, so every step of the protocol is a scheduling point.
 //! A lost wake-up (a connection left in the slot while a caller sleeps in the queue) shows
 //! as a deadlock, which shuttle reports; `broken_slot_is_caught` proves it does, by running
-//! the first model against a slot whose returns skip their second look at `open`.
+//! the first model against a slot whose returns skip their second look at `open`. The same
+//! model covers the hand-off to a queued caller (the grant published by an atomic flag and
+//! cell, both shuttle primitives here, then the wake-up): `broken_grant_is_caught` runs it
+//! against a return that wakes the caller before publishing its grant.
 //!
 //! `RUSTFLAGS="--cfg shuttle" cargo test -p pg-pool-core --test shuttle_fast --target-dir target/shuttle`
 
@@ -21,15 +24,28 @@ use pg_pool_core::{Fairness, PoolError};
 
 use shuttle_support::{FAIRNESS, check_ledger, check_settled, pool};
 
+/// Which deliberate bug a model runs against.
+#[derive(Debug, Clone, Copy)]
+enum Broken {
+    /// None: the real protocol.
+    No,
+    /// Returns skip their second look at the fast slot's `open`.
+    Slot,
+    /// A return wakes the head waiter before storing its grant, not after.
+    Grant,
+}
+
 /// A connection is out; one caller queues for it while the holder returns it (the return
 /// may see the slot open, then the caller queues, then the connection lands in the slot)
 /// and a third task checks out and returns through the fast slot meanwhile. Everyone is
 /// served: the queued caller is not left asleep with the connection in the slot.
-fn return_races_queueing(fairness: Fairness, broken: bool) {
+fn return_races_queueing(fairness: Fairness, broken: Broken) {
     let live = Arc::new(AtomicUsize::new(0));
     let pool = pool(1, &live, fairness);
-    if broken {
-        pool.break_fast_slot_for_model();
+    match broken {
+        Broken::No => {}
+        Broken::Slot => pool.break_fast_slot_for_model(),
+        Broken::Grant => pool.break_grant_for_model(),
     }
     let held = shuttle::future::block_on(pool.get()).expect("first checkout");
     let queued = {
@@ -147,7 +163,7 @@ fn check(model: impl Fn(Fairness) + Send + Sync + Copy + 'static, iterations: us
 
 #[test]
 fn shuttle_fast_return_races_queueing() {
-    check(|fairness| return_races_queueing(fairness, false), 3000);
+    check(|fairness| return_races_queueing(fairness, Broken::No), 3000);
 }
 
 #[test]
@@ -166,10 +182,30 @@ fn shuttle_fast_drain_races_fast_returns() {
 #[test]
 fn broken_slot_is_caught() {
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        shuttle::check_random(|| return_races_queueing(Fairness::Strict, true), 3000);
+        shuttle::check_random(
+            || return_races_queueing(Fairness::Strict, Broken::Slot),
+            3000,
+        );
     }));
     assert!(
         caught.is_err(),
         "the model passed against a slot that loses wake-ups"
+    );
+}
+
+/// The models catch a hand-off that wakes the waiter before its grant is published (the
+/// waiter looks, finds nothing, listens again, and the grant lands with no wake-up after
+/// it): shuttle finds the interleaving where the granted caller sleeps forever.
+#[test]
+fn broken_grant_is_caught() {
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        shuttle::check_random(
+            || return_races_queueing(Fairness::Strict, Broken::Grant),
+            3000,
+        );
+    }));
+    assert!(
+        caught.is_err(),
+        "the model passed against a hand-off that loses wake-ups"
     );
 }

@@ -140,11 +140,20 @@ impl Markers {
 }
 
 /// Gathers a `Query` body that may be a marker when it arrives in pieces.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct MarkerBuffer {
     bytes: [u8; BODY_LEN],
     /// Bytes gathered; `None` when the message cannot be a marker.
     len: Option<usize>,
+}
+
+// Manual impl: the bytes are a user's SQL or a nonce, never shown.
+impl std::fmt::Debug for MarkerBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarkerBuffer")
+            .field("gathered", &self.len)
+            .finish()
+    }
 }
 
 impl Default for MarkerBuffer {
@@ -247,6 +256,11 @@ mod tests {
         assert!(buffer.body().is_none());
         buffer.feed(b);
         assert_eq!(buffer.body(), Some(&marker[..]));
+        let shown = format!("{buffer:?}");
+        assert!(
+            !shown.contains(&nonce.sql()[PREFIX.len()..PREFIX.len() + 8]) && !shown.contains('['),
+            "{shown}"
+        );
         buffer.start(BODY_LEN as u32 + 1);
         buffer.feed(&marker);
         assert!(buffer.body().is_none());

@@ -145,6 +145,8 @@ mod statement_cache;
 mod tap;
 mod tap_scan;
 mod tap_stream;
+#[cfg(test)]
+mod test_rng;
 #[cfg(feature = "tls")]
 mod tls;
 mod tracker;

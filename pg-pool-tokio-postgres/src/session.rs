@@ -183,13 +183,7 @@ mod tests {
             "preparex",
             "transactions",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1du64);
         for _ in 0..20_000 {
             let len = next() % 8;
             let sql: String = (0..len)

@@ -462,13 +462,7 @@ mod tests {
 
     #[test]
     fn nul_at_finds_the_first_nul() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for _ in 0..20_000 {
             let len = (next() % 40) as usize;
             // Mostly bytes around 0, 1 and 0x80, where a borrow could mislead.

@@ -196,3 +196,15 @@ pub(crate) fn first_row(
         })
         .expect("a row")
 }
+
+/// Drops and creates `table` (one `int` column `x`) through a checkout of `pool`.
+pub(crate) async fn fresh_table<R: PgRuntime>(pool: &PgPool<R>, table: &str) {
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
+        ))
+        .await
+        .unwrap();
+}

@@ -11,7 +11,7 @@ use pg_pool_tokio_postgres::tokio_postgres::types::ToSql;
 use pg_pool_tokio_postgres::{PgPool, PgRuntime};
 
 use super::single;
-use crate::common::{first_row, sleep};
+use crate::common::{first_row, fresh_table, sleep};
 
 /// Checks the next user gets a session that answers its own statements.
 async fn next_user_is_served<R: PgRuntime>(tag: &str, what: &str, pool: &PgPool<R>) -> i32 {
@@ -43,14 +43,7 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
     let app = format!("tp-raw-copy-{tag}");
     let pool = single::<R>(cluster, None, &app, Duration::from_secs(1)).await;
     let table = format!("raw_copy_{tag}");
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
-        ))
-        .await
-        .unwrap();
+    fresh_table(&pool, &table).await;
     let copy = format!("COPY {table} FROM STDIN");
     let pid = pool.get().await.unwrap().backend_pid().await.unwrap();
 

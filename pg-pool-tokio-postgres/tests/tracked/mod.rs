@@ -12,7 +12,9 @@ use pg_pool_test_support::TestCluster;
 use pg_pool_tokio_postgres::tokio_postgres::{Client, GenericClient};
 use pg_pool_tokio_postgres::{PgConfig, PgPool, PgRuntime, ResetWhen};
 
-use crate::common::{blocking, eventually, first_row, pg_config, pool, pool_config, sleep};
+use crate::common::{
+    blocking, eventually, first_row, fresh_table, pg_config, pool, pool_config, sleep,
+};
 
 /// What a fresh session looks like: work_mem, a custom setting unset, no temp table,
 /// SQL-level prepared statements, advisory locks, channels listened to.
@@ -53,14 +55,7 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
     let table = format!("tap_rows_{tag}");
     let pool = single::<R>(pg_config(cluster, None, &format!("tp-tap-clean-{tag}"))).await;
     let pid = pool.get().await.unwrap().backend_pid().await.unwrap();
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
-        ))
-        .await
-        .unwrap();
+    fresh_table(&pool, &table).await;
     let insert = format!("INSERT INTO {table} VALUES ($1)");
     for what in [
         "query_one",

@@ -197,14 +197,16 @@ pub(crate) fn first_row(
         .expect("a row")
 }
 
+/// Runs `sql` (one or more statements) through a checkout of `pool`.
+pub(crate) async fn run_batch<R: PgRuntime>(pool: &PgPool<R>, sql: &str) {
+    pool.get().await.unwrap().batch_execute(sql).await.unwrap();
+}
+
 /// Drops and creates `table` (one `int` column `x`) through a checkout of `pool`.
 pub(crate) async fn fresh_table<R: PgRuntime>(pool: &PgPool<R>, table: &str) {
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
-        ))
-        .await
-        .unwrap();
+    run_batch(
+        pool,
+        &format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"),
+    )
+    .await;
 }

@@ -11,7 +11,7 @@ use pg_pool_tokio_postgres::tokio_postgres::types::ToSql;
 use pg_pool_tokio_postgres::{PgPool, PgRuntime};
 
 use super::single;
-use crate::common::{first_row, fresh_table, sleep};
+use crate::common::{first_row, fresh_table, run_batch, sleep};
 
 /// Checks the next user gets a session that answers its own statements.
 async fn next_user_is_served<R: PgRuntime>(tag: &str, what: &str, pool: &PgPool<R>) -> i32 {
@@ -110,12 +110,7 @@ pub(crate) async fn raw_copy_and_held_streams<R: PgRuntime>(tag: &'static str) {
         "[{tag}] a session still answering a held stream was reused"
     );
     drop(held);
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(&format!("DROP TABLE {table}"))
-        .await
-        .unwrap();
+    run_batch(&pool, &format!("DROP TABLE {table}")).await;
     pool.drain().await;
 }
 

@@ -13,7 +13,7 @@ use pg_pool_tokio_postgres::tokio_postgres::{Client, GenericClient};
 use pg_pool_tokio_postgres::{PgConfig, PgPool, PgRuntime, ResetWhen};
 
 use crate::common::{
-    blocking, eventually, first_row, fresh_table, pg_config, pool, pool_config, sleep,
+    blocking, eventually, first_row, fresh_table, pg_config, pool, pool_config, run_batch, sleep,
 };
 
 /// What a fresh session looks like: work_mem, a custom setting unset, no temp table,
@@ -125,12 +125,7 @@ pub(crate) async fn clean_use_is_not_reset<R: PgRuntime>(tag: &'static str) {
         "[{tag}] {}",
         last_query(cluster, pid).await
     );
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(&format!("DROP TABLE {table}"))
-        .await
-        .unwrap();
+    run_batch(&pool, &format!("DROP TABLE {table}")).await;
     pool.drain().await;
 
     // `used`: reset after every use.
